@@ -1,0 +1,79 @@
+//! The library's typed errors. Each variant carries the offending path / key / value as data
+//! and renders as one line that says what is wrong and how to fix it; `main` prints that line
+//! and exits with [`Error::exit_code`].
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration file, key or value is wrong.
+    #[error("config: {0}")]
+    Config(String),
+    /// The command line asks for something impossible (bad date range, missing option...).
+    #[error("{0}")]
+    Usage(String),
+    /// A vendor / input file is malformed or of the wrong format.
+    #[error("{}: {detail}", path.display())]
+    Input { path: PathBuf, detail: String },
+    /// A symbol-day failed validation under the `fail` policy.
+    #[error("{symbol} {date}: {detail}")]
+    Validation {
+        symbol: String,
+        date: chrono::NaiveDate,
+        detail: String,
+    },
+    /// A day cache is missing, truncated, corrupt, foreign or stale.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// The requested data does not exist (unknown symbol or date).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn input(path: impl Into<PathBuf>, detail: impl Into<String>) -> Error {
+        Error::Input {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Exit codes scripts can rely on (documented in the README):
+    /// 1 I/O, 2 usage or config, 3 bad input data, 4 cache integrity, 5 not found.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Io { .. } => 1,
+            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Input { .. } | Error::Validation { .. } => 3,
+            Error::Cache(_) => 4,
+            Error::NotFound(_) => 5,
+        }
+    }
+}
+
+/// Adds the path to an `io::Result`.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

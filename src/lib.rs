@@ -1,0 +1,27 @@
+//! sim-train: a GPU-first, high-throughput simulator and trainer for intraday trading agents.
+//!
+//! The data layer lives here: vendor files are ingested ([`ingest`]), validated
+//! ([`validate`]), adjusted for corporate actions ([`adjust`]), enriched with causal
+//! features ([`features`]) and written as memory-mapped columnar day caches ([`cache`]) by
+//! the builder ([`build`]). [`calendar`] and [`clock`] know US equity sessions;
+//! [`synth`] generates realistic sessions with ground truth; [`align`] joins symbols on a
+//! common clock. The binary's commands are in [`cli`].
+
+pub mod adjust;
+pub mod align;
+pub mod bars;
+pub mod bench;
+pub mod build;
+pub mod cache;
+pub mod calendar;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod ingest;
+pub mod logging;
+pub mod synth;
+pub mod validate;
+
+pub use error::{Error, Result};
