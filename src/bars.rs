@@ -16,7 +16,19 @@ pub const PRICE_SCALE: i64 = 1_000_000_000;
 
 /// A price in nanodollars (1e-9 USD), exact.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Pod, Zeroable,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Pod,
+    Zeroable,
 )]
 #[repr(transparent)]
 pub struct Price(pub i64);
@@ -163,7 +175,12 @@ pub struct RawDay {
 }
 
 impl RawDay {
-    pub fn new(symbol: impl Into<String>, date: NaiveDate, bar: BarSize, origin: impl Into<String>) -> RawDay {
+    pub fn new(
+        symbol: impl Into<String>,
+        date: NaiveDate,
+        bar: BarSize,
+        origin: impl Into<String>,
+    ) -> RawDay {
         RawDay {
             symbol: symbol.into(),
             date,
@@ -181,7 +198,15 @@ impl RawDay {
     }
 
     /// Appends one bar (OHLCV only).
-    pub fn push(&mut self, ts_ns: i64, open: Price, high: Price, low: Price, close: Price, volume: u64) {
+    pub fn push(
+        &mut self,
+        ts_ns: i64,
+        open: Price,
+        high: Price,
+        low: Price,
+        close: Price,
+        volume: u64,
+    ) {
         self.ts_ns.push(ts_ns);
         self.open.push(open);
         self.high.push(high);

@@ -1,1 +1,519 @@
-//! (in progress)
+//! The cache builder: source → validation → adjustment → features → day caches.
+//!
+//! Dates are walked in order because features warm up across the days of a symbol (the
+//! state of every symbol carries from one date to the next); within a date, symbols are
+//! processed in parallel (rayon) and each symbol-day is written atomically. Days before
+//! `--from` are read only to warm the features up (`features.warmup_days`). The catalog,
+//! the validation report and the resolved config are written at the end, and also when
+//! the build stops on an error, so that nothing written is left unlisted.
+
+use crate::adjust::{AdjustMode, FactorTables};
+use crate::bars::{BarSize, RawDay};
+use crate::cache::catalog::{CacheSettings, sync_dir, write_atomic};
+use crate::cache::format::FORMAT_VERSION;
+use crate::cache::{Catalog, CatalogEntry, ClockSpec, DayInfo, SessionTimes, day_path, write_day};
+use crate::calendar::{Calendar, Session};
+use crate::config::Resolved;
+use crate::error::{Error, IoContext, Result};
+use crate::features::{self, BarInput, DayContext, FeatureState};
+use crate::ingest::dbn::DbnSource;
+use crate::ingest::lean::{self, LeanSource};
+use crate::ingest::synth::SynthSource;
+use crate::ingest::table::TableSource;
+use crate::ingest::{Selection, Source, SourceKind};
+use crate::validate::{DayClock, DayReport, Problem, validate_day};
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What `cache build` was asked to do.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    pub source: SourceKind,
+    /// Input file or folder (optional for `synth`: the `[synth]` config is used).
+    pub input: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub symbols: Option<Vec<String>>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub bar: BarSize,
+    pub adjust: AdjustMode,
+}
+
+/// What a build did (printed, and saved as `build.json`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BuildSummary {
+    pub source: String,
+    pub cache_dir: PathBuf,
+    pub bar: String,
+    pub adjust: String,
+    pub symbols: usize,
+    pub dates: usize,
+    pub days_written: usize,
+    pub days_dropped: usize,
+    pub warmup_days_read: usize,
+    pub bars_written: u64,
+    pub bytes_written: u64,
+    pub problems: BTreeMap<Problem, usize>,
+    pub elapsed_s: f64,
+    pub bars_per_s: f64,
+}
+
+/// The session times used for the day (the calendar's, or the regular default when the
+/// source has data on a day the calendar calls closed).
+pub fn session_or_default(calendar: &Calendar, date: NaiveDate) -> Session {
+    calendar.session(date).unwrap_or(Session {
+        date,
+        pre_open_sec: 4 * 3600,
+        open_sec: 9 * 3600 + 1800,
+        close_sec: 16 * 3600,
+        post_close_sec: 20 * 3600,
+        early_close: false,
+    })
+}
+
+/// The clock of a day at a bar size: 04:00 to the end of after-hours, or one slot a day.
+pub fn clock_spec(session: &Session, bar: BarSize) -> ClockSpec {
+    if bar.is_intraday() {
+        ClockSpec {
+            first_slot_sec: session.pre_open_sec,
+            slot_secs: bar.secs(),
+            n_slots: (session.post_close_sec - session.pre_open_sec).div_ceil(bar.secs()),
+        }
+    } else {
+        ClockSpec {
+            first_slot_sec: 0,
+            slot_secs: bar.secs(),
+            n_slots: 1,
+        }
+    }
+}
+
+/// The calendar the config asks for.
+pub fn calendar_from(resolved: &Resolved) -> Result<Calendar> {
+    match &resolved.config.calendar.market_hours_file {
+        Some(p) => Calendar::from_lean_market_hours(p),
+        None => Ok(Calendar::us_equity()),
+    }
+}
+
+/// Opens the source `req` names.
+pub fn open_source(
+    req: &BuildRequest,
+    sel: Selection,
+    resolved: &Resolved,
+    calendar: &Calendar,
+) -> Result<Box<dyn Source>> {
+    let need_input = || {
+        req.input.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "--source {} needs --input PATH",
+                req.source.as_str()
+            ))
+        })
+    };
+    let cfg = &resolved.config;
+    Ok(match req.source {
+        SourceKind::Lean => Box::new(LeanSource::new(&need_input()?, sel)?),
+        SourceKind::Dbn => Box::new(DbnSource::new(&need_input()?, sel)?),
+        SourceKind::Polygon => Box::new(TableSource::polygon(&need_input()?, sel)?),
+        SourceKind::Csv => Box::new(TableSource::csv(
+            &need_input()?,
+            sel,
+            cfg.ingest.table.clone(),
+        )?),
+        SourceKind::Parquet => Box::new(TableSource::parquet(
+            &need_input()?,
+            sel,
+            cfg.ingest.table.clone(),
+        )?),
+        SourceKind::Synth => {
+            let spec = match &req.input {
+                Some(dir) => crate::synth::read_spec(dir)?,
+                None => crate::synth::SynthSpec::from_params(&cfg.synth, calendar)?,
+            };
+            Box::new(SynthSource::new(spec, sel)?)
+        }
+    })
+}
+
+/// Per-symbol state carried from one date to the next.
+#[derive(Default)]
+struct SymbolState {
+    features: FeatureState,
+}
+
+/// Result of one symbol-day.
+struct DayOutcome {
+    entry: Option<CatalogEntry>,
+    report: DayReport,
+    bars: u64,
+}
+
+/// Builds (or extends) the cache `req.cache_dir`.
+pub fn build_cache(
+    req: &BuildRequest,
+    resolved: &Resolved,
+    show_progress: bool,
+) -> Result<BuildSummary> {
+    let cfg = &resolved.config;
+    if let (Some(f), Some(t)) = (req.from, req.to)
+        && f > t
+    {
+        return Err(Error::Usage(format!(
+            "impossible date range: --from {f} is after --to {t}"
+        )));
+    }
+    let calendar = calendar_from(resolved)?;
+    let symbols: Option<BTreeSet<String>> = req.symbols.as_ref().map(|v| {
+        v.iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    let load_from = req
+        .from
+        .map(|f| calendar.trading_days_back(f, cfg.features.warmup_days as usize));
+    let sel = Selection {
+        symbols: symbols.clone(),
+        from: load_from,
+        to: req.to,
+        bar: req.bar,
+    };
+    let source = open_source(req, sel, resolved, &calendar)?;
+    let factors = factor_tables(req, resolved)?;
+
+    std::fs::create_dir_all(&req.cache_dir).at(&req.cache_dir)?;
+    let _lock = lock_cache(&req.cache_dir)?;
+    remove_stale_temporaries(&req.cache_dir)?;
+    let mut catalog = Catalog::load(&req.cache_dir)?;
+    let settings = CacheSettings {
+        bar: req.bar,
+        adjust: req.adjust.as_str().to_string(),
+        feature_set: features::FEATURE_SET.to_string(),
+        feature_version: features::FEATURE_VERSION,
+        format_version: FORMAT_VERSION,
+    };
+    check_settings(&req.cache_dir, &catalog, &settings)?;
+    catalog.settings = Some(settings);
+
+    let dates = source.dates()?;
+    if dates.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no {} data for {} between {} and {} in {}",
+            req.bar,
+            symbols.as_ref().map_or("any symbol".to_string(), |s| s
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",")),
+            req.from.map_or("the start".into(), |d| d.to_string()),
+            req.to.map_or("the end".into(), |d| d.to_string()),
+            req.input
+                .as_ref()
+                .map_or("the synthetic universe".into(), |p| p.display().to_string()),
+        )));
+    }
+
+    let started = Instant::now();
+    let mut summary = BuildSummary {
+        source: source.name().to_string(),
+        cache_dir: req.cache_dir.clone(),
+        bar: req.bar.to_string(),
+        adjust: req.adjust.as_str().to_string(),
+        ..BuildSummary::default()
+    };
+    let mut reports: Vec<DayReport> = Vec::new();
+    let mut states: HashMap<String, SymbolState> = HashMap::new();
+    let mut seen_symbols = BTreeSet::new();
+    let pb = crate::logging::progress(dates.len() as u64, "building day caches", show_progress);
+
+    let result = (|| -> Result<()> {
+        for &date in &dates {
+            pb.set_message(date.to_string());
+            let write = req.from.is_none_or(|f| date >= f);
+            let raws = source.load_date(date)?;
+            let session = session_or_default(&calendar, date);
+            let mut work: Vec<(RawDay, SymbolState)> = raws
+                .into_iter()
+                .map(|r| {
+                    let st = states.remove(&r.symbol).unwrap_or_default();
+                    (r, st)
+                })
+                .collect();
+            let outcomes: Vec<Result<DayOutcome>> = work
+                .par_iter_mut()
+                .map(|(raw, st)| {
+                    process_day(
+                        raw,
+                        st,
+                        &session,
+                        req,
+                        &factors,
+                        resolved,
+                        write,
+                        source.name(),
+                    )
+                })
+                .collect();
+            for ((raw, st), outcome) in work.into_iter().zip(outcomes) {
+                let outcome = outcome?;
+                seen_symbols.insert(raw.symbol.clone());
+                states.insert(raw.symbol, st);
+                if outcome.report.dropped.is_some() {
+                    summary.days_dropped += 1;
+                }
+                for (p, n) in &outcome.report.counts {
+                    *summary.problems.entry(*p).or_default() += n;
+                }
+                if let Some(entry) = outcome.entry {
+                    summary.days_written += 1;
+                    summary.bars_written += outcome.bars;
+                    summary.bytes_written += entry.bytes;
+                    catalog.upsert(entry);
+                } else if !write {
+                    summary.warmup_days_read += 1;
+                }
+                if !outcome.report.is_clean() {
+                    reports.push(outcome.report);
+                }
+            }
+            summary.dates += write as usize;
+            pb.inc(1);
+        }
+        Ok(())
+    })();
+    pb.finish_and_clear();
+
+    summary.symbols = seen_symbols.len();
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.bars_per_s = summary.bars_written as f64 / summary.elapsed_s.max(1e-9);
+    // Whatever happened, list what was written.
+    for sym in &seen_symbols {
+        sync_dir(&req.cache_dir.join(sym));
+    }
+    catalog.save(&req.cache_dir)?;
+    let report_json = serde_json::json!({ "summary": &summary, "days": &reports });
+    write_atomic(
+        &req.cache_dir.join("validation.json"),
+        serde_json::to_string_pretty(&report_json)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    resolved.save_beside(&req.cache_dir)?;
+    result?;
+    write_atomic(
+        &req.cache_dir.join("build.json"),
+        serde_json::to_string_pretty(&summary)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn process_day(
+    raw: &mut RawDay,
+    st: &mut SymbolState,
+    session: &Session,
+    req: &BuildRequest,
+    factors: &Option<FactorTables>,
+    resolved: &Resolved,
+    write: bool,
+    source_name: &str,
+) -> Result<DayOutcome> {
+    let cfg = &resolved.config;
+    raw.bar = Some(req.bar);
+    let utc_offset_sec = crate::clock::ny_offset_secs(raw.date);
+    let clock = clock_spec(session, req.bar);
+    let dc = DayClock {
+        clock,
+        utc_offset_sec,
+        open_sec: session.open_sec,
+        close_sec: session.close_sec,
+    };
+    let report = validate_day(raw, &dc, &cfg.ingest.validation)?;
+    if report.dropped.is_some() || raw.is_empty() {
+        return Ok(DayOutcome {
+            entry: None,
+            report,
+            bars: 0,
+        });
+    }
+    if req.adjust != AdjustMode::None {
+        let tables = factors
+            .as_ref()
+            .expect("factor tables exist when adjusting");
+        let file = tables.get(&raw.symbol)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no factor file for {} in {} (needed by --adjust {}); add it or use --adjust none",
+                raw.symbol,
+                tables.dir().display(),
+                req.adjust.as_str()
+            ))
+        })?;
+        crate::adjust::adjust_day(raw, file.factors(raw.date), req.adjust);
+    }
+
+    // Features, with the state carried over from the symbol's previous days.
+    st.features.begin_day(DayContext {
+        regular_close_sec: session.close_sec,
+    });
+    let prev_close = st.features.prev_close();
+    let inputs: Vec<BarInput> = (0..raw.len())
+        .map(|i| BarInput {
+            sec_of_day: crate::clock::sec_of_day(raw.ts_ns[i], raw.date, utc_offset_sec).max(0)
+                as u32,
+            open: raw.open[i].dollars(),
+            high: raw.high[i].dollars(),
+            low: raw.low[i].dollars(),
+            close: raw.close[i].dollars(),
+            volume: raw.volume[i] as f64,
+            halted: raw.is_halted(raw.ts_ns[i]),
+        })
+        .collect();
+    let mut cols: Vec<Vec<f32>> = (0..features::N_FEATURES)
+        .map(|_| Vec::with_capacity(raw.len()))
+        .collect();
+    let mut out = [0f32; features::N_FEATURES];
+    for b in &inputs {
+        st.features.update(b, &mut out);
+        for (c, v) in cols.iter_mut().zip(out) {
+            c.push(v);
+        }
+    }
+    if !write {
+        return Ok(DayOutcome {
+            entry: None,
+            report,
+            bars: 0,
+        });
+    }
+    let info = DayInfo {
+        session: SessionTimes {
+            pre_open_sec: session.pre_open_sec,
+            open_sec: session.open_sec,
+            close_sec: session.close_sec,
+            post_close_sec: session.post_close_sec,
+            early_close: session.early_close,
+        },
+        utc_offset_sec,
+        source: source_name.to_string(),
+        adjust: req.adjust.as_str().to_string(),
+        feature_set: features::FEATURE_SET.to_string(),
+        feature_version: features::FEATURE_VERSION,
+        prev_close: prev_close.map(crate::bars::Price::from_dollars),
+        clock,
+    };
+    let path = day_path(&req.cache_dir, &raw.symbol, raw.date);
+    let (meta, bytes) = write_day(&path, raw, &features::FEATURE_NAMES, &cols, &info)?;
+    let rel = path
+        .strip_prefix(&req.cache_dir)
+        .unwrap_or(&path)
+        .to_path_buf();
+    let entry = CatalogEntry::from_meta(
+        &meta,
+        bytes,
+        rel,
+        raw.ts_ns.first().copied(),
+        raw.ts_ns.last().copied(),
+    );
+    Ok(DayOutcome {
+        entry: Some(entry),
+        report,
+        bars: raw.len() as u64,
+    })
+}
+
+fn factor_tables(req: &BuildRequest, resolved: &Resolved) -> Result<Option<FactorTables>> {
+    if req.adjust == AdjustMode::None {
+        return Ok(None);
+    }
+    let dir = match (req.source, &req.input, &resolved.config.ingest.factor_files) {
+        (_, _, Some(dir)) => dir.clone(),
+        (SourceKind::Lean, Some(root), None) => lean::factor_dir(root),
+        (SourceKind::Synth, _, None) => {
+            return Err(Error::Usage(
+                "--adjust needs factor files, and synthetic data has no corporate actions: use --adjust none".into(),
+            ));
+        }
+        (kind, _, None) => {
+            return Err(Error::Usage(format!(
+                "--adjust {} with --source {} needs LEAN-format factor files: set ingest.factor_files (e.g. --set ingest.factor_files=DIR) or use --adjust none",
+                req.adjust.as_str(),
+                kind.as_str()
+            )));
+        }
+    };
+    if !dir.is_dir() {
+        return Err(Error::NotFound(format!(
+            "{}: factor-file folder not found (needed by --adjust {})",
+            dir.display(),
+            req.adjust.as_str()
+        )));
+    }
+    Ok(Some(FactorTables::new(&dir)))
+}
+
+fn check_settings(dir: &Path, catalog: &Catalog, want: &CacheSettings) -> Result<()> {
+    match &catalog.settings {
+        Some(have) if have != want && !catalog.entries.is_empty() => Err(Error::Usage(format!(
+            "{} holds {} bars, adjust {}, features {} v{} (format {}); this build makes {} bars, adjust {}, features {} v{} (format {}). One cache folder never mixes them: use another --cache folder, or delete this one to rebuild it",
+            dir.display(),
+            have.bar,
+            have.adjust,
+            have.feature_set,
+            have.feature_version,
+            have.format_version,
+            want.bar,
+            want.adjust,
+            want.feature_set,
+            want.feature_version,
+            want.format_version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Holds an exclusive advisory lock on the cache folder for the duration of a build, so two
+/// builds never write one folder at once. Released when dropped or when the process dies.
+fn lock_cache(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at(&path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Usage(format!(
+            "{}: another build is writing this cache; wait for it to finish",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
+/// Temporary files left by an interrupted build (never renamed into place) are removed.
+fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in rd.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            for f in std::fs::read_dir(&p).at(&p)?.flatten() {
+                let name = f.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    std::fs::remove_file(f.path()).at(f.path())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

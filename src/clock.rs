@@ -29,14 +29,22 @@ pub fn utc_ns(date: NaiveDate, sec_of_day: i64) -> i64 {
 
 /// As [`utc_ns`], with the day's offset already known (hot paths compute it once per day).
 pub fn utc_ns_with_offset(date: NaiveDate, sec_of_day: i64, offset_secs: i32) -> i64 {
-    let midnight = date.and_hms_opt(0, 0, 0).expect("valid time").and_utc().timestamp();
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .expect("valid time")
+        .and_utc()
+        .timestamp();
     (midnight + sec_of_day - offset_secs as i64) * NS_PER_SEC
 }
 
 /// Seconds since New York midnight of `date` for a UTC timestamp (may be negative or past
 /// 86400 when the timestamp belongs to another day).
 pub fn sec_of_day(ts_ns: i64, date: NaiveDate, offset_secs: i32) -> i64 {
-    let midnight = date.and_hms_opt(0, 0, 0).expect("valid time").and_utc().timestamp();
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .expect("valid time")
+        .and_utc()
+        .timestamp();
     ts_ns.div_euclid(NS_PER_SEC) + offset_secs as i64 - midnight
 }
 

@@ -555,6 +555,21 @@ impl SynthSpec {
         Ok(spec)
     }
 
+    /// The spec over the exchange's trading days from `params.start` (holidays excluded).
+    pub fn from_params(
+        params: &SynthParams,
+        calendar: &crate::calendar::Calendar,
+    ) -> Result<SynthSpec> {
+        params.validate().map_err(Error::Config)?;
+        let last = calendar.trading_days_forward(params.start, params.days);
+        SynthSpec::new(params.clone(), calendar.trading_days(params.start, last))
+    }
+
+    /// Bar size of the universe.
+    pub fn bar(&self) -> crate::bars::BarSize {
+        self.params.bar
+    }
+
     /// The spec over Monday–Friday from `params.start`, ignoring exchange holidays: for
     /// tests, benchmarks and tools without a calendar.
     pub fn with_weekdays(params: SynthParams) -> Result<SynthSpec> {

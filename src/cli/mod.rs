@@ -1,1 +1,276 @@
-//! (in progress)
+//! The `sim-train` command line: argument definitions and dispatch. Commands are thin:
+//! they resolve the config, call the library, and print. Errors come back as
+//! [`crate::Error`]; [`main`] prints one line and returns its exit code.
+
+mod cache_cmd;
+mod other;
+
+use crate::adjust::AdjustMode;
+use crate::bars::BarSize;
+use crate::config::JoinKind;
+use crate::error::Result;
+use crate::ingest::SourceKind;
+use crate::logging::{self, LogFormat};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "sim-train", version, about = "GPU-first simulator and trainer for intraday trading agents", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Config file layered over config/default.toml (a path, or a name in config/).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one config key, e.g. --set synth.seed=7 (repeatable; applied last).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the main job on the embedded default: synthetic universe → day caches → summary.
+    Pipeline(PipelineArgs),
+    /// Generate a seeded synthetic universe (spec + ground truth) into a folder.
+    Synth(SynthArgs),
+    /// Build, list, inspect, export and verify day caches.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Align several symbols of one day on a common clock (columns prefixed by symbol).
+    Align(AlignArgs),
+    /// Throughput benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// List trading sessions (holidays, early closes) between two dates.
+    Calendar(CalendarArgs),
+    /// Print the resolved configuration (defaults, --config, --set).
+    Config,
+}
+
+#[derive(Args, Debug)]
+pub struct PipelineArgs {
+    /// Output folder (synthetic spec, caches, reports).
+    #[arg(long, default_value = "data/pipeline")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Output folder for synth.json (the spec) and truth.json (the ground truth).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of symbols (default: synth.symbols).
+    #[arg(long)]
+    pub symbols: Option<usize>,
+    /// Number of trading days (default: synth.days).
+    #[arg(long)]
+    pub days: Option<usize>,
+    /// Bar size, 1s or 1m (default: synth.bar).
+    #[arg(long)]
+    pub bar: Option<BarSize>,
+    /// Seed (default: synth.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// First trading day, YYYY-MM-DD (default: synth.start).
+    #[arg(long, value_parser = parse_date)]
+    pub start: Option<NaiveDate>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Ingest vendor files (or the synthetic generator) into day caches.
+    Build(BuildArgs),
+    /// List what a cache folder holds.
+    Ls {
+        #[arg(long)]
+        cache: PathBuf,
+        /// Print every entry as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one symbol-day: header, columns, first and last bars, feature ranges.
+    Inspect {
+        #[arg(long)]
+        cache: PathBuf,
+        #[arg(long)]
+        symbol: String,
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one symbol-day as CSV or Parquet: ts, OHLCV and every feature.
+    Export {
+        #[arg(long)]
+        cache: PathBuf,
+        #[arg(long)]
+        symbol: String,
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check every file of a cache folder (and its catalog); exit 4 if any is bad.
+    Verify {
+        #[arg(long)]
+        cache: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    #[arg(long, value_enum)]
+    pub source: SourceKind,
+    /// Input file or folder (for synth: a `sim-train synth` folder; omit to use [synth]).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Cache folder to create or extend.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Only these symbols, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Option<Vec<String>>,
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+    /// Bar size (default 1m; synth: the spec's).
+    #[arg(long)]
+    pub bar: Option<BarSize>,
+    /// Corporate-action adjustment (default: ingest.adjust).
+    #[arg(long, value_enum)]
+    pub adjust: Option<AdjustMode>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AlignArgs {
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Symbols to align, comma-separated (at least two).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub symbols: Vec<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub date: NaiveDate,
+    /// Join kind (default: align.how).
+    #[arg(long, value_enum)]
+    pub how: Option<JoinKind>,
+    /// Columns, comma-separated (default: align.columns).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Output file (.csv or .parquet).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the per-symbol report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Cache build, column scan vs memcpy, and clock lookup throughput.
+    Cache(BenchCacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCacheArgs {
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Synthetic symbols (default: bench.symbols).
+    #[arg(long)]
+    pub symbols: Option<usize>,
+    /// Trading days (default: bench.days).
+    #[arg(long)]
+    pub days: Option<usize>,
+    /// Bar size (default: bench.bar).
+    #[arg(long)]
+    pub bar: Option<BarSize>,
+    /// Work folder (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CalendarArgs {
+    #[arg(long, value_parser = parse_date)]
+    pub from: NaiveDate,
+    #[arg(long, value_parser = parse_date)]
+    pub to: NaiveDate,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
+    crate::bars::parse_date(s)
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let verbosity = if cli.global.quiet {
+        -1
+    } else {
+        cli.global.verbose as i8
+    };
+    logging::init(cli.global.log_format, verbosity);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let resolved = crate::config::load(cli.global.config.as_deref(), &cli.global.set)?;
+    tracing::debug!(layers = ?resolved.layers, "config resolved");
+    let progress = !cli.global.quiet;
+    match cli.command {
+        Command::Pipeline(a) => other::pipeline(&a, &resolved, progress),
+        Command::Synth(a) => other::synth(&a, &resolved),
+        Command::Cache(c) => cache_cmd::run(c, &resolved, progress),
+        Command::Align(a) => other::align_cmd(&a, &resolved),
+        Command::Bench(BenchCommand::Cache(a)) => other::bench_cache(&a, &resolved),
+        Command::Calendar(a) => other::calendar(&a, &resolved),
+        Command::Config => {
+            print!("{}", resolved.to_toml());
+            Ok(0)
+        }
+    }
+}

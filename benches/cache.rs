@@ -1,0 +1,119 @@
+//! Criterion benchmarks of the data layer's hot pieces, on one synthetic 1-second day
+//! (the `[synth]` generator, seed 7) on the CPU:
+//!
+//! - `features/update`: incremental features v1, bars/s;
+//! - `cache/write_day`: one day cache written atomically (with fsync), bytes/s;
+//! - `cache/open_verify`: open + full checksum verification, bytes/s;
+//! - `cache/scan_feature` vs `cache/memcpy`: one feature column read from the mmap vs a
+//!   memcpy of the same bytes;
+//! - `cache/clock_lookup`: latest bar at or before a clock time.
+//!
+//! Run: `cargo bench --bench cache` (figures and dates: benches/NOTES.md).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sim_train::bench::sum_f32;
+use sim_train::build::{BuildRequest, build_cache};
+use sim_train::cache::{DayCache, list_day_files};
+use sim_train::features::{BarInput, DayContext, FeatureState, N_FEATURES};
+use std::hint::black_box;
+
+fn one_day_cache() -> (tempfile::TempDir, DayCache) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut r = sim_train::config::load(None, &[]).expect("default config");
+    r.config.synth.symbols = 1;
+    r.config.synth.days = 1;
+    r.config.synth.bar = sim_train::bars::BarSize::S1;
+    let req = BuildRequest {
+        source: sim_train::ingest::SourceKind::Synth,
+        input: None,
+        cache_dir: dir.path().join("c"),
+        symbols: None,
+        from: None,
+        to: None,
+        bar: sim_train::bars::BarSize::S1,
+        adjust: sim_train::adjust::AdjustMode::None,
+    };
+    build_cache(&req, &r, false).expect("build");
+    let file = list_day_files(&dir.path().join("c")).expect("list")[0].clone();
+    let day = DayCache::open(file).expect("open");
+    (dir, day)
+}
+
+fn benches(c: &mut Criterion) {
+    let (_dir, day) = one_day_cache();
+    let n = day.rows();
+    let bars: Vec<BarInput> = (0..n)
+        .map(|i| BarInput {
+            sec_of_day: day.sec_of_day(i) as u32,
+            open: day.opens()[i].dollars(),
+            high: day.highs()[i].dollars(),
+            low: day.lows()[i].dollars(),
+            close: day.closes()[i].dollars(),
+            volume: day.volumes()[i] as f64,
+            halted: false,
+        })
+        .collect();
+
+    let mut g = c.benchmark_group("features");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(BenchmarkId::new("update", format!("{n} bars")), |b| {
+        b.iter(|| {
+            let mut st = FeatureState::new();
+            st.begin_day(DayContext {
+                regular_close_sec: 57_600,
+            });
+            let mut out = [0f32; N_FEATURES];
+            for bar in &bars {
+                st.update(bar, &mut out);
+            }
+            black_box(out)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("cache");
+    let file_len = day.file_len() as u64;
+    g.throughput(Throughput::Bytes(file_len));
+    g.bench_function(
+        BenchmarkId::new("open_verify", format!("{file_len} B")),
+        |b| b.iter(|| black_box(DayCache::open(day.path()).expect("open").rows())),
+    );
+
+    let col = day.feature(0);
+    let bytes = (col.len() * 4) as u64;
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function(
+        BenchmarkId::new("scan_feature", format!("{bytes} B")),
+        |b| b.iter(|| black_box(sum_f32(black_box(col)))),
+    );
+    let src = col.to_vec();
+    let mut dst = vec![0f32; src.len()];
+    g.bench_function(BenchmarkId::new("memcpy", format!("{bytes} B")), |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&mut dst);
+        })
+    });
+
+    let clock = day.clock();
+    let span = clock.spec.n_slots as i64;
+    g.throughput(Throughput::Elements(1024));
+    g.bench_function("clock_lookup", |b| {
+        let mut x = 12345u64;
+        b.iter(|| {
+            let mut acc = 0u32;
+            for _ in 0..1024 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let sec = clock.spec.first_slot_sec as i64 + (x % span as u64) as i64;
+                acc = acc.wrapping_add(clock.latest_at_or_before(sec).unwrap_or(0));
+            }
+            black_box(acc)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(name = data; config = Criterion::default().sample_size(20); targets = benches);
+criterion_main!(data);

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One place for everything sim-train needs beyond the Rust toolchain, installed
+# idempotently (a second run only checks and returns in seconds).
+#
+#   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [all]      (default: all)
+#
+#   core    the Rust toolchain is present (rustc >= 1.95), the shared target folder exists
+#   torch   .venv with PyTorch 2.11.0 (the libtorch that tch 0.24 links; CPU-only slim set)
+#   nvrtc   NVRTC 13.0 in .venv, so CUDA kernels compile to PTX without a GPU
+#   vulkan  Mesa's lavapipe (software Vulkan), so wgpu compute shaders run on the CPU
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+NVRTC_SPEC='nvidia-cuda-nvrtc==13.0.*'
+VENV=.venv
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+core() {
+  command -v cargo >/dev/null || { log "cargo not found: install Rust (rustup) first"; exit 1; }
+  local v; v=$(rustc --version | awk '{print $2}')
+  if [ "$(printf '%s\n1.95.0\n' "$v" | sort -V | head -1)" != "1.95.0" ]; then
+    log "rustc $v is older than 1.95.0: run 'rustup update stable'"; exit 1
+  fi
+  mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/sim-train/target}"
+}
+
+venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+  fi
+}
+
+# pip_once MARKER ARGS...: runs pip install ARGS unless MARKER says it already did.
+pip_once() {
+  local marker="$VENV/.installed-$1"; shift
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$*" ]; then return 0; fi
+  log "pip install $*"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"
+  printf '%s' "$*" > "$marker"
+}
+
+torch() {
+  venv
+  pip_once torch --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime nvidia-cuda-cupti
+  [ -f "$VENV/lib/python3"*/site-packages/torch/lib/libtorch.so ] 2>/dev/null \
+    || ls "$VENV"/lib/python3*/site-packages/torch/lib/libtorch.so >/dev/null
+}
+
+nvrtc() {
+  venv
+  pip_once nvrtc "$NVRTC_SPEC"
+}
+
+vulkan() {
+  if dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1; then return 0; fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "apt-get install mesa-vulkan-drivers libvulkan1"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+}
+
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(all)
+for p in "${parts[@]}"; do
+  case "$p" in
+    core) core ;;
+    torch) torch ;;
+    nvrtc) nvrtc ;;
+    vulkan) vulkan ;;
+    all) core; torch; nvrtc; vulkan ;;
+    *) log "unknown part '$p' (core, torch, nvrtc, vulkan, all)"; exit 2 ;;
+  esac
+done
+log "ready: ${parts[*]}"

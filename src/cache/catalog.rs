@@ -1,0 +1,166 @@
+//! `catalog.json`: what a cache folder holds (symbols, dates, rows, sizes, and the settings
+//! every file shares), so tools list and select days without opening each file. The
+//! catalog is rewritten atomically after every build; `cache verify` checks it against the
+//! files.
+
+use super::format::Meta;
+use crate::bars::BarSize;
+use crate::error::{Error, IoContext, Result};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const CATALOG_FILE: &str = "catalog.json";
+
+/// Settings that every file in one cache folder shares: mixing them (raw with adjusted
+/// prices, 1s with 1m bars, old with new features) would make one folder lie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSettings {
+    pub bar: BarSize,
+    pub adjust: String,
+    pub feature_set: String,
+    pub feature_version: u32,
+    pub format_version: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub symbol: String,
+    pub date: NaiveDate,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Path relative to the cache folder.
+    pub file: PathBuf,
+    pub source: String,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub halts: usize,
+}
+
+impl CatalogEntry {
+    pub fn from_meta(
+        meta: &Meta,
+        bytes: u64,
+        file: PathBuf,
+        first_ts_ns: Option<i64>,
+        last_ts_ns: Option<i64>,
+    ) -> Self {
+        CatalogEntry {
+            symbol: meta.symbol.clone(),
+            date: meta.date,
+            rows: meta.rows,
+            bytes,
+            file,
+            source: meta.source.clone(),
+            first_ts_ns,
+            last_ts_ns,
+            halts: meta.halts.len(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub settings: Option<CacheSettings>,
+    #[serde(with = "entries_as_list")]
+    pub entries: BTreeMap<(String, NaiveDate), CatalogEntry>,
+}
+
+mod entries_as_list {
+    use super::CatalogEntry;
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    type Map = BTreeMap<(String, NaiveDate), CatalogEntry>;
+
+    pub fn serialize<S: Serializer>(m: &Map, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<&CatalogEntry> = m.values().collect();
+        v.serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
+        let v = Vec::<CatalogEntry>::deserialize(d)?;
+        Ok(v.into_iter()
+            .map(|e| ((e.symbol.clone(), e.date), e))
+            .collect())
+    }
+}
+
+impl Catalog {
+    /// Loads `<dir>/catalog.json`; a folder without one has an empty catalog.
+    pub fn load(dir: &Path) -> Result<Catalog> {
+        let path = dir.join(CATALOG_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::input(
+                    &path,
+                    format!("unreadable catalog ({e}); rebuild it with `sim-train cache build`"),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog::default()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Loads the catalog of a folder that must be a cache.
+    pub fn load_existing(dir: &Path) -> Result<Catalog> {
+        if !dir.join(CATALOG_FILE).is_file() {
+            return Err(Error::NotFound(format!(
+                "{}: no {CATALOG_FILE}; this is not a cache folder (build one with `sim-train cache build --cache {}`)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        Catalog::load(dir)
+    }
+
+    /// Writes the catalog atomically (temporary file, fsync, rename, fsync of the folder).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::input(dir, e.to_string()))?;
+        write_atomic(&dir.join(CATALOG_FILE), &json)
+    }
+
+    pub fn upsert(&mut self, entry: CatalogEntry) {
+        self.entries
+            .insert((entry.symbol.clone(), entry.date), entry);
+    }
+
+    pub fn symbols(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.entries.keys().map(|(s, _)| s.clone()).collect();
+        s.dedup();
+        s
+    }
+
+    pub fn get(&self, symbol: &str, date: NaiveDate) -> Option<&CatalogEntry> {
+        self.entries.get(&(symbol.to_string(), date))
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temporary file beside it, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).at(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .at(dir)?;
+    tmp.write_all(bytes).at(path)?;
+    tmp.as_file().sync_all().at(path)?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// fsyncs a folder so that renames in it survive a crash (best effort: some file systems
+/// refuse to open folders for syncing, which loses nothing but that guarantee).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}

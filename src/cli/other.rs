@@ -1,0 +1,255 @@
+//! `sim-train pipeline | synth | align | bench | calendar`.
+
+use super::{AlignArgs, BenchCacheArgs, CalendarArgs, PipelineArgs, SynthArgs};
+use crate::align::align;
+use crate::build::{BuildRequest, build_cache, calendar_from};
+use crate::cache::export::write_frame;
+use crate::cache::verify::verify_dir;
+use crate::clock::{hms, iso_ny};
+use crate::config::Resolved;
+use crate::error::{Error, Result};
+use crate::ingest::SourceKind;
+use polars::prelude::{Column, DataFrame};
+
+/// The synthetic spec from `[synth]` with the command-line overrides.
+fn synth_spec(a: &SynthArgs, resolved: &Resolved) -> Result<crate::synth::SynthSpec> {
+    let mut p = resolved.config.synth.clone();
+    if let Some(v) = a.symbols {
+        p.symbols = v;
+    }
+    if let Some(v) = a.days {
+        p.days = v;
+    }
+    if let Some(v) = a.bar {
+        p.bar = v;
+    }
+    if let Some(v) = a.seed {
+        p.seed = v;
+    }
+    if let Some(v) = a.start {
+        p.start = v;
+    }
+    p.validate().map_err(Error::Config)?;
+    crate::synth::SynthSpec::from_params(&p, &calendar_from(resolved)?)
+}
+
+pub fn synth(a: &SynthArgs, resolved: &Resolved) -> Result<i32> {
+    let spec = synth_spec(a, resolved)?;
+    crate::synth::write_universe(&a.out, &spec)?;
+    resolved.save_beside(&a.out)?;
+    println!(
+        "synthetic universe: {} symbols × {} days of {} bars (seed {}) in {}",
+        spec.symbols.len(),
+        spec.trading_days.len(),
+        spec.bar(),
+        spec.params.seed,
+        a.out.display()
+    );
+    Ok(0)
+}
+
+pub fn pipeline(a: &PipelineArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
+    let synth_dir = a.out.join("synth");
+    let cache_dir = a.out.join("cache");
+    let args = SynthArgs {
+        out: synth_dir.clone(),
+        symbols: None,
+        days: None,
+        bar: None,
+        seed: None,
+        start: None,
+    };
+    let spec = synth_spec(&args, resolved)?;
+    crate::synth::write_universe(&synth_dir, &spec)?;
+    tracing::info!(dir = %synth_dir.display(), "synthetic universe written");
+    let req = BuildRequest {
+        source: SourceKind::Synth,
+        input: Some(synth_dir.clone()),
+        cache_dir: cache_dir.clone(),
+        symbols: None,
+        from: None,
+        to: None,
+        bar: spec.bar(),
+        adjust: crate::adjust::AdjustMode::None,
+    };
+    let built = build_cache(&req, resolved, progress)?;
+    let verified = verify_dir(&cache_dir)?;
+    resolved.save_beside(&a.out)?;
+    let truth = crate::synth::read_truth(&synth_dir)?;
+    let momentum = truth.iter().filter(|t| t.momentum).count();
+    let halts: usize = truth.iter().map(|t| t.halts.len()).sum();
+    let summary = serde_json::json!({
+        "universe": { "symbols": spec.symbols.len(), "days": spec.trading_days.len(), "bar": spec.bar().to_string(),
+                      "seed": spec.params.seed, "momentum_days": momentum, "halts": halts },
+        "build": &built,
+        "verify": { "files": verified.files, "bad": verified.bad.len() },
+    });
+    crate::cache::catalog::write_atomic(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    println!("sim-train pipeline → {}", a.out.display());
+    println!(
+        "  universe  {} symbols × {} days of {} bars, seed {}: {} momentum days, {} halts",
+        spec.symbols.len(),
+        spec.trading_days.len(),
+        spec.bar(),
+        spec.params.seed,
+        momentum,
+        halts
+    );
+    println!(
+        "  caches    {} symbol-days, {} bars, {:.1} MB in {:.2}s ({:.0} bars/s) → {}",
+        built.days_written,
+        built.bars_written,
+        built.bytes_written as f64 / 1e6,
+        built.elapsed_s,
+        built.bars_per_s,
+        cache_dir.display()
+    );
+    println!(
+        "  verify    {} files, {} bad",
+        verified.files,
+        verified.bad.len()
+    );
+    println!("  summary   {}", a.out.join("summary.json").display());
+    Ok(if verified.ok() { 0 } else { 4 })
+}
+
+pub fn align_cmd(a: &AlignArgs, resolved: &Resolved) -> Result<i32> {
+    if a.symbols.len() < 2 {
+        return Err(Error::Usage(
+            "--symbols needs at least two symbols to align".into(),
+        ));
+    }
+    let days = a
+        .symbols
+        .iter()
+        .map(|s| super::cache_cmd::open_day(&a.cache, s, a.date))
+        .collect::<Result<Vec<_>>>()?;
+    let how = a.how.unwrap_or(resolved.config.align.how);
+    let columns = a
+        .columns
+        .clone()
+        .unwrap_or_else(|| resolved.config.align.columns.clone());
+    let aligned = align(&days, how, &columns, resolved.config.align.outlier_z)?;
+    let mut cols = vec![Column::new(
+        "ts".into(),
+        aligned
+            .ts_ns
+            .iter()
+            .map(|&t| iso_ny(t))
+            .collect::<Vec<String>>(),
+    )];
+    for (name, v) in &aligned.columns {
+        cols.push(Column::new(name.as_str().into(), v.clone()));
+    }
+    let mut df =
+        DataFrame::new_infer_height(cols).map_err(|e| Error::input(&a.out, e.to_string()))?;
+    let parquet = a.out.extension().is_some_and(|e| e == "parquet");
+    write_frame(&mut df, &a.out, parquet)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&aligned.report).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "aligned {} symbols on {} clock times ({:?}) → {}",
+            days.len(),
+            aligned.ts_ns.len(),
+            how,
+            a.out.display()
+        );
+        println!(
+            "{:<10} {:>8} {:>8} {:>8} {:>14} {:>9}",
+            "symbol", "bars", "missing", "filled", "longest gap s", "outliers"
+        );
+        for r in &aligned.report {
+            println!(
+                "{:<10} {:>8} {:>8} {:>8} {:>14.0} {:>9}",
+                r.symbol, r.bars, r.missing, r.filled, r.longest_gap_s, r.outliers
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn bench_cache(a: &BenchCacheArgs, resolved: &Resolved) -> Result<i32> {
+    let b = &resolved.config.bench;
+    let r = crate::bench::bench_cache(
+        resolved,
+        a.symbols.unwrap_or(b.symbols),
+        a.days.unwrap_or(b.days),
+        a.bar.unwrap_or(b.bar),
+        a.dir.clone(),
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!(
+            "bench cache on {} ({} cores), backend cpu: {} symbols × {} days of {} bars = {} bars, {:.1} MB",
+            r.machine.cpu,
+            r.machine.cores,
+            r.symbols,
+            r.days,
+            r.bar,
+            r.bars,
+            r.cache_bytes as f64 / 1e6
+        );
+        println!(
+            "  build   {:>12.0} bars/s  ({:.1} MB/s written)",
+            r.build_bars_per_s, r.build_mb_per_s
+        );
+        println!(
+            "  scan    {:>12.2} GB/s    memcpy {:.2} GB/s (scan/memcpy {:.2}) over {:.1} MB",
+            r.scan_gb_per_s,
+            r.memcpy_gb_per_s,
+            r.scan_over_memcpy,
+            r.scan_bytes as f64 / 1e6
+        );
+        println!("  lookup  {:>12.1} ns", r.lookup_ns);
+    }
+    Ok(0)
+}
+
+pub fn calendar(a: &CalendarArgs, resolved: &Resolved) -> Result<i32> {
+    if a.from > a.to {
+        return Err(Error::Usage(format!(
+            "impossible date range: --from {} is after --to {}",
+            a.from, a.to
+        )));
+    }
+    let cal = calendar_from(resolved)?;
+    let mut rows = Vec::new();
+    let mut d = a.from;
+    while d <= a.to {
+        rows.push((d, cal.session(d)));
+        d = d
+            .succ_opt()
+            .ok_or_else(|| Error::Usage("date out of range".into()))?;
+    }
+    if a.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(d, s)| serde_json::json!({ "date": d, "session": s }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for (d, s) in rows {
+            match s {
+                Some(s) => println!(
+                    "{d} {}  {}–{}{}",
+                    d.format("%a"),
+                    hms(s.open_sec as i64),
+                    hms(s.close_sec as i64),
+                    if s.early_close { "  early close" } else { "" }
+                ),
+                None => println!("{d} {}  closed", d.format("%a")),
+            }
+        }
+    }
+    Ok(0)
+}
