@@ -3,6 +3,8 @@
 //! close it lists, in both directions; dates checked by hand against NYSE announcements;
 //! published trading-day counts; stepping properties; and LEAN-file error reporting.
 
+mod common;
+
 use chrono::{Datelike, NaiveDate, Weekday};
 use sim_train::calendar::{Calendar, Phase, Session};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,7 +67,7 @@ struct LeanTable {
 fn lean_table() -> Option<LeanTable> {
     let path = Path::new(DATA).join("lean/market-hours/equity-usa.json");
     if !path.is_file() {
-        eprintln!("SKIP: {} not found", path.display());
+        common::skip(&path);
         return None;
     }
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -2,6 +2,8 @@
 //! here with the `dbn` crate's plain decoder, and by hand-checked literals) and against DBN
 //! files written in the test with `dbn`'s encoder (status records, mixed folders).
 
+mod common;
+
 use chrono::NaiveDate;
 use dbn::decode::{DbnMetadata, DecodeRecord};
 use dbn::encode::{EncodeRecord, dbn::Encoder};
@@ -26,7 +28,7 @@ fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir.to_path_buf())
     } else {
-        eprintln!("SKIP: {} not found", dir.display());
+        common::skip(&dir);
         None
     }
 }

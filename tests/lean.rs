@@ -3,6 +3,8 @@
 //! independently here (the `zip` crate, `str::parse`, chrono-tz) and with literal values
 //! read off the files by hand. Skips visibly when the data folder is absent.
 
+mod common;
+
 use chrono::{NaiveDate, TimeZone};
 use sim_train::adjust::{AdjustMode, FactorFile, FactorTables, adjust_day};
 use sim_train::bars::{BarSize, Price, RawDay};
@@ -19,7 +21,7 @@ fn lean_root() -> Option<PathBuf> {
     if root.is_dir() {
         Some(root)
     } else {
-        eprintln!("SKIP: {} not found", root.display());
+        common::skip(&root);
         None
     }
 }

@@ -118,7 +118,7 @@ fn ls(cache: &Path, json: bool) -> Result<i32> {
     }
     if let Some(s) = &cat.settings {
         println!(
-            "{}: {} bars, adjust {}, features {} v{}, {} symbol-days",
+            "{}: {} bars, adjust {}, features {} (version {}), {} symbol-days",
             cache.display(),
             s.bar,
             s.adjust,
@@ -215,7 +215,7 @@ fn inspect(cache: &Path, symbol: &str, date: NaiveDate, json: bool) -> Result<i3
         day.path().display()
     );
     println!(
-        "source   {} ({}), adjust {}, features {} v{}",
+        "source   {} ({}), adjust {}, features {} (version {})",
         m.source, m.origin, m.adjust, m.feature_set, m.feature_version
     );
     let s = m.session;

@@ -16,6 +16,11 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Prints a visible SKIP line for a missing data path (straight to stderr, see above).
+pub fn skip(path: &std::path::Path) {
+    let _ = writeln!(std::io::stderr(), "SKIP: {} not found", path.display());
+}
+
 /// The `sim-train` binary under test.
 pub fn sim_train() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("sim-train").expect("binary built")
