@@ -190,6 +190,16 @@ impl RawDay {
         }
     }
 
+    /// Reserves room for `n` more bars in the OHLCV columns (sources know their row count).
+    pub fn reserve(&mut self, n: usize) {
+        self.ts_ns.reserve(n);
+        self.open.reserve(n);
+        self.high.reserve(n);
+        self.low.reserve(n);
+        self.close.reserve(n);
+        self.volume.reserve(n);
+    }
+
     pub fn len(&self) -> usize {
         self.ts_ns.len()
     }

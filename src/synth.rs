@@ -1190,12 +1190,7 @@ impl Universe {
         let base_ns = self.midnight_ns[day];
         let mut raw = RawDay::new(self.spec.symbols[sym].clone(), date, p.bar, self.origin());
         let m = s.slot.len();
-        raw.ts_ns.reserve_exact(m);
-        raw.open.reserve_exact(m);
-        raw.high.reserve_exact(m);
-        raw.low.reserve_exact(m);
-        raw.close.reserve_exact(m);
-        raw.volume.reserve_exact(m);
+        raw.reserve(m);
         let open_cents = pp.open * 100.0;
         let to_cents = |v: f64| ((open_cents * v.exp() + 0.5) as i64).max(1);
         let (mut day_hi, mut day_lo, mut day_volume_sum) = (i64::MIN, i64::MAX, 0u64);

@@ -217,6 +217,10 @@ impl DayCache {
         bytemuck::cast_slice(self.bytes(&self.meta.columns[i]))
     }
 
+    fn required<T: bytemuck::Pod>(&self, k: usize) -> &[T] {
+        self.typed(self.fixed[k].expect("required columns are checked at open"))
+    }
+
     fn fixed<T: bytemuck::Pod>(&self, k: usize) -> Option<&[T]> {
         self.fixed[k].map(|i| self.typed(i))
     }
@@ -232,22 +236,22 @@ impl DayCache {
     }
     /// Bar start times, UTC nanoseconds.
     pub fn ts_ns(&self) -> &[i64] {
-        self.typed(self.fixed[0].expect("required"))
+        self.required(0)
     }
     pub fn opens(&self) -> &[Price] {
-        self.typed(self.fixed[1].expect("required"))
+        self.required(1)
     }
     pub fn highs(&self) -> &[Price] {
-        self.typed(self.fixed[2].expect("required"))
+        self.required(2)
     }
     pub fn lows(&self) -> &[Price] {
-        self.typed(self.fixed[3].expect("required"))
+        self.required(3)
     }
     pub fn closes(&self) -> &[Price] {
-        self.typed(self.fixed[4].expect("required"))
+        self.required(4)
     }
     pub fn volumes(&self) -> &[u64] {
-        self.typed(self.fixed[5].expect("required"))
+        self.required(5)
     }
     pub fn vwap(&self) -> Option<&[Price]> {
         self.fixed(6)

@@ -259,7 +259,7 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> Result<i32> {
     let resolved = crate::config::load(cli.global.config.as_deref(), &cli.global.set)?;
-    tracing::debug!(layers = ?resolved.layers, "config resolved");
+    tracing::debug!(layers = ?resolved.layers, "config resolved:\n{}", resolved.to_toml());
     let progress = !cli.global.quiet;
     match cli.command {
         Command::Pipeline(a) => other::pipeline(&a, &resolved, progress),

@@ -377,12 +377,7 @@ impl LeanSource {
             };
             let mut day = RawDay::new(&sym.name, date, bar, path.display().to_string());
             let n = rows.len();
-            day.ts_ns.reserve(n);
-            day.open.reserve(n);
-            day.high.reserve(n);
-            day.low.reserve(n);
-            day.close.reserve(n);
-            day.volume.reserve(n);
+            day.reserve(n);
             let offset = clock::ny_offset_secs(date);
             for i in rows {
                 // LEAN stamps daily bars `YYYYMMDD 00:00`: a daily bar starts at New York
@@ -623,12 +618,7 @@ const SERIES_LAYOUT: &str = "YYYYMMDD HH:MM,open,high,low,close,volume";
 /// Appends the trade bars of one second/minute CSV to `day`.
 fn parse_trade_bars(text: &[u8], path: &Path, date: NaiveDate, day: &mut RawDay) -> Result<()> {
     let rows = text.iter().filter(|&&b| b == b'\n').count() + 1;
-    day.ts_ns.reserve(rows);
-    day.open.reserve(rows);
-    day.high.reserve(rows);
-    day.low.reserve(rows);
-    day.close.reserve(rows);
-    day.volume.reserve(rows);
+    day.reserve(rows);
     let midnight = clock::utc_ns_with_offset(date, 0, clock::ny_offset_secs(date));
     for (n, line) in csv_lines(text) {
         let [ms, o, h, l, c, v] = fields::<6>(line, n, path, TRADE_LAYOUT)?;
