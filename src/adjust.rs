@@ -74,9 +74,17 @@ pub struct FactorRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FactorFile {
     rows: Vec<FactorRow>,
+    /// xxh3-64 of the file's text: caches record it, because adjusted prices are on the
+    /// scale of the file's latest row and a changed file means a new scale.
+    checksum: u64,
 }
 
 impl FactorFile {
+    /// xxh3-64 of the file's text (identifies the adjustment scale).
+    pub fn checksum(&self) -> u64 {
+        self.checksum
+    }
+
     /// Reads a LEAN factor file. Errors name the file, the line and the offending value.
     pub fn load(path: &Path) -> Result<FactorFile> {
         let text = std::fs::read_to_string(path).at(path)?;
@@ -147,7 +155,10 @@ impl FactorFile {
         if rows.is_empty() {
             return Err(Error::input(path, "factor file has no rows"));
         }
-        Ok(FactorFile { rows })
+        Ok(FactorFile {
+            rows,
+            checksum: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+        })
     }
 
     pub fn rows(&self) -> &[FactorRow] {

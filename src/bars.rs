@@ -256,6 +256,33 @@ impl RawDay {
         }
     }
 
+    /// Folds bar `later` into bar `into`, an earlier bar of the same clock slot: the start
+    /// time and open stay, high / low widen, the close and the quote come from the later bar,
+    /// volumes and trade counts add up, and the VWAP is volume-weighted.
+    pub fn fold_into(&mut self, into: usize, later: usize) {
+        let (va, vb) = (self.volume[into], self.volume[later]);
+        self.high[into] = self.high[into].max(self.high[later]);
+        self.low[into] = self.low[into].min(self.low[later]);
+        self.close[into] = self.close[later];
+        self.volume[into] = va + vb;
+        if let Some(v) = &mut self.vwap {
+            let total = (va + vb).max(1) as f64;
+            v[into] = Price(
+                ((v[into].0 as f64 * va as f64 + v[later].0 as f64 * vb as f64) / total).round()
+                    as i64,
+            );
+        }
+        if let Some(t) = &mut self.transactions {
+            t[into] = t[into].saturating_add(t[later]);
+        }
+        if let Some(q) = &mut self.quotes {
+            q.bid[into] = q.bid[later];
+            q.ask[into] = q.ask[later];
+            q.bid_size[into] = q.bid_size[later];
+            q.ask_size[into] = q.ask_size[later];
+        }
+    }
+
     /// Reorders every column by `order` (a permutation of row indices).
     pub fn permute_rows(&mut self, order: &[usize]) {
         fn perm<T: Copy>(v: &mut Vec<T>, order: &[usize]) {

@@ -200,6 +200,14 @@ pub fn build_cache(
     check_settings(&req.cache_dir, &catalog, &settings)?;
     catalog.settings = Some(settings);
 
+    // The factor file each symbol's adjusted days were built with: extending a symbol with
+    // another version of it would put two split scales in one folder.
+    let factor_checksums: HashMap<String, u64> = catalog
+        .entries
+        .values()
+        .filter_map(|e| e.factor_checksum.map(|c| (e.symbol.clone(), c)))
+        .collect();
+
     let dates = source.dates()?;
     if dates.is_empty() {
         return Err(Error::NotFound(format!(
@@ -253,33 +261,59 @@ pub fn build_cache(
                         &session,
                         req,
                         &factors,
+                        &factor_checksums,
                         resolved,
                         write,
                         source.name(),
                     )
                 })
                 .collect();
+            // Every outcome is accounted for before an error is returned, so files written
+            // in parallel with a failing symbol-day are listed in the catalog.
+            let mut first_err = None;
             for ((raw, st), outcome) in work.into_iter().zip(outcomes) {
-                let outcome = outcome?;
                 seen_symbols.insert(raw.symbol.clone());
-                states.insert(raw.symbol, st);
+                let symbol = raw.symbol;
+                states.insert(symbol.clone(), st);
+                let outcome = match outcome {
+                    Ok(o) => o,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                        continue;
+                    }
+                };
+                if !write {
+                    summary.warmup_days_read += 1;
+                    continue;
+                }
                 if outcome.report.dropped.is_some() {
                     summary.days_dropped += 1;
                 }
                 for (p, n) in &outcome.report.counts {
                     *summary.problems.entry(*p).or_default() += n;
                 }
-                if let Some(entry) = outcome.entry {
-                    summary.days_written += 1;
-                    summary.bars_written += outcome.bars;
-                    summary.bytes_written += entry.bytes;
-                    catalog.upsert(entry);
-                } else if !write {
-                    summary.warmup_days_read += 1;
+                match outcome.entry {
+                    Some(entry) => {
+                        summary.days_written += 1;
+                        summary.bars_written += outcome.bars;
+                        summary.bytes_written += entry.bytes;
+                        catalog.upsert(entry);
+                    }
+                    None => {
+                        // Dropped or empty now: a file from an earlier build must not survive.
+                        catalog.entries.remove(&(symbol.clone(), date));
+                        let stale = day_path(&req.cache_dir, &symbol, date);
+                        if stale.exists() {
+                            std::fs::remove_file(&stale).at(&stale)?;
+                        }
+                    }
                 }
                 if !outcome.report.is_clean() {
                     reports.push(outcome.report);
                 }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
             }
             summary.dates += write as usize;
             pb.inc(1);
@@ -321,6 +355,7 @@ fn process_day(
     session: &Session,
     req: &BuildRequest,
     factors: &Option<FactorTables>,
+    factor_checksums: &HashMap<String, u64>,
     resolved: &Resolved,
     write: bool,
     source_name: &str,
@@ -343,6 +378,7 @@ fn process_day(
             bars: 0,
         });
     }
+    let mut factor_checksum = None;
     if req.adjust != AdjustMode::None {
         let tables = factors
             .as_ref()
@@ -355,6 +391,20 @@ fn process_day(
                 req.adjust.as_str()
             ))
         })?;
+        if factor_checksums
+            .get(&raw.symbol)
+            .is_some_and(|&c| c != file.checksum())
+        {
+            return Err(Error::Usage(format!(
+                "{}: {}'s cached days were adjusted with another version of its factor file in {}; \
+                 mixing them would put two split scales in one folder: build {} into a new --cache folder",
+                req.cache_dir.display(),
+                raw.symbol,
+                tables.dir().display(),
+                raw.symbol
+            )));
+        }
+        factor_checksum = Some(file.checksum());
         crate::adjust::adjust_day(raw, file.factors(raw.date), req.adjust);
     }
 
@@ -414,13 +464,14 @@ fn process_day(
         .strip_prefix(&req.cache_dir)
         .unwrap_or(&path)
         .to_path_buf();
-    let entry = CatalogEntry::from_meta(
+    let mut entry = CatalogEntry::from_meta(
         &meta,
         bytes,
         rel,
         raw.ts_ns.first().copied(),
         raw.ts_ns.last().copied(),
     );
+    entry.factor_checksum = factor_checksum;
     Ok(DayOutcome {
         entry: Some(entry),
         report,

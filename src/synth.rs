@@ -555,14 +555,22 @@ impl SynthSpec {
         Ok(spec)
     }
 
-    /// The spec over the exchange's trading days from `params.start` (holidays excluded).
+    /// The spec over the exchange's full trading days from `params.start`: holidays and the
+    /// few early-close days (13:00 closes) are skipped, because every synthetic session runs
+    /// the full 04:00–20:00 clock with the regular close at 16:00.
     pub fn from_params(
         params: &SynthParams,
         calendar: &crate::calendar::Calendar,
     ) -> Result<SynthSpec> {
         params.validate().map_err(Error::Config)?;
-        let last = calendar.trading_days_forward(params.start, params.days);
-        SynthSpec::new(params.clone(), calendar.trading_days(params.start, last))
+        // Early closes are at most three a year: twice the days always suffices.
+        let last = calendar.trading_days_forward(params.start, params.days * 2 + 3);
+        let full_days = calendar
+            .trading_days(params.start, last)
+            .into_iter()
+            .filter(|d| calendar.session(*d).is_some_and(|s| !s.early_close))
+            .collect();
+        SynthSpec::new(params.clone(), full_days)
     }
 
     /// Bar size of the universe.

@@ -21,8 +21,10 @@ pub enum Problem {
     OutsideSession,
     /// Timestamps going backwards. Fix: sort by time (stable).
     Unsorted,
-    /// Two bars in the same clock slot (same timestamp). Fix: keep the last one (vendors
-    /// append corrections).
+    /// Two bars in the same clock slot. Fix: of bars with the same timestamp keep the last
+    /// (vendors append corrections); bars with different timestamps in one slot (misaligned
+    /// input) are folded into one bar stamped at the first: first open, highest high, lowest
+    /// low, last close, summed volume.
     Duplicate,
     /// A price <= 0. Fix: drop the bar.
     NonPositive,
@@ -30,8 +32,11 @@ pub enum Problem {
     HighLow,
     /// open or close outside [low, high]. Fix: widen high / low to contain them.
     Ohlc,
-    /// An isolated spike: the return into the bar and out of it both exceed `outlier_z`
-    /// robust standard deviations with opposite signs. Fix: drop the bar.
+    /// An isolated spike, the shape of a bad print: the return into the bar and out of it
+    /// both exceed `outlier_z` robust standard deviations with opposite signs, and the bar
+    /// after it is back within that band of the bar before it. Bars next to a halt are never
+    /// spikes (reopening moves are real). Fix: drop the bar. This cleans vendor errors
+    /// offline with the whole day in view; it is not a causal signal.
     Outlier,
     /// The regular session has no bar for longer than `max_gap_secs`. Fix: keep the day
     /// (reported only: environments see no bar there and cannot trade).
@@ -131,9 +136,10 @@ pub fn validate_day(day: &mut RawDay, dc: &DayClock, cfg: &ValidationConfig) -> 
                             symbol: day.symbol.clone(),
                             date: day.date,
                             detail: format!(
-                                "{} {} (policy `fail` for ingest.validation.policy.{}; set it to fix or drop-day to continue)",
+                                "{} {} in {} (policy `fail` for ingest.validation.policy.{}; set it to fix or drop-day to continue)",
                                 count,
                                 example,
+                                day.origin,
                                 $problem.as_str()
                             ),
                         });
@@ -200,9 +206,20 @@ pub fn validate_day(day: &mut RawDay, dc: &DayClock, cfg: &ValidationConfig) -> 
         "bar(s) sharing a clock slot".to_string(),
         {
             let n = day.len();
-            let keep: Vec<bool> = (0..n)
-                .map(|i| i + 1 == n || slot(day.ts_ns[i]) != slot(day.ts_ns[i + 1]))
-                .collect();
+            let mut keep = vec![true; n];
+            let mut head = 0; // first kept bar of the current slot
+            for i in 1..n {
+                if slot(day.ts_ns[i]) != slot(day.ts_ns[head]) {
+                    head = i;
+                } else if day.ts_ns[i] == day.ts_ns[head] {
+                    // A correction of the slot's bar: it replaces it.
+                    keep[head] = false;
+                    head = i;
+                } else {
+                    day.fold_into(head, i);
+                    keep[i] = false;
+                }
+            }
             day.retain_rows(&keep);
         }
     );
@@ -254,10 +271,16 @@ pub fn validate_day(day: &mut RawDay, dc: &DayClock, cfg: &ValidationConfig) -> 
     );
 
     // 7. Isolated spikes.
-    let spikes = spike_rows(
+    let mut spikes = spike_rows(
         &day.close.iter().map(|p| p.dollars()).collect::<Vec<_>>(),
         cfg.outlier_z,
     );
+    spikes.retain(|&i| {
+        let (from, to) = (day.ts_ns[i - 1], day.ts_ns[i + 1]);
+        !day.halts
+            .iter()
+            .any(|h| h.start_ns <= to && h.end_ns >= from)
+    });
     let example = spikes
         .first()
         .map(|&i| {
@@ -333,7 +356,8 @@ pub(crate) fn spike_rows(close: &[f64], z: f64) -> Vec<usize> {
     (1..close.len() - 1)
         .filter(|&i| {
             let (a, b) = (r[i - 1], r[i]);
-            a.abs() > lim && b.abs() > lim && a.signum() != b.signum()
+            // Into and out of the bar, opposite ways, and back where it came from.
+            a.abs() > lim && b.abs() > lim && a.signum() != b.signum() && (a + b).abs() < lim
         })
         .collect()
 }
@@ -473,6 +497,65 @@ mod tests {
         assert_eq!(r.counts.get(&Problem::Outlier), Some(&1), "{r:?}");
         assert_eq!(d.len(), 199);
         assert!(d.close.iter().all(|p| p.dollars() < 149.0));
+    }
+
+    #[test]
+    fn a_pullback_after_a_jump_is_not_a_spike() {
+        let mins: Vec<i64> = (0..200).collect();
+        let mut closes: Vec<f64> = (0..200)
+            .map(|i| 100.0 + 0.05 * ((i * 7919) % 13) as f64)
+            .collect();
+        // News at bar 80: +5 %, then a -1.5 % pullback that does not revert the jump.
+        for c in closes.iter_mut().skip(80) {
+            *c *= 1.05;
+        }
+        for c in closes.iter_mut().skip(81) {
+            *c *= 0.985;
+        }
+        let mut d = day(&mins, &closes);
+        let r = validate_day(&mut d, &dc(), &ValidationConfig::default()).unwrap();
+        assert_eq!(r.counts.get(&Problem::Outlier), None, "{r:?}");
+        assert_eq!(d.len(), 200);
+    }
+
+    #[test]
+    fn bars_sharing_a_slot_are_folded() {
+        // 09:30:00 and 09:30:30 in one 1-minute slot (misaligned input), then 09:31:00.
+        let mut d = RawDay::new("T", date(), BarSize::M1, "test");
+        let p = Price::from_dollars;
+        d.push(
+            clock::utc_ns(date(), 34_200),
+            p(10.0),
+            p(10.5),
+            p(9.8),
+            p(10.2),
+            100,
+        );
+        d.push(
+            clock::utc_ns(date(), 34_230),
+            p(10.2),
+            p(11.0),
+            p(10.1),
+            p(10.9),
+            50,
+        );
+        d.push(
+            clock::utc_ns(date(), 34_260),
+            p(10.9),
+            p(10.9),
+            p(10.9),
+            p(10.9),
+            7,
+        );
+        let r = validate_day(&mut d, &dc(), &ValidationConfig::default()).unwrap();
+        assert_eq!(r.counts[&Problem::Duplicate], 1);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.ts_ns[0], clock::utc_ns(date(), 34_200));
+        assert_eq!(
+            (d.open[0], d.high[0], d.low[0], d.close[0]),
+            (p(10.0), p(11.0), p(9.8), p(10.9))
+        );
+        assert_eq!(d.volume, vec![150, 7]);
     }
 
     #[test]

@@ -95,3 +95,139 @@ fn synthetic_halts_and_previous_closes_reach_the_cache() {
     }
     assert!(halts_seen > 0, "the params force halts");
 }
+
+/// Writes a one-symbol CSV of 1-minute bars (Unix seconds) from 09:30 on 2024-03-05 with the
+/// given closes; a close <= 0 makes a bad bar.
+fn csv_day(dir: &std::path::Path, symbol: &str, closes: &[f64]) {
+    let t0 = sim_train::clock::utc_ns(chrono::NaiveDate::from_ymd_opt(2024, 3, 5).unwrap(), 34_200)
+        / 1_000_000_000;
+    let mut s = String::from("timestamp,open,high,low,close,volume\n");
+    for (i, c) in closes.iter().enumerate() {
+        let hi = if *c > 0.0 { c + 0.1 } else { 1.0 };
+        s.push_str(&format!("{},{c},{hi},{c},{c},100\n", t0 + 60 * i as i64));
+    }
+    std::fs::write(dir.join(format!("{symbol}.csv")), s).unwrap();
+}
+
+fn csv_request(input: &std::path::Path, cache: &std::path::Path) -> BuildRequest {
+    BuildRequest {
+        source: SourceKind::Csv,
+        input: Some(input.to_path_buf()),
+        cache_dir: cache.to_path_buf(),
+        symbols: None,
+        from: None,
+        to: None,
+        bar: sim_train::bars::BarSize::M1,
+        adjust: sim_train::adjust::AdjustMode::None,
+    }
+}
+
+#[test]
+fn a_failing_symbol_day_leaves_the_others_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    csv_day(&input, "AAA", &[10.0, 10.1, 10.2]);
+    csv_day(&input, "BBB", &[20.0, -1.0, 20.2]);
+    let cache = dir.path().join("cache");
+    let r = sim_train::config::load(None, &["ingest.validation.policy.non_positive=fail".into()])
+        .unwrap();
+    let e = build_cache(&csv_request(&input, &cache), &r, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("BBB 2024-03-05") && e.contains("BBB.csv"), "{e}");
+    // AAA was written in parallel with the failing BBB: it is listed, and the folder verifies.
+    let cat = Catalog::load(&cache).unwrap();
+    assert_eq!(cat.symbols(), vec!["AAA".to_string()]);
+    assert!(sim_train::cache::verify::verify_dir(&cache).unwrap().ok());
+}
+
+#[test]
+fn a_day_dropped_on_rebuild_loses_its_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    csv_day(&input, "BBB", &[20.0, -1.0, 20.2, 20.3]);
+    let cache = dir.path().join("cache");
+    let fix = sim_train::config::load(None, &[]).unwrap();
+    let s = build_cache(&csv_request(&input, &cache), &fix, false).unwrap();
+    assert_eq!(
+        (
+            s.days_written,
+            s.problems[&sim_train::validate::Problem::NonPositive]
+        ),
+        (1, 1)
+    );
+    let file = cache.join("BBB/2024-03-05.simday");
+    assert_eq!(
+        DayCache::open(&file).unwrap().rows(),
+        3,
+        "the bad bar was dropped"
+    );
+    let drop = sim_train::config::load(
+        None,
+        &["ingest.validation.policy.non_positive=drop-day".into()],
+    )
+    .unwrap();
+    let s = build_cache(&csv_request(&input, &cache), &drop, false).unwrap();
+    assert_eq!((s.days_written, s.days_dropped), (0, 1));
+    assert!(!file.exists());
+    assert!(Catalog::load(&cache).unwrap().entries.is_empty());
+    assert!(sim_train::cache::verify::verify_dir(&cache).unwrap().ok());
+}
+
+#[test]
+fn a_changed_factor_file_cannot_mix_scales_in_one_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let factors = dir.path().join("factors");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&factors).unwrap();
+    csv_day(&input, "XYZ", &[40.0, 40.5, 41.0]);
+    // A 2-for-1 split after the data: adjusted prices are halved.
+    std::fs::write(
+        factors.join("xyz.csv"),
+        "20240306,1,0.5,41\n20501231,1,1,0\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let mut req = csv_request(&input, &cache);
+    req.adjust = sim_train::adjust::AdjustMode::Split;
+    let set = format!("ingest.factor_files=\"{}\"", factors.display());
+    let r = sim_train::config::load(None, &[set]).unwrap();
+    build_cache(&req, &r, false).unwrap();
+    let day = DayCache::open(cache.join("XYZ/2024-03-05.simday")).unwrap();
+    assert_eq!(day.closes()[0], sim_train::bars::Price::from_dollars(20.0));
+    assert_eq!(day.volumes()[0], 200);
+    // Same file again: fine. Then another split is added: a new scale, refused.
+    build_cache(&req, &r, false).unwrap();
+    std::fs::write(
+        factors.join("xyz.csv"),
+        "20240306,1,0.25,41\n20250101,1,0.5,20\n20501231,1,1,0\n",
+    )
+    .unwrap();
+    let e = build_cache(&req, &r, false).unwrap_err().to_string();
+    assert!(e.contains("XYZ") && e.contains("new --cache folder"), "{e}");
+}
+
+#[test]
+fn synthetic_universes_skip_holidays_and_early_closes() {
+    let mut p = sim_train::config::load(None, &[]).unwrap().config.synth;
+    p.start = chrono::NaiveDate::from_ymd_opt(2024, 11, 25).unwrap();
+    p.days = 5;
+    let spec =
+        sim_train::synth::SynthSpec::from_params(&p, &sim_train::calendar::Calendar::us_equity())
+            .unwrap();
+    let days: Vec<String> = spec.trading_days.iter().map(|d| d.to_string()).collect();
+    // Thanksgiving (28th) is closed and the 29th closes at 13:00.
+    assert_eq!(
+        days,
+        [
+            "2024-11-25",
+            "2024-11-26",
+            "2024-11-27",
+            "2024-12-02",
+            "2024-12-03"
+        ]
+    );
+}

@@ -28,7 +28,7 @@ fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir.to_path_buf())
     } else {
-        common::skip(&dir);
+        common::skip(dir);
         None
     }
 }

@@ -37,6 +37,10 @@ pub struct CatalogEntry {
     pub first_ts_ns: Option<i64>,
     pub last_ts_ns: Option<i64>,
     pub halts: usize,
+    /// Checksum of the factor file an adjusted day was built with (None when unadjusted):
+    /// days of one symbol built with different factor files would be on different scales.
+    #[serde(default)]
+    pub factor_checksum: Option<u64>,
 }
 
 impl CatalogEntry {
@@ -57,6 +61,7 @@ impl CatalogEntry {
             first_ts_ns,
             last_ts_ns,
             halts: meta.halts.len(),
+            factor_checksum: None,
         }
     }
 }

@@ -126,6 +126,21 @@ impl<'a> ClockIndex<'a> {
         self.count_through(slot).checked_sub(1)
     }
 
+    /// Row of the latest bar that has *closed* by `sec_of_day` (its start plus one bar
+    /// length is at or before it): what an agent deciding at that moment may look at. The
+    /// bar whose slot contains `sec_of_day` is still forming and is not returned.
+    #[inline]
+    pub fn latest_completed(&self, sec_of_day: i64) -> Option<u32> {
+        self.latest_at_or_before(sec_of_day - self.spec.slot_secs as i64)
+    }
+
+    /// Total bars indexed (for checking the index against the row count).
+    pub fn total(&self) -> u32 {
+        self.groups.last().map_or(0, |g| {
+            g.base + g.mask_lo.count_ones() + g.mask_hi.count_ones()
+        })
+    }
+
     /// Row of the bar whose slot contains `sec_of_day`, if that bar exists.
     #[inline]
     pub fn exact(&self, sec_of_day: i64) -> Option<u32> {
@@ -205,6 +220,11 @@ mod tests {
         assert_eq!(idx.latest_at_or_before(54_000), Some(1));
         assert_eq!(idx.latest_at_or_before(56_400), Some(2));
         assert_eq!(idx.latest_at_or_before(34_199), None);
+        // The 09:30 bar closes at 09:31:00: still forming at 09:30:59.
+        assert_eq!(idx.latest_completed(34_259), None);
+        assert_eq!(idx.latest_completed(34_260), Some(0));
+        assert_eq!(idx.latest_completed(34_320), Some(1));
+        assert_eq!(idx.total(), 3);
         assert_eq!(idx.exact(34_230), Some(0)); // 09:30:30 lies in slot 330
         assert_eq!(idx.exact(34_290), Some(1)); // 09:31:30 lies in slot 331
         assert_eq!(idx.exact(34_400), None);

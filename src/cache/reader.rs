@@ -139,7 +139,7 @@ impl DayCache {
             });
         }
 
-        if header.data_start % COLUMN_ALIGN as u64 != 0 {
+        if !header.data_start.is_multiple_of(COLUMN_ALIGN as u64) {
             return Err(corrupt("data section is misaligned".into()));
         }
         let data_start = header.data_start as usize;
@@ -184,6 +184,12 @@ impl DayCache {
             )));
         }
         let clock = clock.ok_or_else(|| corrupt("missing clock index".into()))?;
+        if meta.clock.slot_secs == 0 || meta.clock.n_slots == 0 {
+            return Err(corrupt(format!(
+                "clock has {} slots of {} s",
+                meta.clock.n_slots, meta.clock.slot_secs
+            )));
+        }
         let cache = DayCache {
             path,
             mmap,
@@ -202,6 +208,27 @@ impl DayCache {
                     });
                 }
             }
+        }
+        // The index must count exactly the rows (and never more), or lookups would index past
+        // the columns. Cheap (one pass over 16-byte groups), so checked at every level.
+        let mut base = 0u32;
+        for g in cache.clock().groups {
+            if g.base != base {
+                return Err(CacheError::Corrupt {
+                    path: cache.path.clone(),
+                    detail: "clock index does not count the bars".into(),
+                });
+            }
+            base = base.saturating_add(g.mask_lo.count_ones() + g.mask_hi.count_ones());
+        }
+        if base as u64 != cache.meta.rows {
+            return Err(CacheError::Corrupt {
+                path: cache.path.clone(),
+                detail: format!(
+                    "clock index counts {base} bars, the file has {}",
+                    cache.meta.rows
+                ),
+            });
         }
         Ok(cache)
     }
@@ -306,7 +333,7 @@ fn check_layout(c: &ColumnMeta, data_len: u64) -> Result<(), String> {
         .len
         .checked_mul(c.dtype.size() as u64)
         .and_then(|b| b.checked_add(c.offset));
-    if c.offset % COLUMN_ALIGN as u64 != 0 {
+    if !c.offset.is_multiple_of(COLUMN_ALIGN as u64) {
         return Err(format!("column '{}' is misaligned", c.name));
     }
     match end {

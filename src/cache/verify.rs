@@ -26,14 +26,17 @@ impl VerifyReport {
     }
 }
 
+/// What opening one file found: (bytes, symbol, date, rows) or why it is bad.
+type FileCheck = (
+    PathBuf,
+    std::result::Result<(u64, String, chrono::NaiveDate, u64), String>,
+);
+
 /// Checks every `*.simday` under `dir` and the catalog's agreement with them.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
     let catalog = Catalog::load_existing(dir)?;
     let files = list_day_files(dir)?;
-    let results: Vec<(
-        PathBuf,
-        std::result::Result<(u64, String, chrono::NaiveDate, u64), String>,
-    )> = files
+    let results: Vec<FileCheck> = files
         .par_iter()
         .map(|p| {
             let r = DayCache::open_with(p, Verify::Full)
