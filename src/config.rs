@@ -69,7 +69,8 @@ pub enum Policy {
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationConfig {
     /// A bar is an outlier when its log return and the next one both exceed this many robust
-    /// standard deviations, in opposite directions (an isolated spike that reverts).
+    /// standard deviations in opposite directions and the price comes back (a bad print);
+    /// see [`crate::validate::Problem::Outlier`].
     pub outlier_z: f64,
     /// Report a gap when the regular session has no bar for longer than this, seconds.
     pub max_gap_secs: u32,
