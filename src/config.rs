@@ -28,6 +28,7 @@ pub struct Config {
     pub features: FeaturesConfig,
     pub calendar: CalendarConfig,
     pub align: AlignConfig,
+    pub env: crate::env::EnvConfig,
     pub bench: BenchConfig,
 }
 
@@ -198,6 +199,7 @@ impl Config {
     /// Checks values that types alone cannot; errors name the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.synth.validate()?;
+        crate::env::EnvParams::from_config(&self.env)?;
         let v = &self.ingest.validation;
         if !(v.outlier_z.is_finite() && v.outlier_z > 0.0) {
             return Err(format!(

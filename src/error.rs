@@ -24,6 +24,10 @@ pub enum Error {
     /// A vendor / input file is malformed or of the wrong format.
     #[error("{}: {detail}", path.display())]
     Input { path: PathBuf, detail: String },
+    /// Input data that is not one file cannot be used (a day with no session bars to
+    /// trade, an episode that cannot take a step).
+    #[error("{0}")]
+    Data(String),
     /// A symbol-day failed validation under the `fail` policy.
     #[error("{symbol} {date}: {detail}")]
     Validation {
@@ -60,7 +64,7 @@ impl Error {
         match self {
             Error::Io { .. } => 1,
             Error::Config(_) | Error::Usage(_) => 2,
-            Error::Input { .. } | Error::Validation { .. } => 3,
+            Error::Input { .. } | Error::Data(_) | Error::Validation { .. } => 3,
             Error::Cache(_) => 4,
             Error::NotFound(_) => 5,
         }

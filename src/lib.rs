@@ -17,10 +17,12 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod env;
 pub mod error;
 pub mod features;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod synth;
 pub mod validate;
 

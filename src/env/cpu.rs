@@ -1,0 +1,541 @@
+//! The CPU batch engine: N environments in struct-of-arrays layout, stepped together.
+//!
+//! State lives in [`EnvState`], one array per field (the layout the GPU backends mirror:
+//! [`EnvState::FIELDS`] lists it), so a thread walks each field sequentially and a GPU
+//! thread per environment reads coalesced words. A step runs in two passes:
+//! 1. in parallel over chunks of environments (rayon), the step of every environment,
+//!    writing observations, rewards and flags into the caller's buffers ([`StepOut`]);
+//! 2. in environment order, the auto-reset of those whose episode ended: their stats are
+//!    logged, the next episode is drawn from the [`EpisodeSource`] and its first
+//!    observation written. Drawing in a fixed order keeps runs reproducible for any thread
+//!    count.
+//!
+//! Every number is computed with the same operations in the same order as
+//! [`super::reference::ReferenceEnv`], which the tests check bit for bit.
+
+use super::day::DayData;
+use super::episodes::{Episode, EpisodeSource};
+use super::exec::{self, Ledger};
+use super::params::EnvParams;
+use super::{EndReason, EpisodeStats, StepOut};
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// Declares the state struct, a mutable view of a range of environments, and the field
+/// table, from one list of fields.
+macro_rules! soa {
+    ($(#[$m:meta])* $name:ident, $view:ident { $($(#[$fm:meta])* $f:ident : $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        pub struct $name { $($(#[$fm])* pub $f: Vec<$t>,)* }
+
+        /// A mutable view of a contiguous range of environments.
+        pub struct $view<'a> { $(pub $f: &'a mut [$t],)* }
+
+        impl $name {
+            /// Field names and element types, in declaration order.
+            pub const FIELDS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($f), stringify!($t)),)*];
+
+            fn zeroed(n: usize) -> Self {
+                $name { $($f: vec![<$t>::default(); n],)* }
+            }
+
+            fn view(&mut self) -> $view<'_> {
+                $view { $($f: &mut self.$f,)* }
+            }
+
+            /// Bytes of state per environment.
+            pub fn bytes_per_env() -> usize {
+                0 $(+ std::mem::size_of::<$t>())*
+            }
+        }
+
+        impl<'a> $view<'a> {
+            fn split_at(self, mid: usize) -> (Self, Self) {
+                $(let $f = self.$f.split_at_mut(mid);)*
+                ($view { $($f: $f.0,)* }, $view { $($f: $f.1,)* })
+            }
+        }
+    };
+}
+
+soa! {
+    /// Per-environment state, one array per field.
+    EnvState, EnvStateView {
+        /// Current bar (row of the day).
+        row: u32,
+        /// Steps taken in the episode.
+        steps: u32,
+        start_row: u32,
+        position: i64,
+        avg_price: f64,
+        cash: f64,
+        equity0: f64,
+        prev_equity: f64,
+        peak_equity: f64,
+        realized: f64,
+        costs: f64,
+        entry_ms: u32,
+        /// Pending order: its target, its signed remaining shares (0 = none), its arrival.
+        pend_target: i64,
+        pend_left: i64,
+        pend_arrival: u32,
+        dsr_a: f64,
+        dsr_b: f64,
+        sharpe_sum: f64,
+        sharpe_sumsq: f64,
+        reward_sum: f64,
+        fills: u32,
+        rejected: u32,
+        turnover: f64,
+        /// 0 while running, else 1 + the [`EndReason`] of the step that ended it.
+        ended: u8,
+    }
+}
+
+const REASONS: [EndReason; 3] = [EndReason::SessionClose, EndReason::LossLimit, EndReason::MaxSteps];
+
+/// Environments per parallel task: large enough to amortize scheduling, small enough to
+/// balance two to a few dozen cores.
+const CHUNK: usize = 256;
+
+/// Most finished-episode summaries kept between [`CpuEnvs::drain_finished`] calls.
+const LOG_CAP: usize = 1 << 16;
+
+/// The CPU backend: a batch of environments over shared days.
+pub struct CpuEnvs {
+    params: Arc<EnvParams>,
+    state: EnvState,
+    days: Vec<Arc<DayData>>,
+    /// Rolling-Sharpe windows, `n × sharpe_window` (empty when the term is off).
+    ring: Vec<f64>,
+    ring_w: usize,
+    source: Box<dyn EpisodeSource>,
+    finished: Vec<EpisodeStats>,
+    /// Finished episodes dropped because nobody drained the log.
+    dropped: u64,
+    /// Episodes finished since creation.
+    episodes: u64,
+}
+
+impl CpuEnvs {
+    /// `n` environments, each given its first episode by `source`.
+    pub fn new(params: Arc<EnvParams>, n: usize, mut source: Box<dyn EpisodeSource>) -> Result<CpuEnvs> {
+        if n == 0 {
+            return Err(Error::Usage("the number of environments must be at least 1".into()));
+        }
+        let mut days = Vec::with_capacity(n);
+        let mut starts = Vec::with_capacity(n);
+        for i in 0..n {
+            let ep = source.next_episode(i)?;
+            ep.check()?;
+            check_day(&params, &ep.day)?;
+            starts.push(ep.start_row);
+            days.push(ep.day);
+        }
+        let ring_w = if params.uses_sharpe() { params.sharpe_window as usize } else { 0 };
+        let mut envs = CpuEnvs {
+            state: EnvState::zeroed(n),
+            days,
+            ring: vec![0.0; n * ring_w],
+            ring_w,
+            source,
+            finished: Vec::new(),
+            dropped: 0,
+            episodes: 0,
+            params,
+        };
+        for (i, start) in starts.into_iter().enumerate() {
+            envs.init_env(i, start);
+        }
+        Ok(envs)
+    }
+
+    pub fn num_envs(&self) -> usize {
+        self.days.len()
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        self.params.obs_dim()
+    }
+
+    pub fn params(&self) -> &Arc<EnvParams> {
+        &self.params
+    }
+
+    /// Episodes finished since creation.
+    pub fn episodes(&self) -> u64 {
+        self.episodes
+    }
+
+    /// Takes the summaries of episodes finished since the last call.
+    pub fn drain_finished(&mut self) -> Vec<EpisodeStats> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Summaries dropped because the log was full (drain it more often).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Bytes of state, market data, actions and outputs one environment step touches.
+    pub fn bytes_per_step(&self) -> usize {
+        let k = self.params.feature_cols.len();
+        EnvState::bytes_per_env() * 2
+            + DayData::bytes_per_step(k)
+            + 1
+            + 4 * self.obs_dim()
+            + 4
+            + 2
+            + 2 * 8 * self.ring_w.min(1)
+    }
+
+    /// Writes every environment's current observation (after creation, or to re-read).
+    pub fn observe(&self, out: &mut StepOut<'_>) -> Result<()> {
+        self.check_out(out)?;
+        let d = self.obs_dim();
+        for i in 0..self.num_envs() {
+            write_obs(&self.params, &self.days[i], &self.state, i, &mut out.obs[i * d..(i + 1) * d]);
+        }
+        Ok(())
+    }
+
+    /// One step of every environment with `actions[i]` (indices into `env.actions`).
+    pub fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
+        let n = self.num_envs();
+        if actions.len() != n {
+            return Err(Error::Usage(format!(
+                "{} actions for {n} environments",
+                actions.len()
+            )));
+        }
+        let n_actions = self.params.actions.len();
+        if let Some(i) = actions.iter().position(|&a| a as usize >= n_actions) {
+            return Err(Error::Usage(format!(
+                "action {} of environment {i} is out of range: env.actions has {n_actions} entries (valid 0..{})",
+                actions[i],
+                n_actions - 1
+            )));
+        }
+        self.check_out(out)?;
+        let d = self.obs_dim();
+        let chunk = Chunk {
+            state: self.state.view(),
+            days: &self.days,
+            ring: &mut self.ring,
+            actions,
+            obs: &mut *out.obs,
+            rewards: &mut *out.rewards,
+            terminated: &mut *out.terminated,
+            truncated: &mut *out.truncated,
+        };
+        run_parallel(&self.params, chunk, d, self.ring_w);
+        self.reset_ended(out)
+    }
+
+    fn check_out(&self, out: &StepOut<'_>) -> Result<()> {
+        let (n, d) = (self.num_envs(), self.obs_dim());
+        if out.obs.len() != n * d
+            || out.rewards.len() != n
+            || out.terminated.len() != n
+            || out.truncated.len() != n
+        {
+            return Err(Error::Usage(format!(
+                "output buffers must hold {n} × {d} observations and {n} rewards and flags"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Pass 2: log, redraw and re-observe the environments whose episode ended.
+    fn reset_ended(&mut self, out: &mut StepOut<'_>) -> Result<()> {
+        let d = self.obs_dim();
+        for i in 0..self.num_envs() {
+            let ended = self.state.ended[i];
+            if ended == 0 {
+                continue;
+            }
+            let s = &self.state;
+            let stats = EpisodeStats {
+                env: i,
+                symbol: self.days[i].symbol.clone(),
+                date: self.days[i].date,
+                start_row: s.start_row[i],
+                steps: s.steps[i],
+                reason: REASONS[ended as usize - 1],
+                reward: s.reward_sum[i],
+                pnl: s.prev_equity[i] - s.equity0[i],
+                realized: s.realized[i],
+                costs: s.costs[i],
+                fills: s.fills[i],
+                rejected: s.rejected[i],
+                turnover: s.turnover[i],
+            };
+            self.episodes += 1;
+            if self.finished.len() < LOG_CAP {
+                self.finished.push(stats);
+            } else {
+                self.dropped += 1;
+            }
+            let Episode { day, start_row } = self.source.next_episode(i)?;
+            let ep = Episode { day, start_row };
+            ep.check()?;
+            check_day(&self.params, &ep.day)?;
+            self.days[i] = ep.day;
+            self.init_env(i, start_row);
+            write_obs(&self.params, &self.days[i], &self.state, i, &mut out.obs[i * d..(i + 1) * d]);
+        }
+        Ok(())
+    }
+
+    /// A fresh account at `start_row` of environment `i`'s day.
+    fn init_env(&mut self, i: usize, start_row: u32) {
+        let s = &mut self.state;
+        let e0 = self.params.initial_equity;
+        s.row[i] = start_row;
+        s.steps[i] = 0;
+        s.start_row[i] = start_row;
+        s.position[i] = 0;
+        s.avg_price[i] = 0.0;
+        s.cash[i] = e0;
+        s.equity0[i] = e0;
+        s.prev_equity[i] = e0;
+        s.peak_equity[i] = e0;
+        s.realized[i] = 0.0;
+        s.costs[i] = 0.0;
+        s.entry_ms[i] = 0;
+        s.pend_target[i] = 0;
+        s.pend_left[i] = 0;
+        s.pend_arrival[i] = 0;
+        s.dsr_a[i] = 0.0;
+        s.dsr_b[i] = 0.0;
+        s.sharpe_sum[i] = 0.0;
+        s.sharpe_sumsq[i] = 0.0;
+        s.reward_sum[i] = 0.0;
+        s.fills[i] = 0;
+        s.rejected[i] = 0;
+        s.turnover[i] = 0.0;
+        s.ended[i] = 0;
+        let w = self.ring_w;
+        self.ring[i * w..(i + 1) * w].fill(0.0);
+    }
+}
+
+/// A day must carry the feature columns the params ask for.
+fn check_day(p: &EnvParams, day: &DayData) -> Result<()> {
+    if day.k != p.feature_cols.len() {
+        return Err(Error::Data(format!(
+            "{} {}: day was loaded with {} feature columns, the environment observes {}",
+            day.symbol,
+            day.date,
+            day.k,
+            p.feature_cols.len()
+        )));
+    }
+    Ok(())
+}
+
+fn write_obs(p: &EnvParams, day: &DayData, s: &EnvState, i: usize, obs: &mut [f32]) {
+    let row = s.row[i] as usize;
+    let k = day.k;
+    obs[..k].copy_from_slice(day.feature_row(row));
+    obs[k..].copy_from_slice(&exec::account_obs(
+        p,
+        &day.bars[row],
+        day.bar_ms,
+        day.close_ms,
+        s.position[i],
+        s.avg_price[i],
+        s.entry_ms[i],
+        s.pend_left[i],
+        s.equity0[i],
+    ));
+}
+
+/// Everything one parallel task steps: a range of environments and their outputs.
+struct Chunk<'a> {
+    state: EnvStateView<'a>,
+    days: &'a [Arc<DayData>],
+    ring: &'a mut [f64],
+    actions: &'a [u8],
+    obs: &'a mut [f32],
+    rewards: &'a mut [f32],
+    terminated: &'a mut [u8],
+    truncated: &'a mut [u8],
+}
+
+impl<'a> Chunk<'a> {
+    fn len(&self) -> usize {
+        self.days.len()
+    }
+
+    fn split(self, mid: usize, d: usize, w: usize) -> (Chunk<'a>, Chunk<'a>) {
+        let (s0, s1) = self.state.split_at(mid);
+        let (d0, d1) = self.days.split_at(mid);
+        let (r0, r1) = self.ring.split_at_mut(mid * w);
+        let (a0, a1) = self.actions.split_at(mid);
+        let (o0, o1) = self.obs.split_at_mut(mid * d);
+        let (w0, w1) = self.rewards.split_at_mut(mid);
+        let (t0, t1) = self.terminated.split_at_mut(mid);
+        let (u0, u1) = self.truncated.split_at_mut(mid);
+        (
+            Chunk { state: s0, days: d0, ring: r0, actions: a0, obs: o0, rewards: w0, terminated: t0, truncated: u0 },
+            Chunk { state: s1, days: d1, ring: r1, actions: a1, obs: o1, rewards: w1, terminated: t1, truncated: u1 },
+        )
+    }
+}
+
+fn run_parallel(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
+    if c.len() <= CHUNK {
+        step_chunk(p, c, d, w);
+        return;
+    }
+    let mid = (c.len() / 2).next_multiple_of(CHUNK).min(c.len());
+    let (a, b) = c.split(mid, d, w);
+    rayon::join(|| run_parallel(p, a, d, w), || run_parallel(p, b, d, w));
+}
+
+/// Pass 1 for one chunk: the step of every environment in it (see [`super`] for the
+/// rules; the reference engine spells out the same sequence with named types).
+fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
+    let s = c.state;
+    let wts = &p.weights;
+    for i in 0..c.days.len() {
+        let day = &*c.days[i];
+        let t = s.row[i] as usize;
+        let bar_t = day.bars[t];
+        let mut l = Ledger {
+            cash: s.cash[i],
+            position: s.position[i],
+            avg_price: s.avg_price[i],
+            realized: s.realized[i],
+            costs: s.costs[i],
+            entry_ms: s.entry_ms[i],
+            fills: s.fills[i],
+        };
+        let mut pend_left = s.pend_left[i];
+        let e0 = s.equity0[i];
+
+        // 1. Decision at t's close.
+        let current = if pend_left != 0 { s.pend_target[i] } else { l.position };
+        let target = exec::decide_target(p, p.actions[c.actions[i] as usize], bar_t.close, current);
+        if !(pend_left != 0 && s.pend_target[i] == target) {
+            if target != l.position {
+                s.pend_target[i] = target;
+                pend_left = target - l.position;
+                s.pend_arrival[i] = bar_t.ts_ms + day.bar_ms + p.latency_ms;
+            } else {
+                pend_left = 0;
+            }
+        }
+
+        // 2. Fill at the next bar.
+        let f = t + 1;
+        let bar_f = day.bars[f];
+        let mut traded = 0.0;
+        if pend_left != 0 && bar_f.ts_ms >= s.pend_arrival[i] {
+            if bar_f.halted() || day.in_halt(s.pend_arrival[i]) {
+                pend_left = 0;
+                s.rejected[i] += 1;
+            } else {
+                let q = pend_left.abs().min(exec::participation_cap(p, &bar_f));
+                if q > 0 {
+                    let shares = q * pend_left.signum();
+                    let (price, half) = exec::fill_basis(p, &bar_f, bar_f.open);
+                    l.book(p, shares, price, half, &bar_f);
+                    traded += q as f64 * price;
+                    pend_left -= shares;
+                }
+                if !p.carry_remainder {
+                    pend_left = 0;
+                }
+            }
+        }
+
+        // 3. Borrow and mark.
+        l.borrow(p, bar_f.close, bar_f.ts_ms - bar_t.ts_ms);
+        let steps = s.steps[i] + 1;
+        let mut equity = l.equity(bar_f.close);
+
+        // 4. Episode end.
+        let ended: u8 = if f as u32 == day.last_row {
+            1
+        } else if p.loss_limit > 0.0 && equity - e0 <= -p.loss_limit * e0 {
+            2
+        } else if p.max_episode_steps > 0 && steps >= p.max_episode_steps {
+            3
+        } else {
+            0
+        };
+        if ended == 1 || ended == 2 {
+            pend_left = 0;
+            let pos = l.position;
+            if pos != 0 {
+                let (price, half) = exec::fill_basis(p, &bar_f, bar_f.close);
+                l.book(p, -pos, price, half, &bar_f);
+                traded += pos.unsigned_abs() as f64 * price;
+            }
+            equity = l.cash;
+        }
+
+        // 5. Reward.
+        let prev = s.prev_equity[i];
+        let pnl = (equity - prev) / e0;
+        let dsr = if wts.dsr != 0.0 {
+            exec::dsr_step(&mut s.dsr_a[i], &mut s.dsr_b[i], pnl, p.dsr_eta, p.dsr_eps, steps > p.dsr_warmup)
+        } else {
+            0.0
+        };
+        let sharpe = if wts.sharpe != 0.0 {
+            exec::rolling_sharpe(
+                &mut c.ring[i * w..(i + 1) * w],
+                steps - 1,
+                &mut s.sharpe_sum[i],
+                &mut s.sharpe_sumsq[i],
+                pnl,
+            )
+        } else {
+            0.0
+        };
+        let peak0 = s.peak_equity[i];
+        let dd_before = (peak0 - prev) / e0;
+        let peak = peak0.max(equity);
+        let dd_increase = ((peak - equity) / e0 - dd_before).max(0.0);
+        let reward = exec::reward(wts, p.reward_scale, pnl, dsr, sharpe, dd_increase, traded / e0);
+
+        s.row[i] = f as u32;
+        s.steps[i] = steps;
+        s.position[i] = l.position;
+        s.avg_price[i] = l.avg_price;
+        s.cash[i] = l.cash;
+        s.realized[i] = l.realized;
+        s.costs[i] = l.costs;
+        s.entry_ms[i] = l.entry_ms;
+        s.fills[i] = l.fills;
+        s.pend_left[i] = pend_left;
+        s.prev_equity[i] = equity;
+        s.peak_equity[i] = peak;
+        s.reward_sum[i] += reward;
+        s.turnover[i] += traded;
+        s.ended[i] = ended;
+        c.rewards[i] = reward as f32;
+        c.terminated[i] = (ended == 1 || ended == 2) as u8;
+        c.truncated[i] = (ended == 3) as u8;
+        if ended == 0 {
+            let obs = &mut c.obs[i * d..(i + 1) * d];
+            let k = day.k;
+            obs[..k].copy_from_slice(day.feature_row(f));
+            obs[k..].copy_from_slice(&exec::account_obs(
+                p,
+                &bar_f,
+                day.bar_ms,
+                day.close_ms,
+                l.position,
+                l.avg_price,
+                l.entry_ms,
+                pend_left,
+                e0,
+            ));
+        }
+    }
+}

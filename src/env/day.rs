@@ -1,0 +1,274 @@
+//! A symbol-day laid out for stepping: the one market-data layout every engine reads.
+//!
+//! A day cache is columnar (one column per field, as written by the builder); an
+//! environment step needs, for one bar, a handful of market fields and the observation's
+//! feature row. [`DayData`] regroups a cached day once into
+//! - `bars`: one [`BarRec`] (48 bytes, `#[repr(C)]`) per bar: everything execution needs;
+//! - `features`: the observation's feature columns row-major (`rows × K` f32), so writing
+//!   an observation is one contiguous copy.
+//!
+//! Times are milliseconds since New York midnight (u32), prices f64 dollars: both exact
+//! for the cache's nanosecond timestamps at bar resolution and its nanodollar prices, and
+//! both representable on every GPU backend (as u32 and as a pair of u32 words).
+
+use super::params::{EnvParams, SessionKind};
+use crate::bars::BarSize;
+use crate::cache::DayCache;
+use crate::features::feature_index;
+use chrono::NaiveDate;
+
+/// Bar flag: trading is halted during this bar (orders are rejected).
+pub const FLAG_HALTED: u32 = 1;
+/// Bar flag: the bar has a usable quote (`bid > 0`, `ask >= bid`).
+pub const FLAG_QUOTE: u32 = 2;
+
+/// One bar as the execution model reads it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BarRec {
+    /// Bar start, milliseconds since New York midnight.
+    pub ts_ms: u32,
+    /// [`FLAG_HALTED`] | [`FLAG_QUOTE`].
+    pub flags: u32,
+    pub open: f64,
+    pub close: f64,
+    /// Top of book at the bar's close (valid when [`FLAG_QUOTE`] is set).
+    pub bid: f64,
+    pub ask: f64,
+    /// Shares traded in the bar.
+    pub volume: f32,
+    /// Volatility used by the impact model: ATR(14)/close of the *previous* bar, so it is
+    /// known before this bar opens (0 for the first bar of the day).
+    pub sigma: f32,
+}
+
+const _: () = assert!(std::mem::size_of::<BarRec>() == 48);
+
+impl BarRec {
+    pub fn halted(&self) -> bool {
+        self.flags & FLAG_HALTED != 0
+    }
+    pub fn has_quote(&self) -> bool {
+        self.flags & FLAG_QUOTE != 0
+    }
+}
+
+/// A day ready for the environments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayData {
+    pub symbol: String,
+    pub date: NaiveDate,
+    pub bar: BarSize,
+    /// Bar length, ms.
+    pub bar_ms: u32,
+    /// UTC nanoseconds of New York midnight (to turn `ts_ms` back into timestamps).
+    pub midnight_ns: i64,
+    pub bars: Vec<BarRec>,
+    /// Row-major observation features, `bars.len() × k`.
+    pub features: Vec<f32>,
+    /// Feature columns per row.
+    pub k: usize,
+    /// First and last row of the traded session (inclusive); `first_row > last_row` when
+    /// the session has no bars.
+    pub first_row: u32,
+    pub last_row: u32,
+    /// Close of the traded session, ms since midnight (the `time_to_close` reference).
+    pub close_ms: u32,
+    /// Halts as `[start, end)` ms since midnight.
+    pub halts: Vec<(u32, u32)>,
+}
+
+impl DayData {
+    /// Regroups a cached day for `params` (its feature columns and session choice).
+    pub fn from_cache(day: &DayCache, params: &EnvParams) -> DayData {
+        let meta = day.meta();
+        let midnight_ns = crate::clock::utc_ns_with_offset(meta.date, 0, meta.utc_offset_sec);
+        let to_ms = |ns: i64| ((ns - midnight_ns).clamp(0, 86_400_000_000_000) / 1_000_000) as u32;
+        let n = day.rows();
+        let (ts, open, close, vol) = (day.ts_ns(), day.opens(), day.closes(), day.volumes());
+        let quotes = day.bid().zip(day.ask());
+        let atr_col = feature_index("atr_ratio_14").expect("feature set v1 has atr_ratio_14");
+        let halted_col = feature_index("halted").expect("feature set v1 has halted");
+        let (atr, halted) = (day.feature(atr_col), day.feature(halted_col));
+        let halts: Vec<(u32, u32)> = meta
+            .halts
+            .iter()
+            .map(|h| (to_ms(h.start_ns), to_ms(h.end_ns)))
+            .collect();
+        let mut bars = Vec::with_capacity(n);
+        for i in 0..n {
+            let ts_ms = to_ms(ts[i]);
+            let mut flags = 0;
+            if halted[i] > 0.5 || halts.iter().any(|&(a, b)| ts_ms >= a && ts_ms < b) {
+                flags |= FLAG_HALTED;
+            }
+            let (mut bid, mut ask) = (0.0, 0.0);
+            if let Some((b, a)) = quotes {
+                if b[i].0 > 0 && a[i].0 >= b[i].0 {
+                    flags |= FLAG_QUOTE;
+                    bid = b[i].dollars();
+                    ask = a[i].dollars();
+                }
+            }
+            bars.push(BarRec {
+                ts_ms,
+                flags,
+                open: open[i].dollars(),
+                close: close[i].dollars(),
+                bid,
+                ask,
+                volume: vol[i] as f32,
+                sigma: if i == 0 { 0.0 } else { atr[i - 1].max(0.0) },
+            });
+        }
+        let cols: Vec<&[f32]> = params.feature_cols.iter().map(|&k| day.feature(k)).collect();
+        let k = cols.len();
+        let mut features = vec![0f32; n * k];
+        for (i, row) in features.chunks_exact_mut(k.max(1)).enumerate().take(n) {
+            for (dst, col) in row.iter_mut().zip(&cols) {
+                *dst = col[i];
+            }
+        }
+        let s = meta.session;
+        let (open_s, close_s) = match params.session {
+            SessionKind::Regular => (s.open_sec, s.close_sec),
+            SessionKind::Extended => (s.pre_open_sec, s.post_close_sec),
+        };
+        DayData::assemble(
+            meta.symbol.clone(),
+            meta.date,
+            meta.bar,
+            midnight_ns,
+            bars,
+            features,
+            k,
+            (open_s * 1000, close_s * 1000),
+            halts,
+        )
+    }
+
+    /// Builds a day from parts (hand-built test days, synthetic days): finds the session
+    /// rows. `session_ms` is the traded session `[open, close)` in ms since midnight.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        symbol: String,
+        date: NaiveDate,
+        bar: BarSize,
+        midnight_ns: i64,
+        bars: Vec<BarRec>,
+        features: Vec<f32>,
+        k: usize,
+        session_ms: (u32, u32),
+        halts: Vec<(u32, u32)>,
+    ) -> DayData {
+        assert_eq!(features.len(), bars.len() * k, "features must be rows × k");
+        let (open_ms, close_ms) = session_ms;
+        let first = bars.partition_point(|b| b.ts_ms < open_ms);
+        let end = bars.partition_point(|b| b.ts_ms < close_ms);
+        let (first_row, last_row) = if end > first {
+            (first as u32, (end - 1) as u32)
+        } else {
+            (1, 0)
+        };
+        DayData {
+            symbol,
+            date,
+            bar,
+            bar_ms: bar.secs() * 1000,
+            midnight_ns,
+            bars,
+            features,
+            k,
+            first_row,
+            last_row,
+            close_ms,
+            halts,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.bars.len()
+    }
+
+    /// Feature row `row` (the observation's first `k` values).
+    #[inline]
+    pub fn feature_row(&self, row: usize) -> &[f32] {
+        &self.features[row * self.k..(row + 1) * self.k]
+    }
+
+    /// Whether `ms` falls inside a halt of the day.
+    #[inline]
+    pub fn in_halt(&self, ms: u32) -> bool {
+        self.halts.iter().any(|&(a, b)| ms >= a && ms < b)
+    }
+
+    /// The first row at or after `sec_of_day` inside the traded session from which an
+    /// episode can start (at least one more session bar must follow it), if any.
+    pub fn start_row_at(&self, sec_of_day: u32) -> Option<u32> {
+        if self.first_row >= self.last_row {
+            return None;
+        }
+        let ms = sec_of_day.saturating_mul(1000);
+        let row = self.bars.partition_point(|b| b.ts_ms < ms) as u32;
+        let row = row.max(self.first_row);
+        (row < self.last_row).then_some(row)
+    }
+
+    /// UTC nanoseconds of a ms-of-day time.
+    pub fn utc_ns(&self, ms: u32) -> i64 {
+        self.midnight_ns + ms as i64 * 1_000_000
+    }
+
+    /// Bytes of market data one step reads (a bar record and a feature row).
+    pub fn bytes_per_step(k: usize) -> usize {
+        std::mem::size_of::<BarRec>() + 4 * k
+    }
+}
+
+/// Which cached days to load.
+#[derive(Clone, Debug, Default)]
+pub struct DaySelection {
+    /// Symbols (upper case); `None` = every symbol in the cache.
+    pub symbols: Option<Vec<String>>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// Loads (in parallel) every cached day of `dir` that `sel` selects, in (symbol, date)
+/// order. Errors name the cache and what is missing; an empty selection is an error.
+pub fn load_days(dir: &std::path::Path, sel: &DaySelection, params: &EnvParams) -> crate::Result<Vec<std::sync::Arc<DayData>>> {
+    use rayon::prelude::*;
+    let catalog = crate::cache::Catalog::load_existing(dir)?;
+    if let Some(symbols) = &sel.symbols {
+        let known = catalog.symbols();
+        if let Some(s) = symbols.iter().find(|s| !known.contains(s)) {
+            return Err(crate::Error::NotFound(format!(
+                "symbol {s} is not in the cache {} (it has {})",
+                dir.display(),
+                known.join(", ")
+            )));
+        }
+    }
+    let picked: Vec<_> = catalog
+        .entries
+        .values()
+        .filter(|e| sel.symbols.as_ref().is_none_or(|s| s.contains(&e.symbol)))
+        .filter(|e| sel.from.is_none_or(|f| e.date >= f) && sel.to.is_none_or(|t| e.date <= t))
+        .collect();
+    if picked.is_empty() {
+        return Err(crate::Error::NotFound(format!(
+            "no cached day in {} matches the selection (symbols {:?}, dates {:?}..{:?})",
+            dir.display(),
+            sel.symbols,
+            sel.from,
+            sel.to
+        )));
+    }
+    picked
+        .par_iter()
+        .map(|e| {
+            let cache = DayCache::open(crate::cache::day_path(dir, &e.symbol, e.date))?;
+            Ok(std::sync::Arc::new(DayData::from_cache(&cache, params)))
+        })
+        .collect()
+}
