@@ -29,6 +29,7 @@ pub struct Config {
     pub calendar: CalendarConfig,
     pub align: AlignConfig,
     pub env: crate::env::EnvConfig,
+    pub backtest: BacktestConfig,
     pub bench: BenchConfig,
 }
 
@@ -170,6 +171,40 @@ impl Default for AlignConfig {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct BacktestConfig {
+    /// Trading periods per year used to annualize daily returns (√ of it for volatility).
+    pub periods_per_year: f64,
+    /// Risk-free return per day, subtracted in the Sharpe and Sortino ratios.
+    pub risk_free: f64,
+    /// Time (NY, HH:MM:SS) of the first decision of each backtest day.
+    pub start_time: String,
+    /// `sma-cross` baseline: fast moving average of closes, bars.
+    pub sma_fast: u32,
+    /// `sma-cross` baseline: slow moving average of closes, bars.
+    pub sma_slow: u32,
+    /// `vwap-revert` baseline: enter against a move when the close is this fraction away
+    /// from the session VWAP.
+    pub vwap_entry: f64,
+    /// `vwap-revert` baseline: exit when the close is back within this fraction of VWAP.
+    pub vwap_exit: f64,
+}
+
+impl Default for BacktestConfig {
+    fn default() -> Self {
+        BacktestConfig {
+            periods_per_year: 252.0,
+            risk_free: 0.0,
+            start_time: "09:30:00".into(),
+            sma_fast: 20,
+            sma_slow: 60,
+            vwap_entry: 0.003,
+            vwap_exit: 0.0005,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BenchConfig {
     /// Synthetic symbols built by `bench cache`.
     pub symbols: usize,
@@ -200,6 +235,30 @@ impl Config {
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.synth.validate()?;
         crate::env::EnvParams::from_config(&self.env)?;
+        let bt = &self.backtest;
+        if !(bt.periods_per_year.is_finite() && bt.periods_per_year > 0.0) {
+            return Err(format!(
+                "backtest.periods_per_year = {}: must be a positive number",
+                bt.periods_per_year
+            ));
+        }
+        if !bt.risk_free.is_finite() {
+            return Err(format!("backtest.risk_free = {}: must be a number", bt.risk_free));
+        }
+        crate::env::params::parse_hms(&bt.start_time)
+            .map_err(|e| format!("backtest.start_time: {e}"))?;
+        if bt.sma_fast == 0 || bt.sma_fast >= bt.sma_slow {
+            return Err(format!(
+                "backtest.sma_fast = {}: must be at least 1 and below backtest.sma_slow = {}",
+                bt.sma_fast, bt.sma_slow
+            ));
+        }
+        if !(bt.vwap_exit >= 0.0 && bt.vwap_entry > bt.vwap_exit && bt.vwap_entry.is_finite()) {
+            return Err(format!(
+                "backtest.vwap_entry = {}: must be above backtest.vwap_exit = {} (and both non-negative)",
+                bt.vwap_entry, bt.vwap_exit
+            ));
+        }
         let v = &self.ingest.validation;
         if !(v.outlier_z.is_finite() && v.outlier_z > 0.0) {
             return Err(format!(
