@@ -25,3 +25,53 @@ pub fn skip(path: &std::path::Path) {
 pub fn sim_train() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("sim-train").expect("binary built")
 }
+
+/// Builds LEAN `symbols` at `bar` from `../shared/data` into `dir` (None, after a visible
+/// SKIP line, when the data is absent).
+pub fn lean_cache(
+    test: &str,
+    bar: sim_train::bars::BarSize,
+    symbols: &[&str],
+    dir: &std::path::Path,
+) -> Option<PathBuf> {
+    let data = shared_data(test)?;
+    let req = sim_train::build::BuildRequest {
+        source: sim_train::ingest::SourceKind::Lean,
+        input: Some(data.join("lean")),
+        cache_dir: dir.to_path_buf(),
+        symbols: Some(symbols.iter().map(|s| s.to_string()).collect()),
+        from: None,
+        to: None,
+        bar,
+        adjust: sim_train::adjust::AdjustMode::None,
+    };
+    let cfg = sim_train::config::load(None, &[]).unwrap();
+    sim_train::build::build_cache(&req, &cfg, false).unwrap_or_else(|e| panic!("{e}"));
+    Some(dir.to_path_buf())
+}
+
+/// Builds a synthetic universe (`synth.*` overrides in `sets`) into `dir`/cache.
+pub fn synth_cache(dir: &std::path::Path, sets: &[&str]) -> PathBuf {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let r = sim_train::config::load(None, &sets).unwrap();
+    let spec = sim_train::synth::SynthSpec::from_params(
+        &r.config.synth,
+        &sim_train::calendar::Calendar::us_equity(),
+    )
+    .unwrap();
+    let synth_dir = dir.join("synth");
+    sim_train::synth::write_universe(&synth_dir, &spec).unwrap();
+    let cache = dir.join("cache");
+    let req = sim_train::build::BuildRequest {
+        source: sim_train::ingest::SourceKind::Synth,
+        input: Some(synth_dir),
+        cache_dir: cache.clone(),
+        symbols: None,
+        from: None,
+        to: None,
+        bar: spec.bar(),
+        adjust: sim_train::adjust::AdjustMode::None,
+    };
+    sim_train::build::build_cache(&req, &r, false).unwrap_or_else(|e| panic!("{e}"));
+    cache
+}
