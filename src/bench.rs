@@ -1,11 +1,18 @@
-//! `sim-train bench cache`: the data layer's throughput, end to end, on synthetic data.
+//! `sim-train bench cache|env`: throughput of the data layer and of the environments.
 //!
+//! `bench cache`, end to end on synthetic data:
 //! - `build_bars_per_s`: bars per second through `cache build --source synth` (generation,
 //!   validation, features, atomic writes with fsync), all cores;
 //! - `scan_gb_per_s` vs `memcpy_gb_per_s`: summing every feature column of every cached
 //!   day straight from the mmap, against a plain `memcpy` of the same number of bytes, in
 //!   the same run (best of `bench.scan_repeats` passes each, single thread);
 //! - `lookup_ns`: one clock-time → row lookup at a random time of a random day.
+//!
+//! `bench env`: N environments of a backend stepped S times with uniformly random actions
+//! (drawn inside the timed loop) over cached or synthetic days, observations written into
+//! caller-owned buffers, auto-resets included: `env_steps_per_s`, and the bytes of state,
+//! market data, actions and outputs one env-step touches (`bytes_per_step`), which bounds
+//! the rate by memory bandwidth.
 
 use crate::bars::BarSize;
 use crate::build::{BuildRequest, build_cache};
@@ -86,25 +93,7 @@ pub fn bench_cache(
             tmp.path().to_path_buf()
         }
     };
-    let cache_dir = root.join("bench-cache");
-    if cache_dir.exists() {
-        std::fs::remove_dir_all(&cache_dir).map_err(|e| Error::io(&cache_dir, e))?;
-    }
-    let mut r = resolved.clone();
-    r.config.synth.symbols = symbols;
-    r.config.synth.days = days;
-    r.config.synth.bar = bar;
-    let req = BuildRequest {
-        source: SourceKind::Synth,
-        input: None,
-        cache_dir: cache_dir.clone(),
-        symbols: None,
-        from: None,
-        to: None,
-        bar,
-        adjust: crate::adjust::AdjustMode::None,
-    };
-    let built = build_cache(&req, &r, false)?;
+    let (cache_dir, built) = build_synthetic(resolved, symbols, days, bar, &root)?;
 
     // Open (and verify) every day once; the passes below then read warm mappings.
     let files = list_day_files(&cache_dir)?;
@@ -177,6 +166,190 @@ pub fn bench_cache(
         scan_over_memcpy: best_copy / best_scan,
         lookups: cfg.lookups,
         lookup_ns,
+        date: chrono::Local::now().format("%Y-%m-%d").to_string(),
+    })
+}
+
+/// Builds `symbols` × `days` synthetic `bar` days into `<root>/bench-cache` (replacing
+/// an earlier one).
+pub fn build_synthetic(
+    resolved: &Resolved,
+    symbols: usize,
+    days: usize,
+    bar: BarSize,
+    root: &std::path::Path,
+) -> Result<(PathBuf, crate::build::BuildSummary)> {
+    let cache_dir = root.join("bench-cache");
+    if cache_dir.exists() {
+        std::fs::remove_dir_all(&cache_dir).map_err(|e| Error::io(&cache_dir, e))?;
+    }
+    let mut r = resolved.clone();
+    r.config.synth.symbols = symbols;
+    r.config.synth.days = days;
+    r.config.synth.bar = bar;
+    let req = BuildRequest {
+        source: SourceKind::Synth,
+        input: None,
+        cache_dir: cache_dir.clone(),
+        symbols: None,
+        from: None,
+        to: None,
+        bar,
+        adjust: crate::adjust::AdjustMode::None,
+    };
+    let built = build_cache(&req, &r, false)?;
+    Ok((cache_dir, built))
+}
+
+/// The environment backends `bench env` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvBackendKind {
+    Cpu,
+}
+
+/// What `bench env` runs.
+#[derive(Clone, Debug)]
+pub struct EnvBenchRequest {
+    pub backend: EnvBackendKind,
+    pub envs: usize,
+    pub steps: usize,
+    /// Feature columns in the observation (the first K of feature set v1); None = as
+    /// configured.
+    pub obs_features: Option<usize>,
+    /// A cache to step over; None = a synthetic one (`bench.symbols` × `bench.days` of
+    /// `bench.bar`) built in a temporary folder.
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EnvBench {
+    pub bench: &'static str,
+    pub backend: EnvBackendKind,
+    pub machine: Machine,
+    pub threads: usize,
+    pub envs: usize,
+    pub steps: usize,
+    pub obs_dim: usize,
+    pub obs_features: usize,
+    pub days: usize,
+    pub bars: u64,
+    pub data: String,
+    pub episodes: u64,
+    pub elapsed_s: f64,
+    pub env_steps_per_s: f64,
+    pub ns_per_env_step: f64,
+    pub bytes_per_step: usize,
+    pub gb_per_s: f64,
+    pub date: String,
+}
+
+/// Distinct random action vectors `bench env` cycles through.
+const ACTION_POOL: usize = 61;
+
+/// Runs `bench env`.
+pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench> {
+    use crate::env::{Buffers, CpuEnvs, DaySelection, EnvParams, StartTimes, load_days};
+    if req.envs == 0 || req.steps == 0 {
+        return Err(Error::Usage("--envs and --steps must be at least 1".into()));
+    }
+    let mut env_cfg = resolved.config.env.clone();
+    if let Some(k) = req.obs_features {
+        if k > N_FEATURES {
+            return Err(Error::Usage(format!(
+                "--obs-features {k}: feature set v1 has {N_FEATURES} columns"
+            )));
+        }
+        env_cfg.features = crate::features::FEATURE_NAMES[..k]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if k == 0 {
+            return Err(Error::Usage("--obs-features must be at least 1".into()));
+        }
+    }
+    let params = std::sync::Arc::new(EnvParams::from_config(&env_cfg).map_err(Error::Config)?);
+    let tmp;
+    let (cache_dir, data) = match &req.cache {
+        Some(c) => (c.clone(), c.display().to_string()),
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let b = &resolved.config.bench;
+            let (dir, _) = build_synthetic(resolved, b.symbols, b.days, b.bar, tmp.path())?;
+            (
+                dir,
+                format!(
+                    "synthetic {} symbols × {} days of {} bars",
+                    b.symbols, b.days, b.bar
+                ),
+            )
+        }
+    };
+    let days = load_days(&cache_dir, &DaySelection::default(), &params)?;
+    let bars = days.iter().map(|d| d.rows() as u64).sum();
+    // Episodes start every half hour of the session, so envs spread over the day.
+    let starts: Vec<u32> = (0..13).map(|i| 34_200 + i * 1_800).collect();
+    let source = StartTimes::new(&days, &starts, resolved.config.env.seed)?;
+    let mut envs = match req.backend {
+        EnvBackendKind::Cpu => CpuEnvs::new(params.clone(), req.envs, Box::new(source))?,
+    };
+    let n = req.envs;
+    let mut buf = Buffers::new(n, params.obs_dim());
+    // Uniformly random actions, drawn before timing: a pool of distinct per-step action
+    // vectors (a prime count, so no env sees a cycle aligned with its episodes), used in
+    // turn. Drawing them inside the loop would time a single-threaded RNG, not the envs.
+    let n_actions = params.actions.len() as u64;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let pool: Vec<Vec<u8>> = (0..ACTION_POOL)
+        .map(|_| {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    ((x >> 32) % n_actions) as u8
+                })
+                .collect()
+        })
+        .collect();
+    let mut k = 0;
+    let mut run = |steps: usize, envs: &mut CpuEnvs| -> Result<()> {
+        for _ in 0..steps {
+            envs.step(&pool[k % ACTION_POOL], &mut buf.out())?;
+            k += 1;
+            black_box(&buf.obs);
+            envs.drain_finished();
+        }
+        Ok(())
+    };
+    // The loop runs on a pool thread, as a trainer should call `step`: from outside the
+    // pool every step would be a cross-thread hand-off and wake-up.
+    let elapsed = rayon::scope(|_| -> Result<f64> {
+        run(req.steps.div_ceil(20).min(200), &mut envs)?; // warm-up: pages, caches, threads
+        let t = Instant::now();
+        run(req.steps, &mut envs)?;
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    let rate = (n * req.steps) as f64 / elapsed;
+    let bytes = envs.bytes_per_step();
+    Ok(EnvBench {
+        bench: "env",
+        backend: req.backend,
+        machine: Machine::detect(),
+        threads: rayon::current_num_threads(),
+        envs: n,
+        steps: req.steps,
+        obs_dim: params.obs_dim(),
+        obs_features: params.feature_cols.len(),
+        days: days.len(),
+        bars,
+        data,
+        episodes: envs.episodes(),
+        elapsed_s: elapsed,
+        env_steps_per_s: rate,
+        ns_per_env_step: 1e9 / rate,
+        bytes_per_step: bytes,
+        gb_per_s: rate * bytes as f64 / 1e9,
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
     })
 }

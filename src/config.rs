@@ -243,7 +243,10 @@ impl Config {
             ));
         }
         if !bt.risk_free.is_finite() {
-            return Err(format!("backtest.risk_free = {}: must be a number", bt.risk_free));
+            return Err(format!(
+                "backtest.risk_free = {}: must be a number",
+                bt.risk_free
+            ));
         }
         crate::env::params::parse_hms(&bt.start_time)
             .map_err(|e| format!("backtest.start_time: {e}"))?;

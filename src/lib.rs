@@ -5,10 +5,13 @@
 //! features ([`features`]) and written as memory-mapped columnar day caches ([`cache`]) by
 //! the builder ([`build`]). [`calendar`] and [`clock`] know US equity sessions;
 //! [`synth`] generates realistic sessions with ground truth; [`align`] joins symbols on a
-//! common clock. The binary's commands are in [`cli`].
+//! common clock. [`env`](mod@env) holds the trading environments, [`backtest`] runs target
+//! schedules and baselines through them, [`metrics`] scores the results. The binary's
+//! commands are in [`cli`].
 
 pub mod adjust;
 pub mod align;
+pub mod backtest;
 pub mod bars;
 pub mod bench;
 pub mod build;

@@ -28,7 +28,10 @@ fn real_days(test: &str, dir: &Path, p: &EnvParams) -> Option<Vec<Arc<DayData>>>
     let s1 = common::lean_cache(test, BarSize::S1, &["SPY"], &dir.join("s1"))?;
     let m1 = common::lean_cache(test, BarSize::M1, &["SPY", "AIG", "BAC"], &dir.join("m1"))?;
     let mut days = days_of(&s1, p);
-    assert!(days.iter().any(|d| d.bars.iter().any(|b| b.has_quote())), "SPY 1 s has quotes");
+    assert!(
+        days.iter().any(|d| d.bars.iter().any(|b| b.has_quote())),
+        "SPY 1 s has quotes"
+    );
     days.extend(days_of(&m1, p));
     Some(days)
 }
@@ -36,14 +39,24 @@ fn real_days(test: &str, dir: &Path, p: &EnvParams) -> Option<Vec<Arc<DayData>>>
 fn synth_days(dir: &Path, p: &EnvParams, bar: &str) -> Vec<Arc<DayData>> {
     let cache = common::synth_cache(
         dir,
-        &["synth.symbols=3", "synth.days=3", &format!("synth.bar=\"{bar}\""), "synth.halt_prob=0.5", "synth.momentum_share=0.5"],
+        &[
+            "synth.symbols=3",
+            "synth.days=3",
+            &format!("synth.bar=\"{bar}\""),
+            "synth.halt_prob=0.5",
+            "synth.momentum_share=0.5",
+        ],
     );
     days_of(&cache, p)
 }
 
 fn params(edit: impl FnOnce(&mut EnvConfig)) -> Arc<EnvParams> {
-    let mut c = EnvConfig::default();
-    c.start_times = ["09:30:00", "10:00:00", "12:30:00", "15:58:00"].map(String::from).to_vec();
+    let mut c = EnvConfig {
+        start_times: ["09:30:00", "10:00:00", "12:30:00", "15:58:00"]
+            .map(String::from)
+            .to_vec(),
+        ..EnvConfig::default()
+    };
     edit(&mut c);
     Arc::new(EnvParams::from_config(&c).unwrap())
 }
@@ -93,7 +106,12 @@ fn assert_parity(label: &str, p: &Arc<EnvParams>, days: &[Arc<DayData>], n: usiz
         .iter()
         .map(|t| parse_hms(t).unwrap())
         .collect();
-    let mut batch = CpuEnvs::new(p.clone(), n, Box::new(StartTimes::new(days, &times, 11).unwrap())).unwrap();
+    let mut batch = CpuEnvs::new(
+        p.clone(),
+        n,
+        Box::new(StartTimes::new(days, &times, 11).unwrap()),
+    )
+    .unwrap();
     let mut source = StartTimes::new(days, &times, 11).unwrap();
     let mut refs: Vec<ReferenceEnv> = (0..n)
         .map(|i| ReferenceEnv::new(p.clone(), source.next_episode(i).unwrap()).unwrap())
@@ -108,15 +126,33 @@ fn assert_parity(label: &str, p: &Arc<EnvParams>, days: &[Arc<DayData>], n: usiz
         for (i, r) in refs.iter().enumerate() {
             r.observe(&mut ref_obs);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&buf.obs[i * d..(i + 1) * d]), bits(&ref_obs), "{label}: obs of env {i} before step {step}");
+            assert_eq!(
+                bits(&buf.obs[i * d..(i + 1) * d]),
+                bits(&ref_obs),
+                "{label}: obs of env {i} before step {step}"
+            );
         }
-        let actions: Vec<u8> = (0..n).map(|_| rng.random_range(0..p.actions.len() as u8)).collect();
+        let actions: Vec<u8> = (0..n)
+            .map(|_| rng.random_range(0..p.actions.len() as u8))
+            .collect();
         batch.step(&actions, &mut buf.out()).unwrap();
         for (i, r) in refs.iter_mut().enumerate() {
             let res = r.step(actions[i] as usize).unwrap();
-            assert_eq!(buf.rewards[i].to_bits(), (res.reward as f32).to_bits(), "{label}: reward env {i} step {step}");
-            assert_eq!(buf.terminated[i] != 0, res.terminated, "{label}: terminated env {i} step {step}");
-            assert_eq!(buf.truncated[i] != 0, res.truncated, "{label}: truncated env {i} step {step}");
+            assert_eq!(
+                buf.rewards[i].to_bits(),
+                (res.reward as f32).to_bits(),
+                "{label}: reward env {i} step {step}"
+            );
+            assert_eq!(
+                buf.terminated[i] != 0,
+                res.terminated,
+                "{label}: terminated env {i} step {step}"
+            );
+            assert_eq!(
+                buf.truncated[i] != 0,
+                res.truncated,
+                "{label}: truncated env {i} step {step}"
+            );
         }
         for (i, r) in refs.iter_mut().enumerate() {
             if let Some(mut stats) = r.finished.take() {
@@ -127,7 +163,10 @@ fn assert_parity(label: &str, p: &Arc<EnvParams>, days: &[Arc<DayData>], n: usiz
         }
     }
     let batch_finished = batch.drain_finished();
-    assert!(!batch_finished.is_empty(), "{label}: some episodes must end in {steps} steps");
+    assert!(
+        !batch_finished.is_empty(),
+        "{label}: some episodes must end in {steps} steps"
+    );
     assert_eq!(batch_finished, ref_finished, "{label}: episode summaries");
 }
 
@@ -135,7 +174,11 @@ fn assert_parity(label: &str, p: &Arc<EnvParams>, days: &[Arc<DayData>], n: usiz
 fn batch_equals_reference_bit_for_bit_on_real_days() {
     let dir = tempfile::tempdir().unwrap();
     for (label, p) in variants() {
-        let Some(days) = real_days("batch_equals_reference_bit_for_bit_on_real_days", dir.path(), &p) else {
+        let Some(days) = real_days(
+            "batch_equals_reference_bit_for_bit_on_real_days",
+            dir.path(),
+            &p,
+        ) else {
             return;
         };
         // 300 envs: two parallel chunks and a remainder.
@@ -151,7 +194,10 @@ fn batch_equals_reference_bit_for_bit_on_synthetic_days() {
         for (label, p) in variants() {
             let dir = tempfile::tempdir().unwrap();
             let days = synth_days(dir.path(), &p, bar);
-            assert!(days.iter().any(|d| !d.halts.is_empty()), "synthetic halts are planted");
+            assert!(
+                days.iter().any(|d| !d.halts.is_empty()),
+                "synthetic halts are planted"
+            );
             assert_parity(&format!("{label} {bar}"), &p, &days, 37, 2_000);
         }
     }
@@ -163,7 +209,10 @@ fn batch_is_deterministic_across_thread_counts() {
     let p = variants()[1].1.clone();
     let days = synth_days(dir.path(), &p, "1m");
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let src = StartTimes::new(&days, &[34_200, 45_000], 3).unwrap();
             let mut envs = CpuEnvs::new(p.clone(), 1_000, Box::new(src)).unwrap();
@@ -192,14 +241,25 @@ fn accounting_identity_holds_to_the_cent_on_real_days() {
         c.execution.participation = 0.05;
         c.daily_loss_limit = 0.0;
     });
-    let Some(days) = real_days("accounting_identity_holds_to_the_cent_on_real_days", dir.path(), &p) else {
+    let Some(days) = real_days(
+        "accounting_identity_holds_to_the_cent_on_real_days",
+        dir.path(),
+        &p,
+    ) else {
         return;
     };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut checked_steps = 0;
     for day in &days {
         let start = day.start_row_at(34_200).unwrap();
-        let mut env = ReferenceEnv::new(p.clone(), Episode { day: day.clone(), start_row: start }).unwrap();
+        let mut env = ReferenceEnv::new(
+            p.clone(),
+            Episode {
+                day: day.clone(),
+                start_row: start,
+            },
+        )
+        .unwrap();
         let e0 = p.initial_equity;
         let mut flows = 0.0; // cash paid for fills, including their costs
         let mut fill_costs = 0.0;
@@ -258,7 +318,10 @@ fn rewrite_after(day: &DayData, t: usize, rng: &mut ChaCha8Rng) -> DayData {
     for x in &mut d.features[(t + 1) * d.k..] {
         *x = rng.random_range(-3.0..3.0);
     }
-    d.halts.push((d.bars[t].ts_ms + d.bar_ms + 1, d.bars[t].ts_ms + d.bar_ms + 5_000));
+    d.halts.push((
+        d.bars[t].ts_ms + d.bar_ms + 1,
+        d.bars[t].ts_ms + d.bar_ms + 5_000,
+    ));
     d
 }
 
@@ -267,7 +330,11 @@ fn no_look_ahead_changing_bars_after_t_changes_nothing_up_to_t() {
     let dir = tempfile::tempdir().unwrap();
     let p = variants()[1].1.clone(); // latency, cancel, hybrid reward
     let mut days = synth_days(dir.path(), &p, "1m");
-    if let Some(real) = real_days("no_look_ahead_changing_bars_after_t_changes_nothing_up_to_t", &dir.path().join("real"), &p) {
+    if let Some(real) = real_days(
+        "no_look_ahead_changing_bars_after_t_changes_nothing_up_to_t",
+        &dir.path().join("real"),
+        &p,
+    ) {
         days.extend(real);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -276,15 +343,36 @@ fn no_look_ahead_changing_bars_after_t_changes_nothing_up_to_t() {
             let start = day.start_row_at(34_200).unwrap() as usize;
             let t = rng.random_range(start + 1..day.last_row as usize);
             let changed = Arc::new(rewrite_after(day, t, &mut rng));
-            let mut a = ReferenceEnv::new(p.clone(), Episode { day: day.clone(), start_row: start as u32 }).unwrap();
-            let mut b = ReferenceEnv::new(p.clone(), Episode { day: changed, start_row: start as u32 }).unwrap();
+            let mut a = ReferenceEnv::new(
+                p.clone(),
+                Episode {
+                    day: day.clone(),
+                    start_row: start as u32,
+                },
+            )
+            .unwrap();
+            let mut b = ReferenceEnv::new(
+                p.clone(),
+                Episode {
+                    day: changed,
+                    start_row: start as u32,
+                },
+            )
+            .unwrap();
             let d = p.obs_dim();
             let (mut oa, mut ob) = (vec![0f32; d], vec![0f32; d]);
             let mut steps = 0;
             while a.row() < t {
                 a.observe(&mut oa);
                 b.observe(&mut ob);
-                assert_eq!(oa, ob, "{} {}: observation at row {} (t = {t})", day.symbol, day.date, a.row());
+                assert_eq!(
+                    oa,
+                    ob,
+                    "{} {}: observation at row {} (t = {t})",
+                    day.symbol,
+                    day.date,
+                    a.row()
+                );
                 let act = rng.random_range(0..p.actions.len());
                 let (ra, rb) = (a.step(act).unwrap(), b.step(act).unwrap());
                 assert_eq!(ra, rb, "step result into row {}", a.row());

@@ -16,11 +16,13 @@ const OPEN_MS: u32 = 34_200_000; // 09:30:00
 /// half-spread, no impact, no participation cap, no latency, no loss limit, no borrow,
 /// reward = P&L / equity0 (scale 1). One feature column (`ret_1`).
 fn params(edit: impl FnOnce(&mut EnvConfig)) -> Arc<EnvParams> {
-    let mut c = EnvConfig::default();
-    c.initial_equity = 100_000.0;
-    c.max_position_usd = 10_000.0;
-    c.features = vec!["ret_1".into()];
-    c.daily_loss_limit = 0.0;
+    let mut c = EnvConfig {
+        initial_equity: 100_000.0,
+        max_position_usd: 10_000.0,
+        features: vec!["ret_1".into()],
+        daily_loss_limit: 0.0,
+        ..EnvConfig::default()
+    };
     c.costs.commission = CommissionKind::PerShare;
     c.costs.commission_per_share = 0.01;
     c.costs.commission_min = 1.0;
@@ -66,12 +68,24 @@ fn day_of(bars: Vec<BarRec>, halts: Vec<(u32, u32)>) -> Arc<DayData> {
 }
 
 fn env(p: &Arc<EnvParams>, day: &Arc<DayData>) -> ReferenceEnv {
-    ReferenceEnv::new(p.clone(), Episode { day: day.clone(), start_row: 0 }).unwrap()
+    ReferenceEnv::new(
+        p.clone(),
+        Episode {
+            day: day.clone(),
+            start_row: 0,
+        },
+    )
+    .unwrap()
 }
 
 /// Ten flat bars at $100 one second apart.
 fn flat_day() -> Arc<DayData> {
-    day_of((0..10).map(|s| bar(s, 100.0 + s as f64, 100.5 + s as f64, 1e6)).collect(), vec![])
+    day_of(
+        (0..10)
+            .map(|s| bar(s, 100.0 + s as f64, 100.5 + s as f64, 1e6))
+            .collect(),
+        vec![],
+    )
 }
 
 fn obs(e: &ReferenceEnv) -> Vec<f32> {
@@ -121,7 +135,10 @@ fn latency_pushes_the_fill_to_the_first_bar_starting_after_arrival() {
     e.step_target(1.0).unwrap();
     assert_eq!(e.last_fills[0].ts_ms, d.bars[3].ts_ms);
     assert_eq!(e.last_fills[0].price, 103.0);
-    assert_eq!(e.last_fills[0].shares, 99, "a kept target keeps its order and size");
+    assert_eq!(
+        e.last_fills[0].shares, 99,
+        "a kept target keeps its order and size"
+    );
 }
 
 #[test]
@@ -130,7 +147,12 @@ fn missing_bars_cannot_fill_the_next_existing_bar_does() {
     // arrives at +3 s, when no bar exists; the bar at +5 s fills it at its open.
     let p = params(|c| c.execution.latency_ms = 2_000);
     let d = day_of(
-        vec![bar(0, 10.0, 10.0, 1e6), bar(1, 10.1, 10.1, 1e6), bar(5, 10.5, 10.6, 1e6), bar(6, 11.0, 11.0, 1e6)],
+        vec![
+            bar(0, 10.0, 10.0, 1e6),
+            bar(1, 10.1, 10.1, 1e6),
+            bar(5, 10.5, 10.6, 1e6),
+            bar(6, 11.0, 11.0, 1e6),
+        ],
         vec![],
     );
     let mut e = env(&p, &d);
@@ -150,7 +172,12 @@ fn orders_arriving_in_a_halt_or_on_a_halted_bar_are_rejected() {
     // inside the halt → rejected at the next bar (+4 s). Reissued at +5 s's close... the
     // decision at +4 s's close arrives at +5.5 s → fills at +6 s's open.
     let p = params(|c| c.execution.latency_ms = 500);
-    let mut bars = vec![bar(0, 10.0, 10.0, 1e6), bar(4, 10.4, 10.4, 1e6), bar(6, 10.6, 10.6, 1e6), bar(7, 10.7, 10.7, 1e6)];
+    let mut bars = vec![
+        bar(0, 10.0, 10.0, 1e6),
+        bar(4, 10.4, 10.4, 1e6),
+        bar(6, 10.6, 10.6, 1e6),
+        bar(7, 10.7, 10.7, 1e6),
+    ];
     bars[1].flags = 0;
     let d = day_of(bars, vec![(OPEN_MS + 1_000, OPEN_MS + 4_000)]);
     let mut e = env(&p, &d);
@@ -161,7 +188,12 @@ fn orders_arriving_in_a_halt_or_on_a_halted_bar_are_rejected() {
     assert_eq!(e.last_fills[0].ts_ms, OPEN_MS + 6_000);
 
     // A bar flagged halted rejects too.
-    let mut bars = vec![bar(0, 10.0, 10.0, 1e6), bar(1, 10.1, 10.1, 1e6), bar(2, 10.2, 10.2, 1e6), bar(3, 1.0, 1.0, 1.0)];
+    let mut bars = vec![
+        bar(0, 10.0, 10.0, 1e6),
+        bar(1, 10.1, 10.1, 1e6),
+        bar(2, 10.2, 10.2, 1e6),
+        bar(3, 1.0, 1.0, 1.0),
+    ];
     bars[1].flags = FLAG_HALTED;
     let d = day_of(bars, vec![]);
     let p = params(|_| {});
@@ -171,7 +203,10 @@ fn orders_arriving_in_a_halt_or_on_a_halted_bar_are_rejected() {
     let f = e.finished.clone();
     assert!(f.is_none());
     e.step_target(0.0).unwrap();
-    assert!(e.last_fills.is_empty(), "target 0 with no position sends nothing");
+    assert!(
+        e.last_fills.is_empty(),
+        "target 0 with no position sends nothing"
+    );
 }
 
 #[test]
@@ -190,7 +225,15 @@ fn each_cost_term() {
     b1.bid = 99.9;
     b1.ask = 100.1;
     b1.sigma = 0.01;
-    let d = day_of(vec![bar(0, 100.0, 100.0, 1e6), b1, bar(2, 100.0, 100.0, 1e6), bar(3, 100.0, 100.0, 1e6)], vec![]);
+    let d = day_of(
+        vec![
+            bar(0, 100.0, 100.0, 1e6),
+            b1,
+            bar(2, 100.0, 100.0, 1e6),
+            bar(3, 100.0, 100.0, 1e6),
+        ],
+        vec![],
+    );
     let mut e = env(&p, &d);
     e.step_target(1.0).unwrap();
     let f = e.last_fills[0];
@@ -250,8 +293,13 @@ fn participation_cap_carries_or_cancels_the_rest() {
 #[test]
 fn the_session_close_flattens_with_costs_and_terminates() {
     // Four session bars and one after 16:00 (not traded).
-    let mut bars: Vec<BarRec> = (0..4).map(|s| bar(s, 100.0, 100.0 + s as f64, 1e6)).collect();
-    bars.push(BarRec { ts_ms: 57_600_000, ..bar(0, 1.0, 1.0, 1e6) });
+    let mut bars: Vec<BarRec> = (0..4)
+        .map(|s| bar(s, 100.0, 100.0 + s as f64, 1e6))
+        .collect();
+    bars.push(BarRec {
+        ts_ms: 57_600_000,
+        ..bar(0, 1.0, 1.0, 1e6)
+    });
     let d = day_of(bars, vec![]);
     assert_eq!(d.last_row, 3);
     let p = params(|_| {});
@@ -309,7 +357,13 @@ fn short_positions_pay_borrow_per_millisecond_held() {
     // 36.5 % a year = 0.1 % a day = 1e-3 / 86,400,000 per ms. Short 100 at $100 for the
     // 2 s from bar 1 to bar 3 marked at 100: 100 · 100 · 1e-3 / 86,400,000 · 1,000 per step.
     let p = params(|c| c.costs.borrow_rate_annual = 0.365);
-    let bars = vec![bar(0, 100.0, 100.0, 1e6), bar(1, 100.0, 100.0, 1e6), bar(2, 100.0, 100.0, 1e6), bar(4, 100.0, 100.0, 1e6), bar(5, 100.0, 100.0, 1e6)];
+    let bars = vec![
+        bar(0, 100.0, 100.0, 1e6),
+        bar(1, 100.0, 100.0, 1e6),
+        bar(2, 100.0, 100.0, 1e6),
+        bar(4, 100.0, 100.0, 1e6),
+        bar(5, 100.0, 100.0, 1e6),
+    ];
     let d = day_of(bars, vec![]);
     let mut e = env(&p, &d);
     e.step_target(-1.0).unwrap(); // sells 100 at bar 1; charged for bar 0 → 1 (1 s)
@@ -332,8 +386,14 @@ fn dsr_reward_equals_a_plain_loop_of_the_formula() {
         c.reward.dsr_warmup = warmup;
         c.reward.dsr_eps = 0.0;
     });
-    let closes = [100.0, 101.0, 99.5, 102.0, 101.0, 103.5, 100.0, 104.0, 104.5, 103.0, 105.0, 106.0];
-    let bars = closes.iter().enumerate().map(|(s, &c)| bar(s as u32, c, c, 1e6)).collect();
+    let closes = [
+        100.0, 101.0, 99.5, 102.0, 101.0, 103.5, 100.0, 104.0, 104.5, 103.0, 105.0, 106.0,
+    ];
+    let bars = closes
+        .iter()
+        .enumerate()
+        .map(|(s, &c)| bar(s as u32, c, c, 1e6))
+        .collect();
     let d = day_of(bars, vec![]);
     let mut e = env(&p, &d);
     let targets = [1.0, 1.0, -1.0, 0.5, 1.0, 0.0, -0.5, 1.0, 1.0, 1.0];
@@ -342,7 +402,11 @@ fn dsr_reward_equals_a_plain_loop_of_the_formula() {
     for (step, &t) in targets.iter().enumerate() {
         let r = e.step_target(t).unwrap();
         // Independent truth: R from the account, then Moody & Saffell's D.
-        let equity = if r.terminated { e.ledger().cash } else { e.equity() };
+        let equity = if r.terminated {
+            e.ledger().cash
+        } else {
+            e.equity()
+        };
         let ret = (equity - prev_equity) / 100_000.0;
         prev_equity = equity;
         let (da, db) = (ret - a, ret * ret - b);
@@ -367,7 +431,17 @@ fn dsr_reward_equals_a_plain_loop_of_the_formula() {
 #[test]
 fn observation_fields_are_named_and_sized() {
     let p = params(|_| {});
-    assert_eq!(p.obs_names(), ["ret_1", "position_frac", "unrealized_pnl", "time_in_trade", "pending_order", "time_to_close"]);
+    assert_eq!(
+        p.obs_names(),
+        [
+            "ret_1",
+            "position_frac",
+            "unrealized_pnl",
+            "time_in_trade",
+            "pending_order",
+            "time_to_close"
+        ]
+    );
     let d = flat_day();
     let e = env(&p, &d);
     let o = obs(&e);

@@ -2,6 +2,7 @@
 //! they resolve the config, call the library, and print. Errors come back as
 //! [`crate::Error`]; [`main`] prints one line and returns its exit code.
 
+mod backtest_cmd;
 mod cache_cmd;
 mod other;
 
@@ -61,6 +62,9 @@ pub enum Command {
     Calendar(CalendarArgs),
     /// Print the resolved configuration (defaults, --config, --set).
     Config,
+    /// Run a target-position file or a baseline through the execution model; write
+    /// report.json, equity.csv and trades.csv.
+    Backtest(backtest_cmd::BacktestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +202,31 @@ pub struct AlignArgs {
 pub enum BenchCommand {
     /// Cache build, column scan vs memcpy, and clock lookup throughput.
     Cache(BenchCacheArgs),
+    /// Environment steps per second of a backend, random actions, observations written.
+    Env(BenchEnvArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchEnvArgs {
+    /// Environment backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: crate::bench::EnvBackendKind,
+    /// Number of environments stepped together.
+    #[arg(long, default_value_t = 4096)]
+    pub envs: usize,
+    /// Batch steps timed.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Feature columns in each observation (the first K of feature set v1; default:
+    /// env.features).
+    #[arg(long)]
+    pub obs_features: Option<usize>,
+    /// Cache to step over (default: a synthetic one of bench.symbols × bench.days).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -267,7 +296,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Cache(c) => cache_cmd::run(c, &resolved, progress),
         Command::Align(a) => other::align_cmd(&a, &resolved),
         Command::Bench(BenchCommand::Cache(a)) => other::bench_cache(&a, &resolved),
+        Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
         Command::Calendar(a) => other::calendar(&a, &resolved),
+        Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)

@@ -1,6 +1,6 @@
 //! `sim-train pipeline | synth | align | bench | calendar`.
 
-use super::{AlignArgs, BenchCacheArgs, CalendarArgs, PipelineArgs, SynthArgs};
+use super::{AlignArgs, BenchCacheArgs, BenchEnvArgs, CalendarArgs, PipelineArgs, SynthArgs};
 use crate::align::align;
 use crate::build::{BuildRequest, build_cache, calendar_from};
 use crate::cache::export::write_frame;
@@ -250,6 +250,32 @@ pub fn calendar(a: &CalendarArgs, resolved: &Resolved) -> Result<i32> {
                 None => println!("{d} {}  closed", d.format("%a")),
             }
         }
+    }
+    Ok(0)
+}
+
+pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
+    let r = crate::bench::bench_env(
+        resolved,
+        &crate::bench::EnvBenchRequest {
+            backend: a.backend,
+            envs: a.envs,
+            steps: a.steps,
+            obs_features: a.obs_features,
+            cache: a.cache.clone(),
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!(
+            "bench env on {} ({} threads), backend {:?}: {} envs × {} steps, obs_dim {}, {} days ({})",
+            r.machine.cpu, r.threads, r.backend, r.envs, r.steps, r.obs_dim, r.days, r.data
+        );
+        println!(
+            "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",
+            r.env_steps_per_s, r.ns_per_env_step, r.bytes_per_step, r.gb_per_s, r.episodes
+        );
     }
     Ok(0)
 }

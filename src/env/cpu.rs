@@ -71,6 +71,8 @@ soa! {
         avg_price: f64,
         cash: f64,
         equity0: f64,
+        /// `1 / equity0`.
+        inv_equity0: f64,
         prev_equity: f64,
         peak_equity: f64,
         realized: f64,
@@ -93,11 +95,28 @@ soa! {
     }
 }
 
-const REASONS: [EndReason; 3] = [EndReason::SessionClose, EndReason::LossLimit, EndReason::MaxSteps];
+const REASONS: [EndReason; 3] = [
+    EndReason::SessionClose,
+    EndReason::LossLimit,
+    EndReason::MaxSteps,
+];
 
-/// Environments per parallel task: large enough to amortize scheduling, small enough to
-/// balance two to a few dozen cores.
-const CHUNK: usize = 256;
+/// Fewest environments per parallel task.
+const MIN_CHUNK: usize = 128;
+
+/// Hints the CPU to pull the cache line holding `ptr` (a no-op off x86-64). The pointer
+/// is never dereferenced here, so it may point past the end of its buffer.
+#[inline(always)]
+fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never faults or reads
+    // memory architecturally, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
 
 /// Most finished-episode summaries kept between [`CpuEnvs::drain_finished`] calls.
 const LOG_CAP: usize = 1 << 16;
@@ -120,9 +139,15 @@ pub struct CpuEnvs {
 
 impl CpuEnvs {
     /// `n` environments, each given its first episode by `source`.
-    pub fn new(params: Arc<EnvParams>, n: usize, mut source: Box<dyn EpisodeSource>) -> Result<CpuEnvs> {
+    pub fn new(
+        params: Arc<EnvParams>,
+        n: usize,
+        mut source: Box<dyn EpisodeSource>,
+    ) -> Result<CpuEnvs> {
         if n == 0 {
-            return Err(Error::Usage("the number of environments must be at least 1".into()));
+            return Err(Error::Usage(
+                "the number of environments must be at least 1".into(),
+            ));
         }
         let mut days = Vec::with_capacity(n);
         let mut starts = Vec::with_capacity(n);
@@ -133,7 +158,11 @@ impl CpuEnvs {
             starts.push(ep.start_row);
             days.push(ep.day);
         }
-        let ring_w = if params.uses_sharpe() { params.sharpe_window as usize } else { 0 };
+        let ring_w = if params.uses_sharpe() {
+            params.sharpe_window as usize
+        } else {
+            0
+        };
         let mut envs = CpuEnvs {
             state: EnvState::zeroed(n),
             days,
@@ -195,12 +224,22 @@ impl CpuEnvs {
         self.check_out(out)?;
         let d = self.obs_dim();
         for i in 0..self.num_envs() {
-            write_obs(&self.params, &self.days[i], &self.state, i, &mut out.obs[i * d..(i + 1) * d]);
+            write_obs(
+                &self.params,
+                &self.days[i],
+                &self.state,
+                i,
+                &mut out.obs[i * d..(i + 1) * d],
+            );
         }
         Ok(())
     }
 
     /// One step of every environment with `actions[i]` (indices into `env.actions`).
+    ///
+    /// Call it from a thread of the rayon pool (e.g. inside `rayon::scope`) in a loop: from
+    /// outside the pool every step is a hand-off to the pool and a wake-up back, which costs
+    /// more than stepping a few hundred environments.
     pub fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
         let n = self.num_envs();
         if actions.len() != n {
@@ -229,7 +268,10 @@ impl CpuEnvs {
             terminated: &mut *out.terminated,
             truncated: &mut *out.truncated,
         };
-        run_parallel(&self.params, chunk, d, self.ring_w);
+        // About four tasks per thread: enough to balance, few enough that scheduling is
+        // noise. Results do not depend on the split.
+        let grain = (n / (4 * rayon::current_num_threads())).max(MIN_CHUNK);
+        run_parallel(&self.params, chunk, d, self.ring_w, grain);
         self.reset_ended(out)
     }
 
@@ -283,7 +325,13 @@ impl CpuEnvs {
             check_day(&self.params, &ep.day)?;
             self.days[i] = ep.day;
             self.init_env(i, start_row);
-            write_obs(&self.params, &self.days[i], &self.state, i, &mut out.obs[i * d..(i + 1) * d]);
+            write_obs(
+                &self.params,
+                &self.days[i],
+                &self.state,
+                i,
+                &mut out.obs[i * d..(i + 1) * d],
+            );
         }
         Ok(())
     }
@@ -299,6 +347,7 @@ impl CpuEnvs {
         s.avg_price[i] = 0.0;
         s.cash[i] = e0;
         s.equity0[i] = e0;
+        s.inv_equity0[i] = 1.0 / e0;
         s.prev_equity[i] = e0;
         s.peak_equity[i] = e0;
         s.realized[i] = 0.0;
@@ -348,8 +397,23 @@ fn write_obs(p: &EnvParams, day: &DayData, s: &EnvState, i: usize, obs: &mut [f3
         s.avg_price[i],
         s.entry_ms[i],
         s.pend_left[i],
-        s.equity0[i],
+        s.inv_equity0[i],
     ));
+}
+
+/// Copies a feature row in 16-byte moves: rows are short, and `copy_from_slice` of a
+/// runtime length is a call into `memcpy` per environment.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let v: [f32; 4] = b.try_into().expect("chunks of 4");
+        a.copy_from_slice(&v);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
 }
 
 /// Everything one parallel task steps: a range of environments and their outputs.
@@ -379,31 +443,141 @@ impl<'a> Chunk<'a> {
         let (t0, t1) = self.terminated.split_at_mut(mid);
         let (u0, u1) = self.truncated.split_at_mut(mid);
         (
-            Chunk { state: s0, days: d0, ring: r0, actions: a0, obs: o0, rewards: w0, terminated: t0, truncated: u0 },
-            Chunk { state: s1, days: d1, ring: r1, actions: a1, obs: o1, rewards: w1, terminated: t1, truncated: u1 },
+            Chunk {
+                state: s0,
+                days: d0,
+                ring: r0,
+                actions: a0,
+                obs: o0,
+                rewards: w0,
+                terminated: t0,
+                truncated: u0,
+            },
+            Chunk {
+                state: s1,
+                days: d1,
+                ring: r1,
+                actions: a1,
+                obs: o1,
+                rewards: w1,
+                terminated: t1,
+                truncated: u1,
+            },
         )
     }
 }
 
-fn run_parallel(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
-    if c.len() <= CHUNK {
+fn run_parallel(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize, grain: usize) {
+    if c.len() <= grain {
         step_chunk(p, c, d, w);
         return;
     }
-    let mid = (c.len() / 2).next_multiple_of(CHUNK).min(c.len());
+    let mid = c.len() / 2;
     let (a, b) = c.split(mid, d, w);
-    rayon::join(|| run_parallel(p, a, d, w), || run_parallel(p, b, d, w));
+    rayon::join(
+        || run_parallel(p, a, d, w, grain),
+        || run_parallel(p, b, d, w, grain),
+    );
 }
 
-/// Pass 1 for one chunk: the step of every environment in it (see [`super`] for the
-/// rules; the reference engine spells out the same sequence with named types).
-fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
-    let s = c.state;
+/// Pass 1 for one chunk, in blocks of [`BLOCK`] environments.
+fn step_chunk(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
+    let n = c.days.len();
+    let mut lo = 0;
+    while lo < n {
+        let hi = (lo + BLOCK).min(n);
+        step_block(p, &mut c, lo, hi, d, w);
+        lo = hi;
+    }
+}
+
+/// Environments stepped phase by phase: each phase is a loop whose iterations are
+/// independent, so the core overlaps several environments' divisions, square roots and
+/// memory misses instead of waiting on one environment's long chain.
+const BLOCK: usize = 64;
+
+/// The step of environments `lo..hi` of a chunk (see [`super`] for the rules; the
+/// reference engine spells out the same sequence with named types):
+/// - phase 1: the decision at `t`'s close, and a prefetch of bar `t+1` and its features;
+/// - phase 2: whether and how much a working order fills at `t+1`, and its costs;
+/// - phase 3: the books, borrow, mark, episode end, reward and observation.
+fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, w: usize) {
+    let s = &mut c.state;
     let wts = &p.weights;
-    for i in 0..c.days.len() {
+    let mut fill_shares = [0i64; BLOCK];
+    let mut fill_price = [0f64; BLOCK];
+    let mut fill_costs = [exec::Costs::default(); BLOCK];
+
+    // 1. Decision at t's close.
+    for i in lo..hi {
         let day = &*c.days[i];
         let t = s.row[i] as usize;
-        let bar_t = day.bars[t];
+        let bar_t = &day.bars[t];
+        // Thousands of environments read a bar and a feature row each, from as many days:
+        // streams no hardware prefetcher follows. Ask for bar t+1's lines now; phase 2
+        // and 3 read them after the whole block's decisions.
+        prefetch(day.bars.as_ptr().wrapping_add(t + 1));
+        let row = day.features.as_ptr().wrapping_add((t + 1) * day.k);
+        prefetch(row);
+        prefetch(row.wrapping_add(day.k.saturating_sub(1)));
+        let position = s.position[i];
+        let pend_left = s.pend_left[i];
+        let current = if pend_left != 0 {
+            s.pend_target[i]
+        } else {
+            position
+        };
+        let target = exec::decide_target(p, p.actions[c.actions[i] as usize], bar_t.close, current);
+        if !(pend_left != 0 && s.pend_target[i] == target) {
+            if target != position {
+                s.pend_target[i] = target;
+                s.pend_left[i] = target - position;
+                s.pend_arrival[i] = bar_t.ts_ms + day.bar_ms + p.latency_ms;
+            } else {
+                s.pend_left[i] = 0;
+            }
+        }
+    }
+
+    // 2. Fills at t+1: rejection, participation cap, reference price and costs.
+    for i in lo..hi {
+        let b = i - lo;
+        fill_shares[b] = 0;
+        let pend_left = s.pend_left[i];
+        if pend_left == 0 {
+            continue;
+        }
+        let day = &*c.days[i];
+        let bar_f = &day.bars[s.row[i] as usize + 1];
+        if bar_f.ts_ms < s.pend_arrival[i] {
+            continue;
+        }
+        if bar_f.halted() || day.in_halt(s.pend_arrival[i]) {
+            s.pend_left[i] = 0;
+            s.rejected[i] += 1;
+            continue;
+        }
+        let q = pend_left.abs().min(exec::participation_cap(p, bar_f));
+        if q > 0 {
+            let shares = q * pend_left.signum();
+            let (price, half) = exec::fill_basis(p, bar_f, bar_f.open);
+            fill_shares[b] = shares;
+            fill_price[b] = price;
+            fill_costs[b] = exec::fill_costs(p, q as f64, price, half, bar_f);
+            s.pend_left[i] = pend_left - shares;
+        }
+        if !p.carry_remainder {
+            s.pend_left[i] = 0;
+        }
+    }
+
+    // 3. Books, mark, episode end, reward, observation.
+    for i in lo..hi {
+        let b = i - lo;
+        let day = &*c.days[i];
+        let t = s.row[i] as usize;
+        let f = t + 1;
+        let bar_f = &day.bars[f];
         let mut l = Ledger {
             cash: s.cash[i],
             position: s.position[i],
@@ -415,45 +589,13 @@ fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         };
         let mut pend_left = s.pend_left[i];
         let e0 = s.equity0[i];
-
-        // 1. Decision at t's close.
-        let current = if pend_left != 0 { s.pend_target[i] } else { l.position };
-        let target = exec::decide_target(p, p.actions[c.actions[i] as usize], bar_t.close, current);
-        if !(pend_left != 0 && s.pend_target[i] == target) {
-            if target != l.position {
-                s.pend_target[i] = target;
-                pend_left = target - l.position;
-                s.pend_arrival[i] = bar_t.ts_ms + day.bar_ms + p.latency_ms;
-            } else {
-                pend_left = 0;
-            }
-        }
-
-        // 2. Fill at the next bar.
-        let f = t + 1;
-        let bar_f = day.bars[f];
         let mut traded = 0.0;
-        if pend_left != 0 && bar_f.ts_ms >= s.pend_arrival[i] {
-            if bar_f.halted() || day.in_halt(s.pend_arrival[i]) {
-                pend_left = 0;
-                s.rejected[i] += 1;
-            } else {
-                let q = pend_left.abs().min(exec::participation_cap(p, &bar_f));
-                if q > 0 {
-                    let shares = q * pend_left.signum();
-                    let (price, half) = exec::fill_basis(p, &bar_f, bar_f.open);
-                    l.book(p, shares, price, half, &bar_f);
-                    traded += q as f64 * price;
-                    pend_left -= shares;
-                }
-                if !p.carry_remainder {
-                    pend_left = 0;
-                }
-            }
+        let shares = fill_shares[b];
+        if shares != 0 {
+            l.book_costed(shares, fill_price[b], fill_costs[b], bar_f.ts_ms);
+            traded += shares.unsigned_abs() as f64 * fill_price[b];
         }
-
-        // 3. Borrow and mark.
-        l.borrow(p, bar_f.close, bar_f.ts_ms - bar_t.ts_ms);
+        l.borrow(p, bar_f.close, bar_f.ts_ms - day.bars[t].ts_ms);
         let steps = s.steps[i] + 1;
         let mut equity = l.equity(bar_f.close);
 
@@ -471,18 +613,30 @@ fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
             pend_left = 0;
             let pos = l.position;
             if pos != 0 {
-                let (price, half) = exec::fill_basis(p, &bar_f, bar_f.close);
-                l.book(p, -pos, price, half, &bar_f);
+                let (price, half) = exec::fill_basis(p, bar_f, bar_f.close);
+                l.book(p, -pos, price, half, bar_f);
                 traded += pos.unsigned_abs() as f64 * price;
             }
             equity = l.cash;
         }
 
         // 5. Reward.
-        let prev = s.prev_equity[i];
-        let pnl = (equity - prev) / e0;
+        let (pnl, dd_increase, turnover, peak) = exec::step_fractions(
+            equity,
+            s.prev_equity[i],
+            s.peak_equity[i],
+            s.inv_equity0[i],
+            traded,
+        );
         let dsr = if wts.dsr != 0.0 {
-            exec::dsr_step(&mut s.dsr_a[i], &mut s.dsr_b[i], pnl, p.dsr_eta, p.dsr_eps, steps > p.dsr_warmup)
+            exec::dsr_step(
+                &mut s.dsr_a[i],
+                &mut s.dsr_b[i],
+                pnl,
+                p.dsr_eta,
+                p.dsr_eps,
+                steps > p.dsr_warmup,
+            )
         } else {
             0.0
         };
@@ -497,11 +651,7 @@ fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         } else {
             0.0
         };
-        let peak0 = s.peak_equity[i];
-        let dd_before = (peak0 - prev) / e0;
-        let peak = peak0.max(equity);
-        let dd_increase = ((peak - equity) / e0 - dd_before).max(0.0);
-        let reward = exec::reward(wts, p.reward_scale, pnl, dsr, sharpe, dd_increase, traded / e0);
+        let reward = exec::reward(wts, p.reward_scale, pnl, dsr, sharpe, dd_increase, turnover);
 
         s.row[i] = f as u32;
         s.steps[i] = steps;
@@ -524,17 +674,17 @@ fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         if ended == 0 {
             let obs = &mut c.obs[i * d..(i + 1) * d];
             let k = day.k;
-            obs[..k].copy_from_slice(day.feature_row(f));
+            copy_row(&mut obs[..k], day.feature_row(f));
             obs[k..].copy_from_slice(&exec::account_obs(
                 p,
-                &bar_f,
+                bar_f,
                 day.bar_ms,
                 day.close_ms,
                 l.position,
                 l.avg_price,
                 l.entry_ms,
                 pend_left,
-                e0,
+                s.inv_equity0[i],
             ));
         }
     }

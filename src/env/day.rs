@@ -103,12 +103,13 @@ impl DayData {
                 flags |= FLAG_HALTED;
             }
             let (mut bid, mut ask) = (0.0, 0.0);
-            if let Some((b, a)) = quotes {
-                if b[i].0 > 0 && a[i].0 >= b[i].0 {
-                    flags |= FLAG_QUOTE;
-                    bid = b[i].dollars();
-                    ask = a[i].dollars();
-                }
+            if let Some((b, a)) = quotes
+                && b[i].0 > 0
+                && a[i].0 >= b[i].0
+            {
+                flags |= FLAG_QUOTE;
+                bid = b[i].dollars();
+                ask = a[i].dollars();
             }
             bars.push(BarRec {
                 ts_ms,
@@ -121,7 +122,11 @@ impl DayData {
                 sigma: if i == 0 { 0.0 } else { atr[i - 1].max(0.0) },
             });
         }
-        let cols: Vec<&[f32]> = params.feature_cols.iter().map(|&k| day.feature(k)).collect();
+        let cols: Vec<&[f32]> = params
+            .feature_cols
+            .iter()
+            .map(|&k| day.feature(k))
+            .collect();
         let k = cols.len();
         let mut features = vec![0f32; n * k];
         for (i, row) in features.chunks_exact_mut(k.max(1)).enumerate().take(n) {
@@ -236,7 +241,11 @@ pub struct DaySelection {
 
 /// Loads (in parallel) every cached day of `dir` that `sel` selects, in (symbol, date)
 /// order. Errors name the cache and what is missing; an empty selection is an error.
-pub fn load_days(dir: &std::path::Path, sel: &DaySelection, params: &EnvParams) -> crate::Result<Vec<std::sync::Arc<DayData>>> {
+pub fn load_days(
+    dir: &std::path::Path,
+    sel: &DaySelection,
+    params: &EnvParams,
+) -> crate::Result<Vec<std::sync::Arc<DayData>>> {
     use rayon::prelude::*;
     let catalog = crate::cache::Catalog::load_existing(dir)?;
     if let Some(symbols) = &sel.symbols {

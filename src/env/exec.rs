@@ -61,7 +61,8 @@ pub fn fill_costs(p: &EnvParams, q: f64, price: f64, half_spread: f64, bar: &Bar
 /// Most shares one order may take from `bar` under the participation cap.
 #[inline]
 pub fn participation_cap(p: &EnvParams, bar: &BarRec) -> i64 {
-    (p.participation * bar.volume as f64).floor() as i64
+    // Non-negative: truncation is floor (and inlines without SSE4.1's roundsd).
+    (p.participation * bar.volume as f64) as i64
 }
 
 /// The position the decision at a bar's close aims for: `round(frac · floor(max_usd /
@@ -71,14 +72,24 @@ pub fn participation_cap(p: &EnvParams, bar: &BarRec) -> i64 {
 /// moves nor keeps replacing (and so delaying) its working order. 0 always flattens.
 #[inline]
 pub fn decide_target(p: &EnvParams, frac: f64, price: f64, current: i64) -> i64 {
-    let max_shares = (p.max_position_usd / price).floor();
-    let target = (frac * max_shares).round() as i64;
+    // Truncation is floor for the non-negative share count.
+    let max_shares = ((p.max_position_usd / price) as i64) as f64;
+    let target = round_half_away(frac * max_shares);
     let diff = (target - current).unsigned_abs() as f64;
     if target != 0 && diff < p.min_order_frac * max_shares {
         current
     } else {
         target
     }
+}
+
+/// Rounds half away from zero through truncation (`f64::round` calls libm on baseline
+/// x86-64; this is a few instructions on every backend). Equal to `f64::round` for every
+/// `|x| < 2^52` except the one double below 0.5 (0.49999999999999994 → 1).
+#[inline]
+pub fn round_half_away(x: f64) -> i64 {
+    let r = (x.abs() + 0.5) as i64;
+    if x < 0.0 { -r } else { r }
 }
 
 /// Position after a signed fill of `q` shares at `price`: `(shares, avg_price, realized)`.
@@ -122,9 +133,24 @@ impl Ledger {
     /// Books a fill of `shares` (signed) in `bar` at reference `price` with `half_spread`:
     /// returns its costs and the P&L it realized.
     #[inline]
-    pub fn book(&mut self, p: &EnvParams, shares: i64, price: f64, half_spread: f64, bar: &BarRec) -> (Costs, f64) {
+    pub fn book(
+        &mut self,
+        p: &EnvParams,
+        shares: i64,
+        price: f64,
+        half_spread: f64,
+        bar: &BarRec,
+    ) -> (Costs, f64) {
         let q = shares.unsigned_abs() as f64;
         let costs = fill_costs(p, q, price, half_spread, bar);
+        let realized = self.book_costed(shares, price, costs, bar.ts_ms);
+        (costs, realized)
+    }
+
+    /// [`Ledger::book`] with the costs already computed (by [`fill_costs`]): returns the
+    /// realized P&L.
+    #[inline]
+    pub fn book_costed(&mut self, shares: i64, price: f64, costs: Costs, ts_ms: u32) -> f64 {
         let (pos, avg, realized) = apply_fill(self.position, self.avg_price, shares, price);
         self.cash = self.cash - shares as f64 * price - costs.total();
         self.costs += costs.total();
@@ -132,12 +158,12 @@ impl Ledger {
         if pos == 0 {
             self.entry_ms = 0;
         } else if self.position == 0 || (pos > 0) != (self.position > 0) {
-            self.entry_ms = bar.ts_ms;
+            self.entry_ms = ts_ms;
         }
         self.position = pos;
         self.avg_price = avg;
         self.fills += 1;
-        (costs, realized)
+        realized
     }
 
     /// Charges borrow on a short position held for `dt_ms`, valued at `price`.
@@ -195,7 +221,11 @@ pub fn rolling_sharpe(ring: &mut [f64], count: u32, sum: &mut f64, sumsq: &mut f
     }
     let n = w as f64;
     let var = (*sumsq - *sum * *sum / n) / (n - 1.0);
-    if var > 0.0 { (*sum / n) / var.sqrt() } else { 0.0 }
+    if var > 0.0 {
+        (*sum / n) / var.sqrt()
+    } else {
+        0.0
+    }
 }
 
 /// The reward: one weighted sum of terms for every preset.
@@ -217,9 +247,29 @@ pub fn reward(
 
 /// Milliseconds in a full regular session, the scale of the time fields.
 pub const SESSION_MS: f64 = 390.0 * 60_000.0;
+const INV_SESSION_MS: f64 = 1.0 / SESSION_MS;
+
+/// The step's equity change, new drawdown (both against the previous step) and traded
+/// notional as fractions of the starting equity (`inv_e0` = 1 / starting equity), and the
+/// new equity peak: `(pnl, drawdown_increase, turnover, peak)`.
+#[inline]
+pub fn step_fractions(
+    equity: f64,
+    prev: f64,
+    peak: f64,
+    inv_e0: f64,
+    traded: f64,
+) -> (f64, f64, f64, f64) {
+    let pnl = (equity - prev) * inv_e0;
+    let dd_before = (peak - prev) * inv_e0;
+    let peak = peak.max(equity);
+    let dd_increase = ((peak - equity) * inv_e0 - dd_before).max(0.0);
+    (pnl, dd_increase, traded * inv_e0, peak)
+}
 
 /// The account part of an observation (see [`super::params::ACCOUNT_FIELDS`]), at the
-/// close of `bar`.
+/// close of `bar` (`inv_e0` = 1 / starting equity). Fractions are products with
+/// reciprocals: divisions would dominate the step's arithmetic.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn account_obs(
@@ -231,16 +281,20 @@ pub fn account_obs(
     avg: f64,
     entry_ms: u32,
     pending: i64,
-    equity0: f64,
+    inv_e0: f64,
 ) -> [f32; 5] {
     let now = bar.ts_ms + bar_ms;
-    let held = if pos != 0 { now.saturating_sub(entry_ms) } else { 0 };
+    let held = if pos != 0 {
+        now.saturating_sub(entry_ms)
+    } else {
+        0
+    };
     [
-        (pos as f64 * bar.close / p.max_position_usd) as f32,
-        (pos as f64 * (bar.close - avg) / equity0) as f32,
-        (held as f64 / SESSION_MS) as f32,
-        (pending as f64 * bar.close / p.max_position_usd) as f32,
-        ((close_ms as f64 - now as f64) / SESSION_MS) as f32,
+        (pos as f64 * bar.close * p.inv_max_position_usd) as f32,
+        (pos as f64 * (bar.close - avg) * inv_e0) as f32,
+        (held as f64 * INV_SESSION_MS) as f32,
+        (pending as f64 * bar.close * p.inv_max_position_usd) as f32,
+        ((close_ms as f64 - now as f64) * INV_SESSION_MS) as f32,
     ]
 }
 

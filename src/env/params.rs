@@ -220,6 +220,8 @@ pub enum Commission {
 pub struct EnvParams {
     pub initial_equity: f64,
     pub max_position_usd: f64,
+    /// `1 / max_position_usd`.
+    pub inv_max_position_usd: f64,
     pub actions: Vec<f64>,
     pub allow_short: bool,
     pub min_order_frac: f64,
@@ -318,8 +320,7 @@ impl EnvParams {
             return Err("env.start_times is empty: give at least one, e.g. [\"09:30:00\"]".into());
         }
         let ex = &cfg.execution;
-        if !(ex.participation.is_finite() && ex.participation > 0.0 && ex.participation <= 1.0)
-        {
+        if !(ex.participation.is_finite() && ex.participation > 0.0 && ex.participation <= 1.0) {
             return Err(format!(
                 "env.execution.participation = {}: must be in (0, 1] (a fraction of bar volume)",
                 ex.participation
@@ -375,7 +376,10 @@ impl EnvParams {
         let weights = match r.kind {
             RewardKind::Pnl => RewardWeights { pnl: 1.0, ..zero },
             RewardKind::Dsr => RewardWeights { dsr: 1.0, ..zero },
-            RewardKind::Sharpe => RewardWeights { sharpe: 1.0, ..zero },
+            RewardKind::Sharpe => RewardWeights {
+                sharpe: 1.0,
+                ..zero
+            },
             RewardKind::Hybrid => RewardWeights {
                 pnl: r.hybrid_pnl,
                 dsr: r.hybrid_dsr,
@@ -387,6 +391,7 @@ impl EnvParams {
         Ok(EnvParams {
             initial_equity: cfg.initial_equity,
             max_position_usd: cfg.max_position_usd,
+            inv_max_position_usd: 1.0 / cfg.max_position_usd,
             actions: cfg.actions.clone(),
             allow_short: cfg.allow_short,
             min_order_frac: cfg.min_order_frac,
@@ -488,7 +493,10 @@ mod tests {
             let e = EnvParams::from_config(&c).unwrap_err();
             assert!(e.starts_with(key), "{e}");
         };
-        bad(|c| c.execution.participation = 0.0, "env.execution.participation");
+        bad(
+            |c| c.execution.participation = 0.0,
+            "env.execution.participation",
+        );
         bad(|c| c.actions = vec![0.0, 1.5], "env.actions[1]");
         bad(|c| c.allow_short = false, "env.actions[0]");
         bad(|c| c.features = vec!["nope".into()], "env.features");

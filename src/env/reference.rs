@@ -5,8 +5,8 @@
 //! engine and the GPU backends must produce exactly its trajectories. Backtests run on it,
 //! because it records every fill.
 
-use super::day::DayData;
 use super::day::BarRec;
+use super::day::DayData;
 use super::exec::{self, Costs, Ledger};
 use super::params::EnvParams;
 use super::{EndReason, Episode, EpisodeStats};
@@ -52,6 +52,8 @@ impl Fill {
 #[derive(Clone, Debug, PartialEq)]
 struct Account {
     equity0: f64,
+    /// `1 / equity0`.
+    inv_equity0: f64,
     ledger: Ledger,
     prev_equity: f64,
     peak_equity: f64,
@@ -95,15 +97,24 @@ impl ReferenceEnv {
 
     /// As [`ReferenceEnv::new`] with a given starting equity (a backtest carries equity
     /// from day to day).
-    pub fn with_equity(params: Arc<EnvParams>, episode: Episode, equity0: f64) -> Result<ReferenceEnv> {
+    pub fn with_equity(
+        params: Arc<EnvParams>,
+        episode: Episode,
+        equity0: f64,
+    ) -> Result<ReferenceEnv> {
         episode.check()?;
-        let ring = if params.uses_sharpe() { params.sharpe_window as usize } else { 0 };
+        let ring = if params.uses_sharpe() {
+            params.sharpe_window as usize
+        } else {
+            0
+        };
         Ok(ReferenceEnv {
             row: episode.start_row as usize,
             episode,
             steps: 0,
             acct: Account {
                 equity0,
+                inv_equity0: 1.0 / equity0,
                 ledger: Ledger {
                     cash: equity0,
                     ..Ledger::default()
@@ -141,7 +152,9 @@ impl ReferenceEnv {
     }
     /// Equity marked at the current bar's close.
     pub fn equity(&self) -> f64 {
-        self.acct.ledger.equity(self.episode.day.bars[self.row].close)
+        self.acct
+            .ledger
+            .equity(self.episode.day.bars[self.row].close)
     }
     /// Unrealized P&L at the current bar's close, at reference prices.
     pub fn unrealized(&self) -> f64 {
@@ -165,7 +178,7 @@ impl ReferenceEnv {
             l.avg_price,
             l.entry_ms,
             pending,
-            self.acct.equity0,
+            self.acct.inv_equity0,
         ));
     }
 
@@ -183,7 +196,9 @@ impl ReferenceEnv {
     /// Steps with a target position fraction in [-1, 1] decided at the current bar's close.
     pub fn step_target(&mut self, frac: f64) -> Result<StepResult> {
         if self.finished.is_some() {
-            return Err(Error::Usage("step after the episode ended: reset first".into()));
+            return Err(Error::Usage(
+                "step after the episode ended: reset first".into(),
+            ));
         }
         self.last_fills.clear();
         let p = Arc::clone(&self.params);
@@ -208,28 +223,30 @@ impl ReferenceEnv {
         let f = t + 1;
         let bar_f = day.bars[f];
         let mut traded = 0.0;
-        if let Some(mut order) = self.pending {
-            if bar_f.ts_ms >= order.arrival_ms {
-                if bar_f.halted() || day.in_halt(order.arrival_ms) {
-                    self.pending = None;
-                    self.rejected += 1;
-                } else {
-                    let cap = exec::participation_cap(&p, &bar_f);
-                    let q = order.remaining.abs().min(cap);
-                    if q > 0 {
-                        let shares = q * order.remaining.signum();
-                        let (price, half) = exec::fill_basis(&p, &bar_f, bar_f.open);
-                        traded += self.fill(shares, price, half, &bar_f, false);
-                        order.remaining -= shares;
-                    }
-                    let keep = order.remaining != 0 && p.carry_remainder;
-                    self.pending = keep.then_some(order);
+        if let Some(mut order) = self.pending
+            && bar_f.ts_ms >= order.arrival_ms
+        {
+            if bar_f.halted() || day.in_halt(order.arrival_ms) {
+                self.pending = None;
+                self.rejected += 1;
+            } else {
+                let cap = exec::participation_cap(&p, &bar_f);
+                let q = order.remaining.abs().min(cap);
+                if q > 0 {
+                    let shares = q * order.remaining.signum();
+                    let (price, half) = exec::fill_basis(&p, &bar_f, bar_f.open);
+                    traded += self.fill(shares, price, half, &bar_f, false);
+                    order.remaining -= shares;
                 }
+                let keep = order.remaining != 0 && p.carry_remainder;
+                self.pending = keep.then_some(order);
             }
         }
 
         // 3. Borrow on a short position for the time from t to t+1, then mark at t+1.
-        self.acct.ledger.borrow(&p, bar_f.close, bar_f.ts_ms - bar_t.ts_ms);
+        self.acct
+            .ledger
+            .borrow(&p, bar_f.close, bar_f.ts_ms - bar_t.ts_ms);
         self.row = f;
         self.steps += 1;
         let mut equity = self.acct.ledger.equity(bar_f.close);
@@ -245,21 +262,22 @@ impl ReferenceEnv {
         } else {
             None
         };
-        if let Some(reason) = end {
-            if reason.terminated() {
-                self.pending = None;
-                let position = self.acct.ledger.position;
-                if position != 0 {
-                    let (price, half) = exec::fill_basis(&p, &bar_f, bar_f.close);
-                    traded += self.fill(-position, price, half, &bar_f, true);
-                }
-                equity = self.acct.ledger.cash;
+        if let Some(reason) = end
+            && reason.terminated()
+        {
+            self.pending = None;
+            let position = self.acct.ledger.position;
+            if position != 0 {
+                let (price, half) = exec::fill_basis(&p, &bar_f, bar_f.close);
+                traded += self.fill(-position, price, half, &bar_f, true);
             }
+            equity = self.acct.ledger.cash;
         }
 
         // 5. The reward terms.
         let a = &mut self.acct;
-        let pnl = (equity - a.prev_equity) / a.equity0;
+        let (pnl, dd_increase, turnover, peak) =
+            exec::step_fractions(equity, a.prev_equity, a.peak_equity, a.inv_equity0, traded);
         let w = &p.weights;
         let dsr = if w.dsr != 0.0 {
             let warm = self.steps > p.dsr_warmup;
@@ -278,19 +296,8 @@ impl ReferenceEnv {
         } else {
             0.0
         };
-        let dd_before = (a.peak_equity - a.prev_equity) / a.equity0;
-        a.peak_equity = a.peak_equity.max(equity);
-        let dd_after = (a.peak_equity - equity) / a.equity0;
-        let dd_increase = (dd_after - dd_before).max(0.0);
-        let reward = exec::reward(
-            w,
-            p.reward_scale,
-            pnl,
-            dsr,
-            sharpe,
-            dd_increase,
-            traded / a.equity0,
-        );
+        a.peak_equity = peak;
+        let reward = exec::reward(w, p.reward_scale, pnl, dsr, sharpe, dd_increase, turnover);
         a.prev_equity = equity;
         self.reward_sum += reward;
         self.turnover += traded;
@@ -321,7 +328,10 @@ impl ReferenceEnv {
 
     /// Books a fill of `shares` at reference `price`; returns the traded notional.
     fn fill(&mut self, shares: i64, price: f64, half: f64, bar: &BarRec, forced: bool) -> f64 {
-        let (costs, realized) = self.acct.ledger.book(&self.params, shares, price, half, bar);
+        let (costs, realized) = self
+            .acct
+            .ledger
+            .book(&self.params, shares, price, half, bar);
         self.last_fills.push(Fill {
             ts_ms: bar.ts_ms,
             shares,
