@@ -1515,7 +1515,7 @@ pub fn write_universe(dir: &Path, spec: &SynthSpec) -> Result<()> {
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let path = dir.join(name);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+    let mut tmp = crate::cache::catalog::temp_in(dir).at(dir)?;
     tmp.write_all(bytes).at(tmp.path())?;
     tmp.as_file().sync_all().at(tmp.path())?;
     tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;

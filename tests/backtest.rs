@@ -557,9 +557,10 @@ fn fill_costs(q: f64, price: f64, half: f64, sigma: f64, volume: f64, min: f64) 
 }
 
 /// Buy-and-hold's P&L on one day computed from the cached bars: decide at the first
-/// session bar's close, buy floor(max_usd / close) at the next bar (the quote's mid when
-/// it has a quote, else its open, plus the half-spread), sell at the last session bar's
-/// close (its mid when quoted) at the session close.
+/// session bar's close, buy floor(max_usd / close) at the next bar (the mid of the quote
+/// in force at its open — the first bar's closing quote — else its open, plus the
+/// half-spread), sell at the last session bar's close with the half-width of the quote in
+/// force at that bar's open.
 fn buy_and_hold_by_hand(
     cache: &DayCache,
     max_usd: f64,
@@ -588,11 +589,12 @@ fn buy_and_hold_by_hand(
         _ => None,
     };
     let q = (max_usd / close(s)).floor();
-    let (p_in, h_in) = quote(s + 1).unwrap_or((
+    let (p_in, h_in) = quote(s).unwrap_or((
         cache.opens()[s + 1].dollars(),
         cache.opens()[s + 1].dollars() * half_spread_frac,
     ));
-    let (p_out, h_out) = quote(last).unwrap_or((close(last), close(last) * half_spread_frac));
+    let p_out = close(last);
+    let h_out = quote(last - 1).map_or(p_out * half_spread_frac, |(_, h)| h);
     let costs = fill_costs(q, p_in, h_in, sigma(s + 1), volume(s + 1), commission_min)
         + fill_costs(q, p_out, h_out, sigma(last), volume(last), commission_min);
     (q * (p_out - p_in) - costs, p_in, p_out, q as u64)

@@ -263,3 +263,27 @@ fn verify_command_names_each_bad_file_and_exits_4() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+/// Regression: outputs were created 0600 (tempfile's mode survived the rename), so a
+/// cache shared on a cluster was unreadable to other users.
+#[cfg(unix)]
+#[test]
+fn written_files_are_readable_as_the_umask_allows() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_sample(dir.path());
+    // SAFETY: umask only swaps the process's file-creation mask; it is read and restored.
+    let umask = unsafe {
+        let m = libc::umask(0o022);
+        libc::umask(m);
+        m
+    } as u32;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644 & !umask, "{}", path.display());
+    let json = dir.path().join("x.json");
+    sim_train::cache::catalog::write_atomic(&json, b"{}").unwrap();
+    assert_eq!(
+        std::fs::metadata(&json).unwrap().permissions().mode() & 0o777,
+        0o644 & !umask
+    );
+}

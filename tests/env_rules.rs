@@ -449,3 +449,29 @@ fn observation_fields_are_named_and_sized() {
     assert_eq!(o[5], ((57_600_000.0 - 34_201_000.0) / 23_400_000.0) as f32);
     assert_eq!(&o[1..5], &[0.0; 4]);
 }
+
+#[test]
+fn targets_outside_the_range_or_short_when_not_allowed_are_refused() {
+    let d = flat_day();
+    let mut e = env(&params(|_| {}), &d);
+    assert!(
+        e.step_target(1.5)
+            .unwrap_err()
+            .to_string()
+            .contains("outside [-1, 1]")
+    );
+    assert!(e.step_target(f64::NAN).is_err());
+    assert!(e.step(7).unwrap_err().to_string().contains("out of range"));
+    let long_only = params(|c| {
+        c.allow_short = false;
+        c.actions = vec![0.0, 1.0];
+    });
+    let mut e = env(&long_only, &d);
+    assert!(
+        e.step_target(-0.5)
+            .unwrap_err()
+            .to_string()
+            .contains("allow_short")
+    );
+    assert_eq!(e.row(), 0, "a refused step changes nothing");
+}

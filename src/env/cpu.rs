@@ -560,7 +560,7 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
         let q = pend_left.abs().min(exec::participation_cap(p, bar_f));
         if q > 0 {
             let shares = q * pend_left.signum();
-            let (price, half) = exec::fill_basis(p, bar_f, bar_f.open);
+            let (price, half) = exec::open_basis(p, bar_f);
             fill_shares[b] = shares;
             fill_price[b] = price;
             fill_costs[b] = exec::fill_costs(p, q as f64, price, half, bar_f);
@@ -613,7 +613,7 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             pend_left = 0;
             let pos = l.position;
             if pos != 0 {
-                let (price, half) = exec::fill_basis(p, bar_f, bar_f.close);
+                let (price, half) = exec::close_basis(p, bar_f);
                 l.book(p, -pos, price, half, bar_f);
                 traded += pos.unsigned_abs() as f64 * price;
             }

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 
 /// Bar flag: trading is halted during this bar (orders are rejected).
 pub const FLAG_HALTED: u32 = 1;
-/// Bar flag: the bar has a usable quote (`bid > 0`, `ask >= bid`).
+/// Bar flag: a usable quote (`bid > 0`, `ask >= bid`) was in force when the bar opened.
 pub const FLAG_QUOTE: u32 = 2;
 
 /// One bar as the execution model reads it.
@@ -28,11 +28,12 @@ pub const FLAG_QUOTE: u32 = 2;
 pub struct BarRec {
     /// Bar start, milliseconds since New York midnight.
     pub ts_ms: u32,
-    /// [`FLAG_HALTED`] | [`FLAG_QUOTE`].
+    /// [`FLAG_HALTED`] | [`FLAG_QUOTE`] (a quote was in force at the open).
     pub flags: u32,
     pub open: f64,
     pub close: f64,
-    /// Top of book at the bar's close (valid when [`FLAG_QUOTE`] is set).
+    /// Top of book in force when the bar opens, i.e. the previous bar's closing quote
+    /// (valid when [`FLAG_QUOTE`] is set).
     pub bid: f64,
     pub ask: f64,
     /// Shares traded in the bar.
@@ -102,14 +103,17 @@ impl DayData {
             if halted[i] > 0.5 || halts.iter().any(|&(a, b)| ts_ms >= a && ts_ms < b) {
                 flags |= FLAG_HALTED;
             }
+            // The book in force when bar i opens: bar i−1's closing quote (the cache
+            // stores each bar's quote at its close, a bar later than the open).
             let (mut bid, mut ask) = (0.0, 0.0);
             if let Some((b, a)) = quotes
-                && b[i].0 > 0
-                && a[i].0 >= b[i].0
+                && i > 0
+                && b[i - 1].0 > 0
+                && a[i - 1].0 >= b[i - 1].0
             {
                 flags |= FLAG_QUOTE;
-                bid = b[i].dollars();
-                ask = a[i].dollars();
+                bid = b[i - 1].dollars();
+                ask = a[i - 1].dollars();
             }
             bars.push(BarRec {
                 ts_ms,

@@ -5,8 +5,8 @@
 //! (timing, pending orders, episode ends: written separately on purpose) agrees. The GPU
 //! backends port exactly these lines.
 //!
-//! Accounting convention: a fill trades at a *reference* price (the bar's open, or the
-//! quote's mid where the bar has a quote; the bar's close for forced exits) and pays
+//! Accounting convention: a fill trades at a *reference* price (the bar's open, or the mid
+//! of the quote in force at the open; the bar's close for forced exits) and pays
 //! spread, impact and commission on top, as separate cash costs. Realized P&L is measured
 //! at reference prices against the average entry price, so for every trajectory
 //! `equity − initial = realized + unrealized − costs` exactly in real arithmetic.
@@ -29,15 +29,27 @@ impl Costs {
     }
 }
 
-/// Reference price and half-spread (dollars per share) of a fill in `bar`: the quote's
-/// mid and half-width where the bar has a quote, else `trade_price` (the open for orders,
-/// the close for forced exits) and the configured half-spread.
+/// Reference price and half-spread (dollars per share) of an order filling at `bar`'s
+/// open: the mid and half-width of the quote in force at the open where there is one,
+/// else the open and the configured half-spread.
 #[inline]
-pub fn fill_basis(p: &EnvParams, bar: &BarRec, trade_price: f64) -> (f64, f64) {
+pub fn open_basis(p: &EnvParams, bar: &BarRec) -> (f64, f64) {
     if bar.has_quote() {
         ((bar.bid + bar.ask) * 0.5, (bar.ask - bar.bid) * 0.5)
     } else {
-        (trade_price, trade_price * p.half_spread_frac)
+        (bar.open, bar.open * p.half_spread_frac)
+    }
+}
+
+/// Reference price and half-spread of a forced exit at `bar`'s close: the close, with the
+/// half-width of the quote in force at the bar's open where there is one, else the
+/// configured half-spread.
+#[inline]
+pub fn close_basis(p: &EnvParams, bar: &BarRec) -> (f64, f64) {
+    if bar.has_quote() {
+        (bar.close, (bar.ask - bar.bid) * 0.5)
+    } else {
+        (bar.close, bar.close * p.half_spread_frac)
     }
 }
 

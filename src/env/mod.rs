@@ -20,7 +20,8 @@
 //!    target equal to the position cancels the pending order.
 //! 2. The next bar `t+1` opens. A pending order whose arrival is at or before the bar's
 //!    start is rejected if it arrived during a halt or the bar is halted; otherwise it fills
-//!    up to `participation · volume` shares at the bar's open (or its quote's mid) plus
+//!    up to `participation · volume` shares at the bar's open (or the mid of the quote in
+//!    force at the open, i.e. the previous bar's closing quote) plus
 //!    half-spread, impact and commission; the rest is carried to later bars or cancelled.
 //!    Bars that do not exist cannot fill anything: the order waits for the next one.
 //! 3. A short position pays borrow for the time from `t` to `t+1`. The account is marked at

@@ -195,6 +195,16 @@ impl ReferenceEnv {
 
     /// Steps with a target position fraction in [-1, 1] decided at the current bar's close.
     pub fn step_target(&mut self, frac: f64) -> Result<StepResult> {
+        if !(frac.is_finite() && (-1.0..=1.0).contains(&frac)) {
+            return Err(Error::Usage(format!(
+                "target {frac} is outside [-1, 1] (a fraction of env.max_position_usd)"
+            )));
+        }
+        if frac < 0.0 && !self.params.allow_short {
+            return Err(Error::Usage(format!(
+                "target {frac} is short but env.allow_short = false"
+            )));
+        }
         if self.finished.is_some() {
             return Err(Error::Usage(
                 "step after the episode ended: reset first".into(),
@@ -234,7 +244,7 @@ impl ReferenceEnv {
                 let q = order.remaining.abs().min(cap);
                 if q > 0 {
                     let shares = q * order.remaining.signum();
-                    let (price, half) = exec::fill_basis(&p, &bar_f, bar_f.open);
+                    let (price, half) = exec::open_basis(&p, &bar_f);
                     traded += self.fill(shares, price, half, &bar_f, false);
                     order.remaining -= shares;
                 }
@@ -268,7 +278,7 @@ impl ReferenceEnv {
             self.pending = None;
             let position = self.acct.ledger.position;
             if position != 0 {
-                let (price, half) = exec::fill_basis(&p, &bar_f, bar_f.close);
+                let (price, half) = exec::close_basis(&p, &bar_f);
                 traded += self.fill(-position, price, half, &bar_f, true);
             }
             equity = self.acct.ledger.cash;
