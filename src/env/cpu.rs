@@ -500,7 +500,8 @@ const BLOCK: usize = 64;
 /// reference engine spells out the same sequence with named types):
 /// - phase 1: the decision at `t`'s close, and a prefetch of bar `t+1` and its features;
 /// - phase 2: whether and how much a working order fills at `t+1`, and its costs;
-/// - phase 3: the books, borrow, mark, episode end, reward and observation.
+/// - phase 3: the books, borrow, mark and episode end;
+/// - phase 4: the reward; phase 5: the observation.
 fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, w: usize) {
     let s = &mut c.state;
     let wts = &p.weights;
@@ -571,7 +572,9 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
         }
     }
 
-    // 3. Books, mark, episode end, reward, observation.
+    // 3. Books, borrow, mark, episode end (with the forced exit).
+    let mut equity_b = [0f64; BLOCK];
+    let mut traded_b = [0f64; BLOCK];
     for i in lo..hi {
         let b = i - lo;
         let day = &*c.days[i];
@@ -587,7 +590,6 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             entry_ms: s.entry_ms[i],
             fills: s.fills[i],
         };
-        let mut pend_left = s.pend_left[i];
         let e0 = s.equity0[i];
         let mut traded = 0.0;
         let shares = fill_shares[b];
@@ -598,8 +600,6 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
         l.borrow(p, bar_f.close, bar_f.ts_ms - day.bars[t].ts_ms);
         let steps = s.steps[i] + 1;
         let mut equity = l.equity(bar_f.close);
-
-        // 4. Episode end.
         let ended: u8 = if f as u32 == day.last_row {
             1
         } else if p.loss_limit > 0.0 && equity - e0 <= -p.loss_limit * e0 {
@@ -610,7 +610,7 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             0
         };
         if ended == 1 || ended == 2 {
-            pend_left = 0;
+            s.pend_left[i] = 0;
             let pos = l.position;
             if pos != 0 {
                 let (price, half) = exec::close_basis(p, bar_f);
@@ -619,8 +619,24 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             }
             equity = l.cash;
         }
+        s.row[i] = f as u32;
+        s.steps[i] = steps;
+        s.position[i] = l.position;
+        s.avg_price[i] = l.avg_price;
+        s.cash[i] = l.cash;
+        s.realized[i] = l.realized;
+        s.costs[i] = l.costs;
+        s.entry_ms[i] = l.entry_ms;
+        s.fills[i] = l.fills;
+        s.ended[i] = ended;
+        equity_b[b] = equity;
+        traded_b[b] = traded;
+    }
 
-        // 5. Reward.
+    // 4. Reward.
+    for i in lo..hi {
+        let b = i - lo;
+        let (equity, traded, steps) = (equity_b[b], traded_b[b], s.steps[i]);
         let (pnl, dd_increase, turnover, peak) = exec::step_fractions(
             equity,
             s.prev_equity[i],
@@ -652,40 +668,36 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             0.0
         };
         let reward = exec::reward(wts, p.reward_scale, pnl, dsr, sharpe, dd_increase, turnover);
-
-        s.row[i] = f as u32;
-        s.steps[i] = steps;
-        s.position[i] = l.position;
-        s.avg_price[i] = l.avg_price;
-        s.cash[i] = l.cash;
-        s.realized[i] = l.realized;
-        s.costs[i] = l.costs;
-        s.entry_ms[i] = l.entry_ms;
-        s.fills[i] = l.fills;
-        s.pend_left[i] = pend_left;
         s.prev_equity[i] = equity;
         s.peak_equity[i] = peak;
         s.reward_sum[i] += reward;
         s.turnover[i] += traded;
-        s.ended[i] = ended;
+        let ended = s.ended[i];
         c.rewards[i] = reward as f32;
         c.terminated[i] = (ended == 1 || ended == 2) as u8;
         c.truncated[i] = (ended == 3) as u8;
-        if ended == 0 {
-            let obs = &mut c.obs[i * d..(i + 1) * d];
-            let k = day.k;
-            copy_row(&mut obs[..k], day.feature_row(f));
-            obs[k..].copy_from_slice(&exec::account_obs(
-                p,
-                bar_f,
-                day.bar_ms,
-                day.close_ms,
-                l.position,
-                l.avg_price,
-                l.entry_ms,
-                pend_left,
-                s.inv_equity0[i],
-            ));
+    }
+
+    // 5. Observations of the environments still running (the others are reset in pass 2).
+    for i in lo..hi {
+        if s.ended[i] != 0 {
+            continue;
         }
+        let day = &*c.days[i];
+        let row = s.row[i] as usize;
+        let obs = &mut c.obs[i * d..(i + 1) * d];
+        let k = day.k;
+        copy_row(&mut obs[..k], day.feature_row(row));
+        obs[k..].copy_from_slice(&exec::account_obs(
+            p,
+            &day.bars[row],
+            day.bar_ms,
+            day.close_ms,
+            s.position[i],
+            s.avg_price[i],
+            s.entry_ms[i],
+            s.pend_left[i],
+            s.inv_equity0[i],
+        ));
     }
 }
