@@ -595,7 +595,7 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
         let shares = fill_shares[b];
         if shares != 0 {
             l.book_costed(shares, fill_price[b], fill_costs[b], bar_f.ts_ms);
-            traded += shares.unsigned_abs() as f64 * fill_price[b];
+            traded += shares.abs() as f64 * fill_price[b];
         }
         l.borrow(p, bar_f.close, bar_f.ts_ms - day.bars[t].ts_ms);
         let steps = s.steps[i] + 1;
@@ -615,7 +615,7 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             if pos != 0 {
                 let (price, half) = exec::close_basis(p, bar_f);
                 l.book(p, -pos, price, half, bar_f);
-                traded += pos.unsigned_abs() as f64 * price;
+                traded += pos.abs() as f64 * price;
             }
             equity = l.cash;
         }

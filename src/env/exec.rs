@@ -87,7 +87,7 @@ pub fn decide_target(p: &EnvParams, frac: f64, price: f64, current: i64) -> i64 
     // Truncation is floor for the non-negative share count.
     let max_shares = ((p.max_position_usd / price) as i64) as f64;
     let target = round_half_away(frac * max_shares);
-    let diff = (target - current).unsigned_abs() as f64;
+    let diff = (target - current).abs() as f64;
     if target != 0 && diff < p.min_order_frac * max_shares {
         current
     } else {
@@ -111,10 +111,11 @@ pub fn round_half_away(x: f64) -> i64 {
 pub fn apply_fill(pos: i64, avg: f64, q: i64, price: f64) -> (i64, f64, f64) {
     let new_pos = pos + q;
     if pos == 0 || (pos > 0) == (q > 0) {
-        let (a, b) = (pos.unsigned_abs() as f64, q.unsigned_abs() as f64);
+        // Share counts convert from i64 (one instruction; from u64, baseline x86-64 takes six).
+        let (a, b) = (pos.abs() as f64, q.abs() as f64);
         return (new_pos, (a * avg + b * price) / (a + b), 0.0);
     }
-    let closed = q.unsigned_abs().min(pos.unsigned_abs()) as f64;
+    let closed = q.abs().min(pos.abs()) as f64;
     let side = if pos > 0 { 1.0 } else { -1.0 };
     let realized = closed * (price - avg) * side;
     let new_avg = if new_pos == 0 {
@@ -153,7 +154,7 @@ impl Ledger {
         half_spread: f64,
         bar: &BarRec,
     ) -> (Costs, f64) {
-        let q = shares.unsigned_abs() as f64;
+        let q = shares.abs() as f64;
         let costs = fill_costs(p, q, price, half_spread, bar);
         let realized = self.book_costed(shares, price, costs, bar.ts_ms);
         (costs, realized)

@@ -43,7 +43,7 @@ pub struct Fill {
 impl Fill {
     /// Average price paid per share including spread and impact (not commission).
     pub fn exec_price(&self) -> f64 {
-        let q = self.shares.unsigned_abs() as f64;
+        let q = self.shares.abs() as f64;
         self.price + self.shares.signum() as f64 * (self.costs.spread + self.costs.impact) / q
     }
 }
@@ -351,6 +351,6 @@ impl ReferenceEnv {
             position_after: self.acct.ledger.position,
             forced,
         });
-        shares.unsigned_abs() as f64 * price
+        shares.abs() as f64 * price
     }
 }
