@@ -10,6 +10,7 @@
 //! figure with the bytes per step is `sim-train bench env --json`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sim_train::bench::random_actions;
 use sim_train::env::{
     Buffers, CpuEnvs, DaySelection, EnvParams, Episode, ReferenceEnv, StartTimes, load_days,
 };
@@ -31,22 +32,6 @@ fn setup() -> (
     (dir, params, days)
 }
 
-fn random_actions(n: usize, steps: usize, n_actions: u64) -> Vec<Vec<u8>> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..steps)
-        .map(|_| {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    ((x >> 32) % n_actions) as u8
-                })
-                .collect()
-        })
-        .collect()
-}
-
 fn bench_env(c: &mut Criterion) {
     let (_dir, params, days) = setup();
     let starts: Vec<u32> = (0..13).map(|i| 34_200 + i * 1_800).collect();
@@ -55,7 +40,7 @@ fn bench_env(c: &mut Criterion) {
         let source = StartTimes::new(&days, &starts, 7).expect("starts");
         let mut envs = CpuEnvs::new(params.clone(), n, Box::new(source)).expect("envs");
         let mut buf = Buffers::new(n, params.obs_dim());
-        let pool = random_actions(n, 61, params.actions.len() as u64);
+        let pool = random_actions(n, 61, params.actions.len(), 0x9E37_79B9_7F4A_7C15);
         let mut k = 0;
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::new("cpu_batch", n), |b| {
@@ -77,7 +62,7 @@ fn bench_env(c: &mut Criterion) {
         start_row: start,
     };
     let mut env = ReferenceEnv::new(params.clone(), episode.clone()).expect("env");
-    let actions = random_actions(1, 4096, params.actions.len() as u64);
+    let actions = random_actions(1, 4096, params.actions.len(), 0x9E37_79B9_7F4A_7C15);
     let mut k = 0;
     g.throughput(Throughput::Elements(1));
     g.bench_function("reference", |b| {

@@ -244,6 +244,24 @@ pub struct EnvBench {
     pub date: String,
 }
 
+/// `steps` vectors of `n` actions drawn uniformly from `0..n_actions` (xorshift64,
+/// seeded): random actions for benchmarks, drawn before timing.
+pub fn random_actions(n: usize, steps: usize, n_actions: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut x = seed.max(1);
+    (0..steps)
+        .map(|_| {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    ((x >> 32) % n_actions as u64) as u8
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Distinct random action vectors `bench env` cycles through.
 const ACTION_POOL: usize = 61;
 
@@ -298,20 +316,7 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     // Uniformly random actions, drawn before timing: a pool of distinct per-step action
     // vectors (a prime count, so no env sees a cycle aligned with its episodes), used in
     // turn. Drawing them inside the loop would time a single-threaded RNG, not the envs.
-    let n_actions = params.actions.len() as u64;
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let pool: Vec<Vec<u8>> = (0..ACTION_POOL)
-        .map(|_| {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    ((x >> 32) % n_actions) as u8
-                })
-                .collect()
-        })
-        .collect();
+    let pool = random_actions(n, ACTION_POOL, params.actions.len(), 0x2545_F491_4F6C_DD1D);
     let mut k = 0;
     let mut run = |steps: usize, envs: &mut CpuEnvs| -> Result<()> {
         for _ in 0..steps {

@@ -34,33 +34,16 @@ fn resolved(sets: &[&str]) -> Resolved {
 
 /// A synthetic 1-minute cache: 2 symbols × 3 days, no momentum days (so no halts).
 fn synth_cache(dir: &Path) -> PathBuf {
-    let r = resolved(&[
-        "synth.symbols=2",
-        "synth.days=3",
-        "synth.bar=1m",
-        "synth.momentum_share=0.0",
-        "synth.seed=5",
-    ]);
-    let spec = sim_train::synth::SynthSpec::from_params(
-        &r.config.synth,
-        &sim_train::calendar::Calendar::us_equity(),
+    common::synth_cache(
+        dir,
+        &[
+            "synth.symbols=2",
+            "synth.days=3",
+            "synth.bar=1m",
+            "synth.momentum_share=0.0",
+            "synth.seed=5",
+        ],
     )
-    .unwrap();
-    let synth_dir = dir.join("synth");
-    sim_train::synth::write_universe(&synth_dir, &spec).unwrap();
-    let cache = dir.join("cache");
-    let req = BuildRequest {
-        source: SourceKind::Synth,
-        input: Some(synth_dir),
-        cache_dir: cache.clone(),
-        symbols: None,
-        from: None,
-        to: None,
-        bar: spec.bar(),
-        adjust: sim_train::adjust::AdjustMode::None,
-    };
-    build_cache(&req, &r, false).unwrap();
-    cache
 }
 
 /// SPY from the LEAN samples, 2013-10-07..11, at `bar` (minute and second files both

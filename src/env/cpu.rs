@@ -14,7 +14,7 @@
 //! [`super::reference::ReferenceEnv`], which the tests check bit for bit.
 
 use super::day::DayData;
-use super::episodes::{Episode, EpisodeSource};
+use super::episodes::EpisodeSource;
 use super::exec::{self, Ledger};
 use super::params::EnvParams;
 use super::{EndReason, EpisodeStats, StepOut};
@@ -224,13 +224,7 @@ impl CpuEnvs {
         self.check_out(out)?;
         let d = self.obs_dim();
         for i in 0..self.num_envs() {
-            write_obs(
-                &self.params,
-                &self.days[i],
-                &self.state,
-                i,
-                &mut out.obs[i * d..(i + 1) * d],
-            );
+            self.write_obs_of(i, &mut out.obs[i * d..(i + 1) * d]);
         }
         Ok(())
     }
@@ -319,21 +313,30 @@ impl CpuEnvs {
             } else {
                 self.dropped += 1;
             }
-            let Episode { day, start_row } = self.source.next_episode(i)?;
-            let ep = Episode { day, start_row };
+            let ep = self.source.next_episode(i)?;
             ep.check()?;
             check_day(&self.params, &ep.day)?;
             self.days[i] = ep.day;
-            self.init_env(i, start_row);
-            write_obs(
-                &self.params,
-                &self.days[i],
-                &self.state,
-                i,
-                &mut out.obs[i * d..(i + 1) * d],
-            );
+            self.init_env(i, ep.start_row);
+            self.write_obs_of(i, &mut out.obs[i * d..(i + 1) * d]);
         }
         Ok(())
+    }
+
+    /// Writes environment `i`'s current observation.
+    fn write_obs_of(&self, i: usize, obs: &mut [f32]) {
+        let s = &self.state;
+        write_obs(
+            &self.params,
+            &self.days[i],
+            s.row[i] as usize,
+            s.position[i],
+            s.avg_price[i],
+            s.entry_ms[i],
+            s.pend_left[i],
+            s.inv_equity0[i],
+            obs,
+        );
     }
 
     /// A fresh account at `start_row` of environment `i`'s day.
@@ -384,20 +387,32 @@ fn check_day(p: &EnvParams, day: &DayData) -> Result<()> {
     Ok(())
 }
 
-fn write_obs(p: &EnvParams, day: &DayData, s: &EnvState, i: usize, obs: &mut [f32]) {
-    let row = s.row[i] as usize;
+/// Writes the observation of bar `row` for an account (see [`exec::account_obs`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn write_obs(
+    p: &EnvParams,
+    day: &DayData,
+    row: usize,
+    position: i64,
+    avg_price: f64,
+    entry_ms: u32,
+    pending: i64,
+    inv_e0: f64,
+    obs: &mut [f32],
+) {
     let k = day.k;
-    obs[..k].copy_from_slice(day.feature_row(row));
+    copy_row(&mut obs[..k], day.feature_row(row));
     obs[k..].copy_from_slice(&exec::account_obs(
         p,
         &day.bars[row],
         day.bar_ms,
         day.close_ms,
-        s.position[i],
-        s.avg_price[i],
-        s.entry_ms[i],
-        s.pend_left[i],
-        s.inv_equity0[i],
+        position,
+        avg_price,
+        entry_ms,
+        pending,
+        inv_e0,
     ));
 }
 
@@ -683,21 +698,16 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
         if s.ended[i] != 0 {
             continue;
         }
-        let day = &*c.days[i];
-        let row = s.row[i] as usize;
-        let obs = &mut c.obs[i * d..(i + 1) * d];
-        let k = day.k;
-        copy_row(&mut obs[..k], day.feature_row(row));
-        obs[k..].copy_from_slice(&exec::account_obs(
+        write_obs(
             p,
-            &day.bars[row],
-            day.bar_ms,
-            day.close_ms,
+            &c.days[i],
+            s.row[i] as usize,
             s.position[i],
             s.avg_price[i],
             s.entry_ms[i],
             s.pend_left[i],
             s.inv_equity0[i],
-        ));
+            &mut c.obs[i * d..(i + 1) * d],
+        );
     }
 }
