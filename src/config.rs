@@ -206,11 +206,11 @@ impl Default for BacktestConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BenchConfig {
-    /// Synthetic symbols built by `bench cache`.
+    /// Synthetic symbols built by `bench cache` and `bench env` (without `--cache`).
     pub symbols: usize,
-    /// Trading days per symbol built by `bench cache`.
+    /// Trading days per symbol built by `bench cache` and `bench env`.
     pub days: usize,
-    /// Bar size built by `bench cache`.
+    /// Bar size built by `bench cache` and `bench env`.
     pub bar: BarSize,
     /// Random clock-time lookups timed.
     pub lookups: usize,

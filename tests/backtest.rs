@@ -127,82 +127,8 @@ fn every_bad_positions_file_is_refused_naming_its_row() {
         assert!(msg.contains(&p.display().to_string()), "{msg}");
         msg
     };
-    let has = |msg: &str, parts: &[&str]| {
-        for p in parts {
-            assert!(msg.contains(p), "'{p}' missing in: {msg}");
-        }
-    };
     let good = |row: &str| format!("symbol,ts,target\n{sym},{},1\n{row}\n", ok("10:00:00"));
-
-    has(
-        &run(
-            "a.csv",
-            &format!("symbol,time,target\n{sym},{},1\n", ok("10:00:00")),
-            &config,
-        ),
-        &["missing column 'ts'", "symbol, ts, target"],
-    );
-    has(
-        &run("b.csv", &good(&format!("{sym},10:05,0")), &config),
-        &["row 2", "'10:05'", "ISO-8601"],
-    );
-    has(
-        &run(
-            "c.csv",
-            &good(&format!("NOPE,{},0", ok("10:05:00"))),
-            &config,
-        ),
-        &["row 2", "'NOPE'", "not in the cache"],
-    );
-    has(
-        &run(
-            "d.csv",
-            &good(&format!("{sym},{},0", ok("09:45:00"))),
-            &config,
-        ),
-        &["row 2", "is before row 1", "increasing time"],
-    );
-    has(
-        &run(
-            "e.csv",
-            &good(&format!("{sym},{},0", ok("10:00:00"))),
-            &config,
-        ),
-        &["row 2", "repeats row 1", "drop duplicates"],
-    );
-    has(
-        &run(
-            "f.csv",
-            &good(&format!("{sym},{},1.5", ok("10:05:00"))),
-            &config,
-        ),
-        &["row 2", "target 1.5", "[-1, 1]"],
-    );
-    has(
-        &run(
-            "g.csv",
-            &good(&format!("{sym},{},NaN", ok("10:05:00"))),
-            &config,
-        ),
-        &["row 2", "target NaN", "[-1, 1]"],
-    );
-    has(
-        &run(
-            "h.csv",
-            &good(&format!("{sym},{},abc", ok("10:05:00"))),
-            &config,
-        ),
-        &["row 2", "'abc'", "not a number"],
-    );
-    let long_only = resolved(&["env.allow_short=false", "env.actions=[0.0, 1.0]"]).config;
-    has(
-        &run(
-            "i.csv",
-            &good(&format!("{sym},{},-0.5", ok("10:05:00"))),
-            &long_only,
-        ),
-        &["row 2", "-0.5", "env.allow_short = false"],
-    );
+    let row2 = |ts: &str, target: &str| good(&format!("{sym},{ts},{target}"));
     // Times outside the cached sessions: before the first session bar and at the close
     // of a cached day, a day that is not cached (a Saturday), epoch seconds mistaken for
     // nanoseconds (1970).
@@ -213,39 +139,112 @@ fn every_bad_positions_file_is_refused_naming_its_row() {
             at(day1, t)
         )
     };
-    has(
-        &run("j.csv", &later("08:00:00"), &config),
-        &[
-            "row 2",
-            "outside the cached sessions",
-            "before the first session bar",
-        ],
-    );
-    has(
-        &run("k.csv", &later("16:00:00"), &config),
-        &["row 2", "outside the cached sessions", "session close"],
-    );
     let only = |ts: &str| format!("symbol,ts,target\n{sym},{ts},0\n");
-    has(
-        &run("l.csv", &only(&at(d(2024, 1, 6), "10:00:00")), &config),
-        &[
-            "row 1",
-            "outside the cached sessions",
-            "2024-01-06 is not a cached day",
-        ],
-    );
-    has(
-        &run("m.csv", &only("1704207600"), &config),
-        &["row 1", "1704207600", "outside the cached sessions"],
-    );
-    has(&run("n.csv", "symbol,ts,target\n", &config), &["empty"]);
-    has(&run("o.csv", "", &config), &["empty"]);
-    has(
-        &run("p.csv", &good(&format!("{sym},,0.5")), &config),
-        &["row 2", "'ts' is empty"],
-    );
-    // Not a table type the reader knows.
-    has(&run("q.txt", &good(""), &config), &[".csv or .parquet"]);
+    let long_only = resolved(&["env.allow_short=false", "env.actions=[0.0, 1.0]"]).config;
+    let cases: Vec<(&str, String, &sim_train::config::Config, Vec<&str>)> = vec![
+        (
+            "a.csv",
+            format!("symbol,time,target\n{sym},{},1\n", ok("10:00:00")),
+            &config,
+            vec!["missing column 'ts'", "symbol, ts, target"],
+        ),
+        (
+            "b.csv",
+            row2("10:05", "0"),
+            &config,
+            vec!["row 2", "'10:05'", "ISO-8601"],
+        ),
+        (
+            "c.csv",
+            good(&format!("NOPE,{},0", ok("10:05:00"))),
+            &config,
+            vec!["row 2", "'NOPE'", "not in the cache"],
+        ),
+        (
+            "d.csv",
+            row2(&ok("09:45:00"), "0"),
+            &config,
+            vec!["row 2", "is before row 1", "increasing time"],
+        ),
+        (
+            "e.csv",
+            row2(&ok("10:00:00"), "0"),
+            &config,
+            vec!["row 2", "repeats row 1", "drop duplicates"],
+        ),
+        (
+            "f.csv",
+            row2(&ok("10:05:00"), "1.5"),
+            &config,
+            vec!["row 2", "target 1.5", "[-1, 1]"],
+        ),
+        (
+            "g.csv",
+            row2(&ok("10:05:00"), "NaN"),
+            &config,
+            vec!["row 2", "target NaN", "[-1, 1]"],
+        ),
+        (
+            "h.csv",
+            row2(&ok("10:05:00"), "abc"),
+            &config,
+            vec!["row 2", "'abc'", "not a number"],
+        ),
+        (
+            "i.csv",
+            row2(&ok("10:05:00"), "-0.5"),
+            &long_only,
+            vec!["row 2", "-0.5", "env.allow_short = false"],
+        ),
+        (
+            "j.csv",
+            later("08:00:00"),
+            &config,
+            vec![
+                "row 2",
+                "outside the cached sessions",
+                "before the first session bar",
+            ],
+        ),
+        (
+            "k.csv",
+            later("16:00:00"),
+            &config,
+            vec!["row 2", "outside the cached sessions", "session close"],
+        ),
+        (
+            "l.csv",
+            only(&at(d(2024, 1, 6), "10:00:00")),
+            &config,
+            vec![
+                "row 1",
+                "outside the cached sessions",
+                "2024-01-06 is not a cached day",
+            ],
+        ),
+        (
+            "m.csv",
+            only("1704207600"),
+            &config,
+            vec!["row 1", "1704207600", "outside the cached sessions"],
+        ),
+        ("n.csv", "symbol,ts,target\n".into(), &config, vec!["empty"]),
+        ("o.csv", String::new(), &config, vec!["empty"]),
+        (
+            "p.csv",
+            row2("", "0.5"),
+            &config,
+            vec!["row 2", "'ts' is empty"],
+        ),
+        // Not a table type the reader knows.
+        ("q.txt", good(""), &config, vec![".csv or .parquet"]),
+    ];
+    for (name, text, cfg, parts) in cases {
+        let msg = run(name, &text, cfg);
+        for p in parts {
+            assert!(msg.contains(p), "{name}: '{p}' missing in: {msg}");
+        }
+    }
 }
 
 #[test]

@@ -711,3 +711,18 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figures `benches/NOTES.md` quotes for the default config.
+    #[test]
+    fn state_and_step_bytes() {
+        assert_eq!(EnvState::bytes_per_env(), 165);
+        let p = EnvParams::from_config(&super::super::EnvConfig::default()).unwrap();
+        let k = p.feature_cols.len();
+        assert_eq!(DayData::bytes_per_step(k), 124);
+        assert_eq!(EnvState::FIELDS.len(), 25);
+    }
+}
