@@ -37,12 +37,32 @@ impl Episode {
 pub trait EpisodeSource: Send {
     /// The next episode for environment `env`.
     fn next_episode(&mut self, env: usize) -> Result<Episode>;
+
+    /// Everything that decides future draws (RNG position, usage counts, …), for a
+    /// checkpoint: a source built from the same config and given this state by
+    /// [`EpisodeSource::load_state`] draws the same sequence as this one from here on.
+    fn save_state(&self) -> serde_json::Value;
+
+    /// Restores a state written by [`EpisodeSource::save_state`]; errors name what does
+    /// not match (another seed, other days).
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()>;
 }
 
 /// Seeded uniform draws over every (day, start time) pair that can start an episode.
 pub struct StartTimes {
     starts: Vec<Episode>,
     rng: ChaCha8Rng,
+    seed: u64,
+}
+
+/// What [`StartTimes`] saves in a checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StartTimesState {
+    /// Number of (day, start) pairs, to catch a resume over other days.
+    pairs: usize,
+    seed: u64,
+    /// The RNG's word position (a u128, as a decimal string for JSON).
+    word_pos: String,
 }
 
 impl StartTimes {
@@ -69,6 +89,7 @@ impl StartTimes {
         Ok(StartTimes {
             starts,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
         })
     }
 
@@ -87,4 +108,34 @@ impl EpisodeSource for StartTimes {
         let i = self.rng.random_range(0..self.starts.len());
         Ok(self.starts[i].clone())
     }
+
+    fn save_state(&self) -> serde_json::Value {
+        serde_json::to_value(StartTimesState {
+            pairs: self.starts.len(),
+            seed: self.seed,
+            word_pos: self.rng.get_word_pos().to_string(),
+        })
+        .expect("a plain struct serializes")
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let s: StartTimesState = serde_json::from_value(state.clone()).map_err(|e| {
+            Error::Data(format!("episode source state is not a start-time state: {e}"))
+        })?;
+        if s.pairs != self.starts.len() || s.seed != self.seed {
+            return Err(Error::Data(format!(
+                "the saved episode source had {} (day, start) pairs and seed {}, this one has {} and seed {}: resume with the days and seed of the saved run",
+                s.pairs,
+                s.seed,
+                self.starts.len(),
+                self.seed
+            )));
+        }
+        let pos: u128 = s.word_pos.parse().map_err(|_| {
+            Error::Data(format!("episode source state: bad RNG position '{}'", s.word_pos))
+        })?;
+        self.rng.set_word_pos(pos);
+        Ok(())
+    }
 }
+
