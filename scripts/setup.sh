@@ -46,8 +46,10 @@ pip_once() {
 torch() {
   venv
   pip_once torch --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime nvidia-cuda-cupti
-  [ -f "$VENV/lib/python3"*/site-packages/torch/lib/libtorch.so ] 2>/dev/null \
-    || ls "$VENV"/lib/python3*/site-packages/torch/lib/libtorch.so >/dev/null
+  # .cargo/config.toml points LIBTORCH at .venv/torch, whatever the Python version.
+  local pkg; pkg=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -1)
+  [ -f "$pkg/lib/libtorch.so" ] || { log "no libtorch.so under $pkg/lib"; exit 1; }
+  ln -sfn "${pkg#"$VENV"/}" "$VENV/torch"
 }
 
 nvrtc() {
