@@ -5,7 +5,7 @@
 #   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [all]      (default: all)
 #
 #   core    the Rust toolchain is present (rustc >= 1.95), the shared target folder exists
-#   torch   .venv with PyTorch 2.11.0 (the libtorch that tch 0.24 links; CPU-only slim set)
+#   torch   .venv with PyTorch 2.11.0 and its CUDA libraries (the libtorch that tch 0.24 links)
 #   nvrtc   NVRTC 13.0 in .venv, so CUDA kernels compile to PTX without a GPU
 #   vulkan  Mesa's lavapipe (software Vulkan), so wgpu compute shaders run on the CPU
 set -euo pipefail
@@ -45,7 +45,9 @@ pip_once() {
 
 torch() {
   venv
-  pip_once torch --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime nvidia-cuda-cupti
+  # With its CUDA dependencies: the binaries link libtorch.so (so CUDA works where a GPU
+  # exists), which needs cuBLAS, cuDNN & co. at load time even on a CPU-only machine.
+  pip_once torch "torch==$TORCH_VERSION"
   # .cargo/config.toml points LIBTORCH at .venv/torch, whatever the Python version.
   local pkg; pkg=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -1)
   [ -f "$pkg/lib/libtorch.so" ] || { log "no libtorch.so under $pkg/lib"; exit 1; }

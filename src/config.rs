@@ -31,6 +31,7 @@ pub struct Config {
     pub env: crate::env::EnvConfig,
     pub backtest: BacktestConfig,
     pub bench: BenchConfig,
+    pub train: crate::learn::TrainConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -280,6 +281,7 @@ impl Config {
                 "align.columns is empty: name at least one column, e.g. [\"close\"]".into(),
             );
         }
+        self.train.validate()?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
             return Err("bench.symbols, bench.days, bench.lookups and bench.scan_repeats must be at least 1".into());

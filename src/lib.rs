@@ -24,8 +24,10 @@ pub mod env;
 pub mod error;
 pub mod features;
 pub mod ingest;
+pub mod learn;
 pub mod logging;
 pub mod metrics;
+pub mod plot;
 pub mod synth;
 pub mod validate;
 

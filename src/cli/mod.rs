@@ -5,6 +5,7 @@
 mod backtest_cmd;
 mod cache_cmd;
 mod other;
+mod train_cmd;
 
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;
@@ -65,6 +66,10 @@ pub enum Command {
     /// Run a target-position file or a baseline through the execution model; write
     /// report.json, equity.csv and trades.csv.
     Backtest(backtest_cmd::BacktestArgs),
+    /// Train a PPO-LSTM agent (market or sanity environments) into a run dir, or resume one.
+    Train(train_cmd::TrainArgs),
+    /// Draw a run's training curves (SVG) from its metrics.jsonl.
+    Plot(train_cmd::PlotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -299,6 +304,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
         Command::Calendar(a) => other::calendar(&a, &resolved),
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
+        Command::Train(a) => train_cmd::run(&a, &cli.global, progress),
+        Command::Plot(a) => train_cmd::plot(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)

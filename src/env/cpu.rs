@@ -48,6 +48,27 @@ macro_rules! soa {
             pub fn bytes_per_env() -> usize {
                 0 $(+ std::mem::size_of::<$t>())*
             }
+
+            /// Appends every field's bytes, field after field (native endianness).
+            fn write_bytes(&self, out: &mut Vec<u8>) {
+                $(out.extend_from_slice(bytemuck::cast_slice(&self.$f));)*
+            }
+
+            /// Reads what [`Self::write_bytes`] wrote for the same number of
+            /// environments; false when `bytes` has another length.
+            fn read_bytes(&mut self, bytes: &[u8]) -> bool {
+                if bytes.len() != self.row.len() * Self::bytes_per_env() {
+                    return false;
+                }
+                let mut at = 0;
+                $(
+                    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut self.$f);
+                    dst.copy_from_slice(&bytes[at..at + dst.len()]);
+                    at += dst.len();
+                )*
+                let _ = at;
+                true
+            }
         }
 
         impl<'a> $view<'a> {
@@ -135,6 +156,21 @@ pub struct CpuEnvs {
     dropped: u64,
     /// Episodes finished since creation.
     episodes: u64,
+    /// `n × obs_dim`: the last observation of each environment whose episode was
+    /// truncated in the latest step (other rows are stale).
+    final_obs: Vec<f32>,
+}
+
+/// What a snapshot records besides the raw state arrays.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotMeta {
+    envs: usize,
+    obs_dim: usize,
+    ring_w: usize,
+    days: Vec<(String, chrono::NaiveDate)>,
+    episodes: u64,
+    dropped: u64,
+    source: serde_json::Value,
 }
 
 impl CpuEnvs {
@@ -172,6 +208,7 @@ impl CpuEnvs {
             finished: Vec::new(),
             dropped: 0,
             episodes: 0,
+            final_obs: vec![0.0; n * params.obs_dim()],
             params,
         };
         for (i, start) in starts.into_iter().enumerate() {
@@ -205,6 +242,91 @@ impl CpuEnvs {
     /// Summaries dropped because the log was full (drain it more often).
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Row `i` (`obs_dim` values) holds environment `i`'s last observation when its episode
+    /// was truncated (`truncated[i] = 1`) in the latest step, so a learner can bootstrap
+    /// from the value of the state it was cut off in; other rows are stale.
+    pub fn final_obs(&self) -> &[f32] {
+        &self.final_obs
+    }
+
+    /// Everything that decides future steps, for a checkpoint: the state arrays, each
+    /// environment's day, the rolling windows, the counters and the episode source's state.
+    /// Drain the finished-episode log first: it is not part of the snapshot.
+    pub fn save_state(&self) -> Vec<u8> {
+        let meta = SnapshotMeta {
+            envs: self.num_envs(),
+            obs_dim: self.obs_dim(),
+            ring_w: self.ring_w,
+            days: self
+                .days
+                .iter()
+                .map(|d| (d.symbol.clone(), d.date))
+                .collect(),
+            episodes: self.episodes,
+            dropped: self.dropped,
+            source: self.source.save_state(),
+        };
+        let meta = serde_json::to_vec(&meta).expect("a plain struct serializes");
+        let mut out = Vec::with_capacity(
+            8 + meta.len() + self.num_envs() * EnvState::bytes_per_env() + 8 * self.ring.len(),
+        );
+        out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        out.extend_from_slice(&meta);
+        self.state.write_bytes(&mut out);
+        out.extend_from_slice(bytemuck::cast_slice(&self.ring));
+        out
+    }
+
+    /// Restores a [`CpuEnvs::save_state`] snapshot into environments built from the same
+    /// config; `day` finds a loaded day by symbol and date. Errors say what differs.
+    pub fn load_state(
+        &mut self,
+        bytes: &[u8],
+        day: &dyn Fn(&str, chrono::NaiveDate) -> Option<Arc<DayData>>,
+    ) -> Result<()> {
+        let bad = |what: &str| Error::Data(format!("environment snapshot: {what}"));
+        let len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .ok_or_else(|| bad("truncated header"))?;
+        let meta: SnapshotMeta = bytes
+            .get(8..8 + len)
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .ok_or_else(|| bad("unreadable header"))?;
+        if meta.envs != self.num_envs() || meta.obs_dim != self.obs_dim() || meta.ring_w != self.ring_w {
+            return Err(bad(&format!(
+                "it holds {} environments with {} observations (sharpe window {}), these are {} with {} ({}): resume with the saved run's config",
+                meta.envs,
+                meta.obs_dim,
+                meta.ring_w,
+                self.num_envs(),
+                self.obs_dim(),
+                self.ring_w
+            )));
+        }
+        let days = meta
+            .days
+            .iter()
+            .map(|(sym, date)| {
+                day(sym, *date).ok_or_else(|| {
+                    bad(&format!("{sym} {date} is not among the loaded days: resume over the saved run's data"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let body = &bytes[8 + len..];
+        let state_len = self.num_envs() * EnvState::bytes_per_env();
+        if body.len() != state_len + 8 * self.ring.len() || !self.state.read_bytes(&body[..state_len]) {
+            return Err(bad("the state arrays have the wrong size"));
+        }
+        bytemuck::cast_slice_mut::<f64, u8>(&mut self.ring).copy_from_slice(&body[state_len..]);
+        self.source.load_state(&meta.source)?;
+        self.days = days;
+        self.episodes = meta.episodes;
+        self.dropped = meta.dropped;
+        self.finished.clear();
+        Ok(())
     }
 
     /// Bytes of state, market data, actions and outputs one environment step touches.
@@ -312,6 +434,11 @@ impl CpuEnvs {
                 self.finished.push(stats);
             } else {
                 self.dropped += 1;
+            }
+            if REASONS[ended as usize - 1] == EndReason::MaxSteps {
+                let mut last = std::mem::take(&mut self.final_obs);
+                self.write_obs_of(i, &mut last[i * d..(i + 1) * d]);
+                self.final_obs = last;
             }
             let ep = self.source.next_episode(i)?;
             ep.check()?;

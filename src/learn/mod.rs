@@ -1,0 +1,19 @@
+//! The learner: a recurrent PPO agent (tch / libtorch) trained on a batch of environments.
+//!
+//! - [`config`]: the `[train]` section;
+//! - [`policy`]: the LSTM actor-critic;
+//! - [`gae`]: advantages;
+//! - [`ppo`]: rollouts and updates, one linear file;
+//! - [`vec_env`]: what the learner steps (market or sanity environments);
+//! - [`sanity`]: tasks a correct learner solves in seconds;
+//! - [`run`]: a training run: run dir, logs, progress, checkpoints, exact resume.
+
+pub mod config;
+pub mod gae;
+pub mod policy;
+pub mod ppo;
+pub mod sanity;
+pub mod run;
+pub mod vec_env;
+
+pub use config::{DeviceChoice, TrainConfig, TrainEnv};

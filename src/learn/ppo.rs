@@ -1,0 +1,440 @@
+//! Recurrent PPO, top to bottom (CleanRL's `ppo_atari_lstm.py` is the model).
+//!
+//! One update = one rollout of `T` steps of `N` environments, then `epochs` passes over it:
+//!
+//! 1. **Rollout.** At each step the policy reads the observations (with the LSTM state
+//!    zeroed for environments whose episode just began), an action is sampled from its
+//!    categorical distribution with the trainer's seeded RNG, and the environments step.
+//!    The LSTM state is stored at the start of every truncated-BPTT chunk. When an episode
+//!    is truncated by a time limit, the value of the state it was cut off in is computed
+//!    right away (with the pre-reset LSTM state) so that GAE can bootstrap from it.
+//! 2. **Advantages.** GAE(γ, λ) ([`super::gae`]): terminations cut the future, truncations
+//!    bootstrap from that value, and the value of the state after the rollout closes it.
+//! 3. **Epochs.** Environments are shuffled and split into minibatches, so each sequence
+//!    stays whole; each minibatch runs its sequences chunk by chunk (truncated BPTT) from
+//!    the stored states, with clipped policy loss, (optionally clipped) value loss and an
+//!    entropy bonus, then a global grad-norm clip and an Adam step. The epochs stop early
+//!    when the approximate KL passes `target_kl`.
+//!
+//! Everything random comes from one ChaCha RNG (actions, minibatch order) and libtorch's
+//! generator is used only at initialization, so a checkpoint holding the RNG position, the
+//! weights, Adam's moments, the carried LSTM state and the environments resumes exactly.
+
+use super::config::TrainConfig;
+use super::gae::{GaeInput, gae};
+use super::policy::{LstmState, Policy};
+use super::vec_env::VecEnv;
+use crate::env::StepOut;
+use crate::error::Result;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Adam (Kingma & Ba), with PyTorch's update formula, its moments kept here so that
+/// checkpoints can hold them.
+pub struct Adam {
+    pub params: Vec<(String, Tensor)>,
+    pub m: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+    pub step: u64,
+    pub eps: f64,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+
+impl Adam {
+    pub fn new(policy: &Policy, eps: f64) -> Adam {
+        let params = policy.named_parameters();
+        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        Adam {
+            params,
+            m,
+            v,
+            step: 0,
+            eps,
+        }
+    }
+
+    pub fn zero_grad(&mut self) {
+        for (_, p) in &mut self.params {
+            p.zero_grad();
+        }
+    }
+
+    /// Scales the gradients so their global norm is at most `max_norm`; returns the norm
+    /// before clipping.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        tch::no_grad(|| {
+            let sq: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(_, p)| p.grad().pow_tensor_scalar(2).sum(Kind::Float))
+                .collect();
+            let norm = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt().double_value(&[]);
+            let coef = max_norm / (norm + 1e-6);
+            if coef < 1.0 {
+                for (_, p) in &self.params {
+                    let mut g = p.grad();
+                    let _ = g.g_mul_scalar_(coef);
+                }
+            }
+            norm
+        })
+    }
+
+    /// One step of size `lr`.
+    pub fn apply(&mut self, lr: f64) {
+        self.step += 1;
+        let bc1 = 1.0 - BETA1.powi(self.step as i32);
+        let bc2 = 1.0 - BETA2.powi(self.step as i32);
+        tch::no_grad(|| {
+            for (k, (_, p)) in self.params.iter().enumerate() {
+                let g = p.grad();
+                let (m, v) = (&mut self.m[k], &mut self.v[k]);
+                let _ = m.g_mul_scalar_(BETA1);
+                let _ = m.g_add_(&(&g * (1.0 - BETA1)));
+                let _ = v.g_mul_scalar_(BETA2);
+                let _ = v.g_add_(&(&g * &g * (1.0 - BETA2)));
+                let denom = v.sqrt() / bc2.sqrt() + self.eps;
+                let mut p = p.shallow_clone();
+                let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
+            }
+        });
+    }
+}
+
+/// Losses and diagnostics of one update (means over its minibatch steps).
+#[derive(Clone, Debug, Default)]
+pub struct UpdateStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub old_approx_kl: f64,
+    pub clipfrac: f64,
+    pub explained_variance: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// Epochs run (fewer than configured after a target-KL stop).
+    pub epochs: usize,
+    /// Seconds spent stepping environments, in the policy during the rollout, and learning.
+    pub env_s: f64,
+    pub inference_s: f64,
+    pub learn_s: f64,
+}
+
+/// The learner: the policy, its optimizer, the rollout storage and what carries over from
+/// one rollout to the next.
+pub struct Ppo {
+    pub cfg: TrainConfig,
+    pub policy: Policy,
+    pub adam: Adam,
+    pub rng: ChaCha8Rng,
+    n: usize,
+    obs_dim: usize,
+    n_actions: usize,
+    // Rollout storage, step-major (`[t * n + i]`).
+    obs: Vec<f32>,
+    first: Vec<f32>,
+    actions: Vec<i64>,
+    logp: Vec<f32>,
+    values: Vec<f32>,
+    rewards: Vec<f32>,
+    terminated: Vec<u8>,
+    truncated: Vec<u8>,
+    final_values: Vec<f32>,
+    chunk_states: Vec<LstmState>,
+    // Carried between rollouts: the current observations, which of them begin an
+    // episode, and the LSTM state before reading them.
+    pub next_obs: Vec<f32>,
+    pub next_first: Vec<f32>,
+    pub state: LstmState,
+    step_actions: Vec<u8>,
+    step_logp: Vec<f32>,
+}
+
+impl Ppo {
+    /// A learner for `env`'s sizes; reads the environments' first observations.
+    pub fn new(cfg: &TrainConfig, env: &mut dyn VecEnv, policy: Policy) -> Result<Ppo> {
+        let (n, d, a) = (env.num_envs(), env.obs_dim(), env.num_actions());
+        let t = cfg.rollout_steps;
+        let mut next_obs = vec![0.0; n * d];
+        env.observe(&mut next_obs)?;
+        let adam = Adam::new(&policy, cfg.adam_eps);
+        let state = LstmState::zeros(n, cfg.hidden, policy.device());
+        Ok(Ppo {
+            cfg: cfg.clone(),
+            adam,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            n,
+            obs_dim: d,
+            n_actions: a,
+            obs: vec![0.0; t * n * d],
+            first: vec![0.0; t * n],
+            actions: vec![0; t * n],
+            logp: vec![0.0; t * n],
+            values: vec![0.0; t * n],
+            rewards: vec![0.0; t * n],
+            terminated: vec![0; t * n],
+            truncated: vec![0; t * n],
+            final_values: vec![0.0; t * n],
+            chunk_states: Vec::new(),
+            next_obs,
+            next_first: vec![1.0; n],
+            state,
+            step_actions: vec![0; n],
+            step_logp: vec![0.0; n * a],
+            policy,
+        })
+    }
+
+    fn device(&self) -> Device {
+        self.policy.device()
+    }
+
+    fn tensor(&self, data: &[f32], shape: &[i64]) -> Tensor {
+        Tensor::from_slice(data).view(shape).to_device(self.device())
+    }
+
+    /// Collects one rollout; returns (env seconds, inference seconds).
+    pub fn rollout(&mut self, env: &mut dyn VecEnv) -> Result<(f64, f64)> {
+        let (n, d, a) = (self.n, self.obs_dim, self.n_actions);
+        let bptt = self.cfg.bptt_len();
+        let (mut env_s, mut inf_s) = (0.0, 0.0);
+        self.chunk_states.clear();
+        for t in 0..self.cfg.rollout_steps {
+            let clock = Instant::now();
+            if t % bptt == 0 {
+                self.chunk_states.push(self.state.copy());
+            }
+            let obs = self.tensor(&self.next_obs, &[n as i64, d as i64]);
+            let first = self.tensor(&self.next_first, &[n as i64]);
+            let (out, next_state) = tch::no_grad(|| self.policy.step(&obs, &first, &self.state));
+            let row = t * n;
+            out.values
+                .to_device(Device::Cpu)
+                .copy_data(&mut self.values[row..row + n], n);
+            out.log_probs
+                .to_device(Device::Cpu)
+                .copy_data(&mut self.step_logp, n * a);
+            for i in 0..n {
+                let lp = &self.step_logp[i * a..(i + 1) * a];
+                let pick = sample(lp, self.rng.random());
+                self.step_actions[i] = pick as u8;
+                self.actions[row + i] = pick as i64;
+                self.logp[row + i] = lp[pick];
+            }
+            self.obs[row * d..(row + n) * d].copy_from_slice(&self.next_obs);
+            self.first[row..row + n].copy_from_slice(&self.next_first);
+            inf_s += clock.elapsed().as_secs_f64();
+
+            let clock = Instant::now();
+            env.step(
+                &self.step_actions,
+                &mut StepOut {
+                    obs: &mut self.next_obs,
+                    rewards: &mut self.rewards[row..row + n],
+                    terminated: &mut self.terminated[row..row + n],
+                    truncated: &mut self.truncated[row..row + n],
+                },
+            )?;
+            env_s += clock.elapsed().as_secs_f64();
+
+            let clock = Instant::now();
+            let cut: Vec<i64> = (0..n)
+                .filter(|&i| self.truncated[row + i] != 0 && self.terminated[row + i] == 0)
+                .map(|i| i as i64)
+                .collect();
+            self.final_values[row..row + n].fill(0.0);
+            if !cut.is_empty() {
+                let rows: Vec<f32> = cut
+                    .iter()
+                    .flat_map(|&i| env.final_obs()[i as usize * d..(i as usize + 1) * d].iter().copied())
+                    .collect();
+                let idx = Tensor::from_slice(&cut).to_device(self.device());
+                let last = self.tensor(&rows, &[cut.len() as i64, d as i64]);
+                let zero = Tensor::zeros([cut.len() as i64], (Kind::Float, self.device()));
+                let (v, _) = tch::no_grad(|| self.policy.step(&last, &zero, &next_state.select(&idx)));
+                let mut vals = vec![0f32; cut.len()];
+                v.values.to_device(Device::Cpu).copy_data(&mut vals, cut.len());
+                for (&i, v) in cut.iter().zip(vals) {
+                    self.final_values[row + i as usize] = v;
+                }
+            }
+            for i in 0..n {
+                let ended = self.terminated[row + i] | self.truncated[row + i];
+                self.next_first[i] = if ended != 0 { 1.0 } else { 0.0 };
+            }
+            self.state = next_state;
+            inf_s += clock.elapsed().as_secs_f64();
+        }
+        Ok((env_s, inf_s))
+    }
+
+    /// The learning rate of update `update` (1-based) of `updates`.
+    pub fn lr_at(&self, update: u64, updates: u64) -> f64 {
+        if self.cfg.anneal_lr {
+            let frac = 1.0 - (update - 1) as f64 / updates as f64;
+            frac * self.cfg.learning_rate
+        } else {
+            self.cfg.learning_rate
+        }
+    }
+
+    /// Learns from the last rollout.
+    pub fn update(&mut self, lr: f64) -> UpdateStats {
+        let clock = Instant::now();
+        let cfg = self.cfg.clone();
+        let (n, d, t_len) = (self.n, self.obs_dim, cfg.rollout_steps);
+        let dev = self.device();
+
+        // 2. Advantages, bootstrapped from the value of the state after the rollout.
+        let obs_next = self.tensor(&self.next_obs, &[n as i64, d as i64]);
+        let first_next = self.tensor(&self.next_first, &[n as i64]);
+        let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &first_next, &self.state));
+        let mut next_value = vec![0f32; n];
+        boot.values.to_device(Device::Cpu).copy_data(&mut next_value, n);
+        let g = gae(&GaeInput {
+            n,
+            rewards: &self.rewards,
+            values: &self.values,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            final_values: &self.final_values,
+            next_value: &next_value,
+            gamma: cfg.gamma as f32,
+            lambda: cfg.gae_lambda as f32,
+        });
+
+        let (t, ni) = (t_len as i64, n as i64);
+        let obs = self.tensor(&self.obs, &[t, ni, d as i64]);
+        let first = self.tensor(&self.first, &[t, ni]);
+        let actions = Tensor::from_slice(&self.actions).view([t, ni]).to_device(dev);
+        let old_logp = self.tensor(&self.logp, &[t, ni]);
+        let old_values = self.tensor(&self.values, &[t, ni]);
+        let advantages = self.tensor(&g.advantages, &[t, ni]);
+        let returns = self.tensor(&g.returns, &[t, ni]);
+
+        // 3. Epochs over minibatches of whole environment sequences, chunk by chunk.
+        let mb_envs = n / cfg.minibatches;
+        let bptt = cfg.bptt_len() as i64;
+        let mut envs: Vec<i64> = (0..ni).collect();
+        let mut stats = UpdateStats {
+            lr,
+            ..UpdateStats::default()
+        };
+        let mut steps = 0.0;
+        for epoch in 0..cfg.epochs {
+            envs.shuffle(&mut self.rng);
+            let mut epoch_kl = 0.0;
+            let mut epoch_steps = 0.0;
+            for mb in envs.chunks(mb_envs) {
+                let idx = Tensor::from_slice(mb).to_device(dev);
+                for (c, start) in self.chunk_states.iter().zip((0..t).step_by(bptt as usize)) {
+                    let pick = |x: &Tensor| x.narrow(0, start, bptt).index_select(1, &idx);
+                    let (out, _) = self.policy.sequence(&pick(&obs), &pick(&first), &c.select(&idx));
+                    let mb_actions = pick(&actions);
+                    let new_logp = out.log_probs.gather(-1, &mb_actions.unsqueeze(-1), false).squeeze_dim(-1);
+                    let entropy = -(out.log_probs.exp() * &out.log_probs).sum_dim_intlist(-1, false, Kind::Float);
+                    let logratio = &new_logp - pick(&old_logp);
+                    let ratio = logratio.exp();
+                    let (kl, old_kl, clipfrac) = tch::no_grad(|| {
+                        let kl = ((&ratio - 1.0) - &logratio).mean(Kind::Float).double_value(&[]);
+                        let old_kl = (-&logratio).mean(Kind::Float).double_value(&[]);
+                        let cf = (&ratio - 1.0)
+                            .abs()
+                            .gt(cfg.clip_coef)
+                            .to_kind(Kind::Float)
+                            .mean(Kind::Float)
+                            .double_value(&[]);
+                        (kl, old_kl, cf)
+                    });
+                    let mut adv = pick(&advantages);
+                    if cfg.norm_adv {
+                        adv = (&adv - adv.mean(Kind::Float)) / (adv.std(true) + 1e-8);
+                    }
+                    let pg1 = -&adv * &ratio;
+                    let pg2 = -&adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef);
+                    let pg_loss = pg1.max_other(&pg2).mean(Kind::Float);
+                    let mb_returns = pick(&returns);
+                    let v_loss = if cfg.clip_vloss {
+                        let old_v = pick(&old_values);
+                        let unclipped = (&out.values - &mb_returns).square();
+                        let clipped_v =
+                            &old_v + (&out.values - &old_v).clamp(-cfg.clip_coef, cfg.clip_coef);
+                        let clipped = (clipped_v - &mb_returns).square();
+                        unclipped.max_other(&clipped).mean(Kind::Float) * 0.5
+                    } else {
+                        (&out.values - &mb_returns).square().mean(Kind::Float) * 0.5
+                    };
+                    let ent = entropy.mean(Kind::Float);
+                    let loss = &pg_loss - &ent * cfg.ent_coef + &v_loss * cfg.vf_coef;
+                    self.adam.zero_grad();
+                    loss.backward();
+                    stats.grad_norm += self.adam.clip_grad_norm(cfg.max_grad_norm);
+                    self.adam.apply(lr);
+
+                    stats.policy_loss += pg_loss.double_value(&[]);
+                    stats.value_loss += v_loss.double_value(&[]);
+                    stats.entropy += ent.double_value(&[]);
+                    stats.approx_kl += kl;
+                    stats.old_approx_kl += old_kl;
+                    stats.clipfrac += clipfrac;
+                    steps += 1.0;
+                    epoch_kl += kl;
+                    epoch_steps += 1.0;
+                }
+            }
+            stats.epochs = epoch + 1;
+            if cfg.target_kl > 0.0 && epoch_kl / epoch_steps > cfg.target_kl {
+                break;
+            }
+        }
+        for x in [
+            &mut stats.policy_loss,
+            &mut stats.value_loss,
+            &mut stats.entropy,
+            &mut stats.approx_kl,
+            &mut stats.old_approx_kl,
+            &mut stats.clipfrac,
+            &mut stats.grad_norm,
+        ] {
+            *x /= steps;
+        }
+        stats.explained_variance = explained_variance(&self.values, &g.returns);
+        stats.learn_s = clock.elapsed().as_secs_f64();
+        stats
+    }
+}
+
+/// Inverse-CDF draw from a categorical distribution given by its log-probabilities, with
+/// `u` uniform in [0, 1) (the last action absorbs rounding).
+pub fn sample(log_probs: &[f32], u: f32) -> usize {
+    let mut acc = 0.0;
+    for (k, &lp) in log_probs.iter().enumerate() {
+        acc += lp.exp();
+        if u < acc {
+            return k;
+        }
+    }
+    log_probs.len() - 1
+}
+
+/// `1 − Var(returns − values) / Var(returns)` (NaN when the returns do not vary).
+pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    let n = returns.len() as f64;
+    let mean = |x: &mut dyn Iterator<Item = f64>| x.sum::<f64>() / n;
+    let var = |x: &dyn Fn(usize) -> f64| {
+        let m = mean(&mut (0..returns.len()).map(x));
+        (0..returns.len()).map(|i| (x(i) - m).powi(2)).sum::<f64>() / n
+    };
+    let var_y = var(&|i| returns[i] as f64);
+    if var_y == 0.0 {
+        return f64::NAN;
+    }
+    1.0 - var(&|i| (returns[i] - values[i]) as f64) / var_y
+}

@@ -1,0 +1,118 @@
+//! What the learner steps: a batch of environments writing into the learner's buffers.
+//! The market backend ([`MarketEnvs`]) and the sanity tasks ([`super::sanity`]) implement
+//! it, so the PPO loop never knows which one it trains on.
+
+use crate::env::{CpuEnvs, DayData, StepOut};
+use crate::error::{Error, Result};
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One finished episode, as the learner logs it.
+#[derive(Clone, Debug, Default)]
+pub struct EpisodeLog {
+    /// Sum of rewards.
+    pub reward: f64,
+    pub length: u32,
+    /// Market only: change in equity, fills, traded notional.
+    pub pnl: f64,
+    pub trades: u32,
+    pub turnover: f64,
+}
+
+pub trait VecEnv: Send {
+    fn num_envs(&self) -> usize;
+    fn obs_dim(&self) -> usize;
+    fn num_actions(&self) -> usize;
+    /// Writes every environment's current observation.
+    fn observe(&mut self, obs: &mut [f32]) -> Result<()>;
+    /// One step of every environment; ended episodes auto-reset and their next
+    /// episode's first observation is written.
+    fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()>;
+    /// `n × obs_dim`: the last observation of the environments truncated in the latest
+    /// step (other rows are stale).
+    fn final_obs(&self) -> &[f32];
+    /// Moves the episodes finished since the last call into `into`.
+    fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>);
+    /// Everything that decides future steps (for checkpoints).
+    fn save_state(&self) -> Vec<u8>;
+    /// Restores [`VecEnv::save_state`] into environments built from the same config.
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()>;
+}
+
+/// The market environments (CPU backend) over loaded days.
+pub struct MarketEnvs {
+    envs: CpuEnvs,
+    by_key: HashMap<(String, NaiveDate), Arc<DayData>>,
+}
+
+impl MarketEnvs {
+    pub fn new(envs: CpuEnvs, days: &[Arc<DayData>]) -> MarketEnvs {
+        let by_key = days
+            .iter()
+            .map(|d| ((d.symbol.clone(), d.date), d.clone()))
+            .collect();
+        MarketEnvs { envs, by_key }
+    }
+}
+
+impl VecEnv for MarketEnvs {
+    fn num_envs(&self) -> usize {
+        self.envs.num_envs()
+    }
+
+    fn obs_dim(&self) -> usize {
+        self.envs.obs_dim()
+    }
+
+    fn num_actions(&self) -> usize {
+        self.envs.params().actions.len()
+    }
+
+    fn observe(&mut self, obs: &mut [f32]) -> Result<()> {
+        let n = self.num_envs();
+        let (mut r, mut te, mut tr) = (vec![0.0; n], vec![0; n], vec![0; n]);
+        self.envs.observe(&mut StepOut {
+            obs,
+            rewards: &mut r,
+            terminated: &mut te,
+            truncated: &mut tr,
+        })
+    }
+
+    fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
+        self.envs.step(actions, out)
+    }
+
+    fn final_obs(&self) -> &[f32] {
+        self.envs.final_obs()
+    }
+
+    fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>) {
+        into.extend(self.envs.drain_finished().into_iter().map(|e| EpisodeLog {
+            reward: e.reward,
+            length: e.steps,
+            pnl: e.pnl,
+            trades: e.fills,
+            turnover: e.turnover,
+        }));
+    }
+
+    fn save_state(&self) -> Vec<u8> {
+        self.envs.save_state()
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let by_key = &self.by_key;
+        self.envs
+            .load_state(bytes, &|s, d| by_key.get(&(s.to_string(), d)).cloned())
+    }
+}
+
+/// Reads a little-endian u64 at `at` of a state blob.
+pub(crate) fn read_u64(bytes: &[u8], at: usize, what: &str) -> Result<u64> {
+    bytes
+        .get(at..at + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or_else(|| Error::Data(format!("{what} state is truncated")))
+}
