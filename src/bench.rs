@@ -372,3 +372,133 @@ pub fn sum_f32(xs: &[f32]) -> f32 {
     }
     lanes.iter().sum::<f32>() + rest.iter().sum::<f32>()
 }
+
+/// What `bench train` measures.
+#[derive(Clone, Debug)]
+pub struct TrainBenchRequest {
+    pub device: crate::learn::DeviceChoice,
+    pub envs: usize,
+    pub rollout_steps: usize,
+    /// Updates timed (after one untimed warm-up update).
+    pub updates: usize,
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBench {
+    pub bench: &'static str,
+    pub device: String,
+    pub machine: Machine,
+    pub threads: usize,
+    pub envs: usize,
+    pub rollout_steps: usize,
+    pub hidden: usize,
+    pub encoder: Vec<usize>,
+    pub epochs: usize,
+    pub minibatches: usize,
+    pub obs_dim: usize,
+    pub data: String,
+    pub updates: usize,
+    /// Environment steps learned from per second, end to end (rollout + update).
+    pub train_steps_per_s: f64,
+    /// Seconds per update stepping environments, in the policy during rollouts, learning.
+    pub env_s: f64,
+    pub inference_s: f64,
+    pub learn_s: f64,
+    pub update_s: f64,
+    pub date: String,
+}
+
+/// `bench train`: PPO-LSTM updates on the market environments (train.* config, with the
+/// request's sizes), one warm-up update, then `updates` timed ones.
+pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<TrainBench> {
+    use crate::learn::policy::{Policy, PolicyShape};
+    use crate::learn::ppo::Ppo;
+    use crate::learn::run::{build_envs, pick_device};
+    if req.envs == 0 || req.rollout_steps == 0 || req.updates == 0 {
+        return Err(Error::Usage(
+            "--envs, --steps and --updates must be at least 1".into(),
+        ));
+    }
+    let mut r = resolved.clone();
+    let t = &mut r.config.train;
+    t.env = crate::learn::TrainEnv::Market;
+    t.device = req.device;
+    t.num_envs = req.envs;
+    t.rollout_steps = req.rollout_steps;
+    t.validate().map_err(Error::Config)?;
+    let device = pick_device(t.device)?;
+    let threads = if t.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        t.threads
+    };
+    tch::set_num_threads(threads as i32);
+    let tmp;
+    let (cache, data) = match &req.cache {
+        Some(c) => (c.clone(), c.display().to_string()),
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let b = &resolved.config.bench;
+            let (dir, _) = build_synthetic(resolved, b.symbols, b.days, b.bar, tmp.path())?;
+            let data = format!("synthetic {} symbols × {} days of {} bars", b.symbols, b.days, b.bar);
+            (dir, data)
+        }
+    };
+    let cfg = r.config.train.clone();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
+    let mut env = build_envs(&r, Some(&cache))?;
+    let shape = PolicyShape {
+        obs_dim: env.obs_dim(),
+        n_actions: env.num_actions(),
+        encoder: cfg.encoder.clone(),
+        hidden: cfg.hidden,
+    };
+    let obs_dim = shape.obs_dim;
+    let mut ppo = Ppo::new(&cfg, env.as_mut(), Policy::new(shape, device, cfg.seed))?;
+    let (mut env_s, mut inf_s, mut learn_s) = (0.0, 0.0, 0.0);
+    let mut drained = Vec::new();
+    let elapsed = pool.install(|| -> Result<f64> {
+        let mut start = Instant::now();
+        for u in 0..=req.updates {
+            if u == 1 {
+                start = Instant::now();
+                (env_s, inf_s, learn_s) = (0.0, 0.0, 0.0);
+            }
+            let (e, i) = ppo.rollout(env.as_mut())?;
+            let s = ppo.update(cfg.learning_rate);
+            env.drain_episodes(&mut drained);
+            drained.clear();
+            env_s += e;
+            inf_s += i;
+            learn_s += s.learn_s;
+        }
+        Ok(start.elapsed().as_secs_f64())
+    })?;
+    let u = req.updates as f64;
+    let steps = (req.envs * req.rollout_steps) as f64 * u;
+    Ok(TrainBench {
+        bench: "train",
+        device: format!("{device:?}").to_lowercase(),
+        machine: Machine::detect(),
+        threads,
+        envs: req.envs,
+        rollout_steps: req.rollout_steps,
+        hidden: cfg.hidden,
+        encoder: cfg.encoder.clone(),
+        epochs: cfg.epochs,
+        minibatches: cfg.minibatches,
+        obs_dim,
+        data,
+        updates: req.updates,
+        train_steps_per_s: steps / elapsed,
+        env_s: env_s / u,
+        inference_s: inf_s / u,
+        learn_s: learn_s / u,
+        update_s: elapsed / u,
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    })
+}

@@ -209,6 +209,30 @@ pub enum BenchCommand {
     Cache(BenchCacheArgs),
     /// Environment steps per second of a backend, random actions, observations written.
     Env(BenchEnvArgs),
+    /// PPO-LSTM training steps per second end to end, split into env / inference / learn.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    /// Device of the policy and learner.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: crate::learn::DeviceChoice,
+    /// Number of environments.
+    #[arg(long, default_value_t = 1024)]
+    pub envs: usize,
+    /// Rollout length T.
+    #[arg(long, default_value_t = 64)]
+    pub steps: usize,
+    /// Updates timed (after one warm-up update).
+    #[arg(long, default_value_t = 3)]
+    pub updates: usize,
+    /// Cache to train over (default: a synthetic one of bench.symbols × bench.days).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -302,6 +326,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Align(a) => other::align_cmd(&a, &resolved),
         Command::Bench(BenchCommand::Cache(a)) => other::bench_cache(&a, &resolved),
         Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
+        Command::Bench(BenchCommand::Train(a)) => other::bench_train(&a, &resolved),
         Command::Calendar(a) => other::calendar(&a, &resolved),
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
         Command::Train(a) => train_cmd::run(&a, &cli.global, progress),

@@ -279,3 +279,29 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
     }
     Ok(0)
 }
+
+pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32> {
+    let r = crate::bench::bench_train(
+        resolved,
+        &crate::bench::TrainBenchRequest {
+            device: a.device,
+            envs: a.envs,
+            rollout_steps: a.steps,
+            updates: a.updates,
+            cache: a.cache.clone(),
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!(
+            "bench train on {} ({} threads), device {}: {} envs × T {}, hidden {}, encoder {:?}, {} epochs × {} minibatches, obs_dim {} ({})",
+            r.machine.cpu, r.threads, r.device, r.envs, r.rollout_steps, r.hidden, r.encoder, r.epochs, r.minibatches, r.obs_dim, r.data
+        );
+        println!(
+            "  {:>10.0} training steps/s  (per update: env {:.3} s, inference {:.3} s, learn {:.3} s, total {:.3} s)",
+            r.train_steps_per_s, r.env_s, r.inference_s, r.learn_s, r.update_s
+        );
+    }
+    Ok(0)
+}

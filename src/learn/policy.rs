@@ -2,10 +2,11 @@
 //! head and value head, initialized as CleanRL does (orthogonal weights with gain √2 for the
 //! encoder, 1 for the LSTM, 0.01 for the actor and 1 for the critic; zero biases).
 //!
-//! The LSTM is written out (gates in PyTorch's order i, f, g, o) rather than taken from
-//! libtorch's fused module for two reasons: the state must be zeroed *inside* a sequence
-//! wherever an episode began (CleanRL's per-step `(1 − done) · h`), and the input
-//! projection of a whole sequence is then one matrix product instead of T small ones.
+//! The LSTM's parameters are PyTorch's (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`,
+//! gates i, f, g, o) and it runs in libtorch's fused kernel. The state must be zeroed
+//! *inside* a sequence wherever an episode began (CleanRL's per-step `(1 − done) · h`);
+//! [`Policy::sequence`] does that by packing episode pieces into rows instead of stepping
+//! one time step at a time, which makes the backward pass several times cheaper.
 
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
@@ -131,53 +132,122 @@ impl Policy {
         v
     }
 
-    /// Runs a sequence: `obs` is `[T, B, obs_dim]`, `first` is `[T, B]` with 1.0 where an
-    /// episode begins at that step (the state is zeroed before reading it). Returns the
-    /// outputs for every step and the state after the last one.
-    pub fn sequence(&self, obs: &Tensor, first: &Tensor, state: &LstmState) -> (PolicyOut, LstmState) {
-        let (t, b) = (obs.size()[0], obs.size()[1]);
+    /// Runs a sequence: `obs` is `[T, B, obs_dim]`; `first` (`T × B`, step-major, on the
+    /// host) holds 1.0 where an episode begins at that step, and the LSTM state is zeroed
+    /// before reading such a step. Returns the outputs of every step, and the state after
+    /// the last step when no episode began after step 0.
+    ///
+    /// The recurrence runs in libtorch's fused LSTM. Episodes that begin inside the
+    /// sequence are handled by packing: every (environment, episode piece) becomes its own
+    /// row, starting from the carried state (first piece) or zeros (later pieces), padded
+    /// to T and unpacked afterwards — the same numbers as zeroing the state per step,
+    /// without a per-step loop in the autograd graph.
+    pub fn sequence(&self, obs: &Tensor, first: &[f32], state: &LstmState) -> (PolicyOut, Option<LstmState>) {
+        let size = obs.size();
+        let (t, b) = (size[0] as usize, size[1] as usize);
+        assert_eq!(first.len(), t * b, "first flags are not T × B");
+        let dev = self.device();
         let mut x = obs.shallow_clone();
         for (w, bias) in &self.encoder {
             x = x.linear(w, Some(bias)).tanh();
         }
-        // One product for the input projection of every step.
-        let xg = x.linear(&self.w_ih, Some(&(&self.b_ih + &self.b_hh)));
-        let w_hh_t = self.w_hh.tr();
-        let keep = (first * -1.0 + 1.0).unsqueeze(-1);
-        let (mut h, mut c) = (state.h.shallow_clone(), state.c.shallow_clone());
-        let mut outs = Vec::with_capacity(t as usize);
-        for i in 0..t {
-            let k = keep.get(i);
-            h = &h * &k;
-            c = &c * &k;
-            let gates = xg.get(i) + h.mm(&w_hh_t);
-            let g = gates.chunk(4, -1);
-            c = g[1].sigmoid() * &c + g[0].sigmoid() * g[2].tanh();
-            h = g[3].sigmoid() * c.tanh();
-            outs.push(h.shallow_clone());
-        }
-        let hs = Tensor::stack(&outs, 0);
+        let keep0: Vec<f32> = first[..b].iter().map(|f| 1.0 - f).collect();
+        let keep0 = Tensor::from_slice(&keep0).to_device(dev).unsqueeze(-1);
+        let (h0, c0) = (&state.h * &keep0, &state.c * &keep0);
+        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
+        let (hs, last) = if first[b..].iter().all(|&f| f == 0.0) {
+            let (out, h, c) = x.lstm(&[&h0.unsqueeze(0), &c0.unsqueeze(0)], &params, true, 1, 0.0, true, false, false);
+            let last = LstmState {
+                h: h.squeeze_dim(0),
+                c: c.squeeze_dim(0),
+            };
+            (out, Some(last))
+        } else {
+            let p = Packing::new(first, t, b);
+            let (bp, hidden, width) = (p.rows as i64, self.shape.hidden as i64, x.size()[2]);
+            let long = |v: &[i64]| Tensor::from_slice(v).to_device(dev);
+            let zero_row = |w: i64| Tensor::zeros([1, w], (Kind::Float, dev));
+            let xs = Tensor::cat(&[x.view([(t * b) as i64, width]), zero_row(width)], 0)
+                .index_select(0, &long(&p.gather))
+                .view([t as i64, bp, width]);
+            let init = long(&p.init);
+            let h_init = Tensor::cat(&[h0, zero_row(hidden)], 0).index_select(0, &init);
+            let c_init = Tensor::cat(&[c0, zero_row(hidden)], 0).index_select(0, &init);
+            let (out, _, _) = xs.lstm(&[&h_init.unsqueeze(0), &c_init.unsqueeze(0)], &params, true, 1, 0.0, true, false, false);
+            let hs = out
+                .view([t as i64 * bp, hidden])
+                .index_select(0, &long(&p.unpack))
+                .view([t as i64, b as i64, hidden]);
+            (hs, None)
+        };
         let logits = hs.linear(&self.actor_w, Some(&self.actor_b));
         let values = hs.linear(&self.critic_w, Some(&self.critic_b)).squeeze_dim(-1);
-        debug_assert_eq!(values.size(), [t, b]);
         (
             PolicyOut {
                 log_probs: logits.log_softmax(-1, Kind::Float),
                 values,
             },
-            LstmState { h, c },
+            last,
         )
     }
 
-    /// One step for a batch: `obs` `[B, obs_dim]`, `first` `[B]`.
-    pub fn step(&self, obs: &Tensor, first: &Tensor, state: &LstmState) -> (PolicyOut, LstmState) {
-        let (out, next) = self.sequence(&obs.unsqueeze(0), &first.unsqueeze(0), state);
+    /// One step for a batch: `obs` `[B, obs_dim]`, `first` (`B`) as in
+    /// [`Policy::sequence`]; returns the outputs and the next state.
+    pub fn step(&self, obs: &Tensor, first: &[f32], state: &LstmState) -> (PolicyOut, LstmState) {
+        let (out, next) = self.sequence(&obs.unsqueeze(0), first, state);
         (
             PolicyOut {
                 log_probs: out.log_probs.squeeze_dim(0),
                 values: out.values.squeeze_dim(0),
             },
-            next,
+            next.expect("a one-step sequence has no inner episode start"),
         )
+    }
+}
+
+/// Where each (environment, episode piece) of a `T × B` sequence goes when every piece is
+/// its own row of a `T × rows` sequence starting at time 0.
+struct Packing {
+    rows: usize,
+    /// `T × rows`: the row of the flattened `[T·B (+1 zero row)]` input read at each packed
+    /// position (the zero row `T·B` for padding).
+    gather: Vec<i64>,
+    /// `T × B`: the packed position each original step's output comes from.
+    unpack: Vec<i64>,
+    /// `rows`: the initial-state row of each piece (its environment for a first piece,
+    /// the zero row `B` for a piece that begins an episode).
+    init: Vec<i64>,
+}
+
+impl Packing {
+    fn new(first: &[f32], t: usize, b: usize) -> Packing {
+        let mut pieces = Vec::with_capacity(b);
+        for env in 0..b {
+            let mut t0 = 0;
+            for step in 1..t {
+                if first[step * b + env] != 0.0 {
+                    pieces.push((env, t0, step - t0));
+                    t0 = step;
+                }
+            }
+            pieces.push((env, t0, t - t0));
+        }
+        let rows = pieces.len();
+        let mut gather = vec![(t * b) as i64; t * rows];
+        let mut unpack = vec![0i64; t * b];
+        let mut init = Vec::with_capacity(rows);
+        for (r, &(env, t0, len)) in pieces.iter().enumerate() {
+            for tau in 0..len {
+                gather[tau * rows + r] = ((t0 + tau) * b + env) as i64;
+                unpack[(t0 + tau) * b + env] = (tau * rows + r) as i64;
+            }
+            init.push(if t0 == 0 { env as i64 } else { b as i64 });
+        }
+        Packing {
+            rows,
+            gather,
+            unpack,
+            init,
+        }
     }
 }

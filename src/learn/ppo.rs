@@ -212,8 +212,8 @@ impl Ppo {
                 self.chunk_states.push(self.state.copy());
             }
             let obs = self.tensor(&self.next_obs, &[n as i64, d as i64]);
-            let first = self.tensor(&self.next_first, &[n as i64]);
-            let (out, next_state) = tch::no_grad(|| self.policy.step(&obs, &first, &self.state));
+            let (out, next_state) =
+                tch::no_grad(|| self.policy.step(&obs, &self.next_first, &self.state));
             let row = t * n;
             out.values
                 .to_device(Device::Cpu)
@@ -257,7 +257,7 @@ impl Ppo {
                     .collect();
                 let idx = Tensor::from_slice(&cut).to_device(self.device());
                 let last = self.tensor(&rows, &[cut.len() as i64, d as i64]);
-                let zero = Tensor::zeros([cut.len() as i64], (Kind::Float, self.device()));
+                let zero = vec![0.0; cut.len()];
                 let (v, _) = tch::no_grad(|| self.policy.step(&last, &zero, &next_state.select(&idx)));
                 let mut vals = vec![0f32; cut.len()];
                 v.values.to_device(Device::Cpu).copy_data(&mut vals, cut.len());
@@ -294,8 +294,7 @@ impl Ppo {
 
         // 2. Advantages, bootstrapped from the value of the state after the rollout.
         let obs_next = self.tensor(&self.next_obs, &[n as i64, d as i64]);
-        let first_next = self.tensor(&self.next_first, &[n as i64]);
-        let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &first_next, &self.state));
+        let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &self.next_first, &self.state));
         let mut next_value = vec![0f32; n];
         boot.values.to_device(Device::Cpu).copy_data(&mut next_value, n);
         let g = gae(&GaeInput {
@@ -312,7 +311,6 @@ impl Ppo {
 
         let (t, ni) = (t_len as i64, n as i64);
         let obs = self.tensor(&self.obs, &[t, ni, d as i64]);
-        let first = self.tensor(&self.first, &[t, ni]);
         let actions = Tensor::from_slice(&self.actions).view([t, ni]).to_device(dev);
         let old_logp = self.tensor(&self.logp, &[t, ni]);
         let old_values = self.tensor(&self.values, &[t, ni]);
@@ -336,7 +334,11 @@ impl Ppo {
                 let idx = Tensor::from_slice(mb).to_device(dev);
                 for (c, start) in self.chunk_states.iter().zip((0..t).step_by(bptt as usize)) {
                     let pick = |x: &Tensor| x.narrow(0, start, bptt).index_select(1, &idx);
-                    let (out, _) = self.policy.sequence(&pick(&obs), &pick(&first), &c.select(&idx));
+                    let all_first = &self.first;
+                    let mb_first: Vec<f32> = (start..start + bptt)
+                        .flat_map(|s| mb.iter().map(move |&i| all_first[s as usize * n + i as usize]))
+                        .collect();
+                    let (out, _) = self.policy.sequence(&pick(&obs), &mb_first, &c.select(&idx));
                     let mb_actions = pick(&actions);
                     let new_logp = out.log_probs.gather(-1, &mb_actions.unsqueeze(-1), false).squeeze_dim(-1);
                     let entropy = -(out.log_probs.exp() * &out.log_probs).sum_dim_intlist(-1, false, Kind::Float);
