@@ -31,6 +31,9 @@ pub struct Config {
     pub env: crate::env::EnvConfig,
     pub backtest: BacktestConfig,
     pub bench: BenchConfig,
+    pub scan: crate::scan::ScanConfig,
+    pub sampler: crate::scan::SamplerConfig,
+    pub preload: crate::scan::PreloadConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -280,6 +283,7 @@ impl Config {
                 "align.columns is empty: name at least one column, e.g. [\"close\"]".into(),
             );
         }
+        crate::scan::config::check(&self.scan, &self.sampler, &self.preload)?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
             return Err("bench.symbols, bench.days, bench.lookups and bench.scan_repeats must be at least 1".into());

@@ -6,8 +6,9 @@
 //! the builder ([`build`]). [`calendar`] and [`clock`] know US equity sessions;
 //! [`synth`] generates realistic sessions with ground truth; [`align`] joins symbols on a
 //! common clock. [`env`](mod@env) holds the trading environments, [`backtest`] runs target
-//! schedules and baselines through them, [`metrics`] scores the results. The binary's
-//! commands are in [`cli`].
+//! schedules and baselines through them, [`metrics`] scores the results. [`scan`] finds
+//! momentum days and reset points, indexes them and samples training episodes from them
+//! by curriculum. The binary's commands are in [`cli`].
 
 pub mod adjust;
 pub mod align;
@@ -26,6 +27,7 @@ pub mod features;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod scan;
 pub mod synth;
 pub mod validate;
 

@@ -5,6 +5,7 @@
 mod backtest_cmd;
 mod cache_cmd;
 mod other;
+mod scan_cmd;
 
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;
@@ -65,6 +66,12 @@ pub enum Command {
     /// Run a target-position file or a baseline through the execution model; write
     /// report.json, equity.csv and trades.csv.
     Backtest(backtest_cmd::BacktestArgs),
+    /// Scan cached days into an index of day metrics and reset points (days.parquet,
+    /// resets.parquet); incremental.
+    Scan(scan_cmd::ScanArgs),
+    /// Query a scanner index.
+    #[command(subcommand)]
+    Index(scan_cmd::IndexCommand),
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +211,8 @@ pub enum BenchCommand {
     Cache(BenchCacheArgs),
     /// Environment steps per second of a backend, random actions, observations written.
     Env(BenchEnvArgs),
+    /// Scanner, index load, sampler draws and preloader waits.
+    Scan(scan_cmd::BenchScanArgs),
 }
 
 #[derive(Args, Debug)]
@@ -299,6 +308,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
         Command::Calendar(a) => other::calendar(&a, &resolved),
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
+        Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
+        Command::Index(c) => scan_cmd::index(c),
+        Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)
