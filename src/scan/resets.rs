@@ -37,8 +37,9 @@ pub enum Pattern {
     /// After a drop of `scan.bounce_drop` from the high, back up by `scan.bounce_retrace`
     /// of the drop.
     Bounce,
-    /// A tight range over `scan.consolidation_secs` after the day moved
-    /// `scan.consolidation_after`.
+    /// The range over the last `scan.consolidation_secs` became tight (at most
+    /// `scan.consolidation_range`) after the day moved `scan.consolidation_after`; one
+    /// point per tight stretch (the range must widen to twice the limit before the next).
     Consolidation,
     /// The start of a squeeze (see the module docs).
     Squeeze,
@@ -238,6 +239,7 @@ pub fn day_events(d: &DayBars, cfg: &ScanConfig) -> DayEvents {
     let mut halts: Vec<(u32, u32)> = d.halts.clone();
     halts.sort_unstable();
     let (mut opened, mut power_done) = (false, false);
+    let mut was_tight = false;
 
     // Volume rate of the trailing window `(t - w, t]` against the baseline before it (at
     // least as long as the window, inside the bar's session phase).
@@ -340,7 +342,15 @@ pub fn day_events(d: &DayBars, cfg: &ScanConfig) -> DayEvents {
         if t >= first_sec + cfg.consolidation_secs && range_so_far >= cfg.consolidation_after {
             let w_hi = cons_hi.max_from(cons.first);
             let w_lo = -cons_lo.max_from(cons.first);
-            found[5] = (w_hi - w_lo) / d.close[i] <= cfg.consolidation_range;
+            let width = (w_hi - w_lo) / d.close[i];
+            // One point per tight stretch: when the range becomes tight; the next needs
+            // the range to have widened to twice the limit first.
+            if width <= cfg.consolidation_range && !was_tight {
+                found[5] = true;
+                was_tight = true;
+            } else if width > 2.0 * cfg.consolidation_range {
+                was_tight = false;
+            }
         }
         found[6] = squeeze_start;
         found[7] = resumed;
