@@ -41,7 +41,9 @@ fn bench_scan(c: &mut Criterion) {
     });
 
     g.throughput(Throughput::Elements(1));
-    g.bench_function("index_load", |b| b.iter(|| black_box(Index::load(&index_dir).expect("load"))));
+    g.bench_function("index_load", |b| {
+        b.iter(|| black_box(Index::load(&index_dir).expect("load")))
+    });
 
     let idx = Arc::new(Index::load(&index_dir).expect("load"));
     let mut cfg = r.config.sampler.clone();
@@ -52,7 +54,8 @@ fn bench_scan(c: &mut Criterion) {
     let mut sampler = Sampler::new(idx.clone(), &cfg, Selection::default()).expect("sampler");
     g.bench_function("sampler_draw", |b| b.iter(|| black_box(sampler.draw())));
 
-    let params = Arc::new(sim_train::env::EnvParams::from_config(&r.config.env).expect("env params"));
+    let params =
+        Arc::new(sim_train::env::EnvParams::from_config(&r.config.env).expect("env params"));
     let mut one = cfg.clone();
     one.stages = vec![StageConfig {
         uniform: true,
@@ -61,7 +64,9 @@ fn bench_scan(c: &mut Criterion) {
     let loader = sim_train::scan::preload::CpuLoader::new(&idx, params, vec![None; idx.days.len()]);
     let mut pre = sim_train::scan::Preloader::new(loader, &r.config.preload);
     pre.get(0).expect("first load");
-    g.bench_function("preload_get_ready", |b| b.iter(|| black_box(pre.get(0).expect("get"))));
+    g.bench_function("preload_get_ready", |b| {
+        b.iter(|| black_box(pre.get(0).expect("get")))
+    });
     g.finish();
 }
 

@@ -21,7 +21,15 @@ fn index() -> Arc<Index> {
     static IDX: OnceLock<(tempfile::TempDir, Arc<Index>)> = OnceLock::new();
     IDX.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let cache = common::synth_cache(dir.path(), &["synth.symbols=16", "synth.days=30", "synth.bar=1m", "synth.seed=3"]);
+        let cache = common::synth_cache(
+            dir.path(),
+            &[
+                "synth.symbols=16",
+                "synth.days=30",
+                "synth.bar=1m",
+                "synth.seed=3",
+            ],
+        );
         let r = sim_train::config::load(None, &[]).unwrap();
         let idx_dir = dir.path().join("index");
         scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
@@ -63,7 +71,11 @@ fn assert_shares(ds: &[Draw], want: [f64; 5]) {
         let p = want[c.index()] / total;
         let got = ds.iter().filter(|d| d.category == c).count() as f64 / n;
         let tol = 5.0 * (p * (1.0 - p) / n).sqrt() + 1e-12;
-        assert!((got - p).abs() <= tol, "{}: share {got:.4}, configured {p:.4} (tolerance {tol:.4})", c.name());
+        assert!(
+            (got - p).abs() <= tol,
+            "{}: share {got:.4}, configured {p:.4} (tolerance {tol:.4})",
+            c.name()
+        );
     }
 }
 
@@ -73,12 +85,19 @@ fn category_shares_follow_the_curriculum_stages() {
     let defaults = SamplerConfig::default();
     let mut s = Sampler::new(idx.clone(), &defaults, Selection::default()).unwrap();
     let have = s.category_days();
-    assert!(have.iter().take(4).all(|&n| n > 0), "the synthetic index has prime, secondary, risk and mixed days: {have:?}");
+    assert!(
+        have.iter().take(4).all(|&n| n > 0),
+        "the synthetic index has prime, secondary, risk and mixed days: {have:?}"
+    );
     // The default curriculum: early (0..10 k), intermediate (10 k..50 k), advanced.
     let early = draws(&mut s, 10_000);
     let mid = draws(&mut s, 40_000);
     let late = draws(&mut s, 50_000);
-    assert!(early.iter().all(|d| d.stage == 0) && mid.iter().all(|d| d.stage == 1) && late.iter().all(|d| d.stage == 2));
+    assert!(
+        early.iter().all(|d| d.stage == 0)
+            && mid.iter().all(|d| d.stage == 1)
+            && late.iter().all(|d| d.stage == 2)
+    );
     assert_shares(&early, [0.7, 0.2, 0.1, 0.0, 0.0]);
     assert_shares(&mid, [0.4, 0.3, 0.2, 0.1, 0.0]);
     // Uniform: equal shares over the categories the index holds.
@@ -90,7 +109,12 @@ fn category_shares_follow_the_curriculum_stages() {
         assert_eq!(idx.resets[d.reset as usize].day, d.day);
     }
     // A long run of a custom stage, tighter tolerance.
-    let mut s = Sampler::new(idx.clone(), &cfg(vec![stage(0, [0.5, 0.0, 0.3, 0.2, 0.0])]), Selection::default()).unwrap();
+    let mut s = Sampler::new(
+        idx.clone(),
+        &cfg(vec![stage(0, [0.5, 0.0, 0.3, 0.2, 0.0])]),
+        Selection::default(),
+    )
+    .unwrap();
     assert_shares(&draws(&mut s, 200_000), [0.5, 0.0, 0.3, 0.2, 0.0]);
 }
 
@@ -124,7 +148,9 @@ fn usage_balancing_flattens_the_usage_histogram() {
     };
     let (sd1, spread1) = one(1);
     let (sd4, spread4) = one(4);
-    eprintln!("usage std dev: {sd1:.2} uniform, {sd4:.2} with 4 choices; spread {spread1} vs {spread4}");
+    eprintln!(
+        "usage std dev: {sd1:.2} uniform, {sd4:.2} with 4 choices; spread {spread1} vs {spread4}"
+    );
     // Uniform draws: Poisson-like, std ≈ √20 ≈ 4.5; four choices keep every day within a
     // couple of uses of the mean.
     assert!(sd1 > 3.0, "{sd1}");
@@ -144,14 +170,22 @@ fn cooldown_and_symbol_rotation_force_diversity() {
         };
         let mut s = Sampler::new(idx.clone(), &c, Selection::default()).unwrap();
         let ds = draws(&mut s, 20_000);
-        let repeats = (0..ds.len()).filter(|&i| ds[i.saturating_sub(8)..i].iter().any(|d| d.day == ds[i].day)).count();
+        let repeats = (0..ds.len())
+            .filter(|&i| {
+                ds[i.saturating_sub(8)..i]
+                    .iter()
+                    .any(|d| d.day == ds[i].day)
+            })
+            .count();
         let sym = |d: &Draw| idx.days[d.day as usize].symbol.clone();
         let same_symbol = ds.windows(2).filter(|w| sym(&w[0]) == sym(&w[1])).count();
         (repeats, same_symbol)
     };
     let (rep_off, sym_off) = run(0, 0);
     let (rep_on, sym_on) = run(16, 1);
-    eprintln!("day repeats within 8 draws: {rep_off} without cooldown, {rep_on} with; consecutive same symbol: {sym_off} vs {sym_on}");
+    eprintln!(
+        "day repeats within 8 draws: {rep_off} without cooldown, {rep_on} with; consecutive same symbol: {sym_off} vs {sym_on}"
+    );
     // About 30 prime days: four candidates all cooling (16 of ~30) happens a few percent
     // of the time, so the cooldown cuts repeats by ~8×, not to zero; likewise symbols.
     assert!(rep_on * 5 < rep_off, "{rep_on} vs {rep_off}");
@@ -161,12 +195,19 @@ fn cooldown_and_symbol_rotation_force_diversity() {
 #[test]
 fn date_ranges_are_never_crossed() {
     let idx = index();
-    let (from, to) = (NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(), NaiveDate::from_ymd_opt(2024, 1, 31).unwrap());
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
+        NaiveDate::from_ymd_opt(2024, 1, 31).unwrap(),
+    );
     let c = cfg(vec![StageConfig {
         uniform: true,
         ..StageConfig::default()
     }]);
-    let sel = Selection { from: Some(from), to: Some(to), symbols: None };
+    let sel = Selection {
+        from: Some(from),
+        to: Some(to),
+        symbols: None,
+    };
     let mut s = Sampler::new(idx.clone(), &c, sel.clone()).unwrap();
     for d in draws(&mut s, 50_000) {
         let date = idx.days[d.day as usize].date;
@@ -175,7 +216,10 @@ fn date_ranges_are_never_crossed() {
     // Loaded days and their lookback days stay inside the range too.
     let r = sim_train::config::load(None, &[]).unwrap();
     let params = Arc::new(EnvParams::from_config(&r.config.env).unwrap());
-    let mut s = Sampler::new(idx.clone(), &c, sel).unwrap().with_preloader(params, &r.config.preload).unwrap();
+    let mut s = Sampler::new(idx.clone(), &c, sel)
+        .unwrap()
+        .with_preloader(params, &r.config.preload)
+        .unwrap();
     let mut lookbacks = 0;
     for _ in 0..60 {
         let (ep, loaded, _) = s.next_loaded().unwrap();
@@ -184,31 +228,61 @@ fn date_ranges_are_never_crossed() {
             lookbacks += 1;
             assert!(lb.date >= from && lb.date < ep.day.date && lb.symbol == ep.day.symbol);
         } else {
-            assert_eq!(ep.day.date, from, "only the range's first day lacks a lookback here");
+            assert_eq!(
+                ep.day.date, from,
+                "only the range's first day lacks a lookback here"
+            );
         }
     }
     assert!(lookbacks > 0);
     // A range with no indexed day is an error, not an empty sampler.
-    let none = Selection { from: Some(NaiveDate::from_ymd_opt(2030, 1, 1).unwrap()), to: None, symbols: None };
-    let e = Sampler::new(idx.clone(), &c, none).err().unwrap().to_string();
-    assert!(e.contains("no day of the index") && e.contains("2030-01-01"), "{e}");
+    let none = Selection {
+        from: Some(NaiveDate::from_ymd_opt(2030, 1, 1).unwrap()),
+        to: None,
+        symbols: None,
+    };
+    let e = Sampler::new(idx.clone(), &c, none)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("no day of the index") && e.contains("2030-01-01"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_category_the_range_lacks_is_refused() {
     let idx = index();
-    let have = Sampler::new(idx.clone(), &SamplerConfig::default(), Selection::default()).unwrap().category_days();
-    let one_symbol = Selection { from: None, to: None, symbols: Some(vec!["SYN000".into()]) };
+    let have = Sampler::new(idx.clone(), &SamplerConfig::default(), Selection::default())
+        .unwrap()
+        .category_days();
+    let one_symbol = Selection {
+        from: None,
+        to: None,
+        symbols: Some(vec!["SYN000".into()]),
+    };
     // Ask for dead days in a selection that has none (or for a category of a symbol that
     // lacks it): refused with the category, the counts and the fixes.
     let missing = Category::ALL
         .into_iter()
-        .find(|c| Sampler::new(idx.clone(), &SamplerConfig::default(), one_symbol.clone()).unwrap().category_days()[c.index()] == 0)
+        .find(|c| {
+            Sampler::new(idx.clone(), &SamplerConfig::default(), one_symbol.clone())
+                .unwrap()
+                .category_days()[c.index()]
+                == 0
+        })
         .expect("one symbol lacks some category");
     let mut shares = [0.0; 5];
     shares[missing.index()] = 1.0;
-    let e = Sampler::new(idx.clone(), &cfg(vec![stage(0, shares)]), one_symbol).err().unwrap().to_string();
-    assert!(e.contains(missing.name()) && e.contains("set that share to 0"), "{e}");
+    let e = Sampler::new(idx.clone(), &cfg(vec![stage(0, shares)]), one_symbol)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains(missing.name()) && e.contains("set that share to 0"),
+        "{e}"
+    );
     assert!(have.iter().sum::<usize>() > 0);
 }
 
@@ -216,19 +290,39 @@ fn a_category_the_range_lacks_is_refused() {
 fn the_same_seed_gives_the_same_sequence_and_a_resume_continues_it() {
     let idx = index();
     let c = SamplerConfig::default();
-    let a = draws(&mut Sampler::new(idx.clone(), &c, Selection::default()).unwrap(), 5_000);
-    let b = draws(&mut Sampler::new(idx.clone(), &c, Selection::default()).unwrap(), 5_000);
+    let a = draws(
+        &mut Sampler::new(idx.clone(), &c, Selection::default()).unwrap(),
+        5_000,
+    );
+    let b = draws(
+        &mut Sampler::new(idx.clone(), &c, Selection::default()).unwrap(),
+        5_000,
+    );
     assert_eq!(a, b);
-    let other = SamplerConfig { seed: 12, ..c.clone() };
-    let o = draws(&mut Sampler::new(idx.clone(), &other, Selection::default()).unwrap(), 5_000);
+    let other = SamplerConfig {
+        seed: 12,
+        ..c.clone()
+    };
+    let o = draws(
+        &mut Sampler::new(idx.clone(), &other, Selection::default()).unwrap(),
+        5_000,
+    );
     assert!(a.iter().zip(&o).filter(|(x, y)| x == y).count() < 500);
 
     // Through the EpisodeSource seam, with draws planned ahead: stop after 40 episodes,
     // save, resume in a new sampler: the next 40 are those of the uninterrupted run.
     let r = sim_train::config::load(None, &[]).unwrap();
     let params = Arc::new(EnvParams::from_config(&r.config.env).unwrap());
-    let small = SamplerConfig { lookahead: 16, ..c.clone() };
-    let make = || Sampler::new(idx.clone(), &small, Selection::default()).unwrap().with_preloader(params.clone(), &r.config.preload).unwrap();
+    let small = SamplerConfig {
+        lookahead: 16,
+        ..c.clone()
+    };
+    let make = || {
+        Sampler::new(idx.clone(), &small, Selection::default())
+            .unwrap()
+            .with_preloader(params.clone(), &r.config.preload)
+            .unwrap()
+    };
     let key = |s: &mut Sampler| -> (String, NaiveDate, u32) {
         let e = s.next_episode(0).unwrap();
         (e.day.symbol.clone(), e.day.date, e.start_row)
@@ -246,7 +340,13 @@ fn the_same_seed_gives_the_same_sequence_and_a_resume_continues_it() {
     assert_eq!(tail, full[40..]);
     // A state from another seed is refused.
     let mut wrong = Sampler::new(idx.clone(), &other, Selection::default()).unwrap();
-    assert!(wrong.load_state(&state).unwrap_err().to_string().contains("seed"));
+    assert!(
+        wrong
+            .load_state(&state)
+            .unwrap_err()
+            .to_string()
+            .contains("seed")
+    );
 }
 
 #[test]
@@ -256,7 +356,11 @@ fn performance_adjustment_draws_bad_categories_more_when_enabled() {
     c.adapt.enabled = true;
     c.adapt.alpha = 1.0;
     let mut s = Sampler::new(idx.clone(), &c, Selection::default()).unwrap();
-    let risk_day = idx.days.iter().find(|d| d.category == Category::Risk).unwrap();
+    let risk_day = idx
+        .days
+        .iter()
+        .find(|d| d.category == Category::Risk)
+        .unwrap();
     let stats = sim_train::env::EpisodeStats {
         env: 0,
         symbol: risk_day.symbol.clone(),
@@ -285,18 +389,32 @@ fn performance_adjustment_draws_bad_categories_more_when_enabled() {
 #[test]
 fn a_day_file_gone_since_the_scan_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = common::synth_cache(dir.path(), &["synth.symbols=2", "synth.days=4", "synth.bar=1m"]);
+    let cache = common::synth_cache(
+        dir.path(),
+        &["synth.symbols=2", "synth.days=4", "synth.bar=1m"],
+    );
     let r = sim_train::config::load(None, &[]).unwrap();
     let idx_dir = dir.path().join("index");
     scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
     let idx = Arc::new(Index::load(&idx_dir).unwrap());
-    let c = cfg(vec![StageConfig { uniform: true, ..StageConfig::default() }]);
+    let c = cfg(vec![StageConfig {
+        uniform: true,
+        ..StageConfig::default()
+    }]);
     let victim = PathBuf::from(&idx.days[1].path);
     std::fs::remove_file(&victim).unwrap();
     let params = Arc::new(EnvParams::from_config(&r.config.env).unwrap());
-    let e = Sampler::new(idx.clone(), &c, Selection::default()).unwrap().with_preloader(params, &r.config.preload).err().unwrap();
+    let e = Sampler::new(idx.clone(), &c, Selection::default())
+        .unwrap()
+        .with_preloader(params, &r.config.preload)
+        .err()
+        .unwrap();
     assert_eq!(e.exit_code(), 5);
-    assert!(e.to_string().contains(&victim.display().to_string()) && e.to_string().contains("sim-train scan"), "{e}");
+    assert!(
+        e.to_string().contains(&victim.display().to_string())
+            && e.to_string().contains("sim-train scan"),
+        "{e}"
+    );
 }
 
 /// A loader the test releases one load at a time.
@@ -331,14 +449,29 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 #[test]
 fn preloaded_days_are_handed_out_without_waiting_and_waits_are_reported() {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let cfg = sim_train::scan::PreloadConfig { workers: 1, min_depth: 2, max_depth: 8, slots: 8, lookback: false };
-    let mut p = Preloader::new(Gated { permits: rx, asked: Mutex::new(vec![]) }, &cfg);
+    let cfg = sim_train::scan::PreloadConfig {
+        workers: 1,
+        min_depth: 2,
+        max_depth: 8,
+        slots: 8,
+        lookback: false,
+    };
+    let mut p = Preloader::new(
+        Gated {
+            permits: rx,
+            asked: Mutex::new(vec![]),
+        },
+        &cfg,
+    );
     // Deep enough: days asked ahead are ready before the consumer comes.
     p.prefetch([1, 2, 3]);
     tx.send(()).unwrap();
     tx.send(()).unwrap();
     wait_until("days 1 and 2 loaded", || p.is_ready(1) && p.is_ready(2));
-    assert!(!p.is_ready(3), "depth 2: the third upcoming day is not loaded ahead yet");
+    assert!(
+        !p.is_ready(3),
+        "depth 2: the third upcoming day is not loaded ahead yet"
+    );
     assert_eq!(*p.get(1).unwrap(), 10);
     assert_eq!(*p.get(2).unwrap(), 20);
     let s = p.stats();
@@ -360,7 +493,12 @@ fn preloaded_days_are_handed_out_without_waiting_and_waits_are_reported() {
     assert_eq!(s.depth, 4, "the depth doubled after the wait");
     // A failed load comes back as an error naming the problem.
     tx.send(()).unwrap();
-    assert!(p.get(99).unwrap_err().to_string().contains("day 99 is broken"));
+    assert!(
+        p.get(99)
+            .unwrap_err()
+            .to_string()
+            .contains("day 99 is broken")
+    );
     // Only the days above the slots that are not about to be used are dropped.
     for _ in 0..16 {
         tx.send(()).unwrap();
@@ -374,5 +512,8 @@ fn preloaded_days_are_handed_out_without_waiting_and_waits_are_reported() {
     wait_until("the next four", || (20..24).all(|k| p.is_ready(k)));
     p.prefetch(20..24);
     assert!(p.stats().resident <= 8);
-    assert!((20..24).all(|k| p.is_ready(k)), "upcoming days are never evicted");
+    assert!(
+        (20..24).all(|k| p.is_ready(k)),
+        "upcoming days are never evicted"
+    );
 }

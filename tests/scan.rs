@@ -43,20 +43,37 @@ impl Counts {
 
 /// Planted momentum days against the scanner's `momentum` label, and planted halts.
 fn check_momentum_and_halts(idx: &Index, truth: &[DayTruth]) -> Counts {
-    assert_eq!(idx.days.len(), truth.len(), "every synthetic day is indexed");
-    let mut c = Counts { tp: 0, fp: 0, fn_: 0 };
+    assert_eq!(
+        idx.days.len(),
+        truth.len(),
+        "every synthetic day is indexed"
+    );
+    let mut c = Counts {
+        tp: 0,
+        fp: 0,
+        fn_: 0,
+    };
     for t in truth {
         let d = &idx.days[idx.find(&t.symbol, t.date).expect("indexed")];
         match (t.momentum, d.momentum) {
             (true, true) => c.tp += 1,
             (false, true) => c.fp += 1,
             (true, false) => {
-                eprintln!("missed {} {}: range {:.3} (planted {:.3}) rel_volume {:?}", t.symbol, t.date, d.range, t.range, d.rel_volume);
+                eprintln!(
+                    "missed {} {}: range {:.3} (planted {:.3}) rel_volume {:?}",
+                    t.symbol, t.date, d.range, t.range, d.rel_volume
+                );
                 c.fn_ += 1
             }
             _ => {}
         }
-        assert_eq!(d.halts as usize, t.halts.len(), "{} {}: planted halts", t.symbol, t.date);
+        assert_eq!(
+            d.halts as usize,
+            t.halts.len(),
+            "{} {}: planted halts",
+            t.symbol,
+            t.date
+        );
         if t.halts.is_empty() && d.category == Category::Risk {
             // Risk without a halt needs the deep drop the config names.
             assert!(d.max_drawdown >= 0.15, "{} {}", t.symbol, t.date);
@@ -71,7 +88,11 @@ fn check_momentum_and_halts(idx: &Index, truth: &[DayTruth]) -> Counts {
 fn check_squeezes(cache: &Path, truth: &[DayTruth], r: &Resolved) -> Counts {
     let w = r.config.scan.squeeze_window_secs;
     let halt = r.config.synth.halt_secs;
-    let mut c = Counts { tp: 0, fp: 0, fn_: 0 };
+    let mut c = Counts {
+        tp: 0,
+        fp: 0,
+        fn_: 0,
+    };
     for t in truth {
         let day = DayCache::open(day_path(cache, &t.symbol, t.date)).unwrap();
         let found = day_events(&DayBars::from_cache(&day), &r.config.scan).squeezes;
@@ -86,10 +107,12 @@ fn check_squeezes(cache: &Path, truth: &[DayTruth], r: &Resolved) -> Counts {
         }
         c.fp += found
             .iter()
-            .filter(|&&f| !t.squeezes.iter().any(|s| {
-                let (lo, hi) = span(s);
-                f >= lo && f <= hi
-            }))
+            .filter(|&&f| {
+                !t.squeezes.iter().any(|s| {
+                    let (lo, hi) = span(s);
+                    f >= lo && f <= hi
+                })
+            })
             .count();
     }
     c
@@ -98,47 +121,112 @@ fn check_squeezes(cache: &Path, truth: &[DayTruth], r: &Resolved) -> Counts {
 #[test]
 fn planted_momentum_days_halts_and_squeezes_are_found_1m() {
     let dir = tempfile::tempdir().unwrap();
-    let sets = ["synth.symbols=16", "synth.days=30", "synth.bar=1m", "synth.seed=3"];
+    let sets = [
+        "synth.symbols=16",
+        "synth.days=30",
+        "synth.bar=1m",
+        "synth.seed=3",
+    ];
     let (cache, truth) = synth(dir.path(), &sets);
     let r = config(&sets);
     let idx_dir = dir.path().join("index");
     scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
     let idx = Index::load(&idx_dir).unwrap();
     let planted = truth.iter().filter(|t| t.momentum).count();
-    assert!(planted >= 60, "the universe plants enough momentum days ({planted})");
+    assert!(
+        planted >= 60,
+        "the universe plants enough momentum days ({planted})"
+    );
     let m = check_momentum_and_halts(&idx, &truth);
-    eprintln!("momentum days: precision {:.3} recall {:.3} ({} planted)", m.precision(), m.recall(), planted);
-    assert!(m.precision() >= 0.9 && m.recall() >= 0.9, "momentum precision {} recall {}", m.precision(), m.recall());
+    eprintln!(
+        "momentum days: precision {:.3} recall {:.3} ({} planted)",
+        m.precision(),
+        m.recall(),
+        planted
+    );
+    assert!(
+        m.precision() >= 0.9 && m.recall() >= 0.9,
+        "momentum precision {} recall {}",
+        m.precision(),
+        m.recall()
+    );
     let s = check_squeezes(&cache, &truth, &r);
-    eprintln!("squeezes: precision {:.3} recall {:.3} ({} planted)", s.precision(), s.recall(), s.tp + s.fn_);
-    assert!(s.precision() >= 0.9 && s.recall() >= 0.8, "squeeze precision {} recall {}", s.precision(), s.recall());
-    assert!(truth.iter().any(|t| !t.halts.is_empty()), "the universe plants halts");
+    eprintln!(
+        "squeezes: precision {:.3} recall {:.3} ({} planted)",
+        s.precision(),
+        s.recall(),
+        s.tp + s.fn_
+    );
+    assert!(
+        s.precision() >= 0.9 && s.recall() >= 0.8,
+        "squeeze precision {} recall {}",
+        s.precision(),
+        s.recall()
+    );
+    assert!(
+        truth.iter().any(|t| !t.halts.is_empty()),
+        "the universe plants halts"
+    );
 }
 
 #[test]
 fn planted_momentum_days_halts_and_squeezes_are_found_1s() {
     let dir = tempfile::tempdir().unwrap();
-    let sets = ["synth.symbols=6", "synth.days=15", "synth.bar=1s", "synth.seed=5", "synth.halt_prob=0.6"];
+    let sets = [
+        "synth.symbols=6",
+        "synth.days=15",
+        "synth.bar=1s",
+        "synth.seed=5",
+        "synth.halt_prob=0.6",
+    ];
     let (cache, truth) = synth(dir.path(), &sets);
     let r = config(&sets);
     let idx_dir = dir.path().join("index");
     scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
     let idx = Index::load(&idx_dir).unwrap();
     let m = check_momentum_and_halts(&idx, &truth);
-    eprintln!("1s momentum days: precision {:.3} recall {:.3}", m.precision(), m.recall());
-    assert!(m.precision() >= 0.9 && m.recall() >= 0.9, "momentum precision {} recall {}", m.precision(), m.recall());
+    eprintln!(
+        "1s momentum days: precision {:.3} recall {:.3}",
+        m.precision(),
+        m.recall()
+    );
+    assert!(
+        m.precision() >= 0.9 && m.recall() >= 0.9,
+        "momentum precision {} recall {}",
+        m.precision(),
+        m.recall()
+    );
     let s = check_squeezes(&cache, &truth, &r);
-    eprintln!("1s squeezes: precision {:.3} recall {:.3} ({} planted)", s.precision(), s.recall(), s.tp + s.fn_);
-    assert!(s.precision() >= 0.9 && s.recall() >= 0.8, "squeeze precision {} recall {}", s.precision(), s.recall());
+    eprintln!(
+        "1s squeezes: precision {:.3} recall {:.3} ({} planted)",
+        s.precision(),
+        s.recall(),
+        s.tp + s.fn_
+    );
+    assert!(
+        s.precision() >= 0.9 && s.recall() >= 0.8,
+        "squeeze precision {} recall {}",
+        s.precision(),
+        s.recall()
+    );
     assert!(truth.iter().filter(|t| !t.halts.is_empty()).count() >= 3);
 }
 
 /// Builds `dir/cache` from the synthetic universe in `dir/synth` (written once), only the
 /// days in `from..=to`.
-fn build_synth_range(dir: &Path, r: &Resolved, from: Option<NaiveDate>, to: Option<NaiveDate>) -> PathBuf {
+fn build_synth_range(
+    dir: &Path,
+    r: &Resolved,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> PathBuf {
     let synth_dir = dir.join("synth");
     if !synth_dir.join("synth.json").is_file() {
-        let spec = sim_train::synth::SynthSpec::from_params(&r.config.synth, &sim_train::calendar::Calendar::us_equity()).unwrap();
+        let spec = sim_train::synth::SynthSpec::from_params(
+            &r.config.synth,
+            &sim_train::calendar::Calendar::us_equity(),
+        )
+        .unwrap();
         sim_train::synth::write_universe(&synth_dir, &spec).unwrap();
     }
     let cache = dir.join("cache");
@@ -199,44 +287,90 @@ fn real_lean_day_metrics_match_the_bars() {
         }
         let close_enough = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
         let what = format!("{} {}", row.symbol, row.date);
-        assert!(close_enough(row.open, open) && close_enough(row.close, close), "{what}");
-        assert!(close_enough(row.high, high) && close_enough(row.low, low), "{what}");
+        assert!(
+            close_enough(row.open, open) && close_enough(row.close, close),
+            "{what}"
+        );
+        assert!(
+            close_enough(row.high, high) && close_enough(row.low, low),
+            "{what}"
+        );
         assert_eq!(row.volume, volume, "{what}");
         assert_eq!(row.bars as usize, n, "{what}");
         assert!(close_enough(row.range, (high - low) / open), "{what}");
-        assert!(close_enough(row.max_runup, up) && close_enough(row.max_drawdown, down), "{what}: {} {} vs {up} {down}", row.max_runup, row.max_drawdown);
+        assert!(
+            close_enough(row.max_runup, up) && close_enough(row.max_drawdown, down),
+            "{what}: {} {} vs {up} {down}",
+            row.max_runup,
+            row.max_drawdown
+        );
         assert!(close_enough(row.max_move, up.max(down)), "{what}");
-        assert!(close_enough(row.trend, (close - open).abs() / (high - low)), "{what}");
+        assert!(
+            close_enough(row.trend, (close - open).abs() / (high - low)),
+            "{what}"
+        );
         assert_eq!(row.halts as usize, day.meta().halts.len());
         assert!((0.0..=1.0).contains(&row.quality), "{what}");
         // rel_volume: the median of the symbol's earlier cached days (at most 20 of them),
         // computed here from the files.
-        let earlier: Vec<&sim_train::scan::DayRow> = idx.days[..k].iter().filter(|e| e.symbol == row.symbol).collect();
+        let earlier: Vec<&sim_train::scan::DayRow> = idx.days[..k]
+            .iter()
+            .filter(|e| e.symbol == row.symbol)
+            .collect();
         let mut vols: Vec<f64> = earlier
             .iter()
             .rev()
             .take(20)
-            .map(|e| DayCache::open(day_path(&cache, &e.symbol, e.date)).unwrap().volumes().iter().sum::<u64>() as f64)
+            .map(|e| {
+                DayCache::open(day_path(&cache, &e.symbol, e.date))
+                    .unwrap()
+                    .volumes()
+                    .iter()
+                    .sum::<u64>() as f64
+            })
             .collect();
         assert_eq!(row.volume_history as usize, vols.len(), "{what}");
         if vols.len() >= 3 {
             with_history += 1;
             vols.sort_by(f64::total_cmp);
             let m = vols.len() / 2;
-            let med = if vols.len() % 2 == 1 { vols[m] } else { (vols[m - 1] + vols[m]) / 2.0 };
-            assert!(close_enough(row.rel_volume.unwrap(), volume as f64 / med), "{what}");
+            let med = if vols.len() % 2 == 1 {
+                vols[m]
+            } else {
+                (vols[m - 1] + vols[m]) / 2.0
+            };
+            assert!(
+                close_enough(row.rel_volume.unwrap(), volume as f64 / med),
+                "{what}"
+            );
         } else {
             assert_eq!(row.rel_volume, None, "{what}");
         }
         // Reset points are bars of the regular session, before its last 5 minutes.
         let secs: Vec<i64> = (0..n).map(|i| day.sec_of_day(i)).collect();
         for p in idx.resets_of(k) {
-            assert!(secs.contains(&(p.sec as i64)), "{what}: reset at {} is not a bar", p.sec);
-            assert!((34_200..57_600 - 300).contains(&p.sec), "{what}: reset at {}", p.sec);
+            assert!(
+                secs.contains(&(p.sec as i64)),
+                "{what}: reset at {} is not a bar",
+                p.sec
+            );
+            assert!(
+                (34_200..57_600 - 300).contains(&p.sec),
+                "{what}: reset at {}",
+                p.sec
+            );
         }
-        assert!(idx.resets_of(k).iter().any(|p| p.pattern == sim_train::scan::Pattern::Open), "{what}");
+        assert!(
+            idx.resets_of(k)
+                .iter()
+                .any(|p| p.pattern == sim_train::scan::Pattern::Open),
+            "{what}"
+        );
     }
-    assert!(with_history >= 4, "some days have a volume history ({with_history})");
+    assert!(
+        with_history >= 4,
+        "some days have a volume history ({with_history})"
+    );
 }
 
 /// A reset point depends on nothing after it: rewriting every bar after time t (prices,
@@ -244,7 +378,13 @@ fn real_lean_day_metrics_match_the_bars() {
 #[test]
 fn reset_points_do_not_see_the_rest_of_their_day() {
     let dir = tempfile::tempdir().unwrap();
-    let sets = ["synth.symbols=3", "synth.days=4", "synth.bar=1s", "synth.seed=9", "synth.momentum_share=0.6"];
+    let sets = [
+        "synth.symbols=3",
+        "synth.days=4",
+        "synth.bar=1s",
+        "synth.seed=9",
+        "synth.momentum_share=0.6",
+    ];
     let (cache, truth) = synth(dir.path(), &sets);
     let r = config(&sets);
     let cfg = &r.config.scan;
@@ -254,7 +394,12 @@ fn reset_points_do_not_see_the_rest_of_their_day() {
         let day = DayCache::open(day_path(&cache, &t.symbol, t.date)).unwrap();
         let bars = DayBars::from_cache(&day);
         let full = day_events(&bars, cfg);
-        assert!(full.resets.len() >= 3, "{} {}: a momentum day has reset points", t.symbol, t.date);
+        assert!(
+            full.resets.len() >= 3,
+            "{} {}: a momentum day has reset points",
+            t.symbol,
+            t.date
+        );
         for (c, cut) in full.resets.iter().map(|p| p.sec).enumerate().step_by(3) {
             let mut rewritten = bars.clone();
             let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ c as u64;
@@ -274,13 +419,27 @@ fn reset_points_do_not_see_the_rest_of_their_day() {
             }
             rewritten.halts.push((cut + 60, cut + 360));
             let again = day_events(&rewritten, cfg);
-            let before = |ev: &sim_train::scan::resets::DayEvents| -> Vec<sim_train::scan::ResetPoint> {
-                ev.resets.iter().filter(|p| p.sec <= cut).cloned().collect()
+            let before =
+                |ev: &sim_train::scan::resets::DayEvents| -> Vec<sim_train::scan::ResetPoint> {
+                    ev.resets.iter().filter(|p| p.sec <= cut).cloned().collect()
+                };
+            assert_eq!(
+                before(&full),
+                before(&again),
+                "{} {}: points up to {cut} changed",
+                t.symbol,
+                t.date
+            );
+            let sq = |ev: &sim_train::scan::resets::DayEvents| -> Vec<u32> {
+                ev.squeezes.iter().copied().filter(|&s| s <= cut).collect()
             };
-            assert_eq!(before(&full), before(&again), "{} {}: points up to {cut} changed", t.symbol, t.date);
-            let sq = |ev: &sim_train::scan::resets::DayEvents| -> Vec<u32> { ev.squeezes.iter().copied().filter(|&s| s <= cut).collect() };
             assert_eq!(sq(&full), sq(&again));
-            if full.resets.iter().filter(|p| p.sec > cut).ne(again.resets.iter().filter(|p| p.sec > cut)) {
+            if full
+                .resets
+                .iter()
+                .filter(|p| p.sec > cut)
+                .ne(again.resets.iter().filter(|p| p.sec > cut))
+            {
                 later_changed += 1;
             }
             checked += 1;
@@ -288,7 +447,10 @@ fn reset_points_do_not_see_the_rest_of_their_day() {
     }
     assert!(checked >= 10, "checked {checked} cuts");
     // The rewrite is visible to the pass: the points after the cut do change.
-    assert!(later_changed * 2 >= checked, "{later_changed} of {checked} rewrites changed later points");
+    assert!(
+        later_changed * 2 >= checked,
+        "{later_changed} of {checked} rewrites changed later points"
+    );
 }
 
 /// `rel_volume` looks only at earlier days: changing a later day's volume leaves every
@@ -296,7 +458,10 @@ fn reset_points_do_not_see_the_rest_of_their_day() {
 #[test]
 fn rel_volume_uses_only_earlier_days() {
     let dir = tempfile::tempdir().unwrap();
-    let (cache, _) = synth(dir.path(), &["synth.symbols=2", "synth.days=12", "synth.bar=1m"]);
+    let (cache, _) = synth(
+        dir.path(),
+        &["synth.symbols=2", "synth.days=12", "synth.bar=1m"],
+    );
     let r = config(&[]);
     let idx_dir = dir.path().join("index");
     scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
@@ -363,7 +528,10 @@ fn missing_half_written_and_foreign_indexes_are_refused() {
     assert_eq!(e.exit_code(), 5);
     assert!(e.to_string().contains("sim-train scan --cache"), "{e}");
 
-    let (cache, _) = synth(dir.path(), &["synth.symbols=2", "synth.days=3", "synth.bar=1m"]);
+    let (cache, _) = synth(
+        dir.path(),
+        &["synth.symbols=2", "synth.days=3", "synth.bar=1m"],
+    );
     let r = config(&[]);
     let idx_dir = dir.path().join("index");
     scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
@@ -374,7 +542,10 @@ fn missing_half_written_and_foreign_indexes_are_refused() {
     v["days"] = serde_json::json!(99);
     std::fs::write(&m, v.to_string()).unwrap();
     let e = Index::load(&idx_dir).unwrap_err().to_string();
-    assert!(e.contains("interrupted") && e.contains("sim-train scan"), "{e}");
+    assert!(
+        e.contains("interrupted") && e.contains("sim-train scan"),
+        "{e}"
+    );
     std::fs::write(&m, text).unwrap();
     // The index folder of one cache is not reused for another.
     let other = dir.path().join("other");
@@ -385,7 +556,9 @@ fn missing_half_written_and_foreign_indexes_are_refused() {
     let victim = &Index::load(&idx_dir).unwrap().days[0];
     std::fs::remove_file(&victim.path).unwrap();
     let mut catalog = Catalog::load_existing(&cache).unwrap();
-    catalog.entries.remove(&(victim.symbol.clone(), victim.date));
+    catalog
+        .entries
+        .remove(&(victim.symbol.clone(), victim.date));
     catalog.save(&cache).unwrap();
     let s = scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
     assert_eq!((s.dropped, s.scanned), (1, 0));
@@ -395,7 +568,15 @@ fn missing_half_written_and_foreign_indexes_are_refused() {
 #[test]
 fn queries_select_what_a_direct_filter_selects() {
     let dir = tempfile::tempdir().unwrap();
-    let (cache, _) = synth(dir.path(), &["synth.symbols=8", "synth.days=20", "synth.bar=1m", "synth.momentum_share=0.3"]);
+    let (cache, _) = synth(
+        dir.path(),
+        &[
+            "synth.symbols=8",
+            "synth.days=20",
+            "synth.bar=1m",
+            "synth.momentum_share=0.3",
+        ],
+    );
     let r = config(&[]);
     let idx_dir = dir.path().join("index");
     scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
@@ -405,23 +586,42 @@ fn queries_select_what_a_direct_filter_selects() {
     };
     let q = |w: &str| query::select(&idx, Table::Days, Some(w)).unwrap();
     let prime_big = q("category = 'prime' and range > 0.2");
-    assert_eq!(prime_big, direct(&|d| d.category == Category::Prime && d.range > 0.2));
+    assert_eq!(
+        prime_big,
+        direct(&|d| d.category == Category::Prime && d.range > 0.2)
+    );
     assert!(!prime_big.is_empty());
     // AND binds tighter than OR; NOT; IN; IS NULL; dates as text.
     assert_eq!(
         q("halts >= 1 or momentum = true and quality > 0.6"),
         direct(&|d| d.halts >= 1 || (d.momentum && d.quality > 0.6))
     );
-    assert_eq!(q("NOT (category in ('mixed', 'dead'))"), direct(&|d| !matches!(d.category, Category::Mixed | Category::Dead)));
+    assert_eq!(
+        q("NOT (category in ('mixed', 'dead'))"),
+        direct(&|d| !matches!(d.category, Category::Mixed | Category::Dead))
+    );
     assert_eq!(q("rel_volume is null"), direct(&|d| d.rel_volume.is_none()));
-    assert_eq!(q("rel_volume >= 2 and date >= '2024-01-10'"), direct(&|d| d.rel_volume.is_some_and(|v| v >= 2.0) && d.date >= NaiveDate::from_ymd_opt(2024, 1, 10).unwrap()));
-    assert_eq!(q("symbol != 'SYN001' and squeezes > 0"), direct(&|d| d.symbol != "SYN001" && d.squeezes > 0));
+    assert_eq!(
+        q("rel_volume >= 2 and date >= '2024-01-10'"),
+        direct(&|d| d.rel_volume.is_some_and(|v| v >= 2.0)
+            && d.date >= NaiveDate::from_ymd_opt(2024, 1, 10).unwrap())
+    );
+    assert_eq!(
+        q("symbol != 'SYN001' and squeezes > 0"),
+        direct(&|d| d.symbol != "SYN001" && d.squeezes > 0)
+    );
     // Reset points, with their day's category.
-    let rs = query::select(&idx, Table::Resets, Some("pattern = 'squeeze' and category = 'prime'")).unwrap();
+    let rs = query::select(
+        &idx,
+        Table::Resets,
+        Some("pattern = 'squeeze' and category = 'prime'"),
+    )
+    .unwrap();
     let want: Vec<usize> = (0..idx.resets.len())
         .filter(|&k| {
             let x = &idx.resets[k];
-            x.pattern == sim_train::scan::Pattern::Squeeze && idx.days[x.day as usize].category == Category::Prime
+            x.pattern == sim_train::scan::Pattern::Squeeze
+                && idx.days[x.day as usize].category == Category::Prime
         })
         .collect();
     assert_eq!(rs, want);
@@ -444,7 +644,15 @@ fn queries_select_what_a_direct_filter_selects() {
 #[test]
 fn cli_scan_and_query() {
     let dir = tempfile::tempdir().unwrap();
-    let (cache, _) = synth(dir.path(), &["synth.symbols=4", "synth.days=8", "synth.bar=1m", "synth.momentum_share=0.4"]);
+    let (cache, _) = synth(
+        dir.path(),
+        &[
+            "synth.symbols=4",
+            "synth.days=8",
+            "synth.bar=1m",
+            "synth.momentum_share=0.4",
+        ],
+    );
     let idx_dir = dir.path().join("index");
     let out = common::sim_train()
         .args(["-q", "scan", "--json", "--cache"])
@@ -453,20 +661,38 @@ fn cli_scan_and_query() {
         .arg(&idx_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["days"], 32);
     assert!(idx_dir.join("days.parquet").is_file() && idx_dir.join("resets.parquet").is_file());
     assert!(idx_dir.join("config.resolved.toml").is_file());
     let out = common::sim_train()
-        .args(["index", "query", "--json", "--where", "momentum = true and range > 0.1", "--index"])
+        .args([
+            "index",
+            "query",
+            "--json",
+            "--where",
+            "momentum = true and range > 0.1",
+            "--index",
+        ])
         .arg(&idx_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["momentum"] == true && r["range"].as_f64().unwrap() > 0.1));
+    assert!(
+        rows.iter()
+            .all(|r| r["momentum"] == true && r["range"].as_f64().unwrap() > 0.1)
+    );
     common::sim_train()
         .args(["index", "query", "--where", "nope > 1", "--index"])
         .arg(&idx_dir)

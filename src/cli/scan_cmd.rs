@@ -86,12 +86,19 @@ pub fn scan(a: &ScanArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
             s.days,
             s.kept,
             s.dropped,
-            s.full_rescan.as_deref().map(|w| format!("; full rescan: {w}")).unwrap_or_default(),
+            s.full_rescan
+                .as_deref()
+                .map(|w| format!("; full rescan: {w}"))
+                .unwrap_or_default(),
             s.elapsed_s,
             s.symbol_days_per_s,
             s.bars_per_s
         );
-        let cats: Vec<String> = s.categories.iter().map(|(c, n)| format!("{} {n}", c.name())).collect();
+        let cats: Vec<String> = s
+            .categories
+            .iter()
+            .map(|(c, n)| format!("{} {n}", c.name()))
+            .collect();
         println!("  {} momentum days; {}", s.momentum_days, cats.join(", "));
         println!("  {} reset points → {}", s.resets, a.out.display());
     }
@@ -121,8 +128,14 @@ fn query_cmd(a: &QueryArgs) -> Result<i32> {
     let shown = &rows[..a.limit.unwrap_or(rows.len()).min(rows.len())];
     if a.json {
         let v: Vec<serde_json::Value> = match a.table {
-            Table::Days => shown.iter().map(|&r| serde_json::to_value(&idx.days[r]).unwrap_or_default()).collect(),
-            Table::Resets => shown.iter().map(|&r| serde_json::to_value(&idx.resets[r]).unwrap_or_default()).collect(),
+            Table::Days => shown
+                .iter()
+                .map(|&r| serde_json::to_value(&idx.days[r]).unwrap_or_default())
+                .collect(),
+            Table::Resets => shown
+                .iter()
+                .map(|&r| serde_json::to_value(&idx.resets[r]).unwrap_or_default())
+                .collect(),
         };
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(0);
@@ -131,7 +144,16 @@ fn query_cmd(a: &QueryArgs) -> Result<i32> {
         Table::Days => {
             println!(
                 "{:<8} {:<10} {:>10} {:>8} {:>8} {:>6} {:>5} {:>5} {:>7} {:<9}",
-                "symbol", "date", "close", "range", "relvol", "moves", "halts", "sqz", "quality", "category"
+                "symbol",
+                "date",
+                "close",
+                "range",
+                "relvol",
+                "moves",
+                "halts",
+                "sqz",
+                "quality",
+                "category"
             );
             for &r in shown {
                 let d = &idx.days[r];
@@ -203,11 +225,24 @@ pub fn bench_scan(a: &BenchScanArgs, resolved: &Resolved) -> Result<i32> {
             "  index    {:.2} ms to load {} days, {} reset points",
             r.index_load_ms, r.index_days, r.index_resets
         );
-        println!("  sampler  {:>12.0} draws/s ({:.1} ns/draw, one thread)", r.draws_per_s, r.ns_per_draw);
+        println!(
+            "  sampler  {:>12.0} draws/s ({:.1} ns/draw, one thread)",
+            r.draws_per_s, r.ns_per_draw
+        );
         for p in &r.preload {
             println!(
                 "  preload  {:<8} workers {} depth {}..{} work {:.2} ms/day: {} of {} gets waited, {:.3} ms/get (max {:.2} ms); second half {} waits, {:.2} ms",
-                p.name, p.workers, p.min_depth, p.max_depth, p.work_ms, p.waits, p.gets, p.wait_ms_per_get, p.wait_max_ms, p.waits_second_half, p.wait_ms_second_half
+                p.name,
+                p.workers,
+                p.min_depth,
+                p.max_depth,
+                p.work_ms,
+                p.waits,
+                p.gets,
+                p.wait_ms_per_get,
+                p.wait_max_ms,
+                p.waits_second_half,
+                p.wait_ms_second_half
             );
         }
     }

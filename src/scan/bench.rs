@@ -87,7 +87,9 @@ pub struct ScanBench {
 /// Runs `bench scan`.
 pub fn bench_scan(resolved: &Resolved, req: &ScanBenchRequest) -> Result<ScanBench> {
     if req.draws == 0 || req.preload_gets < 2 {
-        return Err(Error::Usage("--draws must be at least 1 and --preload-gets at least 2".into()));
+        return Err(Error::Usage(
+            "--draws must be at least 1 and --preload-gets at least 2".into(),
+        ));
     }
     let tmp;
     let root = match &req.dir {
@@ -145,11 +147,27 @@ pub fn bench_scan(resolved: &Resolved, req: &ScanBenchRequest) -> Result<ScanBen
         slots: 2,
         lookback: cfg.preload.lookback,
     };
-    let r = preload_run("shallow", &idx, &scfg, &params, &shallow, Duration::ZERO, req.preload_gets)?;
+    let r = preload_run(
+        "shallow",
+        &idx,
+        &scfg,
+        &params,
+        &shallow,
+        Duration::ZERO,
+        req.preload_gets,
+    )?;
     // Deep: the configured preloader, a consumer busy about one mean load time per day.
     let work = Duration::from_secs_f64(r.load_ms_mean / 1e3);
     runs.push(r);
-    runs.push(preload_run("deep", &idx, &scfg, &params, &cfg.preload, work, req.preload_gets)?);
+    runs.push(preload_run(
+        "deep",
+        &idx,
+        &scfg,
+        &params,
+        &cfg.preload,
+        work,
+        req.preload_gets,
+    )?);
 
     Ok(ScanBench {
         bench: "scan",
@@ -194,7 +212,8 @@ fn preload_run(
     work: Duration,
     gets: usize,
 ) -> Result<PreloadRun> {
-    let mut s = Sampler::new(idx.clone(), scfg, Selection::default())?.with_preloader(params.clone(), pcfg)?;
+    let mut s = Sampler::new(idx.clone(), scfg, Selection::default())?
+        .with_preloader(params.clone(), pcfg)?;
     let half = gets / 2;
     let mut at_half = PreloadStats::default();
     for g in 0..gets {

@@ -297,7 +297,11 @@ fn positive(key: &str, v: f64) -> Result<(), String> {
 }
 
 /// Checks the three sections; errors name the key.
-pub fn check(scan: &ScanConfig, sampler: &SamplerConfig, preload: &PreloadConfig) -> Result<(), String> {
+pub fn check(
+    scan: &ScanConfig,
+    sampler: &SamplerConfig,
+    preload: &PreloadConfig,
+) -> Result<(), String> {
     let s = scan;
     if s.volume_lookback_days == 0 {
         return Err("scan.volume_lookback_days = 0: must be at least 1".into());
@@ -342,10 +346,16 @@ pub fn check(scan: &ScanConfig, sampler: &SamplerConfig, preload: &PreloadConfig
         return Err("scan.weight_range: the four quality weights sum to 0; give at least one a positive weight".into());
     }
     if !(0.0..=1.0).contains(&s.prime_quality) {
-        return Err(format!("scan.prime_quality = {}: must be in [0, 1]", s.prime_quality));
+        return Err(format!(
+            "scan.prime_quality = {}: must be in [0, 1]",
+            s.prime_quality
+        ));
     }
     if !(s.bounce_retrace > 0.0 && s.bounce_retrace <= 1.0) {
-        return Err(format!("scan.bounce_retrace = {}: must be in (0, 1]", s.bounce_retrace));
+        return Err(format!(
+            "scan.bounce_retrace = {}: must be in (0, 1]",
+            s.bounce_retrace
+        ));
     }
     if s.full_range <= s.dead_range {
         return Err(format!(
@@ -354,7 +364,10 @@ pub fn check(scan: &ScanConfig, sampler: &SamplerConfig, preload: &PreloadConfig
         ));
     }
     if s.full_rel_volume <= 1.0 {
-        return Err(format!("scan.full_rel_volume = {}: must be above 1", s.full_rel_volume));
+        return Err(format!(
+            "scan.full_rel_volume = {}: must be above 1",
+            s.full_rel_volume
+        ));
     }
     for (k, v) in [
         ("scan.squeeze_window_secs", s.squeeze_window_secs),
@@ -371,7 +384,10 @@ pub fn check(scan: &ScanConfig, sampler: &SamplerConfig, preload: &PreloadConfig
 
     let p = sampler;
     if p.choices == 0 || p.choices > 64 {
-        return Err(format!("sampler.choices = {}: must be in [1, 64]", p.choices));
+        return Err(format!(
+            "sampler.choices = {}: must be in [1, 64]",
+            p.choices
+        ));
     }
     if p.lookahead == 0 {
         return Err("sampler.lookahead = 0: must be at least 1".into());
@@ -382,7 +398,10 @@ pub fn check(scan: &ScanConfig, sampler: &SamplerConfig, preload: &PreloadConfig
         return Err(format!("sampler.from = {f}: after sampler.to = {t}"));
     }
     if p.stages.is_empty() {
-        return Err("sampler.stages is empty: give at least one [[sampler.stages]] with from_episodes = 0".into());
+        return Err(
+            "sampler.stages is empty: give at least one [[sampler.stages]] with from_episodes = 0"
+                .into(),
+        );
     }
     if p.stages[0].from_episodes != 0 {
         return Err(format!(
@@ -421,12 +440,18 @@ pub fn check(scan: &ScanConfig, sampler: &SamplerConfig, preload: &PreloadConfig
     fraction("sampler.adapt.strength", a.strength)?;
     positive("sampler.adapt.scale", a.scale)?;
     if !(a.alpha > 0.0 && a.alpha <= 1.0) {
-        return Err(format!("sampler.adapt.alpha = {}: must be in (0, 1]", a.alpha));
+        return Err(format!(
+            "sampler.adapt.alpha = {}: must be in (0, 1]",
+            a.alpha
+        ));
     }
 
     let l = preload;
     if l.workers == 0 || l.workers > 64 {
-        return Err(format!("preload.workers = {}: must be in [1, 64]", l.workers));
+        return Err(format!(
+            "preload.workers = {}: must be in [1, 64]",
+            l.workers
+        ));
     }
     if l.min_depth == 0 || l.min_depth > l.max_depth {
         return Err(format!(

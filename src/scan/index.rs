@@ -70,7 +70,14 @@ pub struct DayRow {
 
 impl DayRow {
     /// A row of the raw metrics; the cross-day fields are set by [`finish_days`].
-    pub fn new(m: &DayMetrics, symbol: String, date: NaiveDate, squeezes: u32, resets: u32, file: &FileStamp) -> DayRow {
+    pub fn new(
+        m: &DayMetrics,
+        symbol: String,
+        date: NaiveDate,
+        squeezes: u32,
+        resets: u32,
+        file: &FileStamp,
+    ) -> DayRow {
         DayRow {
             symbol,
             date,
@@ -205,7 +212,10 @@ pub fn finish_days(days: &mut [DayRow], cfg: &ScanConfig) {
         for k in start..end {
             let from = k.saturating_sub(lookback).max(start);
             let history = k - from;
-            let base = baseline(days[from..k].iter().map(|d| d.volume as f64), cfg.volume_baseline);
+            let base = baseline(
+                days[from..k].iter().map(|d| d.volume as f64),
+                cfg.volume_baseline,
+            );
             let d = &mut days[k];
             d.volume_history = history as u32;
             d.rel_volume = (history >= cfg.volume_min_history as usize && base > 0.0)
@@ -227,20 +237,30 @@ fn baseline(volumes: impl Iterator<Item = f64>, kind: super::config::VolumeBasel
         super::config::VolumeBaseline::Median => {
             v.sort_by(f64::total_cmp);
             let m = v.len() / 2;
-            if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
+            if v.len() % 2 == 1 {
+                v[m]
+            } else {
+                0.5 * (v[m - 1] + v[m])
+            }
         }
     }
 }
 
 fn clamp01(x: f64) -> f64 {
-    if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }
+    if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 /// Quality and category of a day whose `rel_volume` is known (see README: Scanning).
 fn classify(d: &mut DayRow, cfg: &ScanConfig) {
     let range_c = clamp01((d.range - cfg.dead_range) / (cfg.full_range - cfg.dead_range));
     let liquidity_c = clamp01((d.dollar_volume / cfg.min_dollar_volume).log10() / 2.0);
-    let mut num = cfg.weight_range * range_c + cfg.weight_trend * d.trend + cfg.weight_liquidity * liquidity_c;
+    let mut num = cfg.weight_range * range_c
+        + cfg.weight_trend * d.trend
+        + cfg.weight_liquidity * liquidity_c;
     let mut den = cfg.weight_range + cfg.weight_trend + cfg.weight_liquidity;
     if let Some(r) = d.rel_volume {
         num += cfg.weight_volume * clamp01(r.ln() / cfg.full_rel_volume.ln());
@@ -274,7 +294,13 @@ fn frame_err(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
     move |e| {
         Error::input(
             path,
-            format!("{}; rerun `sim-train scan` to rewrite the index", e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")),
+            format!(
+                "{}; rerun `sim-train scan` to rewrite the index",
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         )
     }
 }
@@ -366,16 +392,36 @@ impl Table<'_> {
         c.cast(&dt).map_err(frame_err(self.path))
     }
     fn f64s(&self, name: &str) -> Result<Vec<Option<f64>>> {
-        Ok(self.col(name, DataType::Float64)?.f64().map_err(frame_err(self.path))?.iter().collect())
+        Ok(self
+            .col(name, DataType::Float64)?
+            .f64()
+            .map_err(frame_err(self.path))?
+            .iter()
+            .collect())
     }
     fn u64s(&self, name: &str) -> Result<Vec<Option<u64>>> {
-        Ok(self.col(name, DataType::UInt64)?.u64().map_err(frame_err(self.path))?.iter().collect())
+        Ok(self
+            .col(name, DataType::UInt64)?
+            .u64()
+            .map_err(frame_err(self.path))?
+            .iter()
+            .collect())
     }
     fn i64s(&self, name: &str) -> Result<Vec<Option<i64>>> {
-        Ok(self.col(name, DataType::Int64)?.i64().map_err(frame_err(self.path))?.iter().collect())
+        Ok(self
+            .col(name, DataType::Int64)?
+            .i64()
+            .map_err(frame_err(self.path))?
+            .iter()
+            .collect())
     }
     fn bools(&self, name: &str) -> Result<Vec<Option<bool>>> {
-        Ok(self.col(name, DataType::Boolean)?.bool().map_err(frame_err(self.path))?.iter().collect())
+        Ok(self
+            .col(name, DataType::Boolean)?
+            .bool()
+            .map_err(frame_err(self.path))?
+            .iter()
+            .collect())
     }
     fn strs(&self, name: &str) -> Result<Vec<Option<String>>> {
         Ok(self
@@ -389,7 +435,9 @@ impl Table<'_> {
     fn bad(&self, name: &str, row: usize, what: &str) -> Error {
         Error::input(
             self.path,
-            format!("row {row}, column '{name}': {what}; rerun `sim-train scan` to rewrite the index"),
+            format!(
+                "row {row}, column '{name}': {what}; rerun `sim-train scan` to rewrite the index"
+            ),
         )
     }
 }
@@ -410,12 +458,27 @@ fn read_days(path: &Path) -> Result<Vec<DayRow>> {
     let t = read_table(path)?;
     let f = |n| t.f64s(n);
     let u = |n| t.u64s(n);
-    let (symbol, date, category, file) = (t.strs("symbol")?, t.strs("date")?, t.strs("category")?, t.strs("path")?);
+    let (symbol, date, category, file) = (
+        t.strs("symbol")?,
+        t.strs("date")?,
+        t.strs("category")?,
+        t.strs("path")?,
+    );
     let (open, high, low, close) = (f("open")?, f("high")?, f("low")?, f("close")?);
     let (volume, dollar_volume, bars) = (u("volume")?, f("dollar_volume")?, u("bars")?);
     let (range, change, gap) = (f("range")?, f("change")?, f("gap")?);
-    let (runup, drawdown, max_move, trend) = (f("max_runup")?, f("max_drawdown")?, f("max_move")?, f("trend")?);
-    let (halts, squeezes, rel_volume, history) = (u("halts")?, u("squeezes")?, f("rel_volume")?, u("volume_history")?);
+    let (runup, drawdown, max_move, trend) = (
+        f("max_runup")?,
+        f("max_drawdown")?,
+        f("max_move")?,
+        f("trend")?,
+    );
+    let (halts, squeezes, rel_volume, history) = (
+        u("halts")?,
+        u("squeezes")?,
+        f("rel_volume")?,
+        u("volume_history")?,
+    );
     let (momentum, quality, resets) = (t.bools("momentum")?, f("quality")?, u("resets")?);
     let (file_len, mtime) = (u("file_len")?, t.i64s("file_mtime_ns")?);
     let mut out = Vec::with_capacity(symbol.len());
@@ -423,7 +486,9 @@ fn read_days(path: &Path) -> Result<Vec<DayRow>> {
         let req = |v: Option<f64>, name: &str| v.ok_or_else(|| t.bad(name, i, "empty"));
         let requ = |v: Option<u64>, name: &str| v.ok_or_else(|| t.bad(name, i, "empty"));
         out.push(DayRow {
-            symbol: symbol[i].clone().ok_or_else(|| t.bad("symbol", i, "empty"))?,
+            symbol: symbol[i]
+                .clone()
+                .ok_or_else(|| t.bad("symbol", i, "empty"))?,
             date: parse_date(&t, i, date[i].clone())?,
             open: req(open[i], "open")?,
             high: req(high[i], "high")?,
@@ -463,13 +528,19 @@ fn read_resets(path: &Path) -> Result<Vec<ResetRow>> {
     let f = |n| t.f64s(n);
     let (symbol, date, sec) = (t.strs("symbol")?, t.strs("date")?, t.u64s("sec")?);
     let (pattern, phase) = (t.strs("pattern")?, t.strs("phase")?);
-    let (lq, vv, pv) = (f("local_quality")?, f("volume_velocity")?, f("price_velocity")?);
+    let (lq, vv, pv) = (
+        f("local_quality")?,
+        f("volume_velocity")?,
+        f("price_velocity")?,
+    );
     let (price, mv, rg) = (f("price")?, f("move_so_far")?, f("range_so_far")?);
     let mut out = Vec::with_capacity(symbol.len());
     for i in 0..symbol.len() {
         let req = |v: Option<f64>, name: &str| v.ok_or_else(|| t.bad(name, i, "empty"));
         out.push(ResetRow {
-            symbol: symbol[i].clone().ok_or_else(|| t.bad("symbol", i, "empty"))?,
+            symbol: symbol[i]
+                .clone()
+                .ok_or_else(|| t.bad("symbol", i, "empty"))?,
             date: parse_date(&t, i, date[i].clone())?,
             sec: sec[i].ok_or_else(|| t.bad("sec", i, "empty"))? as u32,
             pattern: pattern[i]
@@ -509,7 +580,12 @@ impl Freshness {
 
 impl Index {
     /// Builds an in-memory index from rows (sorted here) and a manifest.
-    pub fn from_rows(dir: PathBuf, manifest: Manifest, mut days: Vec<DayRow>, mut resets: Vec<ResetRow>) -> Result<Index> {
+    pub fn from_rows(
+        dir: PathBuf,
+        manifest: Manifest,
+        mut days: Vec<DayRow>,
+        mut resets: Vec<ResetRow>,
+    ) -> Result<Index> {
         days.sort_by(|a, b| (&a.symbol, a.date).cmp(&(&b.symbol, b.date)));
         resets.sort_by(|a, b| (&a.symbol, a.date, a.sec).cmp(&(&b.symbol, b.date, b.sec)));
         let mut day_resets = Vec::with_capacity(days.len());
@@ -523,7 +599,10 @@ impl Index {
                 let x = &resets[start];
                 return Err(Error::input(
                     dir.join(RESETS_FILE),
-                    format!("reset point of {} {} has no row in {DAYS_FILE}; rerun `sim-train scan`", x.symbol, x.date),
+                    format!(
+                        "reset point of {} {} has no row in {DAYS_FILE}; rerun `sim-train scan`",
+                        x.symbol, x.date
+                    ),
                 ));
             }
             while r < resets.len() && resets[r].symbol == d.symbol && resets[r].date == d.date {
@@ -536,7 +615,10 @@ impl Index {
             let x = &resets[r];
             return Err(Error::input(
                 dir.join(RESETS_FILE),
-                format!("reset point of {} {} has no row in {DAYS_FILE}; rerun `sim-train scan`", x.symbol, x.date),
+                format!(
+                    "reset point of {} {} has no row in {DAYS_FILE}; rerun `sim-train scan`",
+                    x.symbol, x.date
+                ),
             ));
         }
         Ok(Index {
@@ -560,7 +642,12 @@ impl Index {
             )));
         }
         let manifest: Manifest = serde_json::from_slice(&std::fs::read(&mpath).at(&mpath)?)
-            .map_err(|e| Error::input(&mpath, format!("unreadable manifest ({e}); rerun `sim-train scan`")))?;
+            .map_err(|e| {
+                Error::input(
+                    &mpath,
+                    format!("unreadable manifest ({e}); rerun `sim-train scan`"),
+                )
+            })?;
         if manifest.version != INDEX_VERSION {
             return Err(Error::input(
                 &mpath,
@@ -605,7 +692,8 @@ impl Index {
         let mut m = self.manifest.clone();
         m.days = self.days.len();
         m.resets = self.resets.len();
-        let json = serde_json::to_vec_pretty(&m).map_err(|e| Error::input(&self.dir, e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&m).map_err(|e| Error::input(&self.dir, e.to_string()))?;
         crate::cache::catalog::write_atomic(&self.dir.join(MANIFEST_FILE), &json)?;
         crate::cache::catalog::sync_dir(&self.dir);
         Ok(())

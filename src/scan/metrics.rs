@@ -44,7 +44,8 @@ impl DayBars {
         let to_sec = |ns: i64| {
             crate::clock::sec_of_day(ns, meta.date, meta.utc_offset_sec).clamp(0, 86_400) as u32
         };
-        let dollars = |p: &[crate::bars::Price]| p.iter().map(|x| x.dollars()).collect::<Vec<f64>>();
+        let dollars =
+            |p: &[crate::bars::Price]| p.iter().map(|x| x.dollars()).collect::<Vec<f64>>();
         let s = meta.session;
         DayBars {
             symbol: meta.symbol.clone(),

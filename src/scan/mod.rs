@@ -24,7 +24,7 @@ pub mod sampler;
 pub use config::{PreloadConfig, SamplerConfig, ScanConfig};
 pub use index::{DayRow, Index, ResetRow};
 pub use metrics::{DayBars, DayMetrics, day_metrics};
-pub use preload::{Preloader, PreloadStats};
+pub use preload::{PreloadStats, Preloader};
 pub use resets::{Pattern, Phase, ResetPoint, day_events};
 pub use sampler::Sampler;
 
@@ -38,7 +38,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A day's category, from best to train on to worst (see README: Scanning).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     /// A momentum day with a clean setup (no halt, no deep flush, quality ≥ prime_quality).
@@ -133,7 +135,12 @@ pub struct ScanSummary {
 
 /// `sim-train scan`: (re)builds the index of `cache_dir` in `out_dir`, scanning only the
 /// days that are new or changed since the index there was written.
-pub fn scan_cache(cache_dir: &Path, out_dir: &Path, cfg: &ScanConfig, progress: bool) -> Result<ScanSummary> {
+pub fn scan_cache(
+    cache_dir: &Path,
+    out_dir: &Path,
+    cfg: &ScanConfig,
+    progress: bool,
+) -> Result<ScanSummary> {
     let t0 = Instant::now();
     let catalog = Catalog::load_existing(cache_dir)?;
     let cache_abs = std::fs::canonicalize(cache_dir).at(cache_dir)?;
@@ -162,7 +169,10 @@ pub fn scan_cache(cache_dir: &Path, out_dir: &Path, cfg: &ScanConfig, progress: 
             }
             Ok(prev) => {
                 for (k, d) in prev.days.iter().enumerate() {
-                    old.insert((d.symbol.clone(), d.date), (d.clone(), prev.resets_of(k).to_vec()));
+                    old.insert(
+                        (d.symbol.clone(), d.date),
+                        (d.clone(), prev.resets_of(k).to_vec()),
+                    );
                 }
             }
             Err(e) => {
@@ -180,7 +190,9 @@ pub fn scan_cache(cache_dir: &Path, out_dir: &Path, cfg: &ScanConfig, progress: 
     for (key, e) in &catalog.entries {
         let stamp = FileStamp::of(&cache_abs.join(&e.file))?;
         match old.remove(key) {
-            Some((row, resets)) if row.file_len == stamp.len && row.file_mtime_ns == stamp.mtime_ns => {
+            Some((row, resets))
+                if row.file_len == stamp.len && row.file_mtime_ns == stamp.mtime_ns =>
+            {
                 kept.push((row, resets))
             }
             _ => todo.push(stamp),
@@ -188,7 +200,9 @@ pub fn scan_cache(cache_dir: &Path, out_dir: &Path, cfg: &ScanConfig, progress: 
     }
     let dropped = old.len();
     if dropped > 0 {
-        tracing::warn!("{dropped} indexed day(s) are no longer in the cache; dropped from the index");
+        tracing::warn!(
+            "{dropped} indexed day(s) are no longer in the cache; dropped from the index"
+        );
     }
 
     let pb = crate::logging::progress(todo.len() as u64, "scan", progress);

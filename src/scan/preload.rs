@@ -208,8 +208,8 @@ impl<L: DayLoader> Preloader<L> {
     }
 
     fn request(&self, st: &mut State<L::Day>, id: u32) {
-        if !st.slots.contains_key(&id) {
-            st.slots.insert(id, Slot::Loading);
+        if let std::collections::hash_map::Entry::Vacant(e) = st.slots.entry(id) {
+            e.insert(Slot::Loading);
             if let Some(tx) = &self.tx {
                 // The workers hold the receiver until the preloader is dropped.
                 let _ = tx.send(id);
@@ -269,7 +269,8 @@ impl<L: DayLoader> Preloader<L> {
                         None => {
                             st.stats.hits += 1;
                             self.hit_streak += 1;
-                            if self.hit_streak >= 8 * self.depth && self.depth > self.cfg.min_depth {
+                            if self.hit_streak >= 8 * self.depth && self.depth > self.cfg.min_depth
+                            {
                                 self.depth -= 1;
                                 self.hit_streak = 0;
                             }
@@ -294,7 +295,11 @@ impl<L: DayLoader> Preloader<L> {
                 None => self.request(&mut st, id),
             }
             waited.get_or_insert_with(Instant::now);
-            st = self.shared.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self
+                .shared
+                .changed
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -307,7 +312,11 @@ impl<L: DayLoader> Preloader<L> {
         let st = lock(&self.shared);
         let mut s = st.stats.clone();
         s.depth = self.depth;
-        s.resident = st.slots.values().filter(|s| matches!(s, Slot::Ready { .. })).count();
+        s.resident = st
+            .slots
+            .values()
+            .filter(|s| matches!(s, Slot::Ready { .. }))
+            .count();
         s
     }
 }
@@ -329,7 +338,13 @@ fn worker<L: DayLoader>(rx: Receiver<u32>, shared: Arc<Shared<L::Day>>, loader: 
         match res {
             Ok(day) => {
                 st.stats.loads += 1;
-                st.slots.insert(id, Slot::Ready { day: Arc::new(day), last_use: 0 });
+                st.slots.insert(
+                    id,
+                    Slot::Ready {
+                        day: Arc::new(day),
+                        last_use: 0,
+                    },
+                );
             }
             Err(e) => {
                 st.stats.failed += 1;

@@ -35,15 +35,49 @@ pub enum Value {
 }
 
 pub const DAY_COLUMNS: &[&str] = &[
-    "symbol", "date", "open", "high", "low", "close", "volume", "dollar_volume", "bars", "range",
-    "change", "gap", "max_runup", "max_drawdown", "max_move", "trend", "halts", "squeezes",
-    "rel_volume", "volume_history", "momentum", "quality", "category", "resets", "path",
+    "symbol",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "dollar_volume",
+    "bars",
+    "range",
+    "change",
+    "gap",
+    "max_runup",
+    "max_drawdown",
+    "max_move",
+    "trend",
+    "halts",
+    "squeezes",
+    "rel_volume",
+    "volume_history",
+    "momentum",
+    "quality",
+    "category",
+    "resets",
+    "path",
 ];
 
 /// Reset columns, plus `category` and `quality` of the reset's day.
 pub const RESET_COLUMNS: &[&str] = &[
-    "symbol", "date", "sec", "time", "pattern", "phase", "local_quality", "volume_velocity",
-    "price_velocity", "price", "move_so_far", "range_so_far", "category", "quality",
+    "symbol",
+    "date",
+    "sec",
+    "time",
+    "pattern",
+    "phase",
+    "local_quality",
+    "volume_velocity",
+    "price_velocity",
+    "price",
+    "move_so_far",
+    "range_so_far",
+    "category",
+    "quality",
 ];
 
 impl Table {
@@ -102,7 +136,12 @@ impl Table {
                     "symbol" => Text(r.symbol.clone()),
                     "date" => Text(r.date.to_string()),
                     "sec" => Num(r.sec as f64),
-                    "time" => Text(format!("{:02}:{:02}:{:02}", r.sec / 3600, r.sec / 60 % 60, r.sec % 60)),
+                    "time" => Text(format!(
+                        "{:02}:{:02}:{:02}",
+                        r.sec / 3600,
+                        r.sec / 60 % 60,
+                        r.sec % 60
+                    )),
                     "pattern" => Text(r.pattern.name().into()),
                     "phase" => Text(r.phase.name().into()),
                     "local_quality" => Num(r.local_quality),
@@ -200,11 +239,17 @@ fn lex(s: &str) -> std::result::Result<Vec<Tok>, String> {
             _ if ch.is_ascii_digit() || ch == '.' || ch == '-' || ch == '+' => {
                 let start = i;
                 i += 1;
-                while i < c.len() && (c[i].is_ascii_alphanumeric() || c[i] == '.' || ((c[i] == '-' || c[i] == '+') && matches!(c[i - 1], 'e' | 'E'))) {
+                while i < c.len()
+                    && (c[i].is_ascii_alphanumeric()
+                        || c[i] == '.'
+                        || ((c[i] == '-' || c[i] == '+') && matches!(c[i - 1], 'e' | 'E')))
+                {
                     i += 1;
                 }
                 let text: String = c[start..i].iter().collect();
-                let v: f64 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
+                let v: f64 = text
+                    .parse()
+                    .map_err(|_| format!("'{text}' is not a number"))?;
                 out.push(Tok::Num(v));
             }
             _ if ch.is_alphabetic() || ch == '_' => {
@@ -270,9 +315,16 @@ impl Parser<'_> {
         match self.toks.get(self.pos) {
             Some(Tok::Ident(name)) => {
                 let cols = self.table.columns();
-                let k = cols.iter().position(|c| c.eq_ignore_ascii_case(name)).ok_or_else(|| {
-                    self.err(&format!("unknown column '{name}'; the {:?} table has: {}", self.table, cols.join(", ")))
-                })?;
+                let k = cols
+                    .iter()
+                    .position(|c| c.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        self.err(&format!(
+                            "unknown column '{name}'; the {:?} table has: {}",
+                            self.table,
+                            cols.join(", ")
+                        ))
+                    })?;
                 self.pos += 1;
                 Ok(k)
             }
@@ -329,10 +381,15 @@ impl Parser<'_> {
             }
             return Ok(Expr::In(col, vals));
         }
-        let op = match self.toks.get(self.pos) {
-            Some(Tok::Op(op)) => *op,
-            other => return Err(self.err(&format!("expected a comparison (=, !=, <, <=, >, >=, IN, IS NULL) after '{}', found {}", self.table.columns()[col], show(other)))),
-        };
+        let op =
+            match self.toks.get(self.pos) {
+                Some(Tok::Op(op)) => *op,
+                other => return Err(self.err(&format!(
+                    "expected a comparison (=, !=, <, <=, >, >=, IN, IS NULL) after '{}', found {}",
+                    self.table.columns()[col],
+                    show(other)
+                ))),
+            };
         self.pos += 1;
         let v = self.literal()?;
         self.check_type(col, &v)?;
@@ -341,7 +398,10 @@ impl Parser<'_> {
     /// Refuses comparing a text column with a number and so on.
     fn check_type(&self, col: usize, v: &Value) -> Result<()> {
         let name = self.table.columns()[col];
-        let text = matches!(name, "symbol" | "date" | "category" | "pattern" | "phase" | "path" | "time");
+        let text = matches!(
+            name,
+            "symbol" | "date" | "category" | "pattern" | "phase" | "path" | "time"
+        );
         let boolean = name == "momentum";
         let ok = match v {
             Value::Text(_) => text,
@@ -352,7 +412,13 @@ impl Parser<'_> {
         if ok {
             Ok(())
         } else {
-            let kind = if text { "text (quote it: 'value')" } else if boolean { "true or false" } else { "a number" };
+            let kind = if text {
+                "text (quote it: 'value')"
+            } else if boolean {
+                "true or false"
+            } else {
+                "a number"
+            };
             Err(self.err(&format!("column '{name}' holds {kind}")))
         }
     }
@@ -368,10 +434,18 @@ fn show(t: Option<&Tok>) -> String {
 /// Parses `text` against the columns of `table`.
 pub fn parse(text: &str, table: Table) -> Result<Expr> {
     let toks = lex(text).map_err(|e| Error::Usage(format!("--where \"{text}\": {e}")))?;
-    let mut p = Parser { toks, pos: 0, table, text };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        table,
+        text,
+    };
     let e = p.expr()?;
     if p.pos != p.toks.len() {
-        return Err(p.err(&format!("unexpected {} (join conditions with AND / OR)", show(p.toks.get(p.pos)))));
+        return Err(p.err(&format!(
+            "unexpected {} (join conditions with AND / OR)",
+            show(p.toks.get(p.pos))
+        )));
     }
     Ok(e)
 }

@@ -156,7 +156,12 @@ struct Trail {
 
 impl Trail {
     fn new(w: u32, baseline: u32) -> Trail {
-        Trail { w, baseline, first: 0, base_first: 0 }
+        Trail {
+            w,
+            baseline,
+            first: 0,
+            base_first: 0,
+        }
     }
     fn advance(&mut self, secs: &[u32], i: usize, phase_start: u32) {
         let t = secs[i];
@@ -197,7 +202,11 @@ impl RollMax {
 }
 
 fn clamp01(x: f64) -> f64 {
-    if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }
+    if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 /// Runs the causal pass over `d`.
@@ -265,7 +274,11 @@ pub fn day_events(d: &DayBars, cfg: &ScanConfig) -> DayEvents {
     };
     // Log return since the close of the latest bar starting at or before `t - w`.
     let ret_over = |tr: &Trail, i: usize| -> f64 {
-        let reference = if tr.first > 0 { d.close[tr.first - 1] } else { day_open };
+        let reference = if tr.first > 0 {
+            d.close[tr.first - 1]
+        } else {
+            day_open
+        };
         (d.close[i] / reference).ln()
     };
 
@@ -275,10 +288,8 @@ pub fn day_events(d: &DayBars, cfg: &ScanConfig) -> DayEvents {
         let prev_lo = lo;
         hi = hi.max(d.high[i]);
         lo = lo.min(d.low[i]);
-        if d.high[i] >= prev_hi {
-            lo_since_hi = d.low[i];
-            bounce_armed = true;
-        } else if d.low[i] < lo_since_hi {
+        // A new high restarts the drop measured by `bounce`; so does a new low since it.
+        if d.high[i] >= prev_hi || d.low[i] < lo_since_hi {
             lo_since_hi = d.low[i];
             bounce_armed = true;
         }
@@ -325,12 +336,9 @@ pub fn day_events(d: &DayBars, cfg: &ScanConfig) -> DayEvents {
             found[1] = true;
             power_done = true;
         }
-        found[2] = prev_hi != f64::MIN
-            && d.high[i] > prev_hi
-            && volume_velocity >= cfg.breakout_volume;
-        found[3] = prev_lo != f64::MAX
-            && d.low[i] < prev_lo
-            && price_velocity <= -cfg.flush_move;
+        found[2] =
+            prev_hi != f64::MIN && d.high[i] > prev_hi && volume_velocity >= cfg.breakout_volume;
+        found[3] = prev_lo != f64::MAX && d.low[i] < prev_lo && price_velocity <= -cfg.flush_move;
         let drop = (hi - lo_since_hi) / hi;
         if bounce_armed
             && drop >= cfg.bounce_drop
@@ -368,7 +376,8 @@ pub fn day_events(d: &DayBars, cfg: &ScanConfig) -> DayEvents {
                 (false, _) => Phase::Recovery,
             }
         };
-        let range_score = clamp01((range_so_far - cfg.dead_range) / (cfg.full_range - cfg.dead_range));
+        let range_score =
+            clamp01((range_so_far - cfg.dead_range) / (cfg.full_range - cfg.dead_range));
         let volume_score = clamp01(volume_velocity.ln() / cfg.full_rel_volume.ln());
         let price_score = clamp01(price_velocity.abs() / cfg.squeeze_move);
         let local_quality = (range_score + volume_score + price_score) / 3.0;

@@ -59,7 +59,10 @@ impl Selection {
     pub fn contains(&self, symbol: &str, date: NaiveDate) -> bool {
         self.from.is_none_or(|f| date >= f)
             && self.to.is_none_or(|t| date <= t)
-            && self.symbols.as_ref().is_none_or(|s| s.iter().any(|x| x == symbol))
+            && self
+                .symbols
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == symbol))
     }
     fn describe(&self) -> String {
         let d = |x: Option<NaiveDate>| x.map_or("…".to_string(), |d| d.to_string());
@@ -170,7 +173,9 @@ impl Sampler {
         let mut stage_shares = Vec::with_capacity(cfg.stages.len());
         for (i, st) in cfg.stages.iter().enumerate() {
             if st.uniform {
-                stage_shares.push(std::array::from_fn(|c| if by_cat[c].is_empty() { 0.0 } else { 1.0 }));
+                stage_shares.push(std::array::from_fn(|c| {
+                    if by_cat[c].is_empty() { 0.0 } else { 1.0 }
+                }));
                 continue;
             }
             stage_shares.push(st.shares());
@@ -219,7 +224,11 @@ impl Sampler {
     /// Loads days for [`EpisodeSource::next_episode`] through a [`Preloader`]. Checks that
     /// every drawable day's cache file still exists and is the file that was scanned, and
     /// warns when the cache holds days the index does not.
-    pub fn with_preloader(mut self, params: Arc<EnvParams>, cfg: &PreloadConfig) -> Result<Sampler> {
+    pub fn with_preloader(
+        mut self,
+        params: Arc<EnvParams>,
+        cfg: &PreloadConfig,
+    ) -> Result<Sampler> {
         let idx = &self.idx;
         for &k in &self.days {
             let d = &idx.days[k as usize];
@@ -245,7 +254,11 @@ impl Sampler {
             }
         }
         idx.warn_if_stale()?;
-        let lookback = if cfg.lookback { self.lookback_days() } else { vec![None; idx.days.len()] };
+        let lookback = if cfg.lookback {
+            self.lookback_days()
+        } else {
+            vec![None; idx.days.len()]
+        };
         let loader = CpuLoader::new(idx, params, lookback);
         self.preloader = Some(Preloader::new(loader, cfg));
         Ok(self)
@@ -298,7 +311,11 @@ impl Sampler {
     }
 
     fn stage_of(&self, n: u64) -> usize {
-        self.cfg.stages.iter().rposition(|s| s.from_episodes <= n).unwrap_or(0)
+        self.cfg
+            .stages
+            .iter()
+            .rposition(|s| s.from_episodes <= n)
+            .unwrap_or(0)
     }
 
     /// Category multipliers from the agent's results (1 when adaptation is off).
@@ -337,7 +354,8 @@ impl Sampler {
             let cooling = self.last_draw[l] != 0
                 && self.last_draw[l] + self.cfg.day_cooldown as u64 > self.draws;
             let sym_recent = self.recent_symbols.contains(&self.day_sym[l]);
-            let score = ((cooling as u64) << 63) | ((sym_recent as u64) << 62) | self.usage[l] as u64;
+            let score =
+                ((cooling as u64) << 63) | ((sym_recent as u64) << 62) | self.usage[l] as u64;
             if score < best_score {
                 best_score = score;
                 best = local;
@@ -460,29 +478,49 @@ impl EpisodeSource for Sampler {
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
         let s: SamplerState = serde_json::from_value(state.clone()).map_err(|e| {
-            Error::Data(format!("episode source state is not a curriculum sampler state: {e}"))
+            Error::Data(format!(
+                "episode source state is not a curriculum sampler state: {e}"
+            ))
         })?;
         if s.kind != STATE_KIND {
-            return Err(Error::Data(format!("episode source state is a '{}', not a '{STATE_KIND}'", s.kind)));
+            return Err(Error::Data(format!(
+                "episode source state is a '{}', not a '{STATE_KIND}'",
+                s.kind
+            )));
         }
-        if s.seed != self.cfg.seed || s.days != self.days.len() || s.fingerprint != self.fingerprint {
+        if s.seed != self.cfg.seed || s.days != self.days.len() || s.fingerprint != self.fingerprint
+        {
             return Err(Error::Data(format!(
                 "the saved sampler drew from {} day(s) (fingerprint {}) with seed {}, this one from {} (fingerprint {}) with seed {}: resume with the index, range and seed of the saved run",
-                s.days, s.fingerprint, s.seed, self.days.len(), self.fingerprint, self.cfg.seed
+                s.days,
+                s.fingerprint,
+                s.seed,
+                self.days.len(),
+                self.fingerprint,
+                self.cfg.seed
             )));
         }
         let n = self.days.len();
         if s.usage.len() != n || s.last_draw.len() != n {
-            return Err(Error::Data("episode source state: usage counts do not match the days".into()));
+            return Err(Error::Data(
+                "episode source state: usage counts do not match the days".into(),
+            ));
         }
         let n_idx = self.idx.days.len() as u32;
-        if s.pending.iter().any(|d| d.day >= n_idx || d.reset as usize >= self.idx.resets.len()) {
-            return Err(Error::Data("episode source state: a planned draw names a day the index does not have".into()));
+        if s.pending
+            .iter()
+            .any(|d| d.day >= n_idx || d.reset as usize >= self.idx.resets.len())
+        {
+            return Err(Error::Data(
+                "episode source state: a planned draw names a day the index does not have".into(),
+            ));
         }
-        let pos: u128 = s
-            .word_pos
-            .parse()
-            .map_err(|_| Error::Data(format!("episode source state: bad RNG position '{}'", s.word_pos)))?;
+        let pos: u128 = s.word_pos.parse().map_err(|_| {
+            Error::Data(format!(
+                "episode source state: bad RNG position '{}'",
+                s.word_pos
+            ))
+        })?;
         self.rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         self.rng.set_word_pos(pos);
         self.draws = s.draws;
