@@ -41,15 +41,7 @@ fn index() -> Arc<Index> {
 }
 
 fn stage(from: u64, s: [f64; 5]) -> StageConfig {
-    StageConfig {
-        from_episodes: from,
-        uniform: false,
-        prime: s[0],
-        secondary: s[1],
-        risk: s[2],
-        mixed: s[3],
-        dead: s[4],
-    }
+    StageConfig::with_shares(from, s)
 }
 
 fn cfg(stages: Vec<StageConfig>) -> SamplerConfig {

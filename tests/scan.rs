@@ -118,60 +118,62 @@ fn check_squeezes(cache: &Path, truth: &[DayTruth], r: &Resolved) -> Counts {
     c
 }
 
+/// Scans a synthetic universe and checks the labels against its ground truth: momentum
+/// days with precision and recall >= 0.9, every halt, squeezes with precision >= 0.9 and
+/// recall >= 0.8. Returns the number of planted momentum days and halted days.
+fn check_planted(what: &str, sets: &[&str]) -> (usize, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, truth) = synth(dir.path(), sets);
+    let r = config(sets);
+    let idx_dir = dir.path().join("index");
+    scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
+    let idx = Index::load(&idx_dir).unwrap();
+    let planted = truth.iter().filter(|t| t.momentum).count();
+    let m = check_momentum_and_halts(&idx, &truth);
+    let s = check_squeezes(&cache, &truth, &r);
+    eprintln!(
+        "{what}: momentum days precision {:.3} recall {:.3} ({planted} planted); squeezes precision {:.3} recall {:.3} ({} planted)",
+        m.precision(),
+        m.recall(),
+        s.precision(),
+        s.recall(),
+        s.tp + s.fn_
+    );
+    assert!(
+        m.precision() >= 0.9 && m.recall() >= 0.9,
+        "{what}: momentum precision {} recall {}",
+        m.precision(),
+        m.recall()
+    );
+    assert!(
+        s.precision() >= 0.9 && s.recall() >= 0.8,
+        "{what}: squeeze precision {} recall {}",
+        s.precision(),
+        s.recall()
+    );
+    (
+        planted,
+        truth.iter().filter(|t| !t.halts.is_empty()).count(),
+    )
+}
+
 #[test]
 fn planted_momentum_days_halts_and_squeezes_are_found_1m() {
-    let dir = tempfile::tempdir().unwrap();
     let sets = [
         "synth.symbols=16",
         "synth.days=30",
         "synth.bar=1m",
         "synth.seed=3",
     ];
-    let (cache, truth) = synth(dir.path(), &sets);
-    let r = config(&sets);
-    let idx_dir = dir.path().join("index");
-    scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
-    let idx = Index::load(&idx_dir).unwrap();
-    let planted = truth.iter().filter(|t| t.momentum).count();
+    let (planted, halted) = check_planted("1m", &sets);
     assert!(
-        planted >= 60,
-        "the universe plants enough momentum days ({planted})"
-    );
-    let m = check_momentum_and_halts(&idx, &truth);
-    eprintln!(
-        "momentum days: precision {:.3} recall {:.3} ({} planted)",
-        m.precision(),
-        m.recall(),
-        planted
-    );
-    assert!(
-        m.precision() >= 0.9 && m.recall() >= 0.9,
-        "momentum precision {} recall {}",
-        m.precision(),
-        m.recall()
-    );
-    let s = check_squeezes(&cache, &truth, &r);
-    eprintln!(
-        "squeezes: precision {:.3} recall {:.3} ({} planted)",
-        s.precision(),
-        s.recall(),
-        s.tp + s.fn_
-    );
-    assert!(
-        s.precision() >= 0.9 && s.recall() >= 0.8,
-        "squeeze precision {} recall {}",
-        s.precision(),
-        s.recall()
-    );
-    assert!(
-        truth.iter().any(|t| !t.halts.is_empty()),
-        "the universe plants halts"
+        planted >= 60 && halted >= 5,
+        "{planted} momentum days, {halted} halted days"
     );
 }
 
 #[test]
 fn planted_momentum_days_halts_and_squeezes_are_found_1s() {
-    let dir = tempfile::tempdir().unwrap();
     let sets = [
         "synth.symbols=6",
         "synth.days=15",
@@ -179,69 +181,11 @@ fn planted_momentum_days_halts_and_squeezes_are_found_1s() {
         "synth.seed=5",
         "synth.halt_prob=0.6",
     ];
-    let (cache, truth) = synth(dir.path(), &sets);
-    let r = config(&sets);
-    let idx_dir = dir.path().join("index");
-    scan_cache(&cache, &idx_dir, &r.config.scan, false).unwrap();
-    let idx = Index::load(&idx_dir).unwrap();
-    let m = check_momentum_and_halts(&idx, &truth);
-    eprintln!(
-        "1s momentum days: precision {:.3} recall {:.3}",
-        m.precision(),
-        m.recall()
-    );
+    let (planted, halted) = check_planted("1s", &sets);
     assert!(
-        m.precision() >= 0.9 && m.recall() >= 0.9,
-        "momentum precision {} recall {}",
-        m.precision(),
-        m.recall()
+        planted >= 10 && halted >= 3,
+        "{planted} momentum days, {halted} halted days"
     );
-    let s = check_squeezes(&cache, &truth, &r);
-    eprintln!(
-        "1s squeezes: precision {:.3} recall {:.3} ({} planted)",
-        s.precision(),
-        s.recall(),
-        s.tp + s.fn_
-    );
-    assert!(
-        s.precision() >= 0.9 && s.recall() >= 0.8,
-        "squeeze precision {} recall {}",
-        s.precision(),
-        s.recall()
-    );
-    assert!(truth.iter().filter(|t| !t.halts.is_empty()).count() >= 3);
-}
-
-/// Builds `dir/cache` from the synthetic universe in `dir/synth` (written once), only the
-/// days in `from..=to`.
-fn build_synth_range(
-    dir: &Path,
-    r: &Resolved,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-) -> PathBuf {
-    let synth_dir = dir.join("synth");
-    if !synth_dir.join("synth.json").is_file() {
-        let spec = sim_train::synth::SynthSpec::from_params(
-            &r.config.synth,
-            &sim_train::calendar::Calendar::us_equity(),
-        )
-        .unwrap();
-        sim_train::synth::write_universe(&synth_dir, &spec).unwrap();
-    }
-    let cache = dir.join("cache");
-    let req = sim_train::build::BuildRequest {
-        source: sim_train::ingest::SourceKind::Synth,
-        input: Some(synth_dir),
-        cache_dir: cache.clone(),
-        symbols: None,
-        from,
-        to,
-        bar: r.config.synth.bar,
-        adjust: sim_train::adjust::AdjustMode::None,
-    };
-    sim_train::build::build_cache(&req, r, false).unwrap();
-    cache
 }
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -488,8 +432,9 @@ fn rel_volume_uses_only_earlier_days() {
 #[test]
 fn rescanning_scans_only_new_days_and_equals_a_full_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let r = config(&["synth.symbols=3", "synth.days=10", "synth.bar=1m"]);
-    let first = build_synth_range(dir.path(), &r, None, Some(d(2024, 1, 9)));
+    let sets = ["synth.symbols=3", "synth.days=10", "synth.bar=1m"];
+    let r = config(&sets);
+    let first = common::synth_cache_between(dir.path(), &sets, None, Some(d(2024, 1, 9)));
     let idx_dir = dir.path().join("index");
     let s1 = scan_cache(&first, &idx_dir, &r.config.scan, false).unwrap();
     assert_eq!(s1.scanned, s1.days);
@@ -497,7 +442,7 @@ fn rescanning_scans_only_new_days_and_equals_a_full_scan() {
     let fresh = old.freshness().unwrap();
     assert!(fresh.is_fresh());
     // Extend the cache: the index is now stale ...
-    let cache = build_synth_range(dir.path(), &r, Some(d(2024, 1, 10)), None);
+    let cache = common::synth_cache_between(dir.path(), &sets, Some(d(2024, 1, 10)), None);
     let stale = old.freshness().unwrap();
     assert!(!stale.not_indexed.is_empty() && stale.gone.is_empty());
     // ... and a rescan opens only the new days.

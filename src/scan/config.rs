@@ -170,7 +170,8 @@ impl StageConfig {
     pub fn shares(&self) -> [f64; 5] {
         [self.prime, self.secondary, self.risk, self.mixed, self.dead]
     }
-    fn stage(from: u64, s: [f64; 5]) -> StageConfig {
+    /// A stage from `from` episodes on with `shares` in [`Category::ALL`] order.
+    pub fn with_shares(from: u64, s: [f64; 5]) -> StageConfig {
         StageConfig {
             from_episodes: from,
             uniform: false,
@@ -239,8 +240,8 @@ impl Default for SamplerConfig {
             from: None,
             to: None,
             stages: vec![
-                StageConfig::stage(0, [0.7, 0.2, 0.1, 0.0, 0.0]),
-                StageConfig::stage(10_000, [0.4, 0.3, 0.2, 0.1, 0.0]),
+                StageConfig::with_shares(0, [0.7, 0.2, 0.1, 0.0, 0.0]),
+                StageConfig::with_shares(10_000, [0.4, 0.3, 0.2, 0.1, 0.0]),
                 StageConfig {
                     from_episodes: 50_000,
                     uniform: true,
