@@ -32,6 +32,9 @@ pub struct Config {
     pub backtest: BacktestConfig,
     pub bench: BenchConfig,
     pub train: crate::learn::TrainConfig,
+    pub scan: crate::scan::ScanConfig,
+    pub sampler: crate::scan::SamplerConfig,
+    pub preload: crate::scan::PreloadConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -282,6 +285,7 @@ impl Config {
             );
         }
         self.train.validate()?;
+        crate::scan::config::check(&self.scan, &self.sampler, &self.preload)?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
             return Err("bench.symbols, bench.days, bench.lookups and bench.scan_repeats must be at least 1".into());

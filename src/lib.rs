@@ -6,8 +6,9 @@
 //! the builder ([`build`]). [`calendar`] and [`clock`] know US equity sessions;
 //! [`synth`] generates realistic sessions with ground truth; [`align`] joins symbols on a
 //! common clock. [`env`](mod@env) holds the trading environments, [`backtest`] runs target
-//! schedules and baselines through them, [`metrics`] scores the results. The binary's
-//! commands are in [`cli`].
+//! schedules and baselines through them, [`metrics`] scores the results. [`scan`] finds
+//! momentum days and reset points, indexes them and samples training episodes from them
+//! by curriculum. The binary's commands are in [`cli`].
 
 pub mod adjust;
 pub mod align;
@@ -28,6 +29,7 @@ pub mod learn;
 pub mod logging;
 pub mod metrics;
 pub mod plot;
+pub mod scan;
 pub mod synth;
 pub mod validate;
 

@@ -6,6 +6,7 @@ mod backtest_cmd;
 mod cache_cmd;
 mod other;
 mod train_cmd;
+mod scan_cmd;
 
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;
@@ -70,6 +71,12 @@ pub enum Command {
     Train(train_cmd::TrainArgs),
     /// Draw a run's training curves (SVG) from its metrics.jsonl.
     Plot(train_cmd::PlotArgs),
+    /// Scan cached days into an index of day metrics and reset points (days.parquet,
+    /// resets.parquet); incremental.
+    Scan(scan_cmd::ScanArgs),
+    /// Query a scanner index.
+    #[command(subcommand)]
+    Index(scan_cmd::IndexCommand),
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +218,8 @@ pub enum BenchCommand {
     Env(BenchEnvArgs),
     /// PPO-LSTM training steps per second end to end, split into env / inference / learn.
     Train(BenchTrainArgs),
+    /// Scanner, index load, sampler draws and preloader waits.
+    Scan(scan_cmd::BenchScanArgs),
 }
 
 #[derive(Args, Debug)]
@@ -331,6 +340,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
         Command::Train(a) => train_cmd::run(&a, &cli.global, progress),
         Command::Plot(a) => train_cmd::plot(&a, &resolved),
+        Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
+        Command::Index(c) => scan_cmd::index(c),
+        Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)

@@ -52,6 +52,17 @@ pub fn lean_cache(
 
 /// Builds a synthetic universe (`synth.*` overrides in `sets`) into `dir`/cache.
 pub fn synth_cache(dir: &std::path::Path, sets: &[&str]) -> PathBuf {
+    synth_cache_between(dir, sets, None, None)
+}
+
+/// As [`synth_cache`], only the days in `from..=to`; the universe in `dir`/synth is
+/// written on the first call, so later calls extend the same cache.
+pub fn synth_cache_between(
+    dir: &std::path::Path,
+    sets: &[&str],
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> PathBuf {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let r = sim_train::config::load(None, &sets).unwrap();
     let spec = sim_train::synth::SynthSpec::from_params(
@@ -60,15 +71,17 @@ pub fn synth_cache(dir: &std::path::Path, sets: &[&str]) -> PathBuf {
     )
     .unwrap();
     let synth_dir = dir.join("synth");
-    sim_train::synth::write_universe(&synth_dir, &spec).unwrap();
+    if !synth_dir.join(sim_train::synth::SPEC_FILE).is_file() {
+        sim_train::synth::write_universe(&synth_dir, &spec).unwrap();
+    }
     let cache = dir.join("cache");
     let req = sim_train::build::BuildRequest {
         source: sim_train::ingest::SourceKind::Synth,
         input: Some(synth_dir),
         cache_dir: cache.clone(),
         symbols: None,
-        from: None,
-        to: None,
+        from,
+        to,
         bar: spec.bar(),
         adjust: sim_train::adjust::AdjustMode::None,
     };
