@@ -47,6 +47,32 @@ pub fn daily_returns(initial_equity: f64, daily_close_equity: &[f64]) -> Vec<f64
         .collect()
 }
 
+/// One-sample t-statistic of `values` against 0: `mean / (std(ddof = 1) / √n)`, the
+/// statistic of a test that their mean is 0 (daily returns: that a strategy earns nothing).
+/// `None` with fewer than 2 values, any NaN or infinite value, or all values 0; ±inf when
+/// all values are equal and non-zero (no spread: the deviation is exactly 0, see
+/// [`ReturnMetrics`]).
+pub fn t_stat(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let t = mean(values) / (sample_std(values) / (values.len() as f64).sqrt());
+    (!t.is_nan()).then_some(t)
+}
+
+/// Paired t-statistic of `a` against `b` (e.g. a strategy's daily returns against a
+/// baseline's on the same days): [`t_stat`] of the differences `a_i − b_i`. Pairing
+/// removes what both share (the market's move of the day), so a strategy that beats
+/// buy-and-hold on most days scores high even when both swing with the market. `None`
+/// when the lengths differ, and as [`t_stat`] otherwise.
+pub fn paired_t_stat(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    t_stat(&diff)
+}
+
 /// Risk and return of a return series, with empyrical's definitions (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReturnMetrics {

@@ -19,7 +19,13 @@
 //! - sparse bars: a bar slot (one second or one minute) has a bar only if at least one
 //!   trade happened in it (a Poisson process whose intensity follows the activity curve);
 //!   halted slots have vendor-style halt bars (volume 0, OHLC = the halt price);
-//! - prices rounded to the cent with low <= open, close <= high, all > 0.
+//! - prices rounded to the cent with low <= open, close <= high, all > 0;
+//! - optionally (`edge_drift_bps > 0`, off by default), a *planted edge*: on normal days a
+//!   hidden up / flat / down drift regime (a Markov chain over the regular-session
+//!   minutes, see [`Regime`]) that trailing returns reveal with noise, so that a causal
+//!   rule or a learned agent can profit from it after costs while buy-and-hold cannot. Its
+//!   path is in the ground truth. It draws from its own random stream, so turning it off
+//!   gives exactly the data of a generator without it.
 //!
 //! Structure: [`SynthParams`] is the `[synth]` config; [`SynthSpec`] is the params plus
 //! the symbol names and trading days (written as `synth.json`, enough to regenerate);
@@ -164,6 +170,16 @@ pub struct SynthParams {
     /// Standard deviation of the log of a symbol's liquidity (volume and trade-rate
     /// multiplier, mean 1). Default 0.5.
     pub liquidity_dispersion: f64,
+    /// Planted edge: drift of the hidden up / down regime, basis points of log price per
+    /// minute of the regular session (the flat regime has none); 0 turns the planted
+    /// edge off (no draws, the data are those of a generator without it). See
+    /// [`Regime`]. Default 0.0.
+    pub edge_drift_bps: f64,
+    /// Planted edge: mean length of an up or down regime, minutes (geometric). Default 30.0.
+    pub edge_trend_minutes: f64,
+    /// Planted edge: mean length of the flat regime between two trends, minutes
+    /// (geometric). Default 30.0.
+    pub edge_flat_minutes: f64,
 }
 
 impl Default for SynthParams {
@@ -204,6 +220,9 @@ impl Default for SynthParams {
             u_minutes: 20.0,
             daily_volume: 1_000_000,
             liquidity_dispersion: 0.5,
+            edge_drift_bps: 0.0,
+            edge_trend_minutes: 30.0,
+            edge_flat_minutes: 30.0,
         }
     }
 }
@@ -445,7 +464,30 @@ impl SynthParams {
             p.liquidity_dispersion,
             "must be in [0, 2]",
         )?;
+        check(
+            within(p.edge_drift_bps, 0.0, 100.0),
+            "edge_drift_bps",
+            p.edge_drift_bps,
+            "must be in [0, 100] basis points per minute (0 = no planted edge)",
+        )?;
+        check(
+            within(p.edge_trend_minutes, 1.0, 390.0),
+            "edge_trend_minutes",
+            p.edge_trend_minutes,
+            "must be in [1, 390] minutes",
+        )?;
+        check(
+            within(p.edge_flat_minutes, 1.0, 390.0),
+            "edge_flat_minutes",
+            p.edge_flat_minutes,
+            "must be in [1, 390] minutes",
+        )?;
         Ok(())
+    }
+
+    /// Whether the planted-edge regimes are generated (`edge_drift_bps > 0`).
+    pub fn edge_enabled(&self) -> bool {
+        self.edge_drift_bps > 0.0
     }
 
     /// Symbol names: `SYN000`, `SYN001`, ... (more digits past 1000 symbols).
@@ -670,6 +712,105 @@ pub struct DayTruth {
     /// Number of bars (halt bars included) and total volume.
     pub bars: u32,
     pub volume: u64,
+    /// The planted-edge regime path over the regular session (normal days with
+    /// `synth.edge_drift_bps > 0`; empty otherwise, and then absent from `truth.json`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regimes: Vec<Regime>,
+}
+
+/// One run of the planted-edge regime: the minutes `[start, end)` (seconds since New York
+/// midnight, inside the regular session 09:30–16:00) during which the hidden drift was
+/// `state · synth.edge_drift_bps` basis points of log price per minute.
+///
+/// The regime is a three-state Markov chain over the 390 regular-session minutes of a
+/// normal day: up (+1), flat (0), down (−1). It starts from its stationary law (flat with
+/// probability `F / (F + T)`, up or down with `T / (2 (F + T))` each, for mean lengths
+/// `T = synth.edge_trend_minutes` and `F = synth.edge_flat_minutes`); each minute an up or
+/// down regime ends with probability `1 / T` (into flat) and a flat one with probability
+/// `1 / F` (into up or down, even odds), so run lengths are geometric with those means.
+/// The drift is added to the day's price path on top of its noise and planned close
+/// (which it moves by the day's total drift), so trailing returns (`ret_5`, `ret_15`)
+/// reveal the current regime with noise, and the regime persists after it is seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regime {
+    pub start: u32,
+    pub end: u32,
+    /// +1 up, 0 flat, −1 down.
+    pub state: i8,
+}
+
+/// Regular-session minutes a regime path covers (09:30–16:00).
+pub const REGIME_MINUTES: usize = ((REGULAR_CLOSE_SEC - REGULAR_OPEN_SEC) / 60) as usize;
+
+/// The planted-edge regime of each regular-session minute of (sym, day), from its own
+/// random stream (see [`Regime`]). Empty when the edge is off.
+fn regime_states(p: &SynthParams, sym: usize, day: usize) -> Vec<i8> {
+    if !p.edge_enabled() {
+        return Vec::new();
+    }
+    let mut rng = rng_for(p.seed, Stream::Regime, sym, day);
+    let (trend, flat) = (p.edge_trend_minutes, p.edge_flat_minutes);
+    let trend_side = |rng: &mut ChaCha8Rng| if rng.random::<f64>() < 0.5 { 1 } else { -1 };
+    let mut state: i8 = if rng.random::<f64>() < flat / (flat + trend) {
+        0
+    } else {
+        trend_side(&mut rng)
+    };
+    let mut states = Vec::with_capacity(REGIME_MINUTES);
+    states.push(state);
+    for _ in 1..REGIME_MINUTES {
+        let mean = if state == 0 { flat } else { trend };
+        if rng.random::<f64>() < 1.0 / mean {
+            state = if state == 0 { trend_side(&mut rng) } else { 0 };
+        }
+        states.push(state);
+    }
+    states
+}
+
+/// Per-minute states as runs.
+fn regime_runs(states: &[i8]) -> Vec<Regime> {
+    let mut runs: Vec<Regime> = Vec::new();
+    for (m, &state) in states.iter().enumerate() {
+        let sec = REGULAR_OPEN_SEC + 60 * m as u32;
+        match runs.last_mut() {
+            Some(r) if r.state == state => r.end = sec + 60,
+            _ => runs.push(Regime {
+                start: sec,
+                end: sec + 60,
+                state,
+            }),
+        }
+    }
+    runs
+}
+
+/// Cumulative planted drift (log price) at the start of each regular-session minute and at
+/// the close: `cum[m] = Σ_{j<m} state_j · drift`, `REGIME_MINUTES + 1` values.
+fn regime_cumulative(states: &[i8], drift_per_minute: f64) -> Vec<f64> {
+    let mut cum = Vec::with_capacity(states.len() + 1);
+    let mut acc = 0.0;
+    cum.push(acc);
+    for &st in states {
+        acc += st as f64 * drift_per_minute;
+        cum.push(acc);
+    }
+    cum
+}
+
+/// The planted drift accumulated by second `sec` of the day: 0 before the open, linear
+/// within each minute, the day's total after the close.
+fn regime_drift_at(cum: &[f64], sec: u32) -> f64 {
+    if sec <= REGULAR_OPEN_SEC {
+        return 0.0;
+    }
+    let into = sec - REGULAR_OPEN_SEC;
+    let m = (into / 60) as usize;
+    if m + 1 >= cum.len() {
+        return cum[cum.len() - 1];
+    }
+    let frac = (into % 60) as f64 / 60.0;
+    cum[m] + (cum[m + 1] - cum[m]) * frac
 }
 
 /// The sequential part of a symbol-day: prices and day type (compact, one per symbol-day).
@@ -698,6 +839,8 @@ pub struct DayPlan {
     pub squeezes: Vec<[u32; 2]>,
     /// Halts `[start, end)`, seconds since midnight, ascending.
     pub halts: Vec<[u32; 2]>,
+    /// The planted-edge regime path (see [`DayTruth::regimes`]).
+    pub regimes: Vec<Regime>,
 }
 
 /// A momentum day's intraday events (empty for normal days).
@@ -718,6 +861,9 @@ enum Stream {
     Symbol = 1,
     Events = 2,
     Bars = 3,
+    /// The planted-edge regime path (drawn only when the edge is on, so that the other
+    /// streams, and the data of a universe without the edge, never depend on it).
+    Regime = 4,
 }
 
 fn rng_for(seed: u64, stream: Stream, sym: usize, day: usize) -> ChaCha8Rng {
@@ -877,7 +1023,17 @@ impl Universe {
             planned_range: (pp.direction != 0).then_some(round12(pp.range)),
             squeezes: ev.squeezes,
             halts: ev.halts,
+            regimes: regime_runs(&self.regime_states(sym, day, &pp)),
         }
+    }
+
+    /// The planted-edge regime of each regular-session minute of a normal day (empty on
+    /// momentum days and without the edge).
+    fn regime_states(&self, sym: usize, day: usize, pp: &PricePlan) -> Vec<i8> {
+        if pp.direction != 0 {
+            return Vec::new();
+        }
+        regime_states(&self.spec.params, sym, day)
     }
 
     /// A momentum day's squeezes, halts and trend skeleton, from its own random stream.
@@ -1146,6 +1302,11 @@ impl Universe {
         // momentum days follow their squeeze skeleton. Store deviations from the line
         // `close_log * W` so that momentum days can scale them to their planned range.
         let close_log = (pp.close / pp.open).ln();
+        // Planted edge (normal days): the line runs from the open to the close less the
+        // day's planted drift, and the drift path is added on top of it.
+        let regime_states = self.regime_states(sym, day, &pp);
+        let regime_cum = regime_cumulative(&regime_states, p.edge_drift_bps * 1e-4);
+        let base_log = close_log - regime_cum[regime_cum.len() - 1];
         let x_end = x;
         let total = if cum > 0.0 { cum } else { 1.0 };
         let mut knot = 0usize;
@@ -1160,7 +1321,15 @@ impl Universe {
         };
         for i in 0..s.slot.len() {
             let (w_o, w_c) = (s.wo[i] / total, s.wc[i] / total);
-            let (line_o, line_c) = (close_log * w_o, close_log * w_c);
+            let (line_o, line_c) = if regime_states.is_empty() {
+                (close_log * w_o, close_log * w_c)
+            } else {
+                let sec = PRE_MARKET_SEC + s.slot[i] * bar_secs;
+                (
+                    base_log * w_o + regime_drift_at(&regime_cum, sec),
+                    base_log * w_c + regime_drift_at(&regime_cum, sec + bar_secs),
+                )
+            };
             let mut o = s.o[i] - x_end * w_o;
             let mut c = s.c[i] - x_end * w_c;
             if momentum {
@@ -1250,6 +1419,7 @@ impl Universe {
             halts: ev.halts,
             bars: m as u32,
             volume: day_volume_sum,
+            regimes: regime_runs(&regime_states),
         };
         (raw, truth)
     }
@@ -1428,7 +1598,8 @@ fn plan_symbol(p: &SynthParams, student: &StudentT<f64>, sym: usize) -> (f64, Ve
     let t_scale = ((p.tail_dof - 2.0) / p.tail_dof).sqrt();
     let mut prev_close = to_band((anchor + 0.1 * rng.sample::<f64, _>(StandardNormal)).exp());
     let mut plans = Vec::with_capacity(p.days);
-    for _ in 0..p.days {
+    let drift_per_minute = p.edge_drift_bps * 1e-4;
+    for day in 0..p.days {
         let momentum = rng.random::<f64>() < p.momentum_share;
         let up = rng.random::<f64>() < p.momentum_up_share;
         let direction: i8 = match (momentum, prev_close) {
@@ -1462,6 +1633,12 @@ fn plan_symbol(p: &SynthParams, student: &StudentT<f64>, sym: usize) -> (f64, Ve
                 (1.0 - range).ln()
             };
             hold * peak
+        } else if p.edge_enabled() {
+            // The planted drift moves the close by the day's total; the regime path comes
+            // from its own stream, so this symbol's other draws are those without the edge.
+            let cum = regime_cumulative(&regime_states(p, sym, day), drift_per_minute);
+            let total = cum[cum.len() - 1];
+            -MEAN_REVERSION * (open.ln() - anchor) + p.daily_vol * shock + total
         } else {
             -MEAN_REVERSION * (open.ln() - anchor) + p.daily_vol * shock
         };

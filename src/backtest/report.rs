@@ -108,6 +108,28 @@ pub struct AccountReport {
     pub daily: Vec<DailyRow>,
 }
 
+impl AccountReport {
+    /// The account's daily returns, `end_equity / start_equity − 1` of each day it traded
+    /// (skipped days left out), in date order: the series its `returns` metrics summarise,
+    /// and what [`crate::metrics::paired_t_stat`] compares between two backtests.
+    pub fn daily_returns(&self) -> Vec<f64> {
+        self.daily
+            .iter()
+            .filter(|d| d.ended != Some(DayEnd::Skipped))
+            .map(|d| d.end_equity / d.start_equity - 1.0)
+            .collect()
+    }
+
+    /// The dates of [`AccountReport::daily_returns`].
+    pub fn daily_dates(&self) -> Vec<NaiveDate> {
+        self.daily
+            .iter()
+            .filter(|d| d.ended != Some(DayEnd::Skipped))
+            .map(|d| d.date)
+            .collect()
+    }
+}
+
 /// The data a backtest covered.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DataRanges {
