@@ -136,9 +136,47 @@ pub struct SymbolRun {
     pub unrealized: f64,
 }
 
+/// Decides the target at each bar of a run, from the environment's state (for a trained
+/// policy, its observation).
+pub trait Decider {
+    /// A new day (episode) starts; `day_index` indexes the run's days.
+    fn begin_day(&mut self, day_index: usize) -> Result<()>;
+    /// The target (fraction of the maximum position) decided at the close of the bar
+    /// `env` is at.
+    fn target(&mut self, env: &ReferenceEnv, day_index: usize) -> Result<f64>;
+}
+
+/// A plan's precomputed targets as a [`Decider`].
+struct PlanTargets<'a>(&'a SymbolPlan);
+
+impl Decider for PlanTargets<'_> {
+    fn begin_day(&mut self, _: usize) -> Result<()> {
+        Ok(())
+    }
+    fn target(&mut self, env: &ReferenceEnv, day_index: usize) -> Result<f64> {
+        Ok(self.0.days[day_index].targets[env.row()])
+    }
+}
+
 /// Runs one symbol's plan. `params.max_episode_steps` must be 0; targets must be in
 /// [−1, 1] (and ≥ 0 without `allow_short`), one per bar.
 pub fn run_symbol(params: &Arc<EnvParams>, start_sec: u32, plan: &SymbolPlan) -> Result<SymbolRun> {
+    for dp in &plan.days {
+        check_targets(params, &plan.symbol, dp)?;
+    }
+    let days: Vec<Arc<DayData>> = plan.days.iter().map(|d| d.day.clone()).collect();
+    run_symbol_with(params, start_sec, &plan.symbol, &days, &mut PlanTargets(plan))
+}
+
+/// Runs one symbol's days (in date order) with targets from `decider`.
+/// `params.max_episode_steps` must be 0.
+pub fn run_symbol_with(
+    params: &Arc<EnvParams>,
+    start_sec: u32,
+    symbol: &str,
+    day_list: &[Arc<DayData>],
+    decider: &mut dyn Decider,
+) -> Result<SymbolRun> {
     if params.max_episode_steps != 0 {
         return Err(Error::Usage(
             "a backtest runs whole days: env.max_episode_steps must be 0".into(),
@@ -146,16 +184,14 @@ pub fn run_symbol(params: &Arc<EnvParams>, start_sec: u32, plan: &SymbolPlan) ->
     }
     let mut equity = params.initial_equity;
     let mut unrealized = 0.0;
-    let mut days = Vec::with_capacity(plan.days.len());
+    let mut days = Vec::with_capacity(day_list.len());
     let mut rows = Vec::new();
     let mut trades = Vec::new();
-    let mut trips = TripBuilder::new(&plan.symbol);
-    for dp in &plan.days {
-        let day = &dp.day;
-        check_targets(params, &plan.symbol, dp)?;
+    let mut trips = TripBuilder::new(symbol);
+    for (di, day) in day_list.iter().enumerate() {
         let mut rec = DayRecord::new(day.date, equity);
         let Some(start_row) = day.start_row_at(start_sec) else {
-            tracing::warn!(symbol = %plan.symbol, date = %day.date, "no session bar after backtest.start_time: day skipped");
+            tracing::warn!(symbol = %symbol, date = %day.date, "no session bar after backtest.start_time: day skipped");
             days.push(rec);
             continue;
         };
@@ -164,6 +200,7 @@ pub fn run_symbol(params: &Arc<EnvParams>, start_sec: u32, plan: &SymbolPlan) ->
             start_row,
         };
         let mut env = ReferenceEnv::with_equity(params.clone(), episode, equity)?;
+        decider.begin_day(di)?;
         let end_ns = |f: &Fill| {
             let extra = if f.forced { day.bar_ms } else { 0 };
             day.utc_ns(f.ts_ms + extra)
@@ -171,7 +208,8 @@ pub fn run_symbol(params: &Arc<EnvParams>, start_sec: u32, plan: &SymbolPlan) ->
         loop {
             let costs_before = env.ledger().costs;
             let position_before = env.ledger().position;
-            env.step_target(dp.targets[env.row()])?;
+            let target = decider.target(&env, di)?;
+            env.step_target(target)?;
             let bar = day.bars[env.row()];
             // Orders fill first, borrow is charged on what is then held, a forced exit
             // comes last: the same order for the trips.
@@ -240,8 +278,8 @@ pub fn run_symbol(params: &Arc<EnvParams>, start_sec: u32, plan: &SymbolPlan) ->
         days.push(rec);
     }
     Ok(SymbolRun {
-        symbol: plan.symbol.clone(),
-        bar: plan.days.first().map(|d| d.day.bar.as_str()),
+        symbol: symbol.to_string(),
+        bar: day_list.first().map(|d| d.bar.as_str()),
         initial_equity: params.initial_equity,
         days,
         equity: rows,

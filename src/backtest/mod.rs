@@ -73,7 +73,7 @@ pub fn backtest_params(config: &Config) -> Result<Arc<EnvParams>> {
 }
 
 /// `backtest.start_time` in seconds after New York midnight.
-fn start_sec(config: &Config) -> Result<u32> {
+pub(crate) fn start_sec(config: &Config) -> Result<u32> {
     crate::env::params::parse_hms(&config.backtest.start_time)
         .map_err(|e| Error::Config(format!("backtest.start_time: {e}")))
 }
@@ -146,7 +146,7 @@ pub fn baseline_plan(
 }
 
 /// Symbols of the selection that have at least one cached day in its date range.
-fn selected_symbols(cache: &Path, sel: &DaySelection) -> Result<Vec<String>> {
+pub(crate) fn selected_symbols(cache: &Path, sel: &DaySelection) -> Result<Vec<String>> {
     let catalog = Catalog::load_existing(cache)?;
     let known = catalog.symbols();
     let wanted = match &sel.symbols {
@@ -188,7 +188,7 @@ fn selected_symbols(cache: &Path, sel: &DaySelection) -> Result<Vec<String>> {
 }
 
 /// The report of finished runs.
-fn finish(source: Source, runs: Vec<SymbolRun>, config: &Config) -> Backtest {
+pub(crate) fn finish(source: Source, runs: Vec<SymbolRun>, config: &Config) -> Backtest {
     let mut effective = config.clone();
     effective.env.max_episode_steps = 0;
     let config_json = serde_json::to_value(&effective).unwrap_or(serde_json::Value::Null);

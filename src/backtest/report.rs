@@ -38,6 +38,8 @@ use std::fmt::Write as _;
 pub enum Source {
     Positions { file: String },
     Baseline { name: String },
+    /// A trained policy acting greedily on its observations.
+    Policy { checkpoint: String },
 }
 
 impl Source {
@@ -45,6 +47,7 @@ impl Source {
         match self {
             Source::Positions { file } => format!("positions {file}"),
             Source::Baseline { name } => format!("baseline {name}"),
+            Source::Policy { checkpoint } => format!("policy {checkpoint}"),
         }
     }
 }

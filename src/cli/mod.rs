@@ -71,6 +71,9 @@ pub enum Command {
     Train(train_cmd::TrainArgs),
     /// Draw a run's training curves (SVG) from its metrics.jsonl.
     Plot(train_cmd::PlotArgs),
+    /// Evaluate a trained policy (greedy) on chosen days against baselines on the same
+    /// days: reports and paired t-statistics of daily returns.
+    Eval(train_cmd::EvalArgs),
     /// Scan cached days into an index of day metrics and reset points (days.parquet,
     /// resets.parquet); incremental.
     Scan(scan_cmd::ScanArgs),
@@ -340,6 +343,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
         Command::Train(a) => train_cmd::run(&a, &cli.global, progress),
         Command::Plot(a) => train_cmd::plot(&a, &resolved),
+        Command::Eval(a) => train_cmd::eval(&a),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
         Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),

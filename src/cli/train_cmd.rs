@@ -118,3 +118,82 @@ pub fn plot(a: &PlotArgs, _resolved: &Resolved) -> Result<i32> {
     }
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run folder of `sim-train train` (a market run); its latest checkpoint is evaluated.
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Day cache (default: the one the run trained on).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Symbols, comma-separated (default: every cached symbol).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Option<Vec<String>>,
+    /// First day evaluated (inclusive), e.g. the first held-out day.
+    #[arg(long, value_parser = super::parse_date)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day evaluated (inclusive).
+    #[arg(long, value_parser = super::parse_date)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Baselines run on the same days, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "flat,buy-and-hold")]
+    pub baselines: Vec<crate::backtest::Baseline>,
+    /// Output folder (default: RUN_DIR/eval).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print comparison.json on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn eval(a: &EvalArgs) -> Result<i32> {
+    if let (Some(f), Some(t)) = (a.from, a.to)
+        && f > t
+    {
+        return Err(Error::Usage(format!("--from {f} is after --to {t}: give a non-empty date range")));
+    }
+    let cache = match &a.cache {
+        Some(c) => c.clone(),
+        None => crate::learn::run::run_cache(&a.run_dir)?.ok_or_else(|| {
+            Error::Usage(format!("{} does not record a cache: pass --cache DIR", a.run_dir.display()))
+        })?,
+    };
+    let sel = crate::env::DaySelection {
+        symbols: a
+            .symbols
+            .as_ref()
+            .map(|s| s.iter().map(|x| x.trim().to_ascii_uppercase()).filter(|x| !x.is_empty()).collect()),
+        from: a.from,
+        to: a.to,
+    };
+    let out = a.out.clone().unwrap_or_else(|| a.run_dir.join("eval"));
+    let c = crate::learn::eval::compare(&a.run_dir, &cache, &sel, &a.baselines, &out)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
+        return Ok(0);
+    }
+    let fmt_date = |d: Option<chrono::NaiveDate>| d.map_or("-".to_string(), |d| d.to_string());
+    println!(
+        "policy {} on {} days ({} .. {}): mean daily return {:+.4} %, total {:+.2} %, Sharpe {}, {} trades",
+        c.checkpoint.display(),
+        c.days,
+        fmt_date(c.first_date),
+        fmt_date(c.last_date),
+        100.0 * c.policy_mean_daily_return,
+        100.0 * c.policy_total_return,
+        c.policy_sharpe.map_or("-".into(), |s| format!("{s:.2}")),
+        c.policy_trades
+    );
+    for v in &c.versus {
+        println!(
+            "  vs {:<13} mean daily {:+.4} %, excess {:+.4} %/day, paired t {}",
+            v.baseline,
+            100.0 * v.baseline_mean_daily_return,
+            100.0 * v.mean_daily_excess,
+            v.t_stat.map_or("-".into(), |t| format!("{t:.2}"))
+        );
+    }
+    println!("reports: {}", out.display());
+    Ok(0)
+}

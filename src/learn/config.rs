@@ -58,6 +58,10 @@ pub struct TrainConfig {
     pub encoder: Vec<usize>,
     /// LSTM hidden size.
     pub hidden: usize,
+    /// Normalize observations by their running mean and variance (saved with the policy).
+    pub norm_obs: bool,
+    /// Clip normalized observations to ±this.
+    pub obs_clip: f64,
     /// Adam step size at the start.
     pub learning_rate: f64,
     /// Anneal the step size linearly to 0 over the run.
@@ -116,6 +120,8 @@ impl Default for TrainConfig {
             rollout_steps: 64,
             encoder: vec![128],
             hidden: 128,
+            norm_obs: true,
+            obs_clip: 10.0,
             learning_rate: 2.5e-4,
             anneal_lr: true,
             adam_eps: 1e-5,
@@ -218,6 +224,7 @@ impl TrainConfig {
             ("learning_rate", self.learning_rate),
             ("adam_eps", self.adam_eps),
             ("clip_coef", self.clip_coef),
+            ("obs_clip", self.obs_clip),
             ("max_grad_norm", self.max_grad_norm),
         ];
         if let Some((k, v)) = pos.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {

@@ -9,7 +9,9 @@
 //! - [`run`]: a training run: run dir, logs, progress, checkpoints, exact resume.
 
 pub mod config;
+pub mod eval;
 pub mod gae;
+pub mod normalize;
 pub mod policy;
 pub mod ppo;
 pub mod sanity;

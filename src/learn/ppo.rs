@@ -22,6 +22,7 @@
 
 use super::config::TrainConfig;
 use super::gae::{GaeInput, gae};
+use super::normalize::ObsNorm;
 use super::policy::{LstmState, Policy};
 use super::vec_env::VecEnv;
 use crate::env::StepOut;
@@ -155,6 +156,10 @@ pub struct Ppo {
     pub state: LstmState,
     step_actions: Vec<u8>,
     step_logp: Vec<f32>,
+    /// Running observation statistics (`train.norm_obs`); part of the policy.
+    pub obs_norm: Option<ObsNorm>,
+    /// The current step's observations as the policy reads them (normalized).
+    step_obs: Vec<f32>,
 }
 
 impl Ppo {
@@ -188,6 +193,8 @@ impl Ppo {
             state,
             step_actions: vec![0; n],
             step_logp: vec![0.0; n * a],
+            obs_norm: cfg.norm_obs.then(|| ObsNorm::new(d, cfg.obs_clip as f32)),
+            step_obs: vec![0.0; n * d],
             policy,
         })
     }
@@ -211,7 +218,11 @@ impl Ppo {
             if t % bptt == 0 {
                 self.chunk_states.push(self.state.copy());
             }
-            let obs = self.tensor(&self.next_obs, &[n as i64, d as i64]);
+            if let Some(norm) = &mut self.obs_norm {
+                norm.update(&self.next_obs);
+            }
+            self.normalize_next_obs();
+            let obs = self.tensor(&self.step_obs, &[n as i64, d as i64]);
             let (out, next_state) =
                 tch::no_grad(|| self.policy.step(&obs, &self.next_first, &self.state));
             let row = t * n;
@@ -228,7 +239,7 @@ impl Ppo {
                 self.actions[row + i] = pick as i64;
                 self.logp[row + i] = lp[pick];
             }
-            self.obs[row * d..(row + n) * d].copy_from_slice(&self.next_obs);
+            self.obs[row * d..(row + n) * d].copy_from_slice(&self.step_obs);
             self.first[row..row + n].copy_from_slice(&self.next_first);
             inf_s += clock.elapsed().as_secs_f64();
 
@@ -251,10 +262,14 @@ impl Ppo {
                 .collect();
             self.final_values[row..row + n].fill(0.0);
             if !cut.is_empty() {
-                let rows: Vec<f32> = cut
+                let mut rows: Vec<f32> = cut
                     .iter()
                     .flat_map(|&i| env.final_obs()[i as usize * d..(i as usize + 1) * d].iter().copied())
                     .collect();
+                if let Some(norm) = &self.obs_norm {
+                    let raw = rows.clone();
+                    norm.normalize(&raw, &mut rows);
+                }
                 let idx = Tensor::from_slice(&cut).to_device(self.device());
                 let last = self.tensor(&rows, &[cut.len() as i64, d as i64]);
                 let zero = vec![0.0; cut.len()];
@@ -275,6 +290,14 @@ impl Ppo {
         Ok((env_s, inf_s))
     }
 
+    /// `step_obs` ← the current observations as the policy reads them.
+    fn normalize_next_obs(&mut self) {
+        match &self.obs_norm {
+            Some(norm) => norm.normalize(&self.next_obs, &mut self.step_obs),
+            None => self.step_obs.copy_from_slice(&self.next_obs),
+        }
+    }
+
     /// The learning rate of update `update` (1-based) of `updates`.
     pub fn lr_at(&self, update: u64, updates: u64) -> f64 {
         if self.cfg.anneal_lr {
@@ -293,7 +316,8 @@ impl Ppo {
         let dev = self.device();
 
         // 2. Advantages, bootstrapped from the value of the state after the rollout.
-        let obs_next = self.tensor(&self.next_obs, &[n as i64, d as i64]);
+        self.normalize_next_obs();
+        let obs_next = self.tensor(&self.step_obs, &[n as i64, d as i64]);
         let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &self.next_first, &self.state));
         let mut next_value = vec![0f32; n];
         boot.values.to_device(Device::Cpu).copy_data(&mut next_value, n);

@@ -198,11 +198,11 @@ pub fn build_envs(
     })
 }
 
+/// Hash of the config's values (not of where they came from: a resume reads them back
+/// from `config.resolved.toml`).
 fn config_hash(resolved: &Resolved) -> String {
-    format!(
-        "{:016x}",
-        xxhash_rust::xxh3::xxh3_64(resolved.to_toml().as_bytes())
-    )
+    let values = toml::to_string(&resolved.config).expect("the config serializes");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(values.as_bytes()))
 }
 
 /// Trains (or resumes) a run. Errors before anything is allocated when the config cannot
@@ -212,12 +212,10 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
     cfg.validate().map_err(Error::Config)?;
     let device = pick_device(cfg.device)?;
     let dir = &opts.run_dir;
-    let ckpt = if opts.resume {
-        Some(latest_checkpoint(dir)?)
-    } else {
-        prepare_new_run_dir(dir)?;
-        None
-    };
+    let ckpt = opts.resume.then(|| latest_checkpoint(dir)).transpose()?;
+    if ckpt.is_none() {
+        check_new_run_dir(dir)?;
+    }
     let saved: Option<CkptState> = ckpt
         .as_ref()
         .map(|c| read_state(&c.join("state.json")))
@@ -241,7 +239,11 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         .build()
         .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
 
+    // Data errors come before the run dir is created.
     let mut env = build_envs(resolved, cache.as_deref())?;
+    if ckpt.is_none() {
+        prepare_new_run_dir(dir)?;
+    }
     let shape = PolicyShape {
         obs_dim: env.obs_dim(),
         n_actions: env.num_actions(),
@@ -519,7 +521,7 @@ fn truncate_logs(dir: &Path, update: u64) -> Result<()> {
     Ok(())
 }
 
-fn prepare_new_run_dir(dir: &Path) -> Result<()> {
+fn check_new_run_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         let busy = std::fs::read_dir(dir).at(dir)?.next().is_some();
         if busy {
@@ -530,6 +532,11 @@ fn prepare_new_run_dir(dir: &Path) -> Result<()> {
             )));
         }
     }
+    Ok(())
+}
+
+fn prepare_new_run_dir(dir: &Path) -> Result<()> {
+    check_new_run_dir(dir)?;
     std::fs::create_dir_all(dir.join(CHECKPOINTS)).at(dir)?;
     Ok(())
 }
@@ -552,6 +559,12 @@ pub fn latest_checkpoint(dir: &Path) -> Result<PathBuf> {
         ));
     }
     Ok(path)
+}
+
+/// The cache a run trained on (as its latest checkpoint records it).
+pub fn run_cache(dir: &Path) -> Result<Option<PathBuf>> {
+    let ckpt = latest_checkpoint(dir)?;
+    Ok(read_state(&ckpt.join("state.json"))?.cache)
 }
 
 fn read_state(path: &Path) -> Result<CkptState> {
@@ -605,6 +618,11 @@ fn save_checkpoint(
         named.push(("lstm/h".into(), ppo.state.h.shallow_clone()));
         named.push(("lstm/c".into(), ppo.state.c.shallow_clone()));
         named.push(("next/obs".into(), Tensor::from_slice(&ppo.next_obs)));
+        if let Some(norm) = &ppo.obs_norm {
+            named.push(("obs_norm/mean".into(), Tensor::from_slice(&norm.mean)));
+            named.push(("obs_norm/var".into(), Tensor::from_slice(&norm.var)));
+            named.push(("obs_norm/count".into(), Tensor::from_slice(&[norm.count])));
+        }
         named.push(("next/first".into(), Tensor::from_slice(&ppo.next_first)));
         let tp = tmp.join("tensors.ot");
         Tensor::save_multi(&named, &tp).map_err(|e| Error::io(&tp, std::io::Error::other(e.to_string())))?;
@@ -701,6 +719,22 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
         Ok(())
     };
     copy_host("next/obs", &mut ppo.next_obs)?;
+    if let Some(norm) = &mut ppo.obs_norm {
+        let read = |k: &str, dst: &mut Vec<f64>| -> Result<()> {
+            let t = get(k)?;
+            if t.numel() != dst.len() || t.kind() != tch::Kind::Double {
+                return Err(bad(format!("tensor {k} does not match the observation size")));
+            }
+            let len = dst.len();
+            t.copy_data(dst, len);
+            Ok(())
+        };
+        read("obs_norm/mean", &mut norm.mean)?;
+        read("obs_norm/var", &mut norm.var)?;
+        let mut count = vec![0.0];
+        read("obs_norm/count", &mut count)?;
+        norm.count = count[0];
+    }
     copy_host("next/first", &mut ppo.next_first)?;
     let pos: u128 = s
         .rng_word_pos

@@ -1,0 +1,260 @@
+//! Deterministic evaluation of a trained policy on chosen days, through the backtest
+//! engine ([`crate::backtest`]): the same execution model, accounting and report as the
+//! baselines and positions files, so the comparison is like for like.
+//!
+//! The policy acts greedily (its most probable action) at every bar, from a zero LSTM
+//! state at each day's start, on observations normalized by the statistics it was trained
+//! with. Each symbol is one account whose equity carries from day to day, as in
+//! `sim-train backtest`.
+
+use super::normalize::ObsNorm;
+use super::policy::{LstmState, Policy, PolicyShape};
+use super::run::latest_checkpoint;
+use super::TrainEnv;
+use crate::backtest::engine::{Decider, run_symbol_with};
+use crate::backtest::report::Source;
+use crate::backtest::{Backtest, Baseline, finish, run_baseline, selected_symbols, start_sec};
+use crate::config::{RESOLVED_FILE, Resolved};
+use crate::env::{DaySelection, EnvParams, ReferenceEnv, load_days};
+use crate::error::{Error, Result};
+use crate::metrics::paired_t_stat;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// A trained policy with what it needs to act: its observation statistics and the
+/// environment parameters it was trained under.
+pub struct Agent {
+    pub policy: Policy,
+    pub obs_norm: Option<ObsNorm>,
+    pub params: Arc<EnvParams>,
+    pub checkpoint: PathBuf,
+    pub resolved: Resolved,
+}
+
+impl Agent {
+    /// Loads the latest checkpoint of a `sim-train train` run dir (a market run).
+    pub fn load(run_dir: &Path) -> Result<Agent> {
+        let saved = run_dir.join(RESOLVED_FILE);
+        if !saved.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a run dir (no {RESOLVED_FILE})",
+                run_dir.display()
+            )));
+        }
+        let resolved = crate::config::load(Some(&saved), &[])?;
+        let cfg = &resolved.config.train;
+        if cfg.env != TrainEnv::Market {
+            return Err(Error::Usage(format!(
+                "{} trained on {}: only market policies trade days",
+                run_dir.display(),
+                cfg.env.name()
+            )));
+        }
+        let mut p = EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
+        p.max_episode_steps = 0;
+        let params = Arc::new(p);
+        let shape = PolicyShape {
+            obs_dim: params.obs_dim(),
+            n_actions: params.actions.len(),
+            encoder: cfg.encoder.clone(),
+            hidden: cfg.hidden,
+        };
+        let checkpoint = latest_checkpoint(run_dir)?;
+        let tp = checkpoint.join("tensors.ot");
+        let bad = |what: String| Error::input(&tp, what);
+        let map: HashMap<String, Tensor> = Tensor::load_multi(&tp)
+            .map_err(|e| bad(format!("unreadable: {e}")))?
+            .into_iter()
+            .collect();
+        let get = |k: &str| map.get(k).ok_or_else(|| bad(format!("has no tensor {k}")));
+        let policy = Policy::new(shape, Device::Cpu, cfg.seed);
+        tch::no_grad(|| -> Result<()> {
+            for (n, p) in policy.named_parameters() {
+                let src = get(&format!("param/{n}"))?;
+                if src.size() != p.size() {
+                    return Err(bad(format!("tensor {n} has shape {:?}, the policy {:?}", src.size(), p.size())));
+                }
+                p.shallow_clone().copy_(src);
+            }
+            Ok(())
+        })?;
+        let obs_norm = if cfg.norm_obs {
+            let mut norm = ObsNorm::new(params.obs_dim(), cfg.obs_clip as f32);
+            let mean = get("obs_norm/mean")?;
+            let var = get("obs_norm/var")?;
+            if mean.numel() != norm.dim() || var.numel() != norm.dim() {
+                return Err(bad("observation statistics of the wrong size".into()));
+            }
+            let d = norm.dim();
+            mean.copy_data(&mut norm.mean, d);
+            var.copy_data(&mut norm.var, d);
+            Some(norm)
+        } else {
+            None
+        };
+        Ok(Agent {
+            policy,
+            obs_norm,
+            params,
+            checkpoint,
+            resolved,
+        })
+    }
+}
+
+/// The policy as a [`Decider`] for one account: greedy actions, LSTM state carried
+/// through a day and zeroed at each day's start.
+struct PolicyDecider<'a> {
+    agent: &'a Agent,
+    state: LstmState,
+    first: f32,
+    raw: Vec<f32>,
+    obs: Vec<f32>,
+}
+
+impl Decider for PolicyDecider<'_> {
+    fn begin_day(&mut self, _: usize) -> Result<()> {
+        self.first = 1.0;
+        Ok(())
+    }
+
+    fn target(&mut self, env: &ReferenceEnv, _: usize) -> Result<f64> {
+        env.observe(&mut self.raw);
+        match &self.agent.obs_norm {
+            Some(n) => n.normalize(&self.raw, &mut self.obs),
+            None => self.obs.copy_from_slice(&self.raw),
+        }
+        let d = self.obs.len() as i64;
+        let x = Tensor::from_slice(&self.obs).view([1, d]);
+        let (out, next) = tch::no_grad(|| self.agent.policy.step(&x, &[self.first], &self.state));
+        self.state = next;
+        self.first = 0.0;
+        let action = out.log_probs.argmax(-1, false).int64_value(&[0]) as usize;
+        Ok(self.agent.params.actions[action])
+    }
+}
+
+/// Runs the latest policy of `run_dir` over the selected days of `cache`, one account per
+/// symbol (accounts in parallel, each with its own copy of the network: libtorch tensors
+/// are not shared across threads).
+pub fn evaluate(run_dir: &Path, cache: &Path, sel: &DaySelection) -> Result<(Backtest, Agent)> {
+    let agent = Agent::load(run_dir)?;
+    let config = agent.resolved.config.clone();
+    let start = start_sec(&config)?;
+    let symbols = selected_symbols(cache, sel)?;
+    // One libtorch thread per account: the accounts run in parallel.
+    tch::set_num_threads(1);
+    let runs = symbols
+        .par_iter()
+        .map(|symbol| {
+            let agent = Agent::load(run_dir)?;
+            let one = DaySelection {
+                symbols: Some(vec![symbol.clone()]),
+                from: sel.from,
+                to: sel.to,
+            };
+            let days = load_days(cache, &one, &agent.params)?;
+            let d = agent.params.obs_dim();
+            let mut decider = PolicyDecider {
+                agent: &agent,
+                state: LstmState::zeros(1, agent.policy.shape.hidden, Device::Cpu),
+                first: 1.0,
+                raw: vec![0.0; d],
+                obs: vec![0.0; d],
+            };
+            run_symbol_with(&agent.params, start, symbol, &days, &mut decider)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let source = Source::Policy {
+        checkpoint: agent.checkpoint.display().to_string(),
+    };
+    Ok((finish(source, runs, &config), agent))
+}
+
+/// How the policy's daily returns compare with a baseline's on the same days.
+#[derive(Clone, Debug, Serialize)]
+pub struct Versus {
+    pub baseline: String,
+    pub baseline_mean_daily_return: f64,
+    pub baseline_total_return: f64,
+    /// Mean of (policy − baseline) daily portfolio returns.
+    pub mean_daily_excess: f64,
+    /// Paired t-statistic of those differences (null when undefined).
+    pub t_stat: Option<f64>,
+}
+
+/// `comparison.json`: the policy against each baseline, out of sample.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub run_dir: PathBuf,
+    pub checkpoint: PathBuf,
+    pub cache: PathBuf,
+    pub days: usize,
+    pub first_date: Option<chrono::NaiveDate>,
+    pub last_date: Option<chrono::NaiveDate>,
+    pub policy_mean_daily_return: f64,
+    pub policy_total_return: f64,
+    pub policy_sharpe: Option<f64>,
+    pub policy_trades: u64,
+    pub versus: Vec<Versus>,
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len().max(1) as f64
+}
+
+/// Evaluates the run's agent and `baselines` on the same selection; writes each report
+/// under `out/<name>/` and `out/comparison.json`.
+pub fn compare(
+    run_dir: &Path,
+    cache: &Path,
+    sel: &DaySelection,
+    baselines: &[Baseline],
+    out: &Path,
+) -> Result<Comparison> {
+    let (policy, agent) = evaluate(run_dir, cache, sel)?;
+    let resolved = &agent.resolved;
+    policy.write(&out.join("policy"), resolved)?;
+    let p = &policy.report.portfolio;
+    let p_daily = p.daily_returns();
+    let mut versus = Vec::new();
+    for &b in baselines {
+        let bt = run_baseline(cache, b, sel, &resolved.config)?;
+        bt.write(&out.join(b.name()), resolved)?;
+        let daily = bt.report.portfolio.daily_returns();
+        if bt.report.portfolio.daily_dates() != p.daily_dates() {
+            return Err(Error::Data(format!(
+                "the policy and the {} baseline ran on different days",
+                b.name()
+            )));
+        }
+        let excess: Vec<f64> = p_daily.iter().zip(&daily).map(|(a, b)| a - b).collect();
+        versus.push(Versus {
+            baseline: b.name().into(),
+            baseline_mean_daily_return: mean(&daily),
+            baseline_total_return: bt.report.portfolio.returns.total_return,
+            mean_daily_excess: mean(&excess),
+            t_stat: paired_t_stat(&p_daily, &daily),
+        });
+    }
+    let cmp = Comparison {
+        run_dir: run_dir.to_path_buf(),
+        checkpoint: agent.checkpoint.clone(),
+        cache: cache.to_path_buf(),
+        days: p_daily.len(),
+        first_date: p.first_date,
+        last_date: p.last_date,
+        policy_mean_daily_return: mean(&p_daily),
+        policy_total_return: p.returns.total_return,
+        policy_sharpe: Some(p.returns.sharpe).filter(|s| s.is_finite()),
+        policy_trades: p.trades.trades as u64,
+        versus,
+    };
+    let json = serde_json::to_vec_pretty(&cmp).expect("serializes");
+    crate::cache::catalog::write_atomic(&out.join("comparison.json"), &json)?;
+    Ok(cmp)
+}

@@ -1,0 +1,395 @@
+//! The learner: GAE against a plain loop of its definition, the packed LSTM against
+//! step-by-step recurrence, the sanity tasks solved, bit-identical resume, and the
+//! config / run-dir errors of `sim-train train`.
+
+mod common;
+
+use common::{sim_train, synth_cache};
+use predicates::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim_train::config::{Resolved, load};
+use sim_train::learn::gae::{GaeInput, gae};
+use sim_train::learn::policy::{LstmState, Policy, PolicyShape};
+use sim_train::learn::run::{RunOptions, Summary, latest_checkpoint, train};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+fn gae_of(
+    n: usize,
+    r: &[f32],
+    v: &[f32],
+    term: &[u8],
+    trunc: &[u8],
+    fv: &[f32],
+    next: &[f32],
+    gamma: f32,
+    lambda: f32,
+) -> Vec<f32> {
+    gae(&GaeInput {
+        n,
+        rewards: r,
+        values: v,
+        terminated: term,
+        truncated: trunc,
+        final_values: fv,
+        next_value: next,
+        gamma,
+        lambda,
+    })
+    .advantages
+}
+
+#[test]
+fn gae_hand_computed_cases() {
+    // r = [1, 2], v = [0.5, 0.25], value after the rollout 1, γ = 0.9, λ = 0.8.
+    // δ1 = 2 + 0.9·1 − 0.25 = 2.65; δ0 = 1 + 0.9·0.25 − 0.5 = 0.725; A0 = δ0 + 0.72·δ1.
+    let (r, v, next) = ([1.0, 2.0], [0.5, 0.25], [1.0]);
+    let a = gae_of(1, &r, &v, &[0, 0], &[0, 0], &[0.0, 0.0], &next, 0.9, 0.8);
+    assert!((a[1] - 2.65).abs() < 1e-6 && (a[0] - 2.633).abs() < 1e-6, "{a:?}");
+    // Terminated at step 0: no future, the chain is cut. A0 = 1 − 0.5.
+    let a = gae_of(1, &r, &v, &[1, 0], &[0, 0], &[0.0, 0.0], &next, 0.9, 0.8);
+    assert!((a[0] - 0.5).abs() < 1e-6, "{a:?}");
+    // Truncated at step 0 in a state worth 2: bootstrap from it, still cut the chain.
+    // A0 = 1 + 0.9·2 − 0.5 = 2.3.
+    let a = gae_of(1, &r, &v, &[0, 0], &[1, 0], &[2.0, 0.0], &next, 0.9, 0.8);
+    assert!((a[0] - 2.3).abs() < 1e-6, "{a:?}");
+}
+
+#[test]
+fn gae_matches_a_plain_loop_of_the_definition() {
+    // A_t = Σ_l (γλ)^l δ_{t+l} up to and including the step that ends the episode, with
+    // δ_k = r_k + γ·(0 | V(final state) | V(s_{k+1})) − V(s_k) for a termination, a
+    // truncation or neither; computed per environment in f64, O(T²).
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for &(t_len, n) in &[(1usize, 3usize), (16, 7), (64, 5)] {
+        let len = t_len * n;
+        let r: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let v: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let fv: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let next: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut term = vec![0u8; len];
+        let mut trunc = vec![0u8; len];
+        for k in 0..len {
+            match rng.random_range(0..10) {
+                0 => term[k] = 1,
+                1 => trunc[k] = 1,
+                _ => {}
+            }
+        }
+        let (gamma, lambda) = (0.97f64, 0.9f64);
+        let got = gae_of(n, &r, &v, &term, &trunc, &fv, &next, gamma as f32, lambda as f32);
+        for i in 0..n {
+            let at = |t: usize| t * n + i;
+            let delta = |t: usize| -> f64 {
+                let k = at(t);
+                let future = if term[k] == 1 {
+                    0.0
+                } else if trunc[k] == 1 {
+                    fv[k] as f64
+                } else if t + 1 < t_len {
+                    v[at(t + 1)] as f64
+                } else {
+                    next[i] as f64
+                };
+                r[k] as f64 + gamma * future - v[k] as f64
+            };
+            for t in 0..t_len {
+                let mut want = 0.0;
+                let mut w = 1.0;
+                for u in t..t_len {
+                    want += w * delta(u);
+                    if term[at(u)] == 1 || trunc[at(u)] == 1 {
+                        break;
+                    }
+                    w *= gamma * lambda;
+                }
+                let g = got[at(t)] as f64;
+                assert!(
+                    (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "T={t_len} env {i} step {t}: {g} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_sequence_equals_step_by_step_recurrence() {
+    // Episodes beginning inside a sequence: the packed fused LSTM must give what stepping
+    // one time step at a time with the state zeroed at each start gives.
+    let shape = PolicyShape {
+        obs_dim: 6,
+        n_actions: 3,
+        encoder: vec![16],
+        hidden: 8,
+    };
+    let p = Policy::new(shape, Device::Cpu, 3);
+    let (t, b) = (12usize, 5usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let obs = Tensor::randn([t as i64, b as i64, 6], (Kind::Float, Device::Cpu));
+    let first: Vec<f32> = (0..t * b)
+        .map(|_| if rng.random_range(0..4) == 0 { 1.0 } else { 0.0 })
+        .collect();
+    assert!(first[b..].iter().any(|&f| f == 1.0));
+    let init = LstmState {
+        h: Tensor::randn([b as i64, 8], (Kind::Float, Device::Cpu)),
+        c: Tensor::randn([b as i64, 8], (Kind::Float, Device::Cpu)),
+    };
+    let (packed, last) = tch::no_grad(|| p.sequence(&obs, &first, &init));
+    assert!(last.is_none());
+    let mut state = init.copy();
+    for step in 0..t {
+        let (out, next) = tch::no_grad(|| p.step(&obs.get(step as i64), &first[step * b..(step + 1) * b], &state));
+        let dl = (&out.log_probs - packed.log_probs.get(step as i64)).abs().max().double_value(&[]);
+        let dv = (&out.values - packed.values.get(step as i64)).abs().max().double_value(&[]);
+        assert!(dl < 1e-5 && dv < 1e-5, "step {step}: log-prob diff {dl}, value diff {dv}");
+        state = next;
+    }
+}
+
+fn sanity_config(env: &str, sets: &[&str]) -> Resolved {
+    let mut all = vec![
+        format!("train.env=\"{env}\""),
+        "train.device=\"cpu\"".into(),
+        "train.threads=2".into(),
+    ];
+    all.extend(sets.iter().map(|s| s.to_string()));
+    load(None, &all).unwrap()
+}
+
+fn run(resolved: &Resolved, dir: &Path, resume: bool, cache: Option<&Path>, stop_after: Option<u64>) -> sim_train::Result<Summary> {
+    train(
+        resolved,
+        &RunOptions {
+            run_dir: dir.to_path_buf(),
+            resume,
+            cache: cache.map(Path::to_path_buf),
+            stop_after,
+            progress: false,
+        },
+    )
+}
+
+fn first_update_return(dir: &Path) -> f64 {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    v["charts/episode_return"].as_f64().unwrap()
+}
+
+#[test]
+fn sanity_bandit_is_solved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = sanity_config(
+        "sanity-bandit",
+        &["train.num_envs=64", "train.rollout_steps=16", "train.total_steps=30000", "train.learning_rate=0.003"],
+    );
+    let s = run(&r, tmp.path(), false, None, None).unwrap();
+    // Chance is 1/4; solved is the paying arm every time.
+    assert!(first_update_return(tmp.path()) < 0.5);
+    let ret = s.final_episode_return.unwrap();
+    assert!(ret >= 0.95, "bandit return {ret}");
+}
+
+#[test]
+fn sanity_memory_is_solved_by_the_lstm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = sanity_config(
+        "sanity-memory",
+        &[
+            "train.num_envs=64",
+            "train.rollout_steps=32",
+            "train.total_steps=200000",
+            "train.learning_rate=0.003",
+            "train.hidden=32",
+            "train.encoder=[32]",
+        ],
+    );
+    let s = run(&r, tmp.path(), false, None, None).unwrap();
+    // Without memory the best is 0.5 (a coin flip on the cue).
+    assert!(first_update_return(tmp.path()) < 0.65);
+    let ret = s.final_episode_return.unwrap();
+    assert!(ret >= 0.95, "memory return {ret}");
+}
+
+/// Parameters and Adam moments of a checkpoint, by name.
+fn checkpoint_tensors(dir: &Path) -> Vec<(String, Tensor)> {
+    let mut t = Tensor::load_multi(latest_checkpoint(dir).unwrap().join("tensors.ot")).unwrap();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+/// metrics.jsonl without the wall-clock fields.
+fn metrics_without_timing(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.retain(|k, _| !k.starts_with("time/") && k != "charts/sps");
+            v
+        })
+        .collect()
+}
+
+fn assert_resume_is_exact(resolved: &Resolved, cache: Option<&Path>, k: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let a = run(resolved, &whole, false, cache, None).unwrap();
+    assert_eq!(a.updates_done, 2 * k);
+    let b = run(resolved, &split, false, cache, Some(k)).unwrap();
+    assert!(!b.finished && b.updates_done == k);
+    let c = run(resolved, &split, true, None, None).unwrap();
+    assert!(c.finished && c.resumed_from_update == Some(k));
+    let (ta, tb) = (checkpoint_tensors(&whole), checkpoint_tensors(&split));
+    assert_eq!(ta.len(), tb.len());
+    for ((na, x), (nb, y)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        assert!(x.equal(y), "{na} differs after resume");
+    }
+    // Adam moved: the comparison is not between two untouched initializations.
+    assert!(ta.iter().any(|(n, x)| n.starts_with("adam_m/") && x.abs().sum(Kind::Float).double_value(&[]) > 0.0));
+    assert_eq!(metrics_without_timing(&whole), metrics_without_timing(&split));
+    assert_eq!(a.episodes, c.episodes);
+}
+
+#[test]
+fn resume_is_bit_identical_on_the_memory_task() {
+    let r = sanity_config(
+        "sanity-memory",
+        &["train.num_envs=32", "train.rollout_steps=16", "train.total_steps=4096", "train.bptt=8", "train.checkpoint_every=3"],
+    );
+    assert_eq!(r.config.train.updates(), 8);
+    assert_resume_is_exact(&r, None, 4);
+}
+
+#[test]
+fn resume_is_bit_identical_on_the_market() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = synth_cache(tmp.path(), &["synth.symbols=2", "synth.days=3", "synth.bar=\"1m\""]);
+    // Episodes truncated every 50 steps as well as ended by the close, so the resumed
+    // run crosses resets, truncation bootstraps and rolling state.
+    let r = load(
+        None,
+        &[
+            "train.env=\"market\"".into(),
+            "train.device=\"cpu\"".into(),
+            "train.threads=2".into(),
+            "train.num_envs=16".into(),
+            "train.rollout_steps=32".into(),
+            "train.total_steps=3072".into(),
+            "train.minibatches=2".into(),
+            "env.max_episode_steps=50".into(),
+            "env.start_times=[\"09:30:00\", \"12:00:00\", \"15:30:00\"]".into(),
+            "env.reward.kind=\"hybrid\"".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r.config.train.updates(), 6);
+    assert_resume_is_exact(&r, Some(&cache), 3);
+}
+
+#[test]
+fn a_failed_checkpoint_write_leaves_the_previous_one_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let r = sanity_config(
+        "sanity-memory",
+        &["train.num_envs=8", "train.rollout_steps=8", "train.total_steps=640", "train.checkpoint_every=1"],
+    );
+    run(&r, &dir, false, None, Some(2)).unwrap();
+    let good = latest_checkpoint(&dir).unwrap();
+    assert!(good.ends_with("update-00000002"));
+    // A file where the next checkpoint's folder must go makes its write fail.
+    let blocker = dir.join("checkpoints/update-00000003");
+    std::fs::write(&blocker, b"not a checkpoint").unwrap();
+    let err = run(&r, &dir, true, None, Some(1)).unwrap_err();
+    assert!(err.to_string().contains("update-00000003"), "{err}");
+    assert_eq!(latest_checkpoint(&dir).unwrap(), good);
+    assert!(!dir.join("checkpoints/.update-00000003.tmp").exists());
+    std::fs::remove_file(&blocker).unwrap();
+    let s = run(&r, &dir, true, None, None).unwrap();
+    assert!(s.finished && s.resumed_from_update == Some(2));
+}
+
+#[test]
+fn cli_trains_plots_and_refuses_bad_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let d = dir.to_str().unwrap();
+    let small = [
+        "--set", "train.num_envs=16", "--set", "train.rollout_steps=8", "--set", "train.total_steps=256",
+    ];
+    sim_train()
+        .args(["train", "--env", "sanity-bandit", "--device", "cpu", "--run-dir", d])
+        .args(small)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("trained 2 updates"));
+    for f in ["config.resolved.toml", "metrics.jsonl", "metrics.csv", "summary.json", "checkpoints/latest"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.starts_with("update,global_step,charts/lr,charts/sps"));
+    sim_train().args(["plot", "--run-dir", d]).assert().success();
+    let svg = std::fs::read_to_string(dir.join("plots/training.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("charts/episode_return") && svg.contains("<path"));
+
+    // The same dir again: refused, nothing overwritten.
+    sim_train()
+        .args(["train", "--env", "sanity-bandit", "--device", "cpu", "--run-dir", d])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("already exists").and(predicate::str::contains("--resume")));
+    // A finished run resumes to nothing new.
+    sim_train().args(["train", "--resume", d]).assert().success();
+    // A run dir whose config was edited cannot be resumed.
+    let cfg = dir.join("config.resolved.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("ent_coef = 0.01", "ent_coef = 0.02")).unwrap();
+    sim_train()
+        .args(["train", "--resume", d])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("differs"));
+    sim_train()
+        .args(["train", "--resume", d, "--set", "train.seed=2"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--resume continues"));
+
+    // Configs that cannot work: one error line naming the key, no run dir created.
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "train.minibatches=3"], "train.minibatches"),
+        (&["--set", "train.bptt=128"], "train.bptt"),
+        (&["--set", "train.bptt=24"], "train.bptt"),
+        (&["--set", "train.gamma=1.5"], "train.gamma"),
+        (&["--set", "train.device=\"tpu\""], "train.device"),
+    ];
+    for (i, (args, key)) in cases.iter().enumerate() {
+        let bad = tmp.path().join(format!("bad{i}"));
+        sim_train()
+            .args(["train", "--env", "sanity-bandit", "--run-dir", bad.to_str().unwrap()])
+            .args(*args)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(*key));
+        assert!(!bad.exists(), "{key}: run dir created before the config was checked");
+    }
+    if !tch::Cuda::is_available() {
+        let bad = tmp.path().join("cuda");
+        sim_train()
+            .args(["train", "--env", "sanity-bandit", "--device", "cuda", "--run-dir", bad.to_str().unwrap()])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("no usable CUDA device"));
+        assert!(!bad.exists());
+    }
+    sim_train()
+        .args(["train", "--run-dir", tmp.path().join("m").to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--cache"));
+}
