@@ -450,7 +450,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
-    let mut env = build_envs(&r, Some(&cache))?;
+    let mut env = build_envs(&r, Some(&cache), None)?;
     let shape = PolicyShape {
         obs_dim: env.obs_dim(),
         n_actions: env.num_actions(),

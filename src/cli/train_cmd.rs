@@ -25,6 +25,10 @@ pub struct TrainArgs {
     /// Day cache of the market environments (a resume reuses the saved one by default).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Scanner index (`sim-train scan`): market episodes come from its curriculum sampler
+    /// ([sampler], days preloaded in the background) instead of env.start_times.
+    #[arg(long)]
+    pub index: Option<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -33,9 +37,9 @@ pub struct TrainArgs {
 pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
     let (resolved, dir, resume) = match (&a.resume, &a.run_dir) {
         (Some(dir), _) => {
-            if global.config.is_some() || !global.set.is_empty() || a.env.is_some() || a.device.is_some() {
+            if global.config.is_some() || !global.set.is_empty() || a.env.is_some() || a.device.is_some() || a.index.is_some() {
                 return Err(Error::Usage(format!(
-                    "--resume continues {} with its saved {RESOLVED_FILE}: drop --config, --set, --env and --device (start a new run to change settings)",
+                    "--resume continues {} with its saved {RESOLVED_FILE}: drop --config, --set, --env, --device and --index (start a new run to change settings)",
                     dir.display()
                 )));
             }
@@ -72,6 +76,7 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
             run_dir: dir.clone(),
             resume,
             cache: a.cache.clone(),
+            index: a.index.clone(),
             stop_after: None,
             progress,
         },

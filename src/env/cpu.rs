@@ -161,6 +161,20 @@ pub struct CpuEnvs {
     final_obs: Vec<f32>,
 }
 
+/// A snapshot's header: its length and content.
+fn snapshot_meta(bytes: &[u8]) -> Result<(usize, SnapshotMeta)> {
+    let bad = |what: &str| Error::Data(format!("environment snapshot: {what}"));
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(|| bad("truncated header"))?;
+    let meta = bytes
+        .get(8..8 + len)
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .ok_or_else(|| bad("unreadable header"))?;
+    Ok((len, meta))
+}
+
 /// What a snapshot records besides the raw state arrays.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotMeta {
@@ -279,6 +293,11 @@ impl CpuEnvs {
         out
     }
 
+    /// The (symbol, date) of each environment's day in a [`CpuEnvs::save_state`] snapshot.
+    pub fn snapshot_days(bytes: &[u8]) -> Result<Vec<(String, chrono::NaiveDate)>> {
+        Ok(snapshot_meta(bytes)?.1.days)
+    }
+
     /// Restores a [`CpuEnvs::save_state`] snapshot into environments built from the same
     /// config; `day` finds a loaded day by symbol and date. Errors say what differs.
     pub fn load_state(
@@ -287,14 +306,7 @@ impl CpuEnvs {
         day: &dyn Fn(&str, chrono::NaiveDate) -> Option<Arc<DayData>>,
     ) -> Result<()> {
         let bad = |what: &str| Error::Data(format!("environment snapshot: {what}"));
-        let len = bytes
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-            .ok_or_else(|| bad("truncated header"))?;
-        let meta: SnapshotMeta = bytes
-            .get(8..8 + len)
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .ok_or_else(|| bad("unreadable header"))?;
+        let (len, meta) = snapshot_meta(bytes)?;
         if meta.envs != self.num_envs() || meta.obs_dim != self.obs_dim() || meta.ring_w != self.ring_w {
             return Err(bad(&format!(
                 "it holds {} environments with {} observations (sharpe window {}), these are {} with {} ({}): resume with the saved run's config",

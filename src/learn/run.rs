@@ -91,8 +91,10 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// Continue the run in `run_dir` from its latest checkpoint.
     pub resume: bool,
-    /// Market data (required for `env = market`).
+    /// Market data (`env = market` needs a cache or an index).
     pub cache: Option<PathBuf>,
+    /// A scanner index: market episodes come from its curriculum sampler.
+    pub index: Option<PathBuf>,
     /// Stop after this many updates in this process (tests of resume); `None` = run to
     /// the end.
     pub stop_after: Option<u64>,
@@ -107,6 +109,7 @@ pub struct Summary {
     pub device: String,
     pub run_dir: PathBuf,
     pub cache: Option<PathBuf>,
+    pub index: Option<PathBuf>,
     pub finished: bool,
     pub updates_done: u64,
     pub updates_total: u64,
@@ -131,6 +134,8 @@ struct CkptState {
     version: String,
     config_hash: String,
     cache: Option<PathBuf>,
+    #[serde(default)]
+    index: Option<PathBuf>,
     update: u64,
     global_step: u64,
     episodes: u64,
@@ -161,27 +166,46 @@ fn device_name(d: Device) -> String {
     }
 }
 
-/// Builds the environments a config asks for (market ones over `cache`).
+/// Builds the environments a config asks for. Market episodes come from the scanner
+/// index's curriculum sampler when `index` is given (days loaded in the background from
+/// the index's cache, or `cache`), else from `env.start_times` over the days of `cache`
+/// that `train.symbols` / `from` / `to` select (loaded up front).
 pub fn build_envs(
     resolved: &Resolved,
     cache: Option<&Path>,
+    index: Option<&Path>,
 ) -> Result<Box<dyn VecEnv>> {
     let t = &resolved.config.train;
     Ok(match t.env {
         TrainEnv::SanityBandit => Box::new(Bandit::new(t.num_envs, t.bandit_arms, t.seed)),
         TrainEnv::SanityMemory => Box::new(Memory::new(t.num_envs, t.memory_delay, t.seed)),
         TrainEnv::Market => {
-            let cache = cache.ok_or_else(|| {
-                Error::Usage(
-                    "train.env = market needs market data: pass --cache DIR (a day cache from `sim-train cache build` or `pipeline`)".into(),
-                )
-            })?;
             let env_cfg = &resolved.config.env;
             let params =
                 std::sync::Arc::new(EnvParams::from_config(env_cfg).map_err(Error::Config)?);
+            let symbols: Option<Vec<String>> = (!t.symbols.is_empty())
+                .then(|| t.symbols.iter().map(|s| s.to_uppercase()).collect());
+            if let Some(index) = index {
+                let idx = std::sync::Arc::new(crate::scan::Index::load(index)?);
+                let cache = cache.map_or_else(|| idx.manifest.cache.clone(), Path::to_path_buf);
+                let s = &resolved.config.sampler;
+                let sel = crate::scan::sampler::Selection {
+                    from: t.from.or(s.from),
+                    to: t.to.or(s.to),
+                    symbols,
+                };
+                let sampler = crate::scan::Sampler::new(idx, s, sel)?
+                    .with_preloader(params.clone(), &resolved.config.preload)?;
+                let envs = CpuEnvs::new(params, t.num_envs, Box::new(sampler))?;
+                return Ok(Box::new(MarketEnvs::new(envs, &[], &cache)));
+            }
+            let cache = cache.ok_or_else(|| {
+                Error::Usage(
+                    "train.env = market needs market data: pass --cache DIR (a day cache from `sim-train cache build` or `pipeline`) or --index DIR (a `sim-train scan` index)".into(),
+                )
+            })?;
             let sel = DaySelection {
-                symbols: (!t.symbols.is_empty())
-                    .then(|| t.symbols.iter().map(|s| s.to_uppercase()).collect()),
+                symbols,
                 from: t.from,
                 to: t.to,
             };
@@ -193,7 +217,7 @@ pub fn build_envs(
                 .collect::<Result<Vec<u32>>>()?;
             let source = StartTimes::new(&days, &starts, env_cfg.seed)?;
             let envs = CpuEnvs::new(params, t.num_envs, Box::new(source))?;
-            Box::new(MarketEnvs::new(envs, &days))
+            Box::new(MarketEnvs::new(envs, &days, cache))
         }
     })
 }
@@ -227,6 +251,10 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         .cache
         .clone()
         .or_else(|| saved.as_ref().and_then(|s| s.cache.clone()));
+    let index = opts
+        .index
+        .clone()
+        .or_else(|| saved.as_ref().and_then(|s| s.index.clone()));
 
     let threads = if cfg.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -240,7 +268,7 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
 
     // Data errors come before the run dir is created.
-    let mut env = build_envs(resolved, cache.as_deref())?;
+    let mut env = build_envs(resolved, cache.as_deref(), index.as_deref())?;
     if ckpt.is_none() {
         prepare_new_run_dir(dir)?;
     }
@@ -265,7 +293,15 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         resolved.save_beside(dir)?;
     }
     let resumed_from = saved.as_ref().map(|s| s.update);
-    pool.install(|| run_updates(resolved, opts, &mut ppo, env.as_mut(), counters, cache, resumed_from, device))
+    let data = DataPaths { cache, index };
+    pool.install(|| run_updates(resolved, opts, &mut ppo, env.as_mut(), counters, data, resumed_from, device))
+}
+
+/// Where a market run's data came from (recorded in checkpoints for resume).
+#[derive(Clone, Debug, Default)]
+struct DataPaths {
+    cache: Option<PathBuf>,
+    index: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -282,7 +318,7 @@ fn run_updates(
     ppo: &mut Ppo,
     env: &mut dyn VecEnv,
     mut at: Counters,
-    cache: Option<PathBuf>,
+    data: DataPaths,
     resumed_from: Option<u64>,
     device: Device,
 ) -> Result<Summary> {
@@ -350,7 +386,7 @@ fn run_updates(
         }
         let periodic = cfg.checkpoint_every > 0 && at.update % cfg.checkpoint_every == 0;
         if periodic || at.update == updates {
-            last_ckpt = Some(save_checkpoint(dir, ppo, env, &at, &hash, cache.as_deref(), cfg.keep_checkpoints)?);
+            last_ckpt = Some(save_checkpoint(dir, ppo, env, &at, &hash, &data, cfg.keep_checkpoints)?);
         }
     }
     bar.finish_and_clear();
@@ -360,7 +396,7 @@ fn run_updates(
         // update already did.
         let already = cfg.checkpoint_every > 0 && at.update % cfg.checkpoint_every == 0;
         if !already {
-            last_ckpt = Some(save_checkpoint(dir, ppo, env, &at, &hash, cache.as_deref(), cfg.keep_checkpoints)?);
+            last_ckpt = Some(save_checkpoint(dir, ppo, env, &at, &hash, &data, cfg.keep_checkpoints)?);
         }
     }
     if !finished {
@@ -376,7 +412,8 @@ fn run_updates(
         env: cfg.env.name().into(),
         device: device_name(device),
         run_dir: dir.clone(),
-        cache,
+        cache: data.cache.clone(),
+        index: data.index.clone(),
         finished,
         updates_done: at.update,
         updates_total: updates,
@@ -596,7 +633,7 @@ fn save_checkpoint(
     env: &dyn VecEnv,
     at: &Counters,
     hash: &str,
-    cache: Option<&Path>,
+    data: &DataPaths,
     keep: usize,
 ) -> Result<PathBuf> {
     let root = dir.join(CHECKPOINTS);
@@ -630,7 +667,8 @@ fn save_checkpoint(
         let state = CkptState {
             version: env!("CARGO_PKG_VERSION").into(),
             config_hash: hash.into(),
-            cache: cache.map(Path::to_path_buf),
+            cache: data.cache.clone(),
+            index: data.index.clone(),
             update: at.update,
             global_step: at.global_step,
             episodes: at.episodes,

@@ -40,19 +40,44 @@ pub trait VecEnv: Send {
     fn load_state(&mut self, bytes: &[u8]) -> Result<()>;
 }
 
-/// The market environments (CPU backend) over loaded days.
+/// The market environments (CPU backend).
 pub struct MarketEnvs {
     envs: CpuEnvs,
+    /// Days loaded up front (start-time episodes), by (symbol, date).
     by_key: HashMap<(String, NaiveDate), Arc<DayData>>,
+    /// Where a restored snapshot's other days are loaded from (sampler episodes, whose
+    /// days the preloader brings in on demand).
+    cache: std::path::PathBuf,
 }
 
 impl MarketEnvs {
-    pub fn new(envs: CpuEnvs, days: &[Arc<DayData>]) -> MarketEnvs {
+    /// `days`: the days loaded up front (may be empty when the episode source loads its
+    /// own from `cache`).
+    pub fn new(envs: CpuEnvs, days: &[Arc<DayData>], cache: &std::path::Path) -> MarketEnvs {
         let by_key = days
             .iter()
             .map(|d| ((d.symbol.clone(), d.date), d.clone()))
             .collect();
-        MarketEnvs { envs, by_key }
+        MarketEnvs {
+            envs,
+            by_key,
+            cache: cache.to_path_buf(),
+        }
+    }
+
+    /// A day by symbol and date: loaded up front, else from the cache.
+    fn day(&self, symbol: &str, date: NaiveDate) -> Option<Arc<DayData>> {
+        if let Some(d) = self.by_key.get(&(symbol.to_string(), date)) {
+            return Some(d.clone());
+        }
+        let sel = crate::env::DaySelection {
+            symbols: Some(vec![symbol.to_string()]),
+            from: Some(date),
+            to: Some(date),
+        };
+        crate::env::load_days(&self.cache, &sel, self.envs.params())
+            .ok()
+            .and_then(|v| v.into_iter().next())
     }
 }
 
@@ -103,9 +128,16 @@ impl VecEnv for MarketEnvs {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
-        let by_key = &self.by_key;
+        // Days are looked up (or loaded) before the environments are touched.
+        let keys = crate::env::CpuEnvs::snapshot_days(bytes)?;
+        let mut found = HashMap::new();
+        for (s, d) in keys {
+            if let Some(day) = self.day(&s, d) {
+                found.insert((s, d), day);
+            }
+        }
         self.envs
-            .load_state(bytes, &|s, d| by_key.get(&(s.to_string(), d)).cloned())
+            .load_state(bytes, &|s, d| found.get(&(s.to_string(), d)).cloned())
     }
 }
 
