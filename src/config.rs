@@ -32,6 +32,7 @@ pub struct Config {
     pub backtest: BacktestConfig,
     pub bench: BenchConfig,
     pub train: crate::learn::TrainConfig,
+    pub pipeline: PipelineConfig,
     pub scan: crate::scan::ScanConfig,
     pub sampler: crate::scan::SamplerConfig,
     pub preload: crate::scan::PreloadConfig,
@@ -234,6 +235,29 @@ impl Default for BenchConfig {
     }
 }
 
+/// `sim-train pipeline` (the main command): what the training and evaluation stages do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The last this many trading days of the universe are held out: training never sees
+    /// them, the evaluation runs on them.
+    pub holdout_days: usize,
+    /// Environment steps of the pipeline's training run (overrides train.total_steps).
+    pub train_steps: u64,
+    /// Train on the scanner index's curriculum sampler (else on env.start_times).
+    pub use_index: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            holdout_days: 5,
+            train_steps: 1_000_000,
+            use_index: true,
+        }
+    }
+}
+
 impl Config {
     /// Checks values that types alone cannot; errors name the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -285,6 +309,9 @@ impl Config {
             );
         }
         self.train.validate()?;
+        if self.pipeline.holdout_days == 0 || self.pipeline.train_steps == 0 {
+            return Err("pipeline.holdout_days and pipeline.train_steps must be at least 1".into());
+        }
         crate::scan::config::check(&self.scan, &self.sampler, &self.preload)?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
@@ -339,6 +366,16 @@ pub fn load(named: Option<&Path>, sets: &[String]) -> Result<Resolved> {
         merge(&mut merged, table);
         layers.push(label);
     }
+    apply_sets(merged, layers, origins, sets)
+}
+
+/// Layers `sets` over an already merged table, then checks and validates the result.
+fn apply_sets(
+    mut merged: toml::Table,
+    mut layers: Vec<String>,
+    mut origins: BTreeMap<String, String>,
+    sets: &[String],
+) -> Result<Resolved> {
     for set in sets {
         let label = format!("--set {set}");
         let (key, value) = parse_set(set)?;
@@ -365,6 +402,19 @@ pub fn load(named: Option<&Path>, sets: &[String]) -> Result<Resolved> {
         origins,
         merged,
     })
+}
+
+impl Resolved {
+    /// This config with more `section.key=value` layers on top (as if given last on the
+    /// command line), checked and validated again.
+    pub fn with_sets(&self, sets: &[String]) -> Result<Resolved> {
+        apply_sets(
+            self.merged.clone(),
+            self.layers.clone(),
+            self.origins.clone(),
+            sets,
+        )
+    }
 }
 
 /// `--config fast` means `config/fast.toml`; anything with a separator or extension is a path.

@@ -9,6 +9,7 @@ use crate::clock::{hms, iso_ny};
 use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::ingest::SourceKind;
+use std::path::{Path, PathBuf};
 use polars::prelude::{Column, DataFrame};
 
 /// The synthetic spec from `[synth]` with the command-line overrides.
@@ -114,8 +115,142 @@ pub fn pipeline(a: &PipelineArgs, resolved: &Resolved, progress: bool) -> Result
         verified.files,
         verified.bad.len()
     );
+    if !verified.ok() {
+        println!("  summary   {}", a.out.join("summary.json").display());
+        return Ok(4);
+    }
+    let learned = pipeline_learn(&a.out, &cache_dir, &spec, resolved, progress)?;
+    let mut summary = summary;
+    summary["learn"] = serde_json::to_value(&learned).unwrap_or_default();
+    crate::cache::catalog::write_atomic(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     println!("  summary   {}", a.out.join("summary.json").display());
-    Ok(if verified.ok() { 0 } else { 4 })
+    Ok(0)
+}
+
+/// What the pipeline's scan, training and evaluation stages produced.
+#[derive(serde::Serialize)]
+struct PipelineLearn {
+    index: Option<PathBuf>,
+    run_dir: PathBuf,
+    train_to: chrono::NaiveDate,
+    holdout_from: chrono::NaiveDate,
+    train: crate::learn::run::Summary,
+    eval: crate::learn::eval::Comparison,
+    plot: PathBuf,
+}
+
+/// Scan → train on all but the held-out days → evaluate on them against baselines → plot.
+fn pipeline_learn(
+    out: &Path,
+    cache: &Path,
+    spec: &crate::synth::SynthSpec,
+    resolved: &Resolved,
+    progress: bool,
+) -> Result<PipelineLearn> {
+    use crate::backtest::Baseline;
+    let p = &resolved.config.pipeline;
+    let days = &spec.trading_days;
+    if p.holdout_days >= days.len() {
+        return Err(Error::Config(format!(
+            "pipeline.holdout_days = {} leaves no training day out of the universe's {} (synth.days)",
+            p.holdout_days,
+            days.len()
+        )));
+    }
+    let train_to = days[days.len() - p.holdout_days - 1];
+    let holdout_from = days[days.len() - p.holdout_days];
+    let index = if p.use_index {
+        let dir = out.join("index");
+        let s = crate::scan::scan_cache(cache, &dir, &resolved.config.scan, progress)?;
+        println!(
+            "  scan      {} symbol-days, {} momentum days → {}",
+            s.days,
+            s.momentum_days,
+            dir.display()
+        );
+        Some(dir)
+    } else {
+        None
+    };
+    let r = resolved.with_sets(&[
+        "train.env=\"market\"".into(),
+        format!("train.total_steps={}", p.train_steps),
+        format!("train.to={train_to}"),
+    ])?;
+    let run_dir = out.join("run");
+    if run_dir.exists() {
+        // The pipeline's own output from an earlier run of it.
+        std::fs::remove_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
+    }
+    crate::learn::run::install_ctrl_c();
+    let train = crate::learn::run::train(
+        &r,
+        &crate::learn::run::RunOptions {
+            run_dir: run_dir.clone(),
+            resume: false,
+            cache: Some(cache.to_path_buf()),
+            index: index.clone(),
+            stop_after: None,
+            progress,
+        },
+    )?;
+    println!(
+        "  train     {} updates, {} env steps on {} at {:.0} steps/s (days to {train_to}) → {}",
+        train.updates_done,
+        train.global_step,
+        train.device,
+        train.sps,
+        run_dir.display()
+    );
+    let sel = crate::env::DaySelection {
+        symbols: None,
+        from: Some(holdout_from),
+        to: None,
+    };
+    let eval_dir = out.join("eval");
+    let eval = crate::learn::eval::compare(
+        &run_dir,
+        cache,
+        &sel,
+        &[Baseline::Flat, Baseline::BuyAndHold, Baseline::SmaCross],
+        &eval_dir,
+    )?;
+    println!(
+        "  eval      held-out {holdout_from} .. {}: policy {:+.3} %/day ({} trades); {} → {}",
+        days[days.len() - 1],
+        100.0 * eval.policy_mean_daily_return,
+        eval.policy_trades,
+        eval.versus
+            .iter()
+            .map(|v| format!(
+                "{} {:+.3} %/day (t {})",
+                v.baseline,
+                100.0 * v.baseline_mean_daily_return,
+                v.t_stat.map_or("-".into(), |t| format!("{t:.2}"))
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        eval_dir.display()
+    );
+    let plot = crate::plot::plot_run(&run_dir, &run_dir.join("plots"))?
+        .into_iter()
+        .next()
+        .expect("one plot file");
+    println!("  plots     {}", plot.display());
+    Ok(PipelineLearn {
+        index,
+        run_dir,
+        train_to,
+        holdout_from,
+        train,
+        eval,
+        plot,
+    })
 }
 
 pub fn align_cmd(a: &AlignArgs, resolved: &Resolved) -> Result<i32> {
