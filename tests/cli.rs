@@ -47,6 +47,21 @@ fn synth_cache(dir: &Path) -> std::path::PathBuf {
     cache
 }
 
+/// The pipeline's learning stages on TINY: one held-out day, a few updates of a few
+/// environments, every day drawable by the curriculum.
+const TINY_LEARN: [&str; 10] = [
+    "--set",
+    "pipeline.holdout_days=1",
+    "--set",
+    "pipeline.train_steps=512",
+    "--set",
+    "train.num_envs=16",
+    "--set",
+    "train.rollout_steps=16",
+    "--set",
+    "sampler.stages=[{from_episodes=0, uniform=true}]",
+];
+
 #[test]
 fn pipeline_runs_the_main_job() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,10 +70,15 @@ fn pipeline_runs_the_main_job() {
         .args(["pipeline", "--out"])
         .arg(&out)
         .args(TINY)
+        .args(TINY_LEARN)
         .assert()
         .success()
         .stdout(
-            predicate::str::contains("3 symbols × 3 days").and(predicate::str::contains("0 bad")),
+            predicate::str::contains("3 symbols × 3 days")
+                .and(predicate::str::contains("0 bad"))
+                .and(predicate::str::contains("train     2 updates"))
+                .and(predicate::str::contains("buy-and-hold"))
+                .and(predicate::str::contains("plots")),
         );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -66,6 +86,22 @@ fn pipeline_runs_the_main_job() {
     assert!(out.join("config.resolved.toml").is_file());
     assert!(out.join("cache/config.resolved.toml").is_file());
     assert!(out.join("synth/truth.json").is_file());
+    for f in [
+        "index/days.parquet",
+        "run/metrics.jsonl",
+        "run/plots/training.svg",
+        "eval/comparison.json",
+        "eval/policy/report.json",
+        "eval/flat/report.json",
+        "eval/buy-and-hold/report.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // Trained on the first two days, evaluated on the third only.
+    let learn = &summary["learn"];
+    assert_eq!(learn["eval"]["days"], 1);
+    assert!(learn["holdout_from"].as_str().unwrap() > learn["train_to"].as_str().unwrap());
+    assert_eq!(learn["eval"]["first_date"], learn["holdout_from"]);
 }
 
 #[test]
@@ -299,6 +335,7 @@ fn json_logs_are_json() {
         .args(["--log-format", "json", "pipeline", "--out"])
         .arg(dir.path())
         .args(TINY)
+        .args(TINY_LEARN)
         .output()
         .unwrap();
     assert!(o.status.success());
