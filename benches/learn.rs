@@ -19,7 +19,9 @@ fn bench_gae(c: &mut Criterion) {
     let len = T * N;
     let r: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
     let v: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let term: Vec<u8> = (0..len).map(|_| (rng.random_range(0..390) == 0) as u8).collect();
+    let term: Vec<u8> = (0..len)
+        .map(|_| (rng.random_range(0..390) == 0) as u8)
+        .collect();
     let trunc = vec![0u8; len];
     let fv = vec![0f32; len];
     let next = vec![0.5f32; N];

@@ -441,7 +441,10 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
             tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
             let b = &resolved.config.bench;
             let (dir, _) = build_synthetic(resolved, b.symbols, b.days, b.bar, tmp.path())?;
-            let data = format!("synthetic {} symbols × {} days of {} bars", b.symbols, b.days, b.bar);
+            let data = format!(
+                "synthetic {} symbols × {} days of {} bars",
+                b.symbols, b.days, b.bar
+            );
             (dir, data)
         }
     };

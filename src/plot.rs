@@ -30,19 +30,26 @@ const PAD_R: f64 = 12.0;
 const PAD_T: f64 = 26.0;
 const PAD_B: f64 = 30.0;
 
+/// A metric's name and its (global_step, value) points.
+pub type Curve = (String, Vec<(f64, f64)>);
+
 /// Reads a run's `metrics.jsonl`: (global_step, value) points per panel key, skipping
 /// nulls.
-pub fn read_curves(run_dir: &Path) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+pub fn read_curves(run_dir: &Path) -> Result<Vec<Curve>> {
     let path = run_dir.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).at(&path)?;
-    let mut curves: Vec<(String, Vec<(f64, f64)>)> =
-        PANELS.iter().map(|k| (k.to_string(), Vec::new())).collect();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    let mut curves: Vec<Curve> = PANELS.iter().map(|k| (k.to_string(), Vec::new())).collect();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| Error::input(&path, format!("line {}: not JSON: {e}", i + 1)))?;
-        let x = v.get("global_step").and_then(|x| x.as_f64()).ok_or_else(|| {
-            Error::input(&path, format!("line {}: no global_step", i + 1))
-        })?;
+        let x = v
+            .get("global_step")
+            .and_then(|x| x.as_f64())
+            .ok_or_else(|| Error::input(&path, format!("line {}: no global_step", i + 1)))?;
         for (k, pts) in &mut curves {
             if let Some(y) = v.get(k.as_str()).and_then(|y| y.as_f64()) {
                 pts.push((x, y));
@@ -69,7 +76,7 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The SVG document of a grid of panels.
-pub fn render(curves: &[(String, Vec<(f64, f64)>)], title: &str) -> String {
+pub fn render(curves: &[Curve], title: &str) -> String {
     let rows = curves.len().div_ceil(COLS);
     let (width, height) = (W * COLS as f64, H * rows as f64 + 30.0);
     let mut s = String::new();
@@ -96,7 +103,12 @@ fn panel(s: &mut String, ox: f64, oy: f64, name: &str, pts: &[(f64, f64)]) {
         escape(name)
     );
     if pts.is_empty() {
-        let _ = write!(s, r##"<text x="{}" y="{}" fill="#999">no data</text>"##, x0 + 8.0, y0 + 18.0);
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" fill="#999">no data</text>"##,
+            x0 + 8.0,
+            y0 + 18.0
+        );
         return;
     }
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -136,9 +148,18 @@ fn panel(s: &mut String, ox: f64, oy: f64, name: &str, pts: &[(f64, f64)]) {
     }
     let mut d = String::new();
     for (i, &(x, y)) in pts.iter().enumerate() {
-        let _ = write!(d, "{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, px(x), py(y));
+        let _ = write!(
+            d,
+            "{}{:.1},{:.1}",
+            if i == 0 { "M" } else { " L" },
+            px(x),
+            py(y)
+        );
     }
-    let _ = write!(s, r##"<path d="{d}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>"##);
+    let _ = write!(
+        s,
+        r##"<path d="{d}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>"##
+    );
 }
 
 fn tick(v: f64) -> String {
@@ -153,5 +174,7 @@ fn tick(v: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

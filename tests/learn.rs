@@ -15,6 +15,7 @@ use sim_train::learn::run::{RunOptions, Summary, latest_checkpoint, train};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+#[allow(clippy::too_many_arguments)] // the formula's inputs, named as in the tests
 fn gae_of(
     n: usize,
     r: &[f32],
@@ -46,7 +47,10 @@ fn gae_hand_computed_cases() {
     // δ1 = 2 + 0.9·1 − 0.25 = 2.65; δ0 = 1 + 0.9·0.25 − 0.5 = 0.725; A0 = δ0 + 0.72·δ1.
     let (r, v, next) = ([1.0, 2.0], [0.5, 0.25], [1.0]);
     let a = gae_of(1, &r, &v, &[0, 0], &[0, 0], &[0.0, 0.0], &next, 0.9, 0.8);
-    assert!((a[1] - 2.65).abs() < 1e-6 && (a[0] - 2.633).abs() < 1e-6, "{a:?}");
+    assert!(
+        (a[1] - 2.65).abs() < 1e-6 && (a[0] - 2.633).abs() < 1e-6,
+        "{a:?}"
+    );
     // Terminated at step 0: no future, the chain is cut. A0 = 1 − 0.5.
     let a = gae_of(1, &r, &v, &[1, 0], &[0, 0], &[0.0, 0.0], &next, 0.9, 0.8);
     assert!((a[0] - 0.5).abs() < 1e-6, "{a:?}");
@@ -78,8 +82,18 @@ fn gae_matches_a_plain_loop_of_the_definition() {
             }
         }
         let (gamma, lambda) = (0.97f64, 0.9f64);
-        let got = gae_of(n, &r, &v, &term, &trunc, &fv, &next, gamma as f32, lambda as f32);
-        for i in 0..n {
+        let got = gae_of(
+            n,
+            &r,
+            &v,
+            &term,
+            &trunc,
+            &fv,
+            &next,
+            gamma as f32,
+            lambda as f32,
+        );
+        for (i, &after) in next.iter().enumerate() {
             let at = |t: usize| t * n + i;
             let delta = |t: usize| -> f64 {
                 let k = at(t);
@@ -90,7 +104,7 @@ fn gae_matches_a_plain_loop_of_the_definition() {
                 } else if t + 1 < t_len {
                     v[at(t + 1)] as f64
                 } else {
-                    next[i] as f64
+                    after as f64
                 };
                 r[k] as f64 + gamma * future - v[k] as f64
             };
@@ -129,9 +143,15 @@ fn packed_sequence_equals_step_by_step_recurrence() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let obs = Tensor::randn([t as i64, b as i64, 6], (Kind::Float, Device::Cpu));
     let first: Vec<f32> = (0..t * b)
-        .map(|_| if rng.random_range(0..4) == 0 { 1.0 } else { 0.0 })
+        .map(|_| {
+            if rng.random_range(0..4) == 0 {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
-    assert!(first[b..].iter().any(|&f| f == 1.0));
+    assert!(first[b..].contains(&1.0));
     let init = LstmState {
         h: Tensor::randn([b as i64, 8], (Kind::Float, Device::Cpu)),
         c: Tensor::randn([b as i64, 8], (Kind::Float, Device::Cpu)),
@@ -140,10 +160,25 @@ fn packed_sequence_equals_step_by_step_recurrence() {
     assert!(last.is_none());
     let mut state = init.copy();
     for step in 0..t {
-        let (out, next) = tch::no_grad(|| p.step(&obs.get(step as i64), &first[step * b..(step + 1) * b], &state));
-        let dl = (&out.log_probs - packed.log_probs.get(step as i64)).abs().max().double_value(&[]);
-        let dv = (&out.values - packed.values.get(step as i64)).abs().max().double_value(&[]);
-        assert!(dl < 1e-5 && dv < 1e-5, "step {step}: log-prob diff {dl}, value diff {dv}");
+        let (out, next) = tch::no_grad(|| {
+            p.step(
+                &obs.get(step as i64),
+                &first[step * b..(step + 1) * b],
+                &state,
+            )
+        });
+        let dl = (&out.log_probs - packed.log_probs.get(step as i64))
+            .abs()
+            .max()
+            .double_value(&[]);
+        let dv = (&out.values - packed.values.get(step as i64))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(
+            dl < 1e-5 && dv < 1e-5,
+            "step {step}: log-prob diff {dl}, value diff {dv}"
+        );
         state = next;
     }
 }
@@ -158,7 +193,13 @@ fn sanity_config(env: &str, sets: &[&str]) -> Resolved {
     load(None, &all).unwrap()
 }
 
-fn run(resolved: &Resolved, dir: &Path, resume: bool, cache: Option<&Path>, stop_after: Option<u64>) -> sim_train::Result<Summary> {
+fn run(
+    resolved: &Resolved,
+    dir: &Path,
+    resume: bool,
+    cache: Option<&Path>,
+    stop_after: Option<u64>,
+) -> sim_train::Result<Summary> {
     train(
         resolved,
         &RunOptions {
@@ -183,7 +224,12 @@ fn sanity_bandit_is_solved() {
     let tmp = tempfile::tempdir().unwrap();
     let r = sanity_config(
         "sanity-bandit",
-        &["train.num_envs=64", "train.rollout_steps=16", "train.total_steps=30000", "train.learning_rate=0.003"],
+        &[
+            "train.num_envs=64",
+            "train.rollout_steps=16",
+            "train.total_steps=30000",
+            "train.learning_rate=0.003",
+        ],
     );
     let s = run(&r, tmp.path(), false, None, None).unwrap();
     // Chance is 1/4; solved is the paying arm every time.
@@ -238,7 +284,12 @@ fn assert_resume_is_exact(resolved: &Resolved, cache: Option<&Path>, k: u64) {
     assert_resume_is_exact_with(resolved, cache, None, k)
 }
 
-fn assert_resume_is_exact_with(resolved: &Resolved, cache: Option<&Path>, index: Option<&Path>, k: u64) {
+fn assert_resume_is_exact_with(
+    resolved: &Resolved,
+    cache: Option<&Path>,
+    index: Option<&Path>,
+    k: u64,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
     let opts = |dir: &Path, stop_after| RunOptions {
@@ -262,8 +313,15 @@ fn assert_resume_is_exact_with(resolved: &Resolved, cache: Option<&Path>, index:
         assert!(x.equal(y), "{na} differs after resume");
     }
     // Adam moved: the comparison is not between two untouched initializations.
-    assert!(ta.iter().any(|(n, x)| n.starts_with("adam_m/") && x.abs().sum(Kind::Float).double_value(&[]) > 0.0));
-    assert_eq!(metrics_without_timing(&whole), metrics_without_timing(&split));
+    assert!(
+        ta.iter()
+            .any(|(n, x)| n.starts_with("adam_m/")
+                && x.abs().sum(Kind::Float).double_value(&[]) > 0.0)
+    );
+    assert_eq!(
+        metrics_without_timing(&whole),
+        metrics_without_timing(&split)
+    );
     assert_eq!(a.episodes, c.episodes);
 }
 
@@ -271,7 +329,13 @@ fn assert_resume_is_exact_with(resolved: &Resolved, cache: Option<&Path>, index:
 fn resume_is_bit_identical_on_the_memory_task() {
     let r = sanity_config(
         "sanity-memory",
-        &["train.num_envs=32", "train.rollout_steps=16", "train.total_steps=4096", "train.bptt=8", "train.checkpoint_every=3"],
+        &[
+            "train.num_envs=32",
+            "train.rollout_steps=16",
+            "train.total_steps=4096",
+            "train.bptt=8",
+            "train.checkpoint_every=3",
+        ],
     );
     assert_eq!(r.config.train.updates(), 8);
     assert_resume_is_exact(&r, None, 4);
@@ -280,7 +344,10 @@ fn resume_is_bit_identical_on_the_memory_task() {
 #[test]
 fn resume_is_bit_identical_on_the_market() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = synth_cache(tmp.path(), &["synth.symbols=2", "synth.days=3", "synth.bar=\"1m\""]);
+    let cache = synth_cache(
+        tmp.path(),
+        &["synth.symbols=2", "synth.days=3", "synth.bar=\"1m\""],
+    );
     // Episodes truncated every 50 steps as well as ended by the close, so the resumed
     // run crosses resets, truncation bootstraps and rolling state.
     let r = load(
@@ -309,7 +376,12 @@ fn a_failed_checkpoint_write_leaves_the_previous_one_valid() {
     let dir = tmp.path().join("run");
     let r = sanity_config(
         "sanity-memory",
-        &["train.num_envs=8", "train.rollout_steps=8", "train.total_steps=640", "train.checkpoint_every=1"],
+        &[
+            "train.num_envs=8",
+            "train.rollout_steps=8",
+            "train.total_steps=640",
+            "train.checkpoint_every=1",
+        ],
     );
     run(&r, &dir, false, None, Some(2)).unwrap();
     let good = latest_checkpoint(&dir).unwrap();
@@ -332,32 +404,69 @@ fn cli_trains_plots_and_refuses_bad_runs() {
     let dir = tmp.path().join("run");
     let d = dir.to_str().unwrap();
     let small = [
-        "--set", "train.num_envs=16", "--set", "train.rollout_steps=8", "--set", "train.total_steps=256",
+        "--set",
+        "train.num_envs=16",
+        "--set",
+        "train.rollout_steps=8",
+        "--set",
+        "train.total_steps=256",
     ];
     sim_train()
-        .args(["train", "--env", "sanity-bandit", "--device", "cpu", "--run-dir", d])
+        .args([
+            "train",
+            "--env",
+            "sanity-bandit",
+            "--device",
+            "cpu",
+            "--run-dir",
+            d,
+        ])
         .args(small)
         .assert()
         .success()
         .stdout(predicate::str::contains("trained 2 updates"));
-    for f in ["config.resolved.toml", "metrics.jsonl", "metrics.csv", "summary.json", "checkpoints/latest"] {
+    for f in [
+        "config.resolved.toml",
+        "metrics.jsonl",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/latest",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     assert!(csv.starts_with("update,global_step,charts/lr,charts/sps"));
-    sim_train().args(["plot", "--run-dir", d]).assert().success();
+    sim_train()
+        .args(["plot", "--run-dir", d])
+        .assert()
+        .success();
     let svg = std::fs::read_to_string(dir.join("plots/training.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("charts/episode_return") && svg.contains("<path"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("charts/episode_return") && svg.contains("<path")
+    );
 
     // The same dir again: refused, nothing overwritten.
     sim_train()
-        .args(["train", "--env", "sanity-bandit", "--device", "cpu", "--run-dir", d])
+        .args([
+            "train",
+            "--env",
+            "sanity-bandit",
+            "--device",
+            "cpu",
+            "--run-dir",
+            d,
+        ])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("already exists").and(predicate::str::contains("--resume")));
+        .stderr(
+            predicate::str::contains("already exists").and(predicate::str::contains("--resume")),
+        );
     // A finished run resumes to nothing new.
-    sim_train().args(["train", "--resume", d]).assert().success();
+    sim_train()
+        .args(["train", "--resume", d])
+        .assert()
+        .success();
     // A run dir whose config was edited cannot be resumed.
     let cfg = dir.join("config.resolved.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -384,17 +493,34 @@ fn cli_trains_plots_and_refuses_bad_runs() {
     for (i, (args, key)) in cases.iter().enumerate() {
         let bad = tmp.path().join(format!("bad{i}"));
         sim_train()
-            .args(["train", "--env", "sanity-bandit", "--run-dir", bad.to_str().unwrap()])
+            .args([
+                "train",
+                "--env",
+                "sanity-bandit",
+                "--run-dir",
+                bad.to_str().unwrap(),
+            ])
             .args(*args)
             .assert()
             .failure()
             .stderr(predicate::str::contains(*key));
-        assert!(!bad.exists(), "{key}: run dir created before the config was checked");
+        assert!(
+            !bad.exists(),
+            "{key}: run dir created before the config was checked"
+        );
     }
     if !tch::Cuda::is_available() {
         let bad = tmp.path().join("cuda");
         sim_train()
-            .args(["train", "--env", "sanity-bandit", "--device", "cuda", "--run-dir", bad.to_str().unwrap()])
+            .args([
+                "train",
+                "--env",
+                "sanity-bandit",
+                "--device",
+                "cuda",
+                "--run-dir",
+                bad.to_str().unwrap(),
+            ])
             .assert()
             .failure()
             .stderr(predicate::str::contains("no usable CUDA device"));
@@ -410,7 +536,10 @@ fn cli_trains_plots_and_refuses_bad_runs() {
 #[test]
 fn resume_is_bit_identical_with_the_curriculum_sampler() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = synth_cache(tmp.path(), &["synth.symbols=3", "synth.days=4", "synth.bar=\"1m\""]);
+    let cache = synth_cache(
+        tmp.path(),
+        &["synth.symbols=3", "synth.days=4", "synth.bar=\"1m\""],
+    );
     let r = load(
         None,
         &[
@@ -430,4 +559,183 @@ fn resume_is_bit_identical_with_the_curriculum_sampler() {
     // Episodes start at the index's reset points, days come through the preloader; the
     // resumed run reloads the days its environments were on from the cache.
     assert_resume_is_exact_with(&r, None, Some(&index), 3);
+}
+
+#[test]
+fn ctrl_c_finishes_the_update_and_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sim-train"))
+        .args([
+            "-q",
+            "train",
+            "--env",
+            "sanity-memory",
+            "--device",
+            "cpu",
+            "--run-dir",
+        ])
+        .arg(&dir)
+        .args([
+            "--set",
+            "train.num_envs=64",
+            "--set",
+            "train.rollout_steps=64",
+        ])
+        .args([
+            "--set",
+            "train.total_steps=100000000",
+            "--set",
+            "train.checkpoint_every=0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first update's record, then interrupt.
+    let metrics = dir.join("metrics.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&metrics).map_or(true, |t| t.lines().count() < 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no update within 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("stopped after") && stdout.contains("--resume"),
+        "{stdout}"
+    );
+    // The checkpoint is the last finished update, and its log ends there.
+    let ckpt = latest_checkpoint(&dir).unwrap();
+    let records = std::fs::read_to_string(&metrics).unwrap().lines().count();
+    assert!(
+        ckpt.ends_with(format!("update-{records:08}")),
+        "{} vs {records} records",
+        ckpt.display()
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["finished"], false);
+    assert_eq!(summary["updates_done"], records as u64);
+}
+
+#[test]
+fn eval_compares_the_policy_with_baselines_on_the_same_days() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = synth_cache(
+        tmp.path(),
+        &["synth.symbols=2", "synth.days=4", "synth.bar=\"1m\""],
+    );
+    let dir = tmp.path().join("run");
+    let d = dir.to_str().unwrap();
+    sim_train()
+        .args(["-q", "train", "--device", "cpu", "--run-dir", d, "--cache"])
+        .arg(&cache)
+        .args([
+            "--set",
+            "train.num_envs=16",
+            "--set",
+            "train.rollout_steps=16",
+        ])
+        .args([
+            "--set",
+            "train.total_steps=512",
+            "--set",
+            "train.to=2024-01-04",
+        ])
+        .assert()
+        .success();
+    let out = tmp.path().join("eval");
+    sim_train()
+        .args([
+            "-q",
+            "eval",
+            "--run-dir",
+            d,
+            "--from",
+            "2024-01-05",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("vs flat").and(predicate::str::contains("vs buy-and-hold")),
+        );
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join(p)).unwrap()).unwrap()
+    };
+    let cmp = read("comparison.json");
+    // Daily returns from the report's daily equity: end over the previous day's end
+    // (the first day over its start).
+    let daily = |p: &str| -> Vec<f64> {
+        let rows = read(p)["portfolio"]["daily"].as_array().unwrap().clone();
+        let mut prev = rows[0]["start_equity"].as_f64().unwrap();
+        rows.iter()
+            .map(|r| {
+                let end = r["end_equity"].as_f64().unwrap();
+                let ret = end / prev - 1.0;
+                prev = end;
+                ret
+            })
+            .collect()
+    };
+    let policy = daily("policy/report.json");
+    let bh = daily("buy-and-hold/report.json");
+    // Only the held-out days, the same for all, and the t-statistic is that of the
+    // written reports' daily returns.
+    assert_eq!(cmp["first_date"], "2024-01-05");
+    assert_eq!(policy.len(), cmp["days"].as_u64().unwrap() as usize);
+    assert_eq!(policy.len(), bh.len());
+    assert!(daily("flat/report.json").iter().all(|&r| r == 0.0));
+    let want = sim_train::metrics::paired_t_stat(&policy, &bh);
+    let got = cmp["versus"][1]["t_stat"].as_f64();
+    assert_eq!(cmp["versus"][1]["baseline"], "buy-and-hold");
+    match (want, got) {
+        (Some(w), Some(g)) => assert!((w - g).abs() < 1e-9, "{w} vs {g}"),
+        (None, None) => {}
+        other => panic!("{other:?}"),
+    }
+    let source = &read("policy/report.json")["source"];
+    assert_eq!(source["kind"], "policy");
+    assert!(
+        source["checkpoint"]
+            .as_str()
+            .unwrap()
+            .contains("update-00000002")
+    );
+    // A sanity run has no market policy to evaluate.
+    let sanity = tmp.path().join("sanity");
+    sim_train()
+        .args([
+            "-q",
+            "train",
+            "--env",
+            "sanity-bandit",
+            "--device",
+            "cpu",
+            "--run-dir",
+        ])
+        .arg(&sanity)
+        .args([
+            "--set",
+            "train.num_envs=8",
+            "--set",
+            "train.rollout_steps=8",
+            "--set",
+            "train.total_steps=64",
+        ])
+        .assert()
+        .success();
+    sim_train()
+        .args(["eval", "--run-dir", sanity.to_str().unwrap(), "--cache"])
+        .arg(&cache)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("only market policies"));
 }

@@ -165,7 +165,13 @@ pub fn run_symbol(params: &Arc<EnvParams>, start_sec: u32, plan: &SymbolPlan) ->
         check_targets(params, &plan.symbol, dp)?;
     }
     let days: Vec<Arc<DayData>> = plan.days.iter().map(|d| d.day.clone()).collect();
-    run_symbol_with(params, start_sec, &plan.symbol, &days, &mut PlanTargets(plan))
+    run_symbol_with(
+        params,
+        start_sec,
+        &plan.symbol,
+        &days,
+        &mut PlanTargets(plan),
+    )
 }
 
 /// Runs one symbol's days (in date order) with targets from `decider`.

@@ -36,10 +36,16 @@ use std::fmt::Write as _;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
-    Positions { file: String },
-    Baseline { name: String },
+    Positions {
+        file: String,
+    },
+    Baseline {
+        name: String,
+    },
     /// A trained policy acting greedily on its observations.
-    Policy { checkpoint: String },
+    Policy {
+        checkpoint: String,
+    },
 }
 
 impl Source {

@@ -5,8 +5,8 @@
 mod backtest_cmd;
 mod cache_cmd;
 mod other;
-mod train_cmd;
 mod scan_cmd;
+mod train_cmd;
 
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;

@@ -9,8 +9,8 @@ use crate::clock::{hms, iso_ny};
 use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::ingest::SourceKind;
-use std::path::{Path, PathBuf};
 use polars::prelude::{Column, DataFrame};
+use std::path::{Path, PathBuf};
 
 /// The synthetic spec from `[synth]` with the command-line overrides.
 fn synth_spec(a: &SynthArgs, resolved: &Resolved) -> Result<crate::synth::SynthSpec> {
@@ -431,7 +431,17 @@ pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32
     } else {
         println!(
             "bench train on {} ({} threads), device {}: {} envs × T {}, hidden {}, encoder {:?}, {} epochs × {} minibatches, obs_dim {} ({})",
-            r.machine.cpu, r.threads, r.device, r.envs, r.rollout_steps, r.hidden, r.encoder, r.epochs, r.minibatches, r.obs_dim, r.data
+            r.machine.cpu,
+            r.threads,
+            r.device,
+            r.envs,
+            r.rollout_steps,
+            r.hidden,
+            r.encoder,
+            r.epochs,
+            r.minibatches,
+            r.obs_dim,
+            r.data
         );
         println!(
             "  {:>10.0} training steps/s  (per update: env {:.3} s, inference {:.3} s, learn {:.3} s, total {:.3} s)",

@@ -37,7 +37,12 @@ pub struct TrainArgs {
 pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
     let (resolved, dir, resume) = match (&a.resume, &a.run_dir) {
         (Some(dir), _) => {
-            if global.config.is_some() || !global.set.is_empty() || a.env.is_some() || a.device.is_some() || a.index.is_some() {
+            if global.config.is_some()
+                || !global.set.is_empty()
+                || a.env.is_some()
+                || a.device.is_some()
+                || a.index.is_some()
+            {
                 return Err(Error::Usage(format!(
                     "--resume continues {} with its saved {RESOLVED_FILE}: drop --config, --set, --env, --device and --index (start a new run to change settings)",
                     dir.display()
@@ -65,7 +70,11 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
                 };
                 sets.push(format!("train.device=\"{name}\""));
             }
-            (crate::config::load(global.config.as_deref(), &sets)?, dir.clone(), false)
+            (
+                crate::config::load(global.config.as_deref(), &sets)?,
+                dir.clone(),
+                false,
+            )
         }
         (None, None) => return Err(Error::Usage("give --run-dir DIR or --resume DIR".into())),
     };
@@ -82,17 +91,26 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
         },
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary).expect("serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("serializes")
+        );
     } else {
         println!(
             "{} {} updates ({} env steps, {} episodes) on {} at {:.0} steps/s; final episode return {}",
-            if summary.finished { "trained" } else { "stopped after" },
+            if summary.finished {
+                "trained"
+            } else {
+                "stopped after"
+            },
             summary.updates_done,
             summary.global_step,
             summary.episodes,
             summary.device,
             summary.sps,
-            summary.final_episode_return.map_or("-".into(), |r| format!("{r:.4}")),
+            summary
+                .final_episode_return
+                .map_or("-".into(), |r| format!("{r:.4}")),
         );
         println!("run dir: {}", dir.display());
         if let Some(c) = &summary.checkpoint {
@@ -142,7 +160,12 @@ pub struct EvalArgs {
     #[arg(long, value_parser = super::parse_date)]
     pub to: Option<chrono::NaiveDate>,
     /// Baselines run on the same days, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "flat,buy-and-hold")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "flat,buy-and-hold"
+    )]
     pub baselines: Vec<crate::backtest::Baseline>,
     /// Output folder (default: RUN_DIR/eval).
     #[arg(long)]
@@ -156,19 +179,26 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
     if let (Some(f), Some(t)) = (a.from, a.to)
         && f > t
     {
-        return Err(Error::Usage(format!("--from {f} is after --to {t}: give a non-empty date range")));
+        return Err(Error::Usage(format!(
+            "--from {f} is after --to {t}: give a non-empty date range"
+        )));
     }
     let cache = match &a.cache {
         Some(c) => c.clone(),
         None => crate::learn::run::run_cache(&a.run_dir)?.ok_or_else(|| {
-            Error::Usage(format!("{} does not record a cache: pass --cache DIR", a.run_dir.display()))
+            Error::Usage(format!(
+                "{} does not record a cache: pass --cache DIR",
+                a.run_dir.display()
+            ))
         })?,
     };
     let sel = crate::env::DaySelection {
-        symbols: a
-            .symbols
-            .as_ref()
-            .map(|s| s.iter().map(|x| x.trim().to_ascii_uppercase()).filter(|x| !x.is_empty()).collect()),
+        symbols: a.symbols.as_ref().map(|s| {
+            s.iter()
+                .map(|x| x.trim().to_ascii_uppercase())
+                .filter(|x| !x.is_empty())
+                .collect()
+        }),
         from: a.from,
         to: a.to,
     };

@@ -307,7 +307,10 @@ impl CpuEnvs {
     ) -> Result<()> {
         let bad = |what: &str| Error::Data(format!("environment snapshot: {what}"));
         let (len, meta) = snapshot_meta(bytes)?;
-        if meta.envs != self.num_envs() || meta.obs_dim != self.obs_dim() || meta.ring_w != self.ring_w {
+        if meta.envs != self.num_envs()
+            || meta.obs_dim != self.obs_dim()
+            || meta.ring_w != self.ring_w
+        {
             return Err(bad(&format!(
                 "it holds {} environments with {} observations (sharpe window {}), these are {} with {} ({}): resume with the saved run's config",
                 meta.envs,
@@ -329,7 +332,9 @@ impl CpuEnvs {
             .collect::<Result<Vec<_>>>()?;
         let body = &bytes[8 + len..];
         let state_len = self.num_envs() * EnvState::bytes_per_env();
-        if body.len() != state_len + 8 * self.ring.len() || !self.state.read_bytes(&body[..state_len]) {
+        if body.len() != state_len + 8 * self.ring.len()
+            || !self.state.read_bytes(&body[..state_len])
+        {
             return Err(bad("the state arrays have the wrong size"));
         }
         bytemuck::cast_slice_mut::<f64, u8>(&mut self.ring).copy_from_slice(&body[state_len..]);

@@ -120,7 +120,9 @@ impl EpisodeSource for StartTimes {
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
         let s: StartTimesState = serde_json::from_value(state.clone()).map_err(|e| {
-            Error::Data(format!("episode source state is not a start-time state: {e}"))
+            Error::Data(format!(
+                "episode source state is not a start-time state: {e}"
+            ))
         })?;
         if s.pairs != self.starts.len() || s.seed != self.seed {
             return Err(Error::Data(format!(
@@ -132,10 +134,12 @@ impl EpisodeSource for StartTimes {
             )));
         }
         let pos: u128 = s.word_pos.parse().map_err(|_| {
-            Error::Data(format!("episode source state: bad RNG position '{}'", s.word_pos))
+            Error::Data(format!(
+                "episode source state: bad RNG position '{}'",
+                s.word_pos
+            ))
         })?;
         self.rng.set_word_pos(pos);
         Ok(())
     }
 }
-

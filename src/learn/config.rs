@@ -198,7 +198,7 @@ impl TrainConfig {
                 self.encoder
             ));
         }
-        if self.num_envs % self.minibatches != 0 {
+        if !self.num_envs.is_multiple_of(self.minibatches) {
             return Err(format!(
                 "train.minibatches = {} does not divide train.num_envs = {}: minibatches split the batch by environment, so pick a divisor",
                 self.minibatches, self.num_envs
@@ -210,7 +210,7 @@ impl TrainConfig {
                 self.bptt, self.rollout_steps
             ));
         }
-        if self.rollout_steps % self.bptt_len() != 0 {
+        if !self.rollout_steps.is_multiple_of(self.bptt_len()) {
             return Err(format!(
                 "train.bptt = {} does not divide train.rollout_steps = {}",
                 self.bptt, self.rollout_steps

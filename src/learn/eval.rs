@@ -7,10 +7,10 @@
 //! with. Each symbol is one account whose equity carries from day to day, as in
 //! `sim-train backtest`.
 
+use super::TrainEnv;
 use super::normalize::ObsNorm;
 use super::policy::{LstmState, Policy, PolicyShape};
 use super::run::latest_checkpoint;
-use super::TrainEnv;
 use crate::backtest::engine::{Decider, run_symbol_with};
 use crate::backtest::report::Source;
 use crate::backtest::{Backtest, Baseline, finish, run_baseline, selected_symbols, start_sec};
@@ -76,7 +76,11 @@ impl Agent {
             for (n, p) in policy.named_parameters() {
                 let src = get(&format!("param/{n}"))?;
                 if src.size() != p.size() {
-                    return Err(bad(format!("tensor {n} has shape {:?}, the policy {:?}", src.size(), p.size())));
+                    return Err(bad(format!(
+                        "tensor {n} has shape {:?}, the policy {:?}",
+                        src.size(),
+                        p.size()
+                    )));
                 }
                 p.shallow_clone().copy_(src);
             }

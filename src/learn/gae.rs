@@ -31,7 +31,10 @@ pub struct GaeInput<'a> {
 pub fn gae(x: &GaeInput<'_>) -> Gae {
     let n = x.n;
     let len = x.rewards.len();
-    assert!(n > 0 && len % n == 0, "rollout of {len} values is not T × {n}");
+    assert!(
+        n > 0 && len.is_multiple_of(n),
+        "rollout of {len} values is not T × {n}"
+    );
     for s in [x.values, x.final_values] {
         assert_eq!(s.len(), len);
     }
@@ -43,7 +46,7 @@ pub fn gae(x: &GaeInput<'_>) -> Gae {
     let mut last = vec![0f32; n];
     for t in (0..t_len).rev() {
         let row = t * n;
-        for i in 0..n {
+        for (i, last) in last.iter_mut().enumerate() {
             let k = row + i;
             let next = if t + 1 < t_len {
                 x.values[k + n]
@@ -58,8 +61,8 @@ pub fn gae(x: &GaeInput<'_>) -> Gae {
                 (next, 1.0)
             };
             let delta = x.rewards[k] + x.gamma * future - x.values[k];
-            last[i] = delta + x.gamma * x.lambda * carry * last[i];
-            adv[k] = last[i];
+            *last = delta + x.gamma * x.lambda * carry * *last;
+            adv[k] = *last;
         }
     }
     let returns = adv.iter().zip(x.values).map(|(a, v)| a + v).collect();

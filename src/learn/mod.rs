@@ -1,12 +1,14 @@
 //! The learner: a recurrent PPO agent (tch / libtorch) trained on a batch of environments.
 //!
-//! - [`config`]: the `[train]` section;
-//! - [`policy`]: the LSTM actor-critic;
-//! - [`gae`]: advantages;
-//! - [`ppo`]: rollouts and updates, one linear file;
-//! - [`vec_env`]: what the learner steps (market or sanity environments);
-//! - [`sanity`]: tasks a correct learner solves in seconds;
-//! - [`run`]: a training run: run dir, logs, progress, checkpoints, exact resume.
+//! - [`config`]: the `[train]` section,
+//! - [`normalize`]: running observation normalization,
+//! - [`policy`]: the LSTM actor-critic,
+//! - [`gae`]: the advantages,
+//! - [`ppo`]: rollouts and updates, one linear file,
+//! - [`vec_env`]: what the learner steps (market or sanity environments),
+//! - [`sanity`]: tasks a correct learner solves in seconds,
+//! - [`run`]: a training run (run dir, logs, progress, checkpoints, exact resume),
+//! - [`eval`]: a trained policy through the backtest engine, against baselines.
 
 pub mod config;
 pub mod eval;
@@ -14,8 +16,8 @@ pub mod gae;
 pub mod normalize;
 pub mod policy;
 pub mod ppo;
-pub mod sanity;
 pub mod run;
+pub mod sanity;
 pub mod vec_env;
 
 pub use config::{DeviceChoice, TrainConfig, TrainEnv};

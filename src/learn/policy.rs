@@ -97,7 +97,8 @@ impl Policy {
             width = w;
         }
         let h = shape.hidden as i64;
-        let w_ih = (&root / "lstm").var("weight_ih", &[4 * h, width], Init::Orthogonal { gain: 1.0 });
+        let w_ih =
+            (&root / "lstm").var("weight_ih", &[4 * h, width], Init::Orthogonal { gain: 1.0 });
         let w_hh = (&root / "lstm").var("weight_hh", &[4 * h, h], Init::Orthogonal { gain: 1.0 });
         let b_ih = (&root / "lstm").var("bias_ih", &[4 * h], zero);
         let b_hh = (&root / "lstm").var("bias_hh", &[4 * h], zero);
@@ -142,7 +143,12 @@ impl Policy {
     /// row, starting from the carried state (first piece) or zeros (later pieces), padded
     /// to T and unpacked afterwards — the same numbers as zeroing the state per step,
     /// without a per-step loop in the autograd graph.
-    pub fn sequence(&self, obs: &Tensor, first: &[f32], state: &LstmState) -> (PolicyOut, Option<LstmState>) {
+    pub fn sequence(
+        &self,
+        obs: &Tensor,
+        first: &[f32],
+        state: &LstmState,
+    ) -> (PolicyOut, Option<LstmState>) {
         let size = obs.size();
         let (t, b) = (size[0] as usize, size[1] as usize);
         assert_eq!(first.len(), t * b, "first flags are not T × B");
@@ -156,7 +162,16 @@ impl Policy {
         let (h0, c0) = (&state.h * &keep0, &state.c * &keep0);
         let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
         let (hs, last) = if first[b..].iter().all(|&f| f == 0.0) {
-            let (out, h, c) = x.lstm(&[&h0.unsqueeze(0), &c0.unsqueeze(0)], &params, true, 1, 0.0, true, false, false);
+            let (out, h, c) = x.lstm(
+                &[&h0.unsqueeze(0), &c0.unsqueeze(0)],
+                &params,
+                true,
+                1,
+                0.0,
+                true,
+                false,
+                false,
+            );
             let last = LstmState {
                 h: h.squeeze_dim(0),
                 c: c.squeeze_dim(0),
@@ -173,7 +188,16 @@ impl Policy {
             let init = long(&p.init);
             let h_init = Tensor::cat(&[h0, zero_row(hidden)], 0).index_select(0, &init);
             let c_init = Tensor::cat(&[c0, zero_row(hidden)], 0).index_select(0, &init);
-            let (out, _, _) = xs.lstm(&[&h_init.unsqueeze(0), &c_init.unsqueeze(0)], &params, true, 1, 0.0, true, false, false);
+            let (out, _, _) = xs.lstm(
+                &[&h_init.unsqueeze(0), &c_init.unsqueeze(0)],
+                &params,
+                true,
+                1,
+                0.0,
+                true,
+                false,
+                false,
+            );
             let hs = out
                 .view([t as i64 * bp, hidden])
                 .index_select(0, &long(&p.unpack))
@@ -181,7 +205,9 @@ impl Policy {
             (hs, None)
         };
         let logits = hs.linear(&self.actor_w, Some(&self.actor_b));
-        let values = hs.linear(&self.critic_w, Some(&self.critic_b)).squeeze_dim(-1);
+        let values = hs
+            .linear(&self.critic_w, Some(&self.critic_b))
+            .squeeze_dim(-1);
         (
             PolicyOut {
                 log_probs: logits.log_softmax(-1, Kind::Float),

@@ -75,7 +75,10 @@ impl Adam {
                 .iter()
                 .map(|(_, p)| p.grad().pow_tensor_scalar(2).sum(Kind::Float))
                 .collect();
-            let norm = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt().double_value(&[]);
+            let norm = Tensor::stack(&sq, 0)
+                .sum(Kind::Float)
+                .sqrt()
+                .double_value(&[]);
             let coef = max_norm / (norm + 1e-6);
             if coef < 1.0 {
                 for (_, p) in &self.params {
@@ -204,7 +207,9 @@ impl Ppo {
     }
 
     fn tensor(&self, data: &[f32], shape: &[i64]) -> Tensor {
-        Tensor::from_slice(data).view(shape).to_device(self.device())
+        Tensor::from_slice(data)
+            .view(shape)
+            .to_device(self.device())
     }
 
     /// Collects one rollout; returns (env seconds, inference seconds).
@@ -264,7 +269,11 @@ impl Ppo {
             if !cut.is_empty() {
                 let mut rows: Vec<f32> = cut
                     .iter()
-                    .flat_map(|&i| env.final_obs()[i as usize * d..(i as usize + 1) * d].iter().copied())
+                    .flat_map(|&i| {
+                        env.final_obs()[i as usize * d..(i as usize + 1) * d]
+                            .iter()
+                            .copied()
+                    })
                     .collect();
                 if let Some(norm) = &self.obs_norm {
                     let raw = rows.clone();
@@ -273,9 +282,12 @@ impl Ppo {
                 let idx = Tensor::from_slice(&cut).to_device(self.device());
                 let last = self.tensor(&rows, &[cut.len() as i64, d as i64]);
                 let zero = vec![0.0; cut.len()];
-                let (v, _) = tch::no_grad(|| self.policy.step(&last, &zero, &next_state.select(&idx)));
+                let (v, _) =
+                    tch::no_grad(|| self.policy.step(&last, &zero, &next_state.select(&idx)));
                 let mut vals = vec![0f32; cut.len()];
-                v.values.to_device(Device::Cpu).copy_data(&mut vals, cut.len());
+                v.values
+                    .to_device(Device::Cpu)
+                    .copy_data(&mut vals, cut.len());
                 for (&i, v) in cut.iter().zip(vals) {
                     self.final_values[row + i as usize] = v;
                 }
@@ -320,7 +332,9 @@ impl Ppo {
         let obs_next = self.tensor(&self.step_obs, &[n as i64, d as i64]);
         let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &self.next_first, &self.state));
         let mut next_value = vec![0f32; n];
-        boot.values.to_device(Device::Cpu).copy_data(&mut next_value, n);
+        boot.values
+            .to_device(Device::Cpu)
+            .copy_data(&mut next_value, n);
         let g = gae(&GaeInput {
             n,
             rewards: &self.rewards,
@@ -335,7 +349,9 @@ impl Ppo {
 
         let (t, ni) = (t_len as i64, n as i64);
         let obs = self.tensor(&self.obs, &[t, ni, d as i64]);
-        let actions = Tensor::from_slice(&self.actions).view([t, ni]).to_device(dev);
+        let actions = Tensor::from_slice(&self.actions)
+            .view([t, ni])
+            .to_device(dev);
         let old_logp = self.tensor(&self.logp, &[t, ni]);
         let old_values = self.tensor(&self.values, &[t, ni]);
         let advantages = self.tensor(&g.advantages, &[t, ni]);
@@ -360,16 +376,30 @@ impl Ppo {
                     let pick = |x: &Tensor| x.narrow(0, start, bptt).index_select(1, &idx);
                     let all_first = &self.first;
                     let mb_first: Vec<f32> = (start..start + bptt)
-                        .flat_map(|s| mb.iter().map(move |&i| all_first[s as usize * n + i as usize]))
+                        .flat_map(|s| {
+                            mb.iter()
+                                .map(move |&i| all_first[s as usize * n + i as usize])
+                        })
                         .collect();
-                    let (out, _) = self.policy.sequence(&pick(&obs), &mb_first, &c.select(&idx));
+                    let (out, _) = self
+                        .policy
+                        .sequence(&pick(&obs), &mb_first, &c.select(&idx));
                     let mb_actions = pick(&actions);
-                    let new_logp = out.log_probs.gather(-1, &mb_actions.unsqueeze(-1), false).squeeze_dim(-1);
-                    let entropy = -(out.log_probs.exp() * &out.log_probs).sum_dim_intlist(-1, false, Kind::Float);
+                    let new_logp = out
+                        .log_probs
+                        .gather(-1, &mb_actions.unsqueeze(-1), false)
+                        .squeeze_dim(-1);
+                    let entropy = -(out.log_probs.exp() * &out.log_probs).sum_dim_intlist(
+                        -1,
+                        false,
+                        Kind::Float,
+                    );
                     let logratio = &new_logp - pick(&old_logp);
                     let ratio = logratio.exp();
                     let (kl, old_kl, clipfrac) = tch::no_grad(|| {
-                        let kl = ((&ratio - 1.0) - &logratio).mean(Kind::Float).double_value(&[]);
+                        let kl = ((&ratio - 1.0) - &logratio)
+                            .mean(Kind::Float)
+                            .double_value(&[]);
                         let old_kl = (-&logratio).mean(Kind::Float).double_value(&[]);
                         let cf = (&ratio - 1.0)
                             .abs()

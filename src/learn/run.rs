@@ -294,7 +294,18 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
     }
     let resumed_from = saved.as_ref().map(|s| s.update);
     let data = DataPaths { cache, index };
-    pool.install(|| run_updates(resolved, opts, &mut ppo, env.as_mut(), counters, data, resumed_from, device))
+    pool.install(|| {
+        run_updates(
+            resolved,
+            opts,
+            &mut ppo,
+            env.as_mut(),
+            counters,
+            data,
+            resumed_from,
+            device,
+        )
+    })
 }
 
 /// Where a market run's data came from (recorded in checkpoints for resume).
@@ -372,8 +383,8 @@ fn run_updates(
             ret.map_or("-".into(), |r| format!("{r:.3}")),
             pnl.map_or("-".into(), |p| format!("{p:.2}"))
         ));
-        if !bar.is_hidden() {
-        } else if at.update == 1 || at.update % (updates / 20).max(1) == 0 {
+        // Without a visible progress bar (not a terminal, JSON logs), ~20 log lines a run.
+        if bar.is_hidden() && (at.update == 1 || at.update.is_multiple_of((updates / 20).max(1))) {
             tracing::info!(
                 update = at.update,
                 of = updates,
@@ -384,19 +395,35 @@ fn run_updates(
                 "train"
             );
         }
-        let periodic = cfg.checkpoint_every > 0 && at.update % cfg.checkpoint_every == 0;
+        let periodic = cfg.checkpoint_every > 0 && at.update.is_multiple_of(cfg.checkpoint_every);
         if periodic || at.update == updates {
-            last_ckpt = Some(save_checkpoint(dir, ppo, env, &at, &hash, &data, cfg.keep_checkpoints)?);
+            last_ckpt = Some(save_checkpoint(
+                dir,
+                ppo,
+                env,
+                &at,
+                &hash,
+                &data,
+                cfg.keep_checkpoints,
+            )?);
         }
     }
     bar.finish_and_clear();
     let finished = at.update >= updates;
-    if !finished && last_ckpt.as_ref().is_none_or(|_| true) && done_here > 0 {
+    if !finished && done_here > 0 {
         // Stopped early (Ctrl-C or stop_after): checkpoint where we are, unless the last
         // update already did.
-        let already = cfg.checkpoint_every > 0 && at.update % cfg.checkpoint_every == 0;
+        let already = cfg.checkpoint_every > 0 && at.update.is_multiple_of(cfg.checkpoint_every);
         if !already {
-            last_ckpt = Some(save_checkpoint(dir, ppo, env, &at, &hash, &data, cfg.keep_checkpoints)?);
+            last_ckpt = Some(save_checkpoint(
+                dir,
+                ppo,
+                env,
+                &at,
+                &hash,
+                &data,
+                cfg.keep_checkpoints,
+            )?);
         }
     }
     if !finished {
@@ -420,7 +447,11 @@ fn run_updates(
         global_step: at.global_step,
         episodes: at.episodes,
         wall_s: wall,
-        sps: if wall > 0.0 { steps_here as f64 / wall } else { 0.0 },
+        sps: if wall > 0.0 {
+            steps_here as f64 / wall
+        } else {
+            0.0
+        },
         env_s,
         inference_s: inf_s,
         learn_s,
@@ -438,7 +469,12 @@ fn mean(x: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| s / n as f64)
 }
 
-fn metrics_record(at: &Counters, s: &UpdateStats, sps: f64, eps: &[EpisodeLog]) -> Vec<(&'static str, Option<f64>)> {
+fn metrics_record(
+    at: &Counters,
+    s: &UpdateStats,
+    sps: f64,
+    eps: &[EpisodeLog],
+) -> Vec<(&'static str, Option<f64>)> {
     let traded: Vec<&EpisodeLog> = eps.iter().filter(|e| e.trades > 0).collect();
     let win_rate = mean(traded.iter().map(|e| if e.pnl > 0.0 { 1.0 } else { 0.0 }));
     let values = [
@@ -469,7 +505,11 @@ fn metrics_record(at: &Counters, s: &UpdateStats, sps: f64, eps: &[EpisodeLog]) 
     METRIC_KEYS
         .iter()
         .copied()
-        .zip(values.into_iter().map(|v| v.and_then(|x| x.is_finite().then_some(x))))
+        .zip(
+            values
+                .into_iter()
+                .map(|v| v.and_then(|x| x.is_finite().then_some(x))),
+        )
         .collect()
 }
 
@@ -505,7 +545,12 @@ impl MetricsLog {
     fn append(&mut self, record: &[(&str, Option<f64>)]) -> Result<()> {
         let obj: serde_json::Map<String, serde_json::Value> = record
             .iter()
-            .map(|(k, v)| (k.to_string(), v.map_or(serde_json::Value::Null, serde_json::Value::from)))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.map_or(serde_json::Value::Null, serde_json::Value::from),
+                )
+            })
             .collect();
         let line = serde_json::to_string(&obj).expect("numbers serialize");
         writeln!(self.jsonl, "{line}").at(&self.paths.0)?;
@@ -592,7 +637,10 @@ pub fn latest_checkpoint(dir: &Path) -> Result<PathBuf> {
     if !path.join("state.json").is_file() {
         return Err(Error::input(
             &latest,
-            format!("names checkpoint {} which is missing or incomplete", path.display()),
+            format!(
+                "names checkpoint {} which is missing or incomplete",
+                path.display()
+            ),
         ));
     }
     Ok(path)
@@ -606,7 +654,8 @@ pub fn run_cache(dir: &Path) -> Result<Option<PathBuf>> {
 
 fn read_state(path: &Path) -> Result<CkptState> {
     let text = std::fs::read_to_string(path).at(path)?;
-    serde_json::from_str(&text).map_err(|e| Error::input(path, format!("unreadable checkpoint state: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::input(path, format!("unreadable checkpoint state: {e}")))
 }
 
 fn check_compatible(s: &CkptState, resolved: &Resolved) -> Result<()> {
@@ -662,7 +711,8 @@ fn save_checkpoint(
         }
         named.push(("next/first".into(), Tensor::from_slice(&ppo.next_first)));
         let tp = tmp.join("tensors.ot");
-        Tensor::save_multi(&named, &tp).map_err(|e| Error::io(&tp, std::io::Error::other(e.to_string())))?;
+        Tensor::save_multi(&named, &tp)
+            .map_err(|e| Error::io(&tp, std::io::Error::other(e.to_string())))?;
         write_file_synced(&tmp.join("envs.bin"), &env.save_state())?;
         let state = CkptState {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -727,13 +777,20 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
     let bad = |what: String| Error::input(&tp, what);
     let loaded = Tensor::load_multi(&tp).map_err(|e| bad(format!("unreadable: {e}")))?;
     let map: std::collections::HashMap<String, Tensor> = loaded.into_iter().collect();
-    let get = |k: &str| map.get(k).ok_or_else(|| bad(format!("has no tensor {k}: not a checkpoint of this run")));
+    let get = |k: &str| {
+        map.get(k)
+            .ok_or_else(|| bad(format!("has no tensor {k}: not a checkpoint of this run")))
+    };
     let dev = ppo.policy.device();
     tch::no_grad(|| -> Result<()> {
         for (k, (n, p)) in ppo.adam.params.iter().enumerate() {
             let src = get(&format!("param/{n}"))?;
             if src.size() != p.size() {
-                return Err(bad(format!("tensor {n} has shape {:?}, the policy {:?}", src.size(), p.size())));
+                return Err(bad(format!(
+                    "tensor {n} has shape {:?}, the policy {:?}",
+                    src.size(),
+                    p.size()
+                )));
             }
             let mut p = p.shallow_clone();
             p.copy_(src);
@@ -750,7 +807,11 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
     let copy_host = |k: &str, dst: &mut Vec<f32>| -> Result<()> {
         let t = get(k)?;
         if t.numel() != dst.len() {
-            return Err(bad(format!("tensor {k} has {} values, expected {}", t.numel(), dst.len())));
+            return Err(bad(format!(
+                "tensor {k} has {} values, expected {}",
+                t.numel(),
+                dst.len()
+            )));
         }
         let len = dst.len();
         t.copy_data(dst, len);
@@ -761,7 +822,9 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
         let read = |k: &str, dst: &mut Vec<f64>| -> Result<()> {
             let t = get(k)?;
             if t.numel() != dst.len() || t.kind() != tch::Kind::Double {
-                return Err(bad(format!("tensor {k} does not match the observation size")));
+                return Err(bad(format!(
+                    "tensor {k} does not match the observation size"
+                )));
             }
             let len = dst.len();
             t.copy_data(dst, len);
