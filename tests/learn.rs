@@ -739,3 +739,47 @@ fn eval_compares_the_policy_with_baselines_on_the_same_days() {
         .failure()
         .stderr(predicate::str::contains("only market policies"));
 }
+
+#[test]
+fn policy_init_is_orthogonal_with_cleanrl_gains_and_seeded() {
+    let shape = PolicyShape {
+        obs_dim: 24,
+        n_actions: 5,
+        encoder: vec![128],
+        hidden: 128,
+    };
+    let p = Policy::new(shape.clone(), Device::Cpu, 7);
+    let params: std::collections::HashMap<String, Tensor> =
+        p.named_parameters().into_iter().collect();
+    // Fewer rows than columns: W Wᵀ = gain² I; more: Wᵀ W = gain² I.
+    for (name, gain) in [
+        ("encoder0.weight", std::f64::consts::SQRT_2),
+        ("lstm.weight_ih", 1.0),
+        ("lstm.weight_hh", 1.0),
+        ("actor.weight", 0.01),
+        ("critic.weight", 1.0),
+    ] {
+        let w = &params[name];
+        let (r, c) = (w.size()[0], w.size()[1]);
+        let gram = if r < c { w.mm(&w.tr()) } else { w.tr().mm(w) };
+        let eye = Tensor::eye(r.min(c), (Kind::Float, Device::Cpu)) * (gain * gain);
+        let err = (gram - eye).abs().max().double_value(&[]);
+        assert!(err < 1e-4 * gain * gain + 1e-6, "{name}: {err}");
+    }
+    for name in ["lstm.bias_ih", "actor.bias", "critic.bias"] {
+        assert_eq!(params[name].abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+    let again = Policy::new(shape.clone(), Device::Cpu, 7);
+    let other = Policy::new(shape, Device::Cpu, 8);
+    for ((n, a), ((_, b), (_, c))) in p.named_parameters().iter().zip(
+        again
+            .named_parameters()
+            .iter()
+            .zip(other.named_parameters().iter()),
+    ) {
+        assert!(a.equal(b), "{n} differs for the same seed");
+        if n.ends_with("weight") || n.ends_with("weight_ih") || n.ends_with("weight_hh") {
+            assert!(!a.equal(c), "{n} equal for another seed");
+        }
+    }
+}

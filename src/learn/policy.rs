@@ -8,6 +8,8 @@
 //! [`Policy::sequence`] does that by packing episode pieces into rows instead of stepping
 //! one time step at a time, which makes the backward pass several times cheaper.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
@@ -74,39 +76,39 @@ pub struct PolicyOut {
 }
 
 impl Policy {
-    /// A freshly initialized policy; the weights depend only on `seed` (through libtorch's
-    /// generator, seeded here).
+    /// A freshly initialized policy; the weights depend only on `seed` (drawn from a
+    /// ChaCha stream of our own, not libtorch's global generator, so concurrent users of
+    /// libtorch cannot change them).
     pub fn new(shape: PolicyShape, device: Device, seed: u64) -> Policy {
-        tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let zero = Init::Const(0.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut ortho = |path: &nn::Path, name: &str, rows: i64, cols: i64, gain: f64| {
+            let init = orthogonal(&mut rng, rows, cols, gain).to_device(device);
+            path.var_copy(name, &init)
+        };
+        let zeros = |path: &nn::Path, name: &str, n: i64| path.var(name, &[n], Init::Const(0.0));
         let mut encoder = Vec::with_capacity(shape.encoder.len());
         let mut width = shape.obs_dim as i64;
         for (i, &w) in shape.encoder.iter().enumerate() {
             let w = w as i64;
-            let weight = (&root / format!("encoder{i}")).var(
-                "weight",
-                &[w, width],
-                Init::Orthogonal {
-                    gain: std::f64::consts::SQRT_2,
-                },
-            );
-            let bias = (&root / format!("encoder{i}")).var("bias", &[w], zero);
-            encoder.push((weight, bias));
+            let path = &root / format!("encoder{i}");
+            let weight = ortho(&path, "weight", w, width, std::f64::consts::SQRT_2);
+            encoder.push((weight, zeros(&path, "bias", w)));
             width = w;
         }
         let h = shape.hidden as i64;
-        let w_ih =
-            (&root / "lstm").var("weight_ih", &[4 * h, width], Init::Orthogonal { gain: 1.0 });
-        let w_hh = (&root / "lstm").var("weight_hh", &[4 * h, h], Init::Orthogonal { gain: 1.0 });
-        let b_ih = (&root / "lstm").var("bias_ih", &[4 * h], zero);
-        let b_hh = (&root / "lstm").var("bias_hh", &[4 * h], zero);
-        let a = shape.n_actions as i64;
-        let actor_w = (&root / "actor").var("weight", &[a, h], Init::Orthogonal { gain: 0.01 });
-        let actor_b = (&root / "actor").var("bias", &[a], zero);
-        let critic_w = (&root / "critic").var("weight", &[1, h], Init::Orthogonal { gain: 1.0 });
-        let critic_b = (&root / "critic").var("bias", &[1], zero);
+        let lstm = &root / "lstm";
+        let w_ih = ortho(&lstm, "weight_ih", 4 * h, width, 1.0);
+        let w_hh = ortho(&lstm, "weight_hh", 4 * h, h, 1.0);
+        let b_ih = zeros(&lstm, "bias_ih", 4 * h);
+        let b_hh = zeros(&lstm, "bias_hh", 4 * h);
+        let actor = &root / "actor";
+        let actor_w = ortho(&actor, "weight", shape.n_actions as i64, h, 0.01);
+        let actor_b = zeros(&actor, "bias", shape.n_actions as i64);
+        let critic = &root / "critic";
+        let critic_w = ortho(&critic, "weight", 1, h, 1.0);
+        let critic_b = zeros(&critic, "bias", 1);
         Policy {
             vs,
             shape,
@@ -229,6 +231,21 @@ impl Policy {
             next.expect("a one-step sequence has no inner episode start"),
         )
     }
+}
+
+/// A `rows × cols` matrix with orthonormal rows or columns (whichever are fewer) times
+/// `gain`: PyTorch's `nn.init.orthogonal_` (QR of a standard normal matrix, signs fixed
+/// by R's diagonal), drawn from `rng`.
+fn orthogonal(rng: &mut ChaCha8Rng, rows: i64, cols: i64, gain: f64) -> Tensor {
+    let (tall, wide) = (rows.max(cols), rows.min(cols));
+    let normal: Vec<f32> = (0..tall * wide)
+        .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+        .collect();
+    let a = Tensor::from_slice(&normal).view([tall, wide]);
+    let (q, r) = Tensor::linalg_qr(&a, "reduced");
+    let q = q * r.diagonal(0, 0, 1).sign().unsqueeze(0);
+    let q = if rows < cols { q.tr() } else { q };
+    (q * gain).contiguous()
 }
 
 /// Where each (environment, episode piece) of a `T × B` sequence goes when every piece is
