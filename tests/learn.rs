@@ -341,6 +341,24 @@ fn resume_is_bit_identical_on_the_memory_task() {
     assert_resume_is_exact(&r, None, 4);
 }
 
+/// 16 market environments × 32 steps, 6 updates of 2 minibatches, plus `extra` sets.
+fn market_config(extra: &[&str]) -> Resolved {
+    let mut sets: Vec<String> = [
+        "train.env=\"market\"",
+        "train.device=\"cpu\"",
+        "train.threads=2",
+        "train.num_envs=16",
+        "train.rollout_steps=32",
+        "train.total_steps=3072",
+        "train.minibatches=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    load(None, &sets).unwrap()
+}
+
 #[test]
 fn resume_is_bit_identical_on_the_market() {
     let tmp = tempfile::tempdir().unwrap();
@@ -350,22 +368,11 @@ fn resume_is_bit_identical_on_the_market() {
     );
     // Episodes truncated every 50 steps as well as ended by the close, so the resumed
     // run crosses resets, truncation bootstraps and rolling state.
-    let r = load(
-        None,
-        &[
-            "train.env=\"market\"".into(),
-            "train.device=\"cpu\"".into(),
-            "train.threads=2".into(),
-            "train.num_envs=16".into(),
-            "train.rollout_steps=32".into(),
-            "train.total_steps=3072".into(),
-            "train.minibatches=2".into(),
-            "env.max_episode_steps=50".into(),
-            "env.start_times=[\"09:30:00\", \"12:00:00\", \"15:30:00\"]".into(),
-            "env.reward.kind=\"hybrid\"".into(),
-        ],
-    )
-    .unwrap();
+    let r = market_config(&[
+        "env.max_episode_steps=50",
+        "env.start_times=[\"09:30:00\", \"12:00:00\", \"15:30:00\"]",
+        "env.reward.kind=\"hybrid\"",
+    ]);
     assert_eq!(r.config.train.updates(), 6);
     assert_resume_is_exact(&r, Some(&cache), 3);
 }
@@ -540,20 +547,7 @@ fn resume_is_bit_identical_with_the_curriculum_sampler() {
         tmp.path(),
         &["synth.symbols=3", "synth.days=4", "synth.bar=\"1m\""],
     );
-    let r = load(
-        None,
-        &[
-            "train.env=\"market\"".into(),
-            "train.device=\"cpu\"".into(),
-            "train.threads=2".into(),
-            "train.num_envs=16".into(),
-            "train.rollout_steps=32".into(),
-            "train.total_steps=3072".into(),
-            "train.minibatches=2".into(),
-            "sampler.stages=[{from_episodes=0, uniform=true}]".into(),
-        ],
-    )
-    .unwrap();
+    let r = market_config(&["sampler.stages=[{from_episodes=0, uniform=true}]"]);
     let index = tmp.path().join("index");
     sim_train::scan::scan_cache(&cache, &index, &r.config.scan, false).unwrap();
     // Episodes start at the index's reset points, days come through the preloader; the

@@ -72,20 +72,7 @@ impl Agent {
             .collect();
         let get = |k: &str| map.get(k).ok_or_else(|| bad(format!("has no tensor {k}")));
         let policy = Policy::new(shape, Device::Cpu, cfg.seed);
-        tch::no_grad(|| -> Result<()> {
-            for (n, p) in policy.named_parameters() {
-                let src = get(&format!("param/{n}"))?;
-                if src.size() != p.size() {
-                    return Err(bad(format!(
-                        "tensor {n} has shape {:?}, the policy {:?}",
-                        src.size(),
-                        p.size()
-                    )));
-                }
-                p.shallow_clone().copy_(src);
-            }
-            Ok(())
-        })?;
+        policy.load_parameters(&map, "param/").map_err(bad)?;
         let obs_norm = if cfg.norm_obs {
             let mut norm = ObsNorm::new(params.obs_dim(), cfg.obs_clip as f32);
             let mean = get("obs_norm/mean")?;

@@ -162,18 +162,8 @@ impl Policy {
         let keep0: Vec<f32> = first[..b].iter().map(|f| 1.0 - f).collect();
         let keep0 = Tensor::from_slice(&keep0).to_device(dev).unsqueeze(-1);
         let (h0, c0) = (&state.h * &keep0, &state.c * &keep0);
-        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
         let (hs, last) = if first[b..].iter().all(|&f| f == 0.0) {
-            let (out, h, c) = x.lstm(
-                &[&h0.unsqueeze(0), &c0.unsqueeze(0)],
-                &params,
-                true,
-                1,
-                0.0,
-                true,
-                false,
-                false,
-            );
+            let (out, h, c) = self.fused_lstm(&x, &h0, &c0);
             let last = LstmState {
                 h: h.squeeze_dim(0),
                 c: c.squeeze_dim(0),
@@ -190,16 +180,7 @@ impl Policy {
             let init = long(&p.init);
             let h_init = Tensor::cat(&[h0, zero_row(hidden)], 0).index_select(0, &init);
             let c_init = Tensor::cat(&[c0, zero_row(hidden)], 0).index_select(0, &init);
-            let (out, _, _) = xs.lstm(
-                &[&h_init.unsqueeze(0), &c_init.unsqueeze(0)],
-                &params,
-                true,
-                1,
-                0.0,
-                true,
-                false,
-                false,
-            );
+            let (out, _, _) = self.fused_lstm(&xs, &h_init, &c_init);
             let hs = out
                 .view([t as i64 * bp, hidden])
                 .index_select(0, &long(&p.unpack))
@@ -217,6 +198,50 @@ impl Policy {
             },
             last,
         )
+    }
+
+    /// libtorch's LSTM over `x` (`[T, B, in]`) from `(h0, c0)` (`[B, hidden]`): the
+    /// outputs `[T, B, hidden]` and the final state (`[1, B, hidden]` each).
+    fn fused_lstm(&self, x: &Tensor, h0: &Tensor, c0: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
+        let (has_biases, layers, dropout, train, bidirectional, batch_first) =
+            (true, 1, 0.0, true, false, false);
+        x.lstm(
+            &[&h0.unsqueeze(0), &c0.unsqueeze(0)],
+            &params,
+            has_biases,
+            layers,
+            dropout,
+            train,
+            bidirectional,
+            batch_first,
+        )
+    }
+
+    /// Copies the parameters from `tensors` (as a checkpoint names them: `prefix` + the
+    /// parameter's name), checking every shape; errors say which tensor is wrong.
+    pub fn load_parameters(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        prefix: &str,
+    ) -> Result<(), String> {
+        tch::no_grad(|| {
+            for (n, p) in self.named_parameters() {
+                let key = format!("{prefix}{n}");
+                let src = tensors.get(&key).ok_or_else(|| {
+                    format!("has no tensor {key}: not a checkpoint of this policy")
+                })?;
+                if src.size() != p.size() {
+                    return Err(format!(
+                        "tensor {key} has shape {:?}, the policy {:?} (another train.encoder / train.hidden / env config?)",
+                        src.size(),
+                        p.size()
+                    ));
+                }
+                p.shallow_clone().copy_(src);
+            }
+            Ok(())
+        })
     }
 
     /// One step for a batch: `obs` `[B, obs_dim]`, `first` (`B`) as in

@@ -347,6 +347,9 @@ fn run_updates(
     let mut episodes = Vec::new();
     let mut last_ckpt = None;
     let mut done_here = 0u64;
+    let checkpoint = |ppo: &Ppo, env: &dyn VecEnv, at: &Counters| {
+        save_checkpoint(dir, ppo, env, at, &hash, &data, cfg.keep_checkpoints)
+    };
     while at.update < updates {
         if STOP.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|k| done_here >= k) {
             break;
@@ -397,34 +400,17 @@ fn run_updates(
         }
         let periodic = cfg.checkpoint_every > 0 && at.update.is_multiple_of(cfg.checkpoint_every);
         if periodic || at.update == updates {
-            last_ckpt = Some(save_checkpoint(
-                dir,
-                ppo,
-                env,
-                &at,
-                &hash,
-                &data,
-                cfg.keep_checkpoints,
-            )?);
+            last_ckpt = Some(checkpoint(ppo, env, &at)?);
         }
     }
     bar.finish_and_clear();
     let finished = at.update >= updates;
-    if !finished && done_here > 0 {
-        // Stopped early (Ctrl-C or stop_after): checkpoint where we are, unless the last
-        // update already did.
-        let already = cfg.checkpoint_every > 0 && at.update.is_multiple_of(cfg.checkpoint_every);
-        if !already {
-            last_ckpt = Some(save_checkpoint(
-                dir,
-                ppo,
-                env,
-                &at,
-                &hash,
-                &data,
-                cfg.keep_checkpoints,
-            )?);
-        }
+    let saved_last = last_ckpt
+        .as_ref()
+        .is_some_and(|c| c.ends_with(checkpoint_name(at.update)));
+    if !finished && done_here > 0 && !saved_last {
+        // Stopped early (Ctrl-C or stop_after): checkpoint where we are.
+        last_ckpt = Some(checkpoint(ppo, env, &at)?);
     }
     if !finished {
         tracing::info!(
@@ -687,7 +673,7 @@ fn save_checkpoint(
 ) -> Result<PathBuf> {
     let root = dir.join(CHECKPOINTS);
     std::fs::create_dir_all(&root).at(&root)?;
-    let name = format!("update-{:08}", at.update);
+    let name = checkpoint_name(at.update);
     let final_dir = root.join(&name);
     let tmp = root.join(format!(".{name}.tmp"));
     let result = (|| -> Result<()> {
@@ -749,6 +735,11 @@ fn save_checkpoint(
     Ok(final_dir)
 }
 
+/// The folder name of the checkpoint after update `update`.
+fn checkpoint_name(update: u64) -> String {
+    format!("update-{update:08}")
+}
+
 fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(path).at(path)?;
     f.write_all(bytes).at(path)?;
@@ -782,18 +773,9 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
             .ok_or_else(|| bad(format!("has no tensor {k}: not a checkpoint of this run")))
     };
     let dev = ppo.policy.device();
+    ppo.policy.load_parameters(&map, "param/").map_err(bad)?;
     tch::no_grad(|| -> Result<()> {
-        for (k, (n, p)) in ppo.adam.params.iter().enumerate() {
-            let src = get(&format!("param/{n}"))?;
-            if src.size() != p.size() {
-                return Err(bad(format!(
-                    "tensor {n} has shape {:?}, the policy {:?}",
-                    src.size(),
-                    p.size()
-                )));
-            }
-            let mut p = p.shallow_clone();
-            p.copy_(src);
+        for (k, (n, _)) in ppo.adam.params.iter().enumerate() {
             ppo.adam.m[k].copy_(get(&format!("adam_m/{n}"))?);
             ppo.adam.v[k].copy_(get(&format!("adam_v/{n}"))?);
         }
