@@ -42,9 +42,10 @@ pub enum Source {
     Baseline {
         name: String,
     },
-    /// A trained policy acting greedily on its observations.
+    /// A trained policy acting on its observations (`mode`: greedy or sampled).
     Policy {
         checkpoint: String,
+        mode: String,
     },
 }
 
@@ -53,7 +54,7 @@ impl Source {
         match self {
             Source::Positions { file } => format!("positions {file}"),
             Source::Baseline { name } => format!("baseline {name}"),
-            Source::Policy { checkpoint } => format!("policy {checkpoint}"),
+            Source::Policy { checkpoint, mode } => format!("policy {checkpoint} ({mode})"),
         }
     }
 }

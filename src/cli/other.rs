@@ -213,8 +213,14 @@ fn pipeline_learn(
         to: None,
     };
     let eval_dir = out.join("eval");
+    let req = crate::learn::eval::EvalRequest {
+        run_dir: run_dir.clone(),
+        checkpoint: None,
+        mode: crate::learn::eval::ActMode::Greedy,
+        seed: 0,
+    };
     let eval = crate::learn::eval::compare(
-        &run_dir,
+        &req,
         cache,
         &sel,
         &[Baseline::Flat, Baseline::BuyAndHold, Baseline::SmaCross],

@@ -145,8 +145,21 @@ pub fn plot(a: &PlotArgs, _resolved: &Resolved) -> Result<i32> {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Run folder of `sim-train train` (a market run); its latest checkpoint is evaluated.
+    #[arg(
+        long,
+        conflicts_with = "checkpoint",
+        required_unless_present = "checkpoint"
+    )]
+    pub run_dir: Option<PathBuf>,
+    /// A checkpoint folder of a run (RUN_DIR/checkpoints/update-NNNNNNNN).
     #[arg(long)]
-    pub run_dir: PathBuf,
+    pub checkpoint: Option<PathBuf>,
+    /// Greedy (most probable action) or sampled (seeded draws) actions.
+    #[arg(long, value_enum, default_value = "greedy")]
+    pub mode: crate::learn::eval::ActMode,
+    /// Seed of sampled actions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Day cache (default: the one the run trained on).
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -183,12 +196,21 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
             "--from {f} is after --to {t}: give a non-empty date range"
         )));
     }
+    let run_dir = match (&a.run_dir, &a.checkpoint) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --run-dir DIR or --checkpoint PATH".into(),
+            ));
+        }
+    };
     let cache = match &a.cache {
         Some(c) => c.clone(),
-        None => crate::learn::run::run_cache(&a.run_dir)?.ok_or_else(|| {
+        None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
             Error::Usage(format!(
                 "{} does not record a cache: pass --cache DIR",
-                a.run_dir.display()
+                run_dir.display()
             ))
         })?,
     };
@@ -202,16 +224,23 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
         from: a.from,
         to: a.to,
     };
-    let out = a.out.clone().unwrap_or_else(|| a.run_dir.join("eval"));
-    let c = crate::learn::eval::compare(&a.run_dir, &cache, &sel, &a.baselines, &out)?;
+    let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
+    let req = crate::learn::eval::EvalRequest {
+        run_dir,
+        checkpoint: a.checkpoint.clone(),
+        mode: a.mode,
+        seed: a.seed,
+    };
+    let c = crate::learn::eval::compare(&req, &cache, &sel, &a.baselines, &out)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
         return Ok(0);
     }
     let fmt_date = |d: Option<chrono::NaiveDate>| d.map_or("-".to_string(), |d| d.to_string());
     println!(
-        "policy {} on {} days ({} .. {}): mean daily return {:+.4} %, total {:+.2} %, Sharpe {}, {} trades",
+        "policy {} ({:?}) on {} days ({} .. {}): mean daily return {:+.4} %, total {:+.2} %, Sharpe {}, {} trades",
         c.checkpoint.display(),
+        c.mode,
         c.days,
         fmt_date(c.first_date),
         fmt_date(c.last_date),

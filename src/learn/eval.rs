@@ -2,8 +2,9 @@
 //! engine ([`crate::backtest`]): the same execution model, accounting and report as the
 //! baselines and positions files, so the comparison is like for like.
 //!
-//! The policy acts greedily (its most probable action) at every bar, from a zero LSTM
-//! state at each day's start, on observations normalized by the statistics it was trained
+//! The policy acts at every bar, greedily (its most probable action) or by seeded draws
+//! from its distribution, as asked and stated in the report, from a zero LSTM state at
+//! each day's start, on observations normalized by the statistics it was trained
 //! with. Each symbol is one account whose equity carries from day to day, as in
 //! `sim-train backtest`.
 
@@ -18,6 +19,8 @@ use crate::config::{RESOLVED_FILE, Resolved};
 use crate::env::{DaySelection, EnvParams, ReferenceEnv, load_days};
 use crate::error::{Error, Result};
 use crate::metrics::paired_t_stat;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -36,8 +39,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Loads the latest checkpoint of a `sim-train train` run dir (a market run).
-    pub fn load(run_dir: &Path) -> Result<Agent> {
+    /// Loads `checkpoint` (default: the latest) of a `sim-train train` run dir (a market
+    /// run).
+    pub fn load(run_dir: &Path, checkpoint: Option<&Path>) -> Result<Agent> {
         let saved = run_dir.join(RESOLVED_FILE);
         if !saved.is_file() {
             return Err(Error::Usage(format!(
@@ -63,8 +67,17 @@ impl Agent {
             encoder: cfg.encoder.clone(),
             hidden: cfg.hidden,
         };
-        let checkpoint = latest_checkpoint(run_dir)?;
+        let checkpoint = match checkpoint {
+            Some(c) => c.to_path_buf(),
+            None => latest_checkpoint(run_dir)?,
+        };
         let tp = checkpoint.join("tensors.ot");
+        if !tp.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a checkpoint (no tensors.ot): give a run dir's checkpoints/update-NNNNNNNN folder",
+                checkpoint.display()
+            )));
+        }
         let bad = |what: String| Error::input(&tp, what);
         let map: HashMap<String, Tensor> = Tensor::load_multi(&tp)
             .map_err(|e| bad(format!("unreadable: {e}")))?
@@ -97,14 +110,53 @@ impl Agent {
     }
 }
 
-/// The policy as a [`Decider`] for one account: greedy actions, LSTM state carried
-/// through a day and zeroed at each day's start.
+/// How the evaluated policy picks its action from its distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ActMode {
+    /// The most probable action (deterministic).
+    Greedy,
+    /// A draw from the distribution, seeded per account (reproducible).
+    Sampled,
+}
+
+/// What to evaluate and how.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    pub run_dir: PathBuf,
+    /// A checkpoint folder of the run (default: its latest).
+    pub checkpoint: Option<PathBuf>,
+    pub mode: ActMode,
+    /// Seed of the sampled actions (ignored when greedy).
+    pub seed: u64,
+}
+
+/// The run dir of a checkpoint folder (`RUN/checkpoints/update-NNNNNNNN`).
+pub fn run_dir_of(checkpoint: &Path) -> Result<PathBuf> {
+    checkpoint
+        .parent()
+        .and_then(Path::parent)
+        .filter(|d| d.join(RESOLVED_FILE).is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} is not inside a run dir (expected RUN_DIR/checkpoints/update-NNNNNNNN with RUN_DIR/{RESOLVED_FILE})",
+                checkpoint.display()
+            ))
+        })
+}
+
+/// The policy as a [`Decider`] for one account: LSTM state carried through a day and
+/// zeroed at each day's start; greedy or seeded sampled actions.
 struct PolicyDecider<'a> {
     agent: &'a Agent,
     state: LstmState,
     first: f32,
     raw: Vec<f32>,
     obs: Vec<f32>,
+    /// `Some` when sampling.
+    rng: Option<ChaCha8Rng>,
+    log_probs: Vec<f32>,
 }
 
 impl Decider for PolicyDecider<'_> {
@@ -124,16 +176,24 @@ impl Decider for PolicyDecider<'_> {
         let (out, next) = tch::no_grad(|| self.agent.policy.step(&x, &[self.first], &self.state));
         self.state = next;
         self.first = 0.0;
-        let action = out.log_probs.argmax(-1, false).int64_value(&[0]) as usize;
+        let action = match &mut self.rng {
+            None => out.log_probs.argmax(-1, false).int64_value(&[0]) as usize,
+            Some(rng) => {
+                let n = self.log_probs.len();
+                out.log_probs.copy_data(&mut self.log_probs, n);
+                super::ppo::sample(&self.log_probs, rng.random())
+            }
+        };
         Ok(self.agent.params.actions[action])
     }
 }
 
-/// Runs the latest policy of `run_dir` over the selected days of `cache`, one account per
-/// symbol (accounts in parallel, each with its own copy of the network: libtorch tensors
-/// are not shared across threads).
-pub fn evaluate(run_dir: &Path, cache: &Path, sel: &DaySelection) -> Result<(Backtest, Agent)> {
-    let agent = Agent::load(run_dir)?;
+/// Runs the requested policy over the selected days of `cache`, one account per symbol
+/// (accounts in parallel, each with its own copy of the network: libtorch tensors are not
+/// shared across threads; sampled actions come from a per-symbol seeded stream, so the
+/// result does not depend on scheduling).
+pub fn evaluate(req: &EvalRequest, cache: &Path, sel: &DaySelection) -> Result<(Backtest, Agent)> {
+    let agent = Agent::load(&req.run_dir, req.checkpoint.as_deref())?;
     let config = agent.resolved.config.clone();
     let start = start_sec(&config)?;
     let symbols = selected_symbols(cache, sel)?;
@@ -142,7 +202,7 @@ pub fn evaluate(run_dir: &Path, cache: &Path, sel: &DaySelection) -> Result<(Bac
     let runs = symbols
         .par_iter()
         .map(|symbol| {
-            let agent = Agent::load(run_dir)?;
+            let agent = Agent::load(&req.run_dir, req.checkpoint.as_deref())?;
             let one = DaySelection {
                 symbols: Some(vec![symbol.clone()]),
                 from: sel.from,
@@ -156,12 +216,18 @@ pub fn evaluate(run_dir: &Path, cache: &Path, sel: &DaySelection) -> Result<(Bac
                 first: 1.0,
                 raw: vec![0.0; d],
                 obs: vec![0.0; d],
+                rng: (req.mode == ActMode::Sampled).then(|| {
+                    let salt = xxhash_rust::xxh3::xxh3_64(symbol.as_bytes());
+                    ChaCha8Rng::seed_from_u64(req.seed ^ salt)
+                }),
+                log_probs: vec![0.0; agent.params.actions.len()],
             };
             run_symbol_with(&agent.params, start, symbol, &days, &mut decider)
         })
         .collect::<Result<Vec<_>>>()?;
     let source = Source::Policy {
         checkpoint: agent.checkpoint.display().to_string(),
+        mode: format!("{:?}", req.mode).to_lowercase(),
     };
     Ok((finish(source, runs, &config), agent))
 }
@@ -183,6 +249,9 @@ pub struct Versus {
 pub struct Comparison {
     pub run_dir: PathBuf,
     pub checkpoint: PathBuf,
+    /// How the policy acted (greedy or sampled, with the seed).
+    pub mode: ActMode,
+    pub seed: Option<u64>,
     pub cache: PathBuf,
     pub days: usize,
     pub first_date: Option<chrono::NaiveDate>,
@@ -201,13 +270,13 @@ fn mean(x: &[f64]) -> f64 {
 /// Evaluates the run's agent and `baselines` on the same selection; writes each report
 /// under `out/<name>/` and `out/comparison.json`.
 pub fn compare(
-    run_dir: &Path,
+    req: &EvalRequest,
     cache: &Path,
     sel: &DaySelection,
     baselines: &[Baseline],
     out: &Path,
 ) -> Result<Comparison> {
-    let (policy, agent) = evaluate(run_dir, cache, sel)?;
+    let (policy, agent) = evaluate(req, cache, sel)?;
     let resolved = &agent.resolved;
     policy.write(&out.join("policy"), resolved)?;
     let p = &policy.report.portfolio;
@@ -233,8 +302,10 @@ pub fn compare(
         });
     }
     let cmp = Comparison {
-        run_dir: run_dir.to_path_buf(),
+        run_dir: req.run_dir.clone(),
         checkpoint: agent.checkpoint.clone(),
+        mode: req.mode,
+        seed: (req.mode == ActMode::Sampled).then_some(req.seed),
         cache: cache.to_path_buf(),
         days: p_daily.len(),
         first_date: p.first_date,
