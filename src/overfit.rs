@@ -435,7 +435,7 @@ impl DeflatedSharpe {
 // ---------------------------------------------------------------------------------------
 
 /// Most partitions [`Pbo::from_returns`] accepts: `C(24, 12) = 2 704 156` combinations,
-/// each evaluating every configuration twice. The paper uses 16 (12 870 combinations).
+/// each ranking every configuration twice. The paper uses 16 (12 870 combinations).
 pub const MAX_PARTITIONS: usize = 24;
 
 /// Performance measure by which CSCV ranks configurations, in sample and out of sample.
@@ -451,7 +451,7 @@ pub enum Performance {
 
 impl Performance {
     /// The measure of one return series; NaN where it is undefined (a Sharpe ratio of fewer
-    /// than 2 returns or of all zeros).
+    /// than 2 returns or of all zeros). This is the definition [`Pbo`] ranks by.
     pub fn evaluate(self, returns: &[f64]) -> f64 {
         match self {
             Performance::Sharpe => sharpe_ratio(returns),
@@ -472,8 +472,9 @@ impl Performance {
 ///    in time order) are in sample (IS) and the others out of sample (OOS). Combinations
 ///    are enumerated in lexicographic order of their IS block sets, so combination 0 has
 ///    IS blocks `{0, …, S/2 − 1}`; every per-combination vector below follows that order.
-/// 3. Measure every config IS and OOS; select `n*`, the best IS (the lowest index among
-///    exact ties).
+/// 3. Measure every config IS and OOS ([`Performance::evaluate`] of the half's rows; it is
+///    computed from per-block moments, which agrees with evaluating the joined rows up to
+///    rounding); select `n*`, the best IS (the lowest index among exact ties).
 /// 4. Rank `n*`'s OOS performance among all N OOS performances, 1 = worst, N = best, with
 ///    exact ties given their average rank; relative rank `ω̄ = rank / (N + 1)`, which lies
 ///    strictly inside (0, 1), and logit `λ = ln(ω̄ / (1 − ω̄))`.
@@ -503,7 +504,8 @@ pub struct Pbo {
     pub logits: Vec<f64>,
     /// Index of the IS-best config, per combination.
     pub selected: Vec<usize>,
-    /// IS performance of the selected config, per combination.
+    /// IS performance of the selected config, per combination (±inf, a constant half with
+    /// a non-zero mean under Sharpe, serializes as `null` in JSON).
     pub is_performance: Vec<f64>,
     /// OOS performance of the selected config, per combination.
     pub oos_performance: Vec<f64>,
@@ -525,7 +527,7 @@ impl Pbo {
     /// `partitions` odd, below 2, above [`MAX_PARTITIONS`] or above T; a performance that
     /// is undefined (NaN) for some config on some half, e.g. the Sharpe ratio of an
     /// all-zero half (a config that never trades) or of a half with a single row.
-    pub fn from_returns<R: AsRef<[f64]> + Sync>(
+    pub fn from_returns<R: AsRef<[f64]>>(
         configs: &[R],
         partitions: usize,
         measure: Performance,
@@ -548,7 +550,7 @@ impl Pbo {
                     series.len()
                 )));
             }
-            all_finite(&format!("returns of config {n}"), series)?;
+            all_finite(&format!("config {n} returns"), series)?;
         }
         if partitions < 2 || !partitions.is_multiple_of(2) {
             return Err(OverfitError::Invalid(format!(
@@ -569,55 +571,56 @@ impl Pbo {
             )));
         }
 
-        let bounds: Vec<usize> = (0..=partitions)
-            .map(|s| s * observations / partitions)
+        // Each half's measure comes from per-block moments merged exactly (see
+        // `Moments`), so a combination costs N·S merges instead of N·T reads.
+        let blocks: Vec<Vec<Moments>> = configs
+            .iter()
+            .map(|config| {
+                let series = config.as_ref();
+                (0..partitions)
+                    .map(|s| {
+                        let rows =
+                            s * observations / partitions..(s + 1) * observations / partitions;
+                        Moments::of(&series[rows])
+                    })
+                    .collect()
+            })
             .collect();
         let masks = half_subsets(partitions);
         let splits = masks
             .par_iter()
             .enumerate()
-            .map_init(
-                || {
-                    (
-                        Vec::with_capacity(observations),
-                        Vec::with_capacity(observations),
-                    )
-                },
-                |(is_buf, oos_buf), (combination, &mask)| {
-                    let mut is_perf = Vec::with_capacity(n_configs);
-                    let mut oos_perf = Vec::with_capacity(n_configs);
-                    for (n, config) in configs.iter().enumerate() {
-                        let series = config.as_ref();
-                        is_buf.clear();
-                        oos_buf.clear();
-                        for s in 0..partitions {
-                            let block = &series[bounds[s]..bounds[s + 1]];
-                            if mask & (1 << s) != 0 {
-                                is_buf.extend_from_slice(block);
-                            } else {
-                                oos_buf.extend_from_slice(block);
-                            }
-                        }
-                        for (half, buf, out) in [
-                            ("in-sample", &*is_buf, &mut is_perf),
-                            ("out-of-sample", &*oos_buf, &mut oos_perf),
-                        ] {
-                            let value = measure.evaluate(buf);
-                            if value.is_nan() {
-                                return Err(OverfitError::Undefined(format!(
-                                    "{measure:?} of config {n} is undefined on the {half} \
-                                     half of combination {combination} (half length {}, \
-                                     in-sample blocks {:?})",
-                                    buf.len(),
-                                    blocks_of(mask, partitions)
-                                )));
-                            }
-                            out.push(value);
+            .map(|(combination, &mask)| {
+                let mut is_perf = Vec::with_capacity(n_configs);
+                let mut oos_perf = Vec::with_capacity(n_configs);
+                for (n, config_blocks) in blocks.iter().enumerate() {
+                    let (mut is_half, mut oos_half) = (Moments::EMPTY, Moments::EMPTY);
+                    for (s, block) in config_blocks.iter().enumerate() {
+                        if mask & (1 << s) != 0 {
+                            is_half = is_half.merge(block);
+                        } else {
+                            oos_half = oos_half.merge(block);
                         }
                     }
-                    Ok(split(&is_perf, &oos_perf))
-                },
-            )
+                    for (half, moments, out) in [
+                        ("in-sample", is_half, &mut is_perf),
+                        ("out-of-sample", oos_half, &mut oos_perf),
+                    ] {
+                        let value = moments.measure(measure);
+                        if value.is_nan() {
+                            return Err(OverfitError::Undefined(format!(
+                                "{measure:?} of config {n} is undefined on the {half} half \
+                                 of combination {combination} (half length {}, in-sample \
+                                 blocks {:?})",
+                                moments.n,
+                                blocks_of(mask, partitions)
+                            )));
+                        }
+                        out.push(value);
+                    }
+                }
+                Ok(split(&is_perf, &oos_perf))
+            })
             .collect::<Result<Vec<Split>>>()?;
 
         let combinations = splits.len();
@@ -635,6 +638,81 @@ impl Pbo {
             is_performance: splits.iter().map(|s| s.is_performance).collect(),
             oos_performance: splits.iter().map(|s| s.oos_performance).collect(),
         })
+    }
+}
+
+/// Count, mean, sum of squared deviations and range of a run of returns: enough to give
+/// the mean and the ddof = 1 standard deviation of any union of runs without rereading
+/// them. Merging uses the pairwise update of Chan, Golub & LeVeque (1979), which is exact
+/// in real arithmetic and as stable as the two-pass formula in floating point; the range
+/// reproduces [`ReturnMetrics`]'s rule that equal values have a deviation of exactly 0.
+#[derive(Clone, Copy, Debug)]
+struct Moments {
+    n: usize,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Moments {
+    const EMPTY: Moments = Moments {
+        n: 0,
+        mean: 0.0,
+        m2: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+
+    /// Two-pass moments of one block (non-empty, finite).
+    fn of(values: &[f64]) -> Moments {
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let (m2, min, max) = values.iter().fold(
+            (0.0, f64::INFINITY, f64::NEG_INFINITY),
+            |(m2, min, max), &v| (m2 + (v - mean) * (v - mean), min.min(v), max.max(v)),
+        );
+        Moments {
+            n,
+            mean,
+            m2,
+            min,
+            max,
+        }
+    }
+
+    /// Moments of the union of two disjoint runs.
+    fn merge(self, other: &Moments) -> Moments {
+        if self.n == 0 {
+            return *other;
+        }
+        let n = self.n + other.n;
+        let delta = other.mean - self.mean;
+        let weight = other.n as f64 / n as f64;
+        Moments {
+            n,
+            mean: self.mean + delta * weight,
+            m2: self.m2 + other.m2 + delta * delta * self.n as f64 * weight,
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+
+    /// `measure` of the run, with [`Performance::evaluate`]'s definitions (NaN where
+    /// undefined).
+    fn measure(self, measure: Performance) -> f64 {
+        match measure {
+            Performance::MeanReturn => self.mean,
+            Performance::Sharpe if self.n < 2 => f64::NAN,
+            Performance::Sharpe => {
+                let std = if self.min == self.max {
+                    0.0
+                } else {
+                    (self.m2 / (self.n - 1) as f64).sqrt()
+                };
+                self.mean / std
+            }
+        }
     }
 }
 
