@@ -333,8 +333,8 @@ pub fn expected_max_sharpe(trials: usize, sr_variance: f64) -> Result<f64> {
 /// `SR0 = ` [`expected_max_sharpe`]`(trials, sr_variance)`.
 ///
 /// Read it as the probability that the selected strategy's true Sharpe ratio is positive
-/// once selection among `trials` attempts is accounted for; the paper suggests acting only
-/// above 0.95. All Sharpe ratios are per period.
+/// once selection among `trials` attempts is accounted for: a test at the 95% level asks
+/// for `dsr ≥ 0.95`. All Sharpe ratios are per period.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeflatedSharpe {
     /// Per-period Sharpe ratio of the selected strategy, SR̂.
