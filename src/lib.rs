@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod learn;
 pub mod logging;
 pub mod metrics;
+pub mod overfit;
 pub mod plot;
 pub mod scan;
 pub mod synth;
