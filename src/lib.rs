@@ -33,5 +33,6 @@ pub mod plot;
 pub mod scan;
 pub mod synth;
 pub mod validate;
+pub mod walkforward;
 
 pub use error::{Error, Result};
