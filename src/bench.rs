@@ -1,4 +1,5 @@
-//! `sim-train bench cache|env`: throughput of the data layer and of the environments.
+//! `sim-train bench cache|env|train`: throughput of the data layer, of the environments
+//! and of the learner.
 //!
 //! `bench cache`, end to end on synthetic data:
 //! - `build_bars_per_s`: bars per second through `cache build --source synth` (generation,
@@ -9,10 +10,14 @@
 //! - `lookup_ns`: one clock-time → row lookup at a random time of a random day.
 //!
 //! `bench env`: N environments of a backend stepped S times with uniformly random actions
-//! (drawn inside the timed loop) over cached or synthetic days, observations written into
+//! (drawn before timing) over cached or synthetic days, observations written into
 //! caller-owned buffers, auto-resets included: `env_steps_per_s`, and the bytes of state,
 //! market data, actions and outputs one env-step touches (`bytes_per_step`), which bounds
 //! the rate by memory bandwidth.
+//!
+//! `bench train`: PPO-LSTM updates (`[train]` sizes, the request's envs and T) on the
+//! market environments over cached or synthetic days, one warm-up update then the timed
+//! ones: `train_steps_per_s` end to end and the env / inference / learn seconds per update.
 
 use crate::bars::BarSize;
 use crate::build::{BuildRequest, build_cache};

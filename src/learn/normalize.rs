@@ -5,7 +5,8 @@
 //! the hundreds); without this the small ones, where the signal often is, barely move the
 //! network.
 //!
-//! The statistics are part of the policy: they are saved in checkpoints and exports, and
+//! The statistics are part of the policy: they are saved in checkpoints (and `eval` uses
+//! them), and
 //! updated only from rollout observations, in environment order, in f64 (Chan et al.'s
 //! parallel update), so runs are reproducible.
 

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
-/// Sizes of a policy; saved in checkpoints and exports to rebuild the same network.
+/// Sizes of a policy (rebuilt from a run's config to load its checkpoints).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyShape {
     pub obs_dim: usize,

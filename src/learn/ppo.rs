@@ -16,9 +16,10 @@
 //!    entropy bonus, then a global grad-norm clip and an Adam step. The epochs stop early
 //!    when the approximate KL passes `target_kl`.
 //!
-//! Everything random comes from one ChaCha RNG (actions, minibatch order) and libtorch's
-//! generator is used only at initialization, so a checkpoint holding the RNG position, the
-//! weights, Adam's moments, the carried LSTM state and the environments resumes exactly.
+//! Everything random comes from seeded ChaCha streams (the trainer's for actions and
+//! minibatch order, the policy's own for its initial weights; libtorch's global generator
+//! is never used), so a checkpoint holding the RNG position, the weights, Adam's moments,
+//! the observation statistics, the carried LSTM state and the environments resumes exactly.
 
 use super::config::TrainConfig;
 use super::gae::{GaeInput, gae};

@@ -65,19 +65,26 @@ impl MarketEnvs {
         }
     }
 
-    /// A day by symbol and date: loaded up front, else from the cache.
-    fn day(&self, symbol: &str, date: NaiveDate) -> Option<Arc<DayData>> {
+    /// A day by symbol and date: loaded up front, else from the cache (errors say why it
+    /// cannot be loaded: gone from the cache, corrupt, …).
+    fn day(&self, symbol: &str, date: NaiveDate) -> Result<Arc<DayData>> {
         if let Some(d) = self.by_key.get(&(symbol.to_string(), date)) {
-            return Some(d.clone());
+            return Ok(d.clone());
         }
         let sel = crate::env::DaySelection {
             symbols: Some(vec![symbol.to_string()]),
             from: Some(date),
             to: Some(date),
         };
-        crate::env::load_days(&self.cache, &sel, self.envs.params())
-            .ok()
-            .and_then(|v| v.into_iter().next())
+        crate::env::load_days(&self.cache, &sel, self.envs.params())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{symbol} {date}, a day the checkpoint's environments were on, is not in the cache {}: resume over the saved run's data",
+                    self.cache.display()
+                ))
+            })
     }
 }
 
@@ -132,9 +139,8 @@ impl VecEnv for MarketEnvs {
         let keys = crate::env::CpuEnvs::snapshot_days(bytes)?;
         let mut found = HashMap::new();
         for (s, d) in keys {
-            if let Some(day) = self.day(&s, d) {
-                found.insert((s, d), day);
-            }
+            let day = self.day(&s, d)?;
+            found.insert((s, d), day);
         }
         self.envs
             .load_state(bytes, &|s, d| found.get(&(s.to_string(), d)).cloned())
