@@ -36,6 +36,7 @@ pub struct Config {
     pub scan: crate::scan::ScanConfig,
     pub sampler: crate::scan::SamplerConfig,
     pub preload: crate::scan::PreloadConfig,
+    pub walkforward: crate::walkforward::WalkForwardConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -313,6 +314,7 @@ impl Config {
             return Err("pipeline.holdout_days and pipeline.train_steps must be at least 1".into());
         }
         crate::scan::config::check(&self.scan, &self.sampler, &self.preload)?;
+        self.walkforward.validate()?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
             return Err("bench.symbols, bench.days, bench.lookups and bench.scan_repeats must be at least 1".into());

@@ -209,6 +209,7 @@ fn run(
             index: None,
             stop_after,
             progress: false,
+            init_from: None,
         },
     )
 }
@@ -299,6 +300,7 @@ fn assert_resume_is_exact_with(
         index: index.map(Path::to_path_buf),
         stop_after,
         progress: false,
+        init_from: None,
     };
     let a = train(resolved, &opts(&whole, None)).unwrap();
     assert_eq!(a.updates_done, 2 * k);

@@ -27,10 +27,10 @@
 
 use crate::config::BacktestConfig;
 use crate::env::DayData;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A baseline strategy, as named on the command line (`--baseline`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Baseline {
     /// Never holds a position.

@@ -7,6 +7,7 @@ mod cache_cmd;
 mod other;
 mod scan_cmd;
 mod train_cmd;
+mod walkforward_cmd;
 
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Query a scanner index.
     #[command(subcommand)]
     Index(scan_cmd::IndexCommand),
+    /// Walk-forward sweep over dates, symbols, configs and seeds, out of sample: plan,
+    /// run (sharded across machines), merge into tables, gates, diagnostics and an HTML
+    /// report; `--out DIR` alone does all three here.
+    WalkForward(walkforward_cmd::WalkForwardArgs),
 }
 
 #[derive(Args, Debug)]
@@ -346,6 +351,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Eval(a) => train_cmd::eval(&a),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
+        Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),
         Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());

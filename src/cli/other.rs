@@ -197,6 +197,7 @@ fn pipeline_learn(
             index: index.clone(),
             stop_after: None,
             progress,
+            init_from: None,
         },
     )?;
     println!(
@@ -225,7 +226,8 @@ fn pipeline_learn(
         &sel,
         &[Baseline::Flat, Baseline::BuyAndHold, Baseline::SmaCross],
         &eval_dir,
-    )?;
+    )?
+    .comparison;
     println!(
         "  eval      held-out {holdout_from} .. {}: policy {:+.3} %/day ({} trades); {} → {}",
         days[days.len() - 1],

@@ -88,6 +88,7 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
             index: a.index.clone(),
             stop_after: None,
             progress,
+            init_from: None,
         },
     )?;
     if a.json {
@@ -231,7 +232,7 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
         mode: a.mode,
         seed: a.seed,
     };
-    let c = crate::learn::eval::compare(&req, &cache, &sel, &a.baselines, &out)?;
+    let c = crate::learn::eval::compare(&req, &cache, &sel, &a.baselines, &out)?.comparison;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
         return Ok(0);

@@ -111,7 +111,7 @@ impl Agent {
 }
 
 /// How the evaluated policy picks its action from its distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ActMode {
     /// The most probable action (deterministic).
@@ -267,6 +267,14 @@ fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len().max(1) as f64
 }
 
+/// An evaluation beside its baselines: the comparison and every backtest behind it.
+pub struct Compared {
+    pub comparison: Comparison,
+    pub policy: Backtest,
+    /// In the order the baselines were asked for.
+    pub baselines: Vec<Backtest>,
+}
+
 /// Evaluates the run's agent and `baselines` on the same selection; writes each report
 /// under `out/<name>/` and `out/comparison.json`.
 pub fn compare(
@@ -275,13 +283,14 @@ pub fn compare(
     sel: &DaySelection,
     baselines: &[Baseline],
     out: &Path,
-) -> Result<Comparison> {
+) -> Result<Compared> {
     let (policy, agent) = evaluate(req, cache, sel)?;
     let resolved = &agent.resolved;
     policy.write(&out.join("policy"), resolved)?;
     let p = &policy.report.portfolio;
     let p_daily = p.daily_returns();
     let mut versus = Vec::new();
+    let mut runs = Vec::new();
     for &b in baselines {
         let bt = run_baseline(cache, b, sel, &resolved.config)?;
         bt.write(&out.join(b.name()), resolved)?;
@@ -300,6 +309,7 @@ pub fn compare(
             mean_daily_excess: mean(&excess),
             t_stat: paired_t_stat(&p_daily, &daily),
         });
+        runs.push(bt);
     }
     let cmp = Comparison {
         run_dir: req.run_dir.clone(),
@@ -318,5 +328,9 @@ pub fn compare(
     };
     let json = serde_json::to_vec_pretty(&cmp).expect("serializes");
     crate::cache::catalog::write_atomic(&out.join("comparison.json"), &json)?;
-    Ok(cmp)
+    Ok(Compared {
+        comparison: cmp,
+        policy,
+        baselines: runs,
+    })
 }

@@ -99,6 +99,10 @@ pub struct RunOptions {
     /// the end.
     pub stop_after: Option<u64>,
     pub progress: bool,
+    /// A new run starts from this checkpoint's policy weights and observation statistics
+    /// (a warm start; the optimizer, environments and counters start fresh). Ignored on
+    /// resume, where everything comes from the run's own checkpoint.
+    pub init_from: Option<PathBuf>,
 }
 
 /// What `summary.json` holds.
@@ -224,7 +228,7 @@ pub fn build_envs(
 
 /// Hash of the config's values (not of where they came from: a resume reads them back
 /// from `config.resolved.toml`).
-fn config_hash(resolved: &Resolved) -> String {
+pub fn config_hash(resolved: &Resolved) -> String {
     let values = toml::to_string(&resolved.config).expect("the config serializes");
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(values.as_bytes()))
 }
@@ -280,6 +284,9 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
     };
     let policy = Policy::new(shape, device, cfg.seed);
     let mut ppo = Ppo::new(&cfg, env.as_mut(), policy)?;
+    if let (None, Some(from)) = (&ckpt, &opts.init_from) {
+        warm_start(from, &mut ppo)?;
+    }
     let mut counters = Counters::default();
     if let (Some(c), Some(s)) = (&ckpt, &saved) {
         restore(c, s, &mut ppo, env.as_mut())?;
@@ -763,6 +770,47 @@ fn prune_checkpoints(root: &Path, keep: usize) {
     }
 }
 
+/// Reads a checkpoint's observation statistics into `norm`.
+fn read_obs_norm(
+    map: &std::collections::HashMap<String, Tensor>,
+    norm: &mut super::normalize::ObsNorm,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    let read = |k: &str, dst: &mut Vec<f64>| -> Result<()> {
+        let t = map
+            .get(k)
+            .ok_or_else(|| bad(format!("has no tensor {k}: not a checkpoint of this run")))?;
+        if t.numel() != dst.len() || t.kind() != tch::Kind::Double {
+            return Err(bad(format!(
+                "tensor {k} does not match the observation size"
+            )));
+        }
+        let len = dst.len();
+        t.copy_data(dst, len);
+        Ok(())
+    };
+    read("obs_norm/mean", &mut norm.mean)?;
+    read("obs_norm/var", &mut norm.var)?;
+    let mut count = vec![0.0];
+    read("obs_norm/count", &mut count)?;
+    norm.count = count[0];
+    Ok(())
+}
+
+/// Starts `ppo` from the policy weights and observation statistics of checkpoint `ckpt`
+/// (of a run with the same network shape).
+fn warm_start(ckpt: &Path, ppo: &mut Ppo) -> Result<()> {
+    let tp = ckpt.join("tensors.ot");
+    let bad = |what: String| Error::input(&tp, format!("{what} (warm start)"));
+    let loaded = Tensor::load_multi(&tp).map_err(|e| bad(format!("unreadable: {e}")))?;
+    let map: std::collections::HashMap<String, Tensor> = loaded.into_iter().collect();
+    ppo.policy.load_parameters(&map, "param/").map_err(&bad)?;
+    if let Some(norm) = &mut ppo.obs_norm {
+        read_obs_norm(&map, norm, &bad)?;
+    }
+    Ok(())
+}
+
 fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> Result<()> {
     let tp = ckpt.join("tensors.ot");
     let bad = |what: String| Error::input(&tp, what);
@@ -801,22 +849,7 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
     };
     copy_host("next/obs", &mut ppo.next_obs)?;
     if let Some(norm) = &mut ppo.obs_norm {
-        let read = |k: &str, dst: &mut Vec<f64>| -> Result<()> {
-            let t = get(k)?;
-            if t.numel() != dst.len() || t.kind() != tch::Kind::Double {
-                return Err(bad(format!(
-                    "tensor {k} does not match the observation size"
-                )));
-            }
-            let len = dst.len();
-            t.copy_data(dst, len);
-            Ok(())
-        };
-        read("obs_norm/mean", &mut norm.mean)?;
-        read("obs_norm/var", &mut norm.var)?;
-        let mut count = vec![0.0];
-        read("obs_norm/count", &mut count)?;
-        norm.count = count[0];
+        read_obs_norm(&map, norm, &bad)?;
     }
     copy_host("next/first", &mut ppo.next_first)?;
     let pos: u128 = s

@@ -58,7 +58,7 @@ impl FoldSpec {
 }
 
 /// One fold: its days by role, each in date order.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fold {
     pub index: usize,
     pub train: Vec<NaiveDate>,
