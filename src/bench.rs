@@ -510,3 +510,117 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
     })
 }
+
+/// What `bench sweep` runs.
+#[derive(Clone, Debug)]
+pub struct SweepBenchRequest {
+    pub symbols: usize,
+    pub days: usize,
+    pub bar: BarSize,
+    /// Seeds (trials) per fold.
+    pub seeds: usize,
+    /// Environment steps each unit trains for (`train.total_steps`).
+    pub unit_steps: u64,
+}
+
+/// `bench sweep`: a whole walk-forward sweep (plan, every unit trained and evaluated
+/// against the baselines, merge) over a synthetic universe.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepBench {
+    pub bench: &'static str,
+    pub machine: Machine,
+    pub data: String,
+    pub folds: usize,
+    pub seeds: usize,
+    pub units: usize,
+    pub train_days: usize,
+    pub test_days: usize,
+    pub unit_steps: u64,
+    pub envs: usize,
+    pub threads: usize,
+    /// Units per hour, end to end (plan + units + merge, one process).
+    pub units_per_hour: f64,
+    /// Mean seconds per unit training and evaluating.
+    pub train_s_per_unit: f64,
+    pub eval_s_per_unit: f64,
+    pub merge_s: f64,
+    pub wall_s: f64,
+    pub date: String,
+}
+
+/// Runs the sweep of `req` in a temporary folder: 10 training days, 5 test days, purge
+/// and embargo of 1 day, one config, `req.seeds` seeds; the rest of `[train]` as
+/// configured.
+pub fn bench_sweep(resolved: &Resolved, req: &SweepBenchRequest) -> Result<SweepBench> {
+    use crate::walkforward as wf;
+    if req.seeds == 0 || req.unit_steps == 0 {
+        return Err(Error::Usage(
+            "--seeds and --unit-steps must be at least 1".into(),
+        ));
+    }
+    let (train_days, test_days) = (10, 5);
+    if req.days < train_days + 1 + test_days {
+        return Err(Error::Usage(format!(
+            "--days {}: a sweep of {train_days} training + 1 purge + {test_days} test days needs at least {}",
+            req.days,
+            train_days + 1 + test_days
+        )));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let (cache, _) = build_synthetic(resolved, req.symbols, req.days, req.bar, tmp.path())?;
+    let seeds: Vec<String> = (1..=req.seeds).map(|s| s.to_string()).collect();
+    let r = resolved.with_sets(&[
+        format!("train.total_steps={}", req.unit_steps),
+        format!("walkforward.train_days={train_days}"),
+        format!("walkforward.test_days={test_days}"),
+        "walkforward.purge_days=1".into(),
+        "walkforward.embargo_days=1".into(),
+        "walkforward.step_days=0".into(),
+        "walkforward.window=\"rolling\"".into(),
+        "walkforward.warm_start=false".into(),
+        "walkforward.use_index=false".into(),
+        "walkforward.symbols=[]".into(),
+        "walkforward.configs=[]".into(),
+        format!("walkforward.seeds=[{}]", seeds.join(",")),
+    ])?;
+    let r = wf::sweep_config(&r, Some(&cache))?;
+    let clock = Instant::now();
+    let plan = wf::build_plan(&r)?;
+    let dir = tmp.path().join("sweep");
+    wf::write_plan(&dir, &plan, &r)?;
+    for u in &plan.units {
+        wf::run_unit(&dir, &plan, &r, u, false)?;
+    }
+    let merge_clock = Instant::now();
+    let merged = wf::merge(&dir, &plan, &r)?;
+    let merge_s = merge_clock.elapsed().as_secs_f64();
+    let wall_s = clock.elapsed().as_secs_f64();
+    let n = plan.units.len();
+    let t = &r.config.train;
+    Ok(SweepBench {
+        bench: "sweep",
+        machine: Machine::detect(),
+        data: format!(
+            "synthetic {} symbols × {} days of {} bars",
+            req.symbols, req.days, req.bar
+        ),
+        folds: plan.folds.len(),
+        seeds: req.seeds,
+        units: n,
+        train_days,
+        test_days,
+        unit_steps: req.unit_steps,
+        envs: t.num_envs,
+        threads: if t.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            t.threads
+        },
+        units_per_hour: n as f64 * 3600.0 / wall_s,
+        train_s_per_unit: merged.timing.train_s / n as f64,
+        eval_s_per_unit: merged.timing.eval_s / n as f64,
+        merge_s,
+        wall_s,
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    })
+}

@@ -6,11 +6,11 @@
 mod common;
 
 use common::{lean_cache, sim_train, synth_cache};
+use predicates::prelude::*;
 use sim_train::metrics::ReturnMetrics;
 use sim_train::overfit::{DeflatedSharpe, sharpe_ratio};
 use sim_train::walkforward::merge::{Stats, check_gates};
 use sim_train::walkforward::{Gates, Plan, UnitResult};
-use predicates::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -88,7 +88,8 @@ fn assert_same_reports(a: &Path, b: &Path) {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> T {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    serde_json::from_slice(&std::fs::read(p).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn run_shard(plan: &Path, shard: &str) -> std::process::Child {
@@ -133,7 +134,11 @@ fn three_shards_merge_to_the_single_process_report_byte_for_byte() {
         .success();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     sim_train()
         .args(["-q", "walk-forward", "merge", "--plan"])
@@ -160,7 +165,10 @@ fn three_shards_merge_to_the_single_process_report_byte_for_byte() {
         .assert()
         .success();
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    assert!(err.contains("already complete") && !err.contains("done in"), "{err}");
+    assert!(
+        err.contains("already complete") && !err.contains("done in"),
+        "{err}"
+    );
 
     // A unit interrupted after its first update (result and evaluation gone, latest
     // checkpoint rewound) continues from that checkpoint and gives the same report.
@@ -214,7 +222,11 @@ fn check_report_against_units(dir: &Path, plan: &Plan) {
     for f in &plan.folds {
         let f = &f.fold;
         assert!(f.train.last().unwrap() < &f.test[0]);
-        assert!(f.purged.iter().all(|d| !f.train.contains(d) && !f.test.contains(d)));
+        assert!(
+            f.purged
+                .iter()
+                .all(|d| !f.train.contains(d) && !f.test.contains(d))
+        );
         assert_eq!((f.train.len(), f.purged.len(), f.test.len()), (3, 1, 2));
     }
     let audit = std::fs::read_to_string(dir.join("report/audit.csv")).unwrap();
@@ -229,9 +241,16 @@ fn check_report_against_units(dir: &Path, plan: &Plan) {
         let mut growth = 1.0;
         let mut returns = Vec::new();
         let mut trades = 0;
-        for u in plan.units.iter().filter(|u| u.config == config && u.seed == seed) {
-            let bt: serde_json::Value =
-                read_json(&dir.join("units").join(&u.id).join("eval/policy/report.json"));
+        for u in plan
+            .units
+            .iter()
+            .filter(|u| u.config == config && u.seed == seed)
+        {
+            let bt: serde_json::Value = read_json(
+                &dir.join("units")
+                    .join(&u.id)
+                    .join("eval/policy/report.json"),
+            );
             let p = &bt["portfolio"];
             growth *= 1.0 + p["returns"]["total_return"].as_f64().unwrap();
             trades += p["trades"]["trades"].as_u64().unwrap();
@@ -240,7 +259,11 @@ fn check_report_against_units(dir: &Path, plan: &Plan) {
             returns.extend(&r.policy.returns);
         }
         let total = t["stats"]["returns"]["total_return"].as_f64().unwrap();
-        assert!((total - (growth - 1.0)).abs() < 1e-12, "{total} vs {}", growth - 1.0);
+        assert!(
+            (total - (growth - 1.0)).abs() < 1e-12,
+            "{total} vs {}",
+            growth - 1.0
+        );
         assert_eq!(t["stats"]["trades"].as_u64().unwrap(), trades);
         assert_eq!(t["stats"]["days"].as_u64().unwrap(), 6);
         let sr = sharpe_ratio(&returns);
@@ -257,7 +280,10 @@ fn check_report_against_units(dir: &Path, plan: &Plan) {
         assert_eq!(t["passed"].as_bool().unwrap(), expected, "{t}");
     }
     let dsr = DeflatedSharpe::from_returns(&best.unwrap().1, &trial_sharpes).unwrap();
-    assert_eq!(report["deflated_sharpe"]["result"]["dsr"].as_f64().unwrap(), dsr.dsr);
+    assert_eq!(
+        report["deflated_sharpe"]["result"]["dsr"].as_f64().unwrap(),
+        dsr.dsr
+    );
     assert_eq!(report["deflated_sharpe"]["result"]["trials"], 4);
     assert_eq!(report["pbo"]["result"]["configs"], 2);
 
@@ -358,13 +384,38 @@ fn bad_sweeps_fail_before_any_training() {
         assert!(!out.exists(), "{} was written", out.display());
     };
     let out = tmp.path().join("out");
-    fails(&["walkforward.from=2031-01-01"], &out, 5, "the universe has no cached days");
+    fails(
+        &["walkforward.from=2031-01-01"],
+        &out,
+        5,
+        "the universe has no cached days",
+    );
     fails(&["walkforward.train_days=20"], &out, 2, "hold no fold");
     fails(&["walkforward.purge_days=8"], &out, 2, "hold no fold");
-    fails(&["walkforward.step_days=2"], &out, 2, "shorter than test_days + embargo_days");
-    fails(&["walkforward.symbols=[\"NOPE\"]"], &out, 2, "NOPE is not in the cache");
-    fails(&["walkforward.seeds=[]"], &out, 2, "walkforward.seeds is empty");
-    fails(&["walkforward.query=\"category = 'prime'\""], &out, 2, "walkforward.index is unset");
+    fails(
+        &["walkforward.step_days=2"],
+        &out,
+        2,
+        "shorter than test_days + embargo_days",
+    );
+    fails(
+        &["walkforward.symbols=[\"NOPE\"]"],
+        &out,
+        2,
+        "NOPE is not in the cache",
+    );
+    fails(
+        &["walkforward.seeds=[]"],
+        &out,
+        2,
+        "walkforward.seeds is empty",
+    );
+    fails(
+        &["walkforward.query=\"category = 'prime'\""],
+        &out,
+        2,
+        "walkforward.index is unset",
+    );
     fails(
         &["walkforward.configs=[{name=\"x y\"}]"],
         &out,
@@ -382,9 +433,10 @@ fn bad_sweeps_fail_before_any_training() {
         .assert()
         .failure()
         .code(2)
-        .stderr(predicates::str::contains("walk-forward needs a day cache").or(
-            predicates::str::contains("pass --out DIR"),
-        ));
+        .stderr(
+            predicates::str::contains("walk-forward needs a day cache")
+                .or(predicates::str::contains("pass --out DIR")),
+        );
 
     // A plan dir belongs to its config: planning or running another one there fails.
     let plan = tmp.path().join("plan");
@@ -400,16 +452,33 @@ fn bad_sweeps_fail_before_any_training() {
     sim_train()
         .args(["-q", "--config"])
         .arg(&cfg)
-        .args(["--set", "walkforward.test_days=1", "walk-forward", "plan", "--cache"])
+        .args([
+            "--set",
+            "walkforward.test_days=1",
+            "walk-forward",
+            "plan",
+            "--cache",
+        ])
         .arg(&cache)
         .arg("--out")
         .arg(&plan)
         .assert()
         .failure()
         .code(2)
-        .stderr(predicates::str::contains("holds the plan of another config"));
+        .stderr(predicates::str::contains(
+            "holds the plan of another config",
+        ));
     sim_train()
-        .args(["-q", "--set", "train.seed=9", "walk-forward", "run", "--shard", "0/2", "--plan"])
+        .args([
+            "-q",
+            "--set",
+            "train.seed=9",
+            "walk-forward",
+            "run",
+            "--shard",
+            "0/2",
+            "--plan",
+        ])
         .arg(&plan)
         .assert()
         .failure()
@@ -433,7 +502,10 @@ fn bad_sweeps_fail_before_any_training() {
         .assert()
         .success()
         .stderr(predicates::str::contains("plan unchanged"));
-    assert!(!plan.join("units").read_dir().unwrap().any(|_| true), "nothing trained");
+    assert!(
+        !plan.join("units").read_dir().unwrap().any(|_| true),
+        "nothing trained"
+    );
 }
 
 #[test]
@@ -456,7 +528,11 @@ fn gates_are_judged_from_the_stitched_numbers() {
     assert_eq!(by["min_trades"], (10.0, true));
     assert_eq!(by["min_win_rate"], (0.6, true));
     // mean 0.008333, sd 0.012583 (ddof 1): 0.6623 · √252 = 10.51.
-    assert!((by["min_sharpe"].0 - 10.513).abs() < 1e-3, "{}", by["min_sharpe"].0);
+    assert!(
+        (by["min_sharpe"].0 - 10.513).abs() < 1e-3,
+        "{}",
+        by["min_sharpe"].0
+    );
     assert!(by["min_sharpe"].1);
     // No trades: the win rate is undefined and fails its gate; no gates, no checks.
     let none = Stats::of(&[0.0, 0.0], 0, 0, 252.0, 0.0);
@@ -496,7 +572,10 @@ fn warm_started_folds_carry_the_policy_forward() {
     let plan: Plan = read_json(&out.join("plan.json"));
     assert_eq!(plan.units.len(), 3);
     assert!(plan.units.iter().all(|u| u.chain == 0));
-    assert_eq!(plan.units[1].after.as_deref(), Some(plan.units[0].id.as_str()));
+    assert_eq!(
+        plan.units[1].after.as_deref(),
+        Some(plan.units[0].id.as_str())
+    );
     // The observation statistics of fold k+1 continue fold k's: its count is fold k's
     // plus the observations fold k+1 saw.
     let count = |id: &str| {
@@ -511,7 +590,11 @@ fn warm_started_folds_carry_the_policy_forward() {
         r.train.global_step as f64
     };
     let (u0, u1, u2) = (&plan.units[0].id, &plan.units[1].id, &plan.units[2].id);
-    assert!((count(u0) - (1e-4 + steps(u0))).abs() < 1e-6, "{}", count(u0));
+    assert!(
+        (count(u0) - (1e-4 + steps(u0))).abs() < 1e-6,
+        "{}",
+        count(u0)
+    );
     assert!((count(u1) - (count(u0) + steps(u1))).abs() < 1e-6);
     assert!((count(u2) - (count(u1) + steps(u2))).abs() < 1e-6);
 }
@@ -568,4 +651,165 @@ test_days = 120
     // Buy-and-hold trades every symbol every day: 5 round trips a day.
     assert_eq!(report["baselines"]["buy-and-hold"]["trades"], 5 * 480);
     assert!(out.join("report/report.html").is_file());
+}
+
+/// `scripts/slurm/submit_walk_forward.sh` under a stand-in `sbatch` that runs each array
+/// task with the variables Slurm sets (ids 1..3, so the shard is the id minus the
+/// minimum), then the merge once they all succeeded.
+#[test]
+fn the_slurm_scripts_plan_run_every_shard_and_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = universe(tmp.path());
+    let cfg = write_config(tmp.path(), "sweep.toml", SWEEP);
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(
+        &sbatch,
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+array=""; wrap=""; args=()
+for a in "$@"; do
+  case "$a" in
+    --array=*) array="${a#--array=}" ;;
+    --wrap) wrap="next" ;;
+    --*) ;;
+    *) if [[ "$wrap" == next ]]; then wrap="$a"; else args+=("$a"); fi ;;
+  esac
+done
+if [[ -n "$array" ]]; then
+  lo=$(( ${array%-*} + 1 )); hi=$(( ${array#*-} + 1 ))
+  pids=()
+  for i in $(seq "$lo" "$hi"); do
+    SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_TASK_MIN=$lo SLURM_ARRAY_TASK_COUNT=$(( hi - lo + 1 )) \
+      bash "${args[@]}" > "$(dirname "$0")/task-$i.log" 2>&1 & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  echo 101
+else
+  bash -c "$wrap" > "$(dirname "$0")/merge.log" 2>&1
+  echo 102
+fi
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plan = tmp.path().join("wf");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm/submit_walk_forward.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&cfg)
+        .arg(&plan)
+        .arg("3")
+        .arg(&cache)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SIM_TRAIN", assert_cmd::cargo::cargo_bin("sim-train"))
+        .output()
+        .unwrap();
+    let log = |name: &str| std::fs::read_to_string(bin.join(name)).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        log("task-1.log"),
+        log("merge.log")
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shards: job 101"));
+    for i in 1..=3 {
+        assert!(log(&format!("task-{i}.log")).contains(&format!("shard {}/3", i - 1)));
+    }
+    assert!(
+        plan.join("report/report.html").is_file(),
+        "{}",
+        log("merge.log")
+    );
+}
+
+/// The Kubernetes manifest runs an Indexed Job whose `--shards` equals its completions.
+#[test]
+fn the_kubernetes_manifest_is_an_indexed_job_with_matching_shards() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/walk-forward-job.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(value("completionMode"), "Indexed");
+    let completions = value("completions");
+    assert_eq!(value("parallelism"), completions);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let k = lines
+        .iter()
+        .position(|l| *l == "- --shards")
+        .expect("--shards");
+    assert_eq!(lines[k + 1], format!("- \"{completions}\""));
+    assert!(lines.contains(&"- walk-forward") && lines.contains(&"- run"));
+}
+
+/// A query universe is chosen causally: a fold trades the symbols the query matches on or
+/// before its last training day.
+#[test]
+fn a_query_universe_never_looks_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = universe(tmp.path());
+    let index = tmp.path().join("index");
+    sim_train()
+        .args(["-q", "scan", "--cache"])
+        .arg(&cache)
+        .arg("--out")
+        .arg(&index)
+        .assert()
+        .success();
+    let cfg = write_config(tmp.path(), "sweep.toml", SWEEP);
+    let plan_with = |name: &str, query: Option<&str>| {
+        let out = tmp.path().join(name);
+        let mut cmd = sim_train();
+        cmd.args(["-q", "--config"]).arg(&cfg);
+        if let Some(q) = query {
+            cmd.args(["--set", &format!("walkforward.query=\"{q}\"")])
+                .args([
+                    "--set",
+                    &format!("walkforward.index=\"{}\"", index.display()),
+                ]);
+        }
+        let a = cmd
+            .args(["walk-forward", "plan", "--cache"])
+            .arg(&cache)
+            .arg("--out")
+            .arg(&out)
+            .assert();
+        (a, out)
+    };
+    let (a, all) = plan_with("all", None);
+    a.success();
+    let plan: Plan = read_json(&all.join("plan.json"));
+    let d = &plan.days;
+    assert!(plan.folds.iter().all(|f| f.symbols == ["SYN000", "SYN001"]));
+    // SYN001 matches only from day 7 on: the first two folds (training to days 2 and 5)
+    // cannot know it; the third (training to day 8) trades it.
+    let (a, q) = plan_with(
+        "query",
+        Some(&format!("symbol = 'SYN000' or date >= '{}'", d[7])),
+    );
+    a.success();
+    let plan: Plan = read_json(&q.join("plan.json"));
+    let symbols: Vec<Vec<String>> = plan.folds.iter().map(|f| f.symbols.clone()).collect();
+    assert_eq!(
+        symbols,
+        [vec!["SYN000"], vec!["SYN000"], vec!["SYN000", "SYN001"]]
+            .map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    );
+    // Nothing matches by the end of the first fold's training: refused before training.
+    let (a, late) = plan_with("late", Some(&format!("date >= '{}'", d[9])));
+    a.failure().code(2).stderr(predicates::str::contains(
+        "matches walkforward.query by its last training day",
+    ));
+    assert!(!late.exists());
 }

@@ -228,6 +228,29 @@ pub enum BenchCommand {
     Train(BenchTrainArgs),
     /// Scanner, index load, sampler draws and preloader waits.
     Scan(scan_cmd::BenchScanArgs),
+    /// A whole walk-forward sweep over a synthetic universe: units per hour.
+    Sweep(BenchSweepArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSweepArgs {
+    /// Synthetic symbols.
+    #[arg(long, default_value_t = 4)]
+    pub symbols: usize,
+    /// Trading days (10 train + 1 purge + 5 test per fold, folds 6 days apart).
+    #[arg(long, default_value_t = 40)]
+    pub days: usize,
+    #[arg(long, default_value = "1m")]
+    pub bar: BarSize,
+    /// Seeds per fold.
+    #[arg(long, default_value_t = 2)]
+    pub seeds: usize,
+    /// Environment steps each unit trains for.
+    #[arg(long, default_value_t = 65536)]
+    pub unit_steps: u64,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -353,6 +376,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Index(c) => scan_cmd::index(c),
         Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),
         Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
+        Command::Bench(BenchCommand::Sweep(a)) => other::bench_sweep(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)

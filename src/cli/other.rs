@@ -458,3 +458,38 @@ pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32
     }
     Ok(0)
 }
+
+pub fn bench_sweep(a: &super::BenchSweepArgs, resolved: &Resolved) -> Result<i32> {
+    let r = crate::bench::bench_sweep(
+        resolved,
+        &crate::bench::SweepBenchRequest {
+            symbols: a.symbols,
+            days: a.days,
+            bar: a.bar,
+            seeds: a.seeds,
+            unit_steps: a.unit_steps,
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!(
+            "bench sweep on {} ({} threads): {}, {} folds ({} train / {} test days) × {} seeds = {} units of {} env steps ({} envs)",
+            r.machine.cpu,
+            r.threads,
+            r.data,
+            r.folds,
+            r.train_days,
+            r.test_days,
+            r.seeds,
+            r.units,
+            r.unit_steps,
+            r.envs
+        );
+        println!(
+            "  {:>8.0} units/hour end to end  (per unit: train {:.2} s, eval {:.2} s; merge {:.2} s; total {:.1} s)",
+            r.units_per_hour, r.train_s_per_unit, r.eval_s_per_unit, r.merge_s, r.wall_s
+        );
+    }
+    Ok(0)
+}
