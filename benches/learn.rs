@@ -88,5 +88,55 @@ fn bench_policy(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_gae, bench_policy);
+/// One decision of one account (what eval and live do per bar): the pure-Rust forward of
+/// an exported bundle against libtorch's single step, 24 observation fields, encoder
+/// [128], LSTM 128, 5 actions.
+fn bench_decision(c: &mut Criterion) {
+    use sim_train::bundle::native::NativePolicy;
+    use sim_train::bundle::{Bundle, Provenance};
+    let resolved = sim_train::config::load(None, &[]).unwrap();
+    let params = sim_train::env::EnvParams::from_config(&resolved.config.env).unwrap();
+    let p = Policy::new(
+        PolicyShape {
+            obs_dim: params.obs_dim(),
+            n_actions: params.actions.len(),
+            encoder: vec![128],
+            hidden: 128,
+        },
+        Device::Cpu,
+        1,
+    );
+    let trained = Provenance {
+        run_id: "bench".into(),
+        run_dir: "bench".into(),
+        checkpoint: "bench".into(),
+        update: 0,
+        global_step: 0,
+        seed: 1,
+    };
+    let (manifest, tensors) =
+        sim_train::learn::export::bundle_parts(&p, None, &params, &resolved.config.env, trained);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bundle");
+    Bundle::write(&out, manifest, &tensors, &resolved.to_toml()).unwrap();
+    let native = NativePolicy::from_bundle(&Bundle::open(&out).unwrap()).unwrap();
+    let d = native.obs_dim;
+    let raw: Vec<f32> = (0..d).map(|j| (j as f32 * 0.3).sin()).collect();
+    let mut state = native.state();
+    let mut log_probs = vec![0f32; native.n_actions];
+    let mut g = c.benchmark_group("decision");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("native_step/1", |b| {
+        b.iter(|| black_box(native.step(black_box(&raw), false, &mut state, &mut log_probs)))
+    });
+    tch::set_num_threads(1);
+    let x = Tensor::from_slice(&raw).view([1, d as i64]);
+    let st = LstmState::zeros(1, 128, Device::Cpu);
+    g.bench_function("libtorch_step/1", |b| {
+        b.iter(|| black_box(tch::no_grad(|| p.step(&x, &[0.0], &st))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_gae, bench_policy, bench_decision);
 criterion_main!(benches);

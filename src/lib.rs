@@ -16,6 +16,7 @@ pub mod backtest;
 pub mod bars;
 pub mod bench;
 pub mod build;
+pub mod bundle;
 pub mod cache;
 pub mod calendar;
 pub mod cli;

@@ -47,6 +47,12 @@ pub enum Source {
         checkpoint: String,
         mode: String,
     },
+    /// An exported policy bundle run by the pure-Rust forward.
+    Bundle {
+        bundle: String,
+        content_hash: String,
+        mode: String,
+    },
 }
 
 impl Source {
@@ -55,6 +61,7 @@ impl Source {
             Source::Positions { file } => format!("positions {file}"),
             Source::Baseline { name } => format!("baseline {name}"),
             Source::Policy { checkpoint, mode } => format!("policy {checkpoint} ({mode})"),
+            Source::Bundle { bundle, mode, .. } => format!("policy bundle {bundle} ({mode})"),
         }
     }
 }

@@ -72,9 +72,16 @@ pub enum Command {
     Train(train_cmd::TrainArgs),
     /// Draw a run's training curves (SVG) from its metrics.jsonl.
     Plot(train_cmd::PlotArgs),
-    /// Evaluate a trained policy (greedy) on chosen days against baselines on the same
-    /// days: reports and paired t-statistics of daily returns.
+    /// Evaluate a trained policy (a checkpoint, or an exported bundle) on chosen days
+    /// against baselines on the same days: reports and paired t-statistics of daily
+    /// returns.
     Eval(train_cmd::EvalArgs),
+    /// Export a checkpoint as a policy bundle (safetensors weights, manifest, config,
+    /// content hash) that runs without libtorch.
+    Export(train_cmd::ExportArgs),
+    /// Policy bundles.
+    #[command(subcommand)]
+    Policy(train_cmd::PolicyCommand),
     /// Scan cached days into an index of day metrics and reset points (days.parquet,
     /// resets.parquet); incremental.
     Scan(scan_cmd::ScanArgs),
@@ -372,6 +379,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Train(a) => train_cmd::run(&a, &cli.global, progress),
         Command::Plot(a) => train_cmd::plot(&a, &resolved),
         Command::Eval(a) => train_cmd::eval(&a),
+        Command::Export(a) => train_cmd::export(&a),
+        Command::Policy(c) => train_cmd::policy(&c),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
         Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),

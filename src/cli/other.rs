@@ -215,8 +215,10 @@ fn pipeline_learn(
     };
     let eval_dir = out.join("eval");
     let req = crate::learn::eval::EvalRequest {
-        run_dir: run_dir.clone(),
-        checkpoint: None,
+        policy: crate::learn::eval::PolicySource::Checkpoint {
+            run_dir: run_dir.clone(),
+            checkpoint: None,
+        },
         mode: crate::learn::eval::ActMode::Greedy,
         seed: 0,
     };

@@ -5,7 +5,7 @@ use crate::config::{RESOLVED_FILE, Resolved};
 use crate::error::{Error, Result};
 use crate::learn::run::{RunOptions, install_ctrl_c, train};
 use crate::learn::{DeviceChoice, TrainEnv};
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -146,22 +146,22 @@ pub fn plot(a: &PlotArgs, _resolved: &Resolved) -> Result<i32> {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Run folder of `sim-train train` (a market run); its latest checkpoint is evaluated.
-    #[arg(
-        long,
-        conflicts_with = "checkpoint",
-        required_unless_present = "checkpoint"
-    )]
+    #[arg(long, conflicts_with_all = ["checkpoint", "policy"], required_unless_present_any = ["checkpoint", "policy"])]
     pub run_dir: Option<PathBuf>,
     /// A checkpoint folder of a run (RUN_DIR/checkpoints/update-NNNNNNNN).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "policy")]
     pub checkpoint: Option<PathBuf>,
+    /// An exported policy bundle (`sim-train export`), run by the pure-Rust forward as in
+    /// live trading; needs --cache and --out.
+    #[arg(long, value_name = "BUNDLE")]
+    pub policy: Option<PathBuf>,
     /// Greedy (most probable action) or sampled (seeded draws) actions.
     #[arg(long, value_enum, default_value = "greedy")]
     pub mode: crate::learn::eval::ActMode,
     /// Seed of sampled actions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Day cache (default: the one the run trained on).
+    /// Day cache (default: the one the run trained on; required with --policy).
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// Symbols, comma-separated (default: every cached symbol).
@@ -181,7 +181,7 @@ pub struct EvalArgs {
         default_value = "flat,buy-and-hold"
     )]
     pub baselines: Vec<crate::backtest::Baseline>,
-    /// Output folder (default: RUN_DIR/eval).
+    /// Output folder (default: RUN_DIR/eval; required with --policy).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print comparison.json on stdout.
@@ -197,23 +197,48 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
             "--from {f} is after --to {t}: give a non-empty date range"
         )));
     }
-    let run_dir = match (&a.run_dir, &a.checkpoint) {
-        (Some(d), _) => d.clone(),
-        (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
-        (None, None) => {
-            return Err(Error::Usage(
-                "give --run-dir DIR or --checkpoint PATH".into(),
-            ));
+    let (policy, cache, out) = match (&a.policy, &a.run_dir, &a.checkpoint) {
+        (Some(bundle), _, _) => {
+            let need = |flag: &str| {
+                Error::Usage(format!(
+                    "--policy {} needs {flag}: a bundle records neither its data nor an output folder",
+                    bundle.display()
+                ))
+            };
+            let cache = a.cache.clone().ok_or_else(|| need("--cache DIR"))?;
+            let out = a.out.clone().ok_or_else(|| need("--out DIR"))?;
+            (
+                crate::learn::eval::PolicySource::Bundle(bundle.clone()),
+                cache,
+                out,
+            )
         }
-    };
-    let cache = match &a.cache {
-        Some(c) => c.clone(),
-        None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "{} does not record a cache: pass --cache DIR",
-                run_dir.display()
-            ))
-        })?,
+        (None, run_dir, checkpoint) => {
+            let run_dir = match (run_dir, checkpoint) {
+                (Some(d), _) => d.clone(),
+                (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
+                (None, None) => {
+                    return Err(Error::Usage(
+                        "give --run-dir DIR, --checkpoint PATH or --policy BUNDLE".into(),
+                    ));
+                }
+            };
+            let cache = match &a.cache {
+                Some(c) => c.clone(),
+                None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{} does not record a cache: pass --cache DIR",
+                        run_dir.display()
+                    ))
+                })?,
+            };
+            let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
+            let source = crate::learn::eval::PolicySource::Checkpoint {
+                run_dir,
+                checkpoint: checkpoint.clone(),
+            };
+            (source, cache, out)
+        }
     };
     let sel = crate::env::DaySelection {
         symbols: a.symbols.as_ref().map(|s| {
@@ -225,10 +250,8 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
         from: a.from,
         to: a.to,
     };
-    let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
     let req = crate::learn::eval::EvalRequest {
-        run_dir,
-        checkpoint: a.checkpoint.clone(),
+        policy,
         mode: a.mode,
         seed: a.seed,
     };
@@ -239,8 +262,9 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
     }
     let fmt_date = |d: Option<chrono::NaiveDate>| d.map_or("-".to_string(), |d| d.to_string());
     println!(
-        "policy {} ({:?}) on {} days ({} .. {}): mean daily return {:+.4} %, total {:+.2} %, Sharpe {}, {} trades",
-        c.checkpoint.display(),
+        "policy {} {} ({:?}) on {} days ({} .. {}): mean daily return {:+.4} %, total {:+.2} %, Sharpe {}, {} trades",
+        c.policy_kind,
+        c.policy.display(),
         c.mode,
         c.days,
         fmt_date(c.first_date),
@@ -261,4 +285,62 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
     }
     println!("reports: {}", out.display());
     Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint folder (RUN_DIR/checkpoints/update-NNNNNNNN), or a run dir for its
+    /// latest checkpoint.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The bundle folder to write (new or empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the manifest as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn export(a: &ExportArgs) -> Result<i32> {
+    let checkpoint = if a.checkpoint.join(crate::config::RESOLVED_FILE).is_file() {
+        crate::learn::run::latest_checkpoint(&a.checkpoint)?
+    } else {
+        a.checkpoint.clone()
+    };
+    let m = crate::learn::export::export(&checkpoint, &a.out)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&m).expect("serializes"));
+    } else {
+        print!("{}", crate::bundle::Bundle::open(&a.out)?.describe());
+    }
+    Ok(0)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Verify a bundle (content hash) and print its manifest.
+    Inspect {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn policy(c: &PolicyCommand) -> Result<i32> {
+    match c {
+        PolicyCommand::Inspect { bundle, json } => {
+            let b = crate::bundle::Bundle::open(bundle)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&b.manifest).expect("serializes")
+                );
+            } else {
+                print!("{}", b.describe());
+            }
+            Ok(0)
+        }
+    }
 }

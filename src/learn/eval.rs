@@ -2,6 +2,10 @@
 //! engine ([`crate::backtest`]): the same execution model, accounting and report as the
 //! baselines and positions files, so the comparison is like for like.
 //!
+//! The policy comes from a training run's checkpoint (run through libtorch) or from an
+//! exported bundle (run by the pure-Rust forward, [`crate::bundle::native`], which is
+//! what live trading runs).
+//!
 //! The policy acts at every bar, greedily (its most probable action) or by seeded draws
 //! from its distribution, as asked and stated in the report, from a zero LSTM state at
 //! each day's start, on observations normalized by the statistics it was trained
@@ -15,6 +19,8 @@ use super::run::latest_checkpoint;
 use crate::backtest::engine::{Decider, run_symbol_with};
 use crate::backtest::report::Source;
 use crate::backtest::{Backtest, Baseline, finish, run_baseline, selected_symbols, start_sec};
+use crate::bundle::Bundle;
+use crate::bundle::native::{NativePolicy, NativeState};
 use crate::config::{RESOLVED_FILE, Resolved};
 use crate::env::{DaySelection, EnvParams, ReferenceEnv, load_days};
 use crate::error::{Error, Result};
@@ -96,6 +102,7 @@ impl Agent {
             let d = norm.dim();
             mean.copy_data(&mut norm.mean, d);
             var.copy_data(&mut norm.var, d);
+            norm.count = get("obs_norm/count")?.double_value(&[0]);
             Some(norm)
         } else {
             None
@@ -120,12 +127,22 @@ pub enum ActMode {
     Sampled,
 }
 
+/// Where the evaluated policy comes from.
+#[derive(Clone, Debug)]
+pub enum PolicySource {
+    /// A training run's checkpoint folder (default: its latest), through libtorch.
+    Checkpoint {
+        run_dir: PathBuf,
+        checkpoint: Option<PathBuf>,
+    },
+    /// An exported bundle (`sim-train export`), through the pure-Rust forward.
+    Bundle(PathBuf),
+}
+
 /// What to evaluate and how.
 #[derive(Clone, Debug)]
 pub struct EvalRequest {
-    pub run_dir: PathBuf,
-    /// A checkpoint folder of the run (default: its latest).
-    pub checkpoint: Option<PathBuf>,
+    pub policy: PolicySource,
     pub mode: ActMode,
     /// Seed of the sampled actions (ignored when greedy).
     pub seed: u64,
@@ -146,20 +163,36 @@ pub fn run_dir_of(checkpoint: &Path) -> Result<PathBuf> {
         })
 }
 
-/// The policy as a [`Decider`] for one account: LSTM state carried through a day and
-/// zeroed at each day's start; greedy or seeded sampled actions.
-struct PolicyDecider<'a> {
-    agent: &'a Agent,
+/// How an account's decider picks an action from log-probabilities: the most probable
+/// one, or a draw from a stream seeded per symbol (so results do not depend on
+/// scheduling).
+fn pick(log_probs: &[f32], rng: &mut Option<ChaCha8Rng>) -> usize {
+    match rng {
+        None => crate::bundle::native::greedy(log_probs),
+        Some(rng) => super::ppo::sample(log_probs, rng.random()),
+    }
+}
+
+fn account_rng(req: &EvalRequest, symbol: &str) -> Option<ChaCha8Rng> {
+    (req.mode == ActMode::Sampled).then(|| {
+        let salt = xxhash_rust::xxh3::xxh3_64(symbol.as_bytes());
+        ChaCha8Rng::seed_from_u64(req.seed ^ salt)
+    })
+}
+
+/// A checkpoint's policy (libtorch) as a [`Decider`] for one account: LSTM state carried
+/// through a day and zeroed at each day's start.
+struct TorchDecider {
+    agent: Agent,
     state: LstmState,
     first: f32,
     raw: Vec<f32>,
     obs: Vec<f32>,
-    /// `Some` when sampling.
     rng: Option<ChaCha8Rng>,
     log_probs: Vec<f32>,
 }
 
-impl Decider for PolicyDecider<'_> {
+impl Decider for TorchDecider {
     fn begin_day(&mut self, _: usize) -> Result<()> {
         self.first = 1.0;
         Ok(())
@@ -176,60 +209,185 @@ impl Decider for PolicyDecider<'_> {
         let (out, next) = tch::no_grad(|| self.agent.policy.step(&x, &[self.first], &self.state));
         self.state = next;
         self.first = 0.0;
-        let action = match &mut self.rng {
-            None => out.log_probs.argmax(-1, false).int64_value(&[0]) as usize,
-            Some(rng) => {
-                let n = self.log_probs.len();
-                out.log_probs.copy_data(&mut self.log_probs, n);
-                super::ppo::sample(&self.log_probs, rng.random())
-            }
-        };
-        Ok(self.agent.params.actions[action])
+        let n = self.log_probs.len();
+        out.log_probs.copy_data(&mut self.log_probs, n);
+        Ok(self.agent.params.actions[pick(&self.log_probs, &mut self.rng)])
     }
 }
 
-/// Runs the requested policy over the selected days of `cache`, one account per symbol
-/// (accounts in parallel, each with its own copy of the network: libtorch tensors are not
-/// shared across threads; sampled actions come from a per-symbol seeded stream, so the
-/// result does not depend on scheduling).
-pub fn evaluate(req: &EvalRequest, cache: &Path, sel: &DaySelection) -> Result<(Backtest, Agent)> {
-    let agent = Agent::load(&req.run_dir, req.checkpoint.as_deref())?;
-    let config = agent.resolved.config.clone();
-    let start = start_sec(&config)?;
+/// A bundle's policy (pure Rust) as a [`Decider`] for one account.
+struct NativeDecider<'a> {
+    policy: &'a NativePolicy,
+    actions: &'a [f64],
+    state: NativeState,
+    first: bool,
+    raw: Vec<f32>,
+    rng: Option<ChaCha8Rng>,
+    log_probs: Vec<f32>,
+}
+
+impl Decider for NativeDecider<'_> {
+    fn begin_day(&mut self, _: usize) -> Result<()> {
+        self.first = true;
+        Ok(())
+    }
+
+    fn target(&mut self, env: &ReferenceEnv, _: usize) -> Result<f64> {
+        env.observe(&mut self.raw);
+        self.policy
+            .step(&self.raw, self.first, &mut self.state, &mut self.log_probs);
+        self.first = false;
+        Ok(self.actions[pick(&self.log_probs, &mut self.rng)])
+    }
+}
+
+/// What an evaluation ran: the policy's path and the configuration it was trained with.
+pub struct Evaluated {
+    /// The checkpoint folder or bundle evaluated.
+    pub policy: PathBuf,
+    pub kind: &'static str,
+    pub resolved: Resolved,
+}
+
+/// Runs one account per selected symbol of `cache`, in parallel, each with the decider
+/// `make` builds for it.
+fn run_accounts<D: Decider>(
+    params: &Arc<EnvParams>,
+    start: u32,
+    cache: &Path,
+    sel: &DaySelection,
+    make: impl Fn(&str) -> Result<D> + Sync,
+) -> Result<Vec<crate::backtest::SymbolRun>> {
     let symbols = selected_symbols(cache, sel)?;
-    // One libtorch thread per account: the accounts run in parallel.
-    tch::set_num_threads(1);
-    let runs = symbols
+    symbols
         .par_iter()
         .map(|symbol| {
-            let agent = Agent::load(&req.run_dir, req.checkpoint.as_deref())?;
             let one = DaySelection {
                 symbols: Some(vec![symbol.clone()]),
                 from: sel.from,
                 to: sel.to,
             };
-            let days = load_days(cache, &one, &agent.params)?;
-            let d = agent.params.obs_dim();
-            let mut decider = PolicyDecider {
-                agent: &agent,
-                state: LstmState::zeros(1, agent.policy.shape.hidden, Device::Cpu),
-                first: 1.0,
-                raw: vec![0.0; d],
-                obs: vec![0.0; d],
-                rng: (req.mode == ActMode::Sampled).then(|| {
-                    let salt = xxhash_rust::xxh3::xxh3_64(symbol.as_bytes());
-                    ChaCha8Rng::seed_from_u64(req.seed ^ salt)
-                }),
-                log_probs: vec![0.0; agent.params.actions.len()],
-            };
-            run_symbol_with(&agent.params, start, symbol, &days, &mut decider)
+            let days = load_days(cache, &one, params)?;
+            let mut decider = make(symbol)?;
+            run_symbol_with(params, start, symbol, &days, &mut decider)
         })
-        .collect::<Result<Vec<_>>>()?;
-    let source = Source::Policy {
-        checkpoint: agent.checkpoint.display().to_string(),
-        mode: format!("{:?}", req.mode).to_lowercase(),
-    };
-    Ok((finish(source, runs, &config), agent))
+        .collect()
+}
+
+/// Runs the requested policy over the selected days of `cache`, one account per symbol.
+/// A checkpoint's network is loaded once per account (libtorch tensors are not shared
+/// across threads; one libtorch thread per account); a bundle's is shared.
+pub fn evaluate(
+    req: &EvalRequest,
+    cache: &Path,
+    sel: &DaySelection,
+) -> Result<(Backtest, Evaluated)> {
+    let mode = format!("{:?}", req.mode).to_lowercase();
+    match &req.policy {
+        PolicySource::Checkpoint {
+            run_dir,
+            checkpoint,
+        } => {
+            let agent = Agent::load(run_dir, checkpoint.as_deref())?;
+            let config = agent.resolved.config.clone();
+            let start = start_sec(&config)?;
+            tch::set_num_threads(1);
+            let runs = run_accounts(&agent.params, start, cache, sel, |symbol| {
+                let agent = Agent::load(run_dir, checkpoint.as_deref())?;
+                let d = agent.params.obs_dim();
+                Ok(TorchDecider {
+                    state: LstmState::zeros(1, agent.policy.shape.hidden, Device::Cpu),
+                    first: 1.0,
+                    raw: vec![0.0; d],
+                    obs: vec![0.0; d],
+                    rng: account_rng(req, symbol),
+                    log_probs: vec![0.0; agent.params.actions.len()],
+                    agent,
+                })
+            })?;
+            let source = Source::Policy {
+                checkpoint: agent.checkpoint.display().to_string(),
+                mode,
+            };
+            let bt = finish(source, runs, &config);
+            Ok((
+                bt,
+                Evaluated {
+                    policy: agent.checkpoint,
+                    kind: "checkpoint",
+                    resolved: agent.resolved,
+                },
+            ))
+        }
+        PolicySource::Bundle(dir) => {
+            let bundle = Bundle::open(dir)?;
+            let policy = NativePolicy::from_bundle(&bundle)?;
+            let resolved = crate::config::load(Some(&dir.join(crate::bundle::CONFIG_FILE)), &[])?;
+            let params = bundle_params(&bundle, &resolved, cache)?;
+            let config = resolved.config.clone();
+            let start = start_sec(&config)?;
+            let runs = run_accounts(&params, start, cache, sel, |symbol| {
+                Ok(NativeDecider {
+                    policy: &policy,
+                    actions: &params.actions,
+                    state: policy.state(),
+                    first: true,
+                    raw: vec![0.0; policy.obs_dim],
+                    rng: account_rng(req, symbol),
+                    log_probs: vec![0.0; policy.n_actions],
+                })
+            })?;
+            let source = Source::Bundle {
+                bundle: dir.display().to_string(),
+                content_hash: bundle.manifest.content_hash.clone(),
+                mode,
+            };
+            Ok((
+                finish(source, runs, &config),
+                Evaluated {
+                    policy: dir.clone(),
+                    kind: "bundle",
+                    resolved,
+                },
+            ))
+        }
+    }
+}
+
+/// The environment a bundle's policy acts in, checked against the bundle's manifest and
+/// the cache's features: the same observation fields in the same order, the same feature
+/// set version, the same actions.
+fn bundle_params(bundle: &Bundle, resolved: &Resolved, cache: &Path) -> Result<Arc<EnvParams>> {
+    let mut p = EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
+    p.max_episode_steps = 0;
+    let m = &bundle.manifest;
+    let bad = |what: String| Error::input(bundle.dir.join(crate::bundle::MANIFEST_FILE), what);
+    if p.obs_names() != m.observation.fields {
+        return Err(bad(format!(
+            "its observation fields {:?} are not those of its config {:?}",
+            m.observation.fields,
+            p.obs_names()
+        )));
+    }
+    if p.actions != m.actions {
+        return Err(bad(format!(
+            "its actions {:?} are not those of its config {:?}",
+            m.actions, p.actions
+        )));
+    }
+    let catalog = crate::cache::Catalog::load_existing(cache)?;
+    if let Some(s) = &catalog.settings
+        && s.feature_version != m.observation.feature_set_version
+    {
+        return Err(Error::Data(format!(
+            "the bundle {} reads feature set version {}, the cache {} holds version {}: rebuild the cache with this sim-train or export a policy trained on it",
+            bundle.dir.display(),
+            m.observation.feature_set_version,
+            cache.display(),
+            s.feature_version
+        )));
+    }
+    Ok(Arc::new(p))
 }
 
 /// How the policy's daily returns compare with a baseline's on the same days.
@@ -247,8 +405,10 @@ pub struct Versus {
 /// `comparison.json`: the policy against each baseline, out of sample.
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
-    pub run_dir: PathBuf,
-    pub checkpoint: PathBuf,
+    /// The checkpoint folder or bundle evaluated.
+    pub policy: PathBuf,
+    /// "checkpoint" (libtorch) or "bundle" (the pure-Rust forward).
+    pub policy_kind: String,
     /// How the policy acted (greedy or sampled, with the seed).
     pub mode: ActMode,
     pub seed: Option<u64>,
@@ -284,8 +444,8 @@ pub fn compare(
     baselines: &[Baseline],
     out: &Path,
 ) -> Result<Compared> {
-    let (policy, agent) = evaluate(req, cache, sel)?;
-    let resolved = &agent.resolved;
+    let (policy, evaluated) = evaluate(req, cache, sel)?;
+    let resolved = &evaluated.resolved;
     policy.write(&out.join("policy"), resolved)?;
     let p = &policy.report.portfolio;
     let p_daily = p.daily_returns();
@@ -312,8 +472,8 @@ pub fn compare(
         runs.push(bt);
     }
     let cmp = Comparison {
-        run_dir: req.run_dir.clone(),
-        checkpoint: agent.checkpoint.clone(),
+        policy: evaluated.policy.clone(),
+        policy_kind: evaluated.kind.to_string(),
         mode: req.mode,
         seed: (req.mode == ActMode::Sampled).then_some(req.seed),
         cache: cache.to_path_buf(),

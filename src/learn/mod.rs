@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod eval;
+pub mod export;
 pub mod gae;
 pub mod normalize;
 pub mod policy;

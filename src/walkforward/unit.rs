@@ -13,7 +13,7 @@ use crate::cache::catalog::write_atomic;
 use crate::config::Resolved;
 use crate::env::DaySelection;
 use crate::error::{Error, IoContext, Result};
-use crate::learn::eval::{EvalRequest, compare};
+use crate::learn::eval::{EvalRequest, PolicySource, compare};
 use crate::learn::run::{RunOptions, latest_checkpoint, train};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -215,8 +215,10 @@ pub fn run_unit(
         to: Some(test_last),
     };
     let req = EvalRequest {
-        run_dir: run_dir.clone(),
-        checkpoint: None,
+        policy: PolicySource::Checkpoint {
+            run_dir: run_dir.clone(),
+            checkpoint: None,
+        },
         mode: wf.eval_mode,
         seed: wf.eval_seed,
     };
