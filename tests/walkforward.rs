@@ -92,6 +92,19 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> T {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// `sim-train --config CFG walk-forward --cache CACHE --out OUT` (plan, run, merge).
+fn sweep(cfg: &Path, cache: &Path, out: &Path) {
+    sim_train()
+        .args(["-q", "--config"])
+        .arg(cfg)
+        .args(["walk-forward", "--cache"])
+        .arg(cache)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 fn run_shard(plan: &Path, shard: &str) -> std::process::Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("sim-train"))
         .args(["-q", "walk-forward", "run", "--plan"])
@@ -146,15 +159,7 @@ fn three_shards_merge_to_the_single_process_report_byte_for_byte() {
         .assert()
         .success();
 
-    sim_train()
-        .args(["-q", "--config"])
-        .arg(&cfg)
-        .args(["walk-forward", "--cache"])
-        .arg(&cache)
-        .arg("--out")
-        .arg(&single)
-        .assert()
-        .success();
+    sweep(&cfg, &cache, &single);
     assert_same_reports(&sharded, &single);
 
     // A shard run again skips its finished units.
@@ -560,15 +565,7 @@ fn warm_started_folds_carry_the_policy_forward() {
         ),
     );
     let out = tmp.path().join("warm");
-    sim_train()
-        .args(["-q", "--config"])
-        .arg(&cfg)
-        .args(["walk-forward", "--cache"])
-        .arg(&cache)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    sweep(&cfg, &cache, &out);
     let plan: Plan = read_json(&out.join("plan.json"));
     assert_eq!(plan.units.len(), 3);
     assert!(plan.units.iter().all(|u| u.chain == 0));
@@ -632,15 +629,7 @@ test_days = 120
 "#,
     );
     let out = tmp.path().join("wf");
-    sim_train()
-        .args(["-q", "--config"])
-        .arg(&cfg)
-        .args(["walk-forward", "--cache"])
-        .arg(&cache)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    sweep(&cfg, &cache, &out);
     let report: serde_json::Value = read_json(&out.join("report/report.json"));
     assert_eq!(report["universe"].as_array().unwrap().len(), 5);
     assert_eq!(report["folds"], 4);

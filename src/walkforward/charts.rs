@@ -28,6 +28,7 @@
 
 use std::fmt::{self, Write};
 
+use super::html::escape;
 use chrono::NaiveDate;
 
 /// One named series of a chart.
@@ -663,30 +664,35 @@ fn nice_step(raw: f64) -> f64 {
     m * base
 }
 
+/// The runs of consecutive points, split where a point is `None`.
+fn runs(points: impl Iterator<Item = Option<(f64, f64)>>) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    for p in points {
+        match p {
+            Some(p) => out.last_mut().expect("non-empty").push(p),
+            None if out.last().is_some_and(|r| !r.is_empty()) => out.push(Vec::new()),
+            None => {}
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
+}
+
 /// Path data for a polyline through the points; `None` entries break the
 /// line. Isolated points become zero-length segments (visible with round
 /// caps). Returns `None` when there is no point at all.
 fn polyline(svg: &Svg, points: impl Iterator<Item = Option<(f64, f64)>>) -> Option<String> {
     let mut d = String::new();
-    let mut segment: Vec<(f64, f64)> = Vec::new();
-    let flush = |segment: &mut Vec<(f64, f64)>, d: &mut String| {
-        if let [(x, y)] = segment.as_slice() {
-            segment.push((*x, *y));
+    for mut run in runs(points) {
+        if let [(x, y)] = run.as_slice() {
+            run.push((*x, *y));
         }
-        for (k, (x, y)) in segment.iter().enumerate() {
+        for (k, (x, y)) in run.iter().enumerate() {
             let cmd = if k == 0 { 'M' } else { 'L' };
             let sep = if d.is_empty() { "" } else { " " };
             let _ = write!(d, "{sep}{cmd}{},{}", svg.fx(*x), svg.fy(*y));
         }
-        segment.clear();
-    };
-    for p in points {
-        match p {
-            Some(p) => segment.push(p),
-            None => flush(&mut segment, &mut d),
-        }
     }
-    flush(&mut segment, &mut d);
     (!d.is_empty()).then_some(d)
 }
 
@@ -698,25 +704,15 @@ fn area(
     base_y: f64,
 ) -> Option<String> {
     let mut d = String::new();
-    let mut segment: Vec<(f64, f64)> = Vec::new();
-    let flush = |segment: &mut Vec<(f64, f64)>, d: &mut String| {
-        if let (Some(&(x0, _)), Some(&(x1, _))) = (segment.first(), segment.last()) {
-            let sep = if d.is_empty() { "" } else { " " };
-            let _ = write!(d, "{sep}M{},{}", svg.fx(x0), svg.fy(base_y));
-            for (x, y) in segment.iter() {
-                let _ = write!(d, " L{},{}", svg.fx(*x), svg.fy(*y));
-            }
-            let _ = write!(d, " L{},{} Z", svg.fx(x1), svg.fy(base_y));
+    for run in runs(points) {
+        let (x0, x1) = (run[0].0, run[run.len() - 1].0);
+        let sep = if d.is_empty() { "" } else { " " };
+        let _ = write!(d, "{sep}M{},{}", svg.fx(x0), svg.fy(base_y));
+        for (x, y) in &run {
+            let _ = write!(d, " L{},{}", svg.fx(*x), svg.fy(*y));
         }
-        segment.clear();
-    };
-    for p in points {
-        match p {
-            Some(p) => segment.push(p),
-            None => flush(&mut segment, &mut d),
-        }
+        let _ = write!(d, " L{},{} Z", svg.fx(x1), svg.fy(base_y));
     }
-    flush(&mut segment, &mut d);
     (!d.is_empty()).then_some(d)
 }
 
@@ -936,28 +932,6 @@ fn clamp_to(v: f64, max: f64) -> f64 {
     } else {
         v.clamp(0.0, max.max(0.0))
     }
-}
-
-/// Escapes text for XML text and attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters other than tab/newline are not allowed in XML 1.0.
-            c if (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-                || matches!(c, '\u{FFFE}' | '\u{FFFF}') =>
-            {
-                out.push('\u{FFFD}')
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
