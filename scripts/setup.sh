@@ -2,12 +2,13 @@
 # One place for everything sim-train needs beyond the Rust toolchain, installed
 # idempotently (a second run only checks and returns in seconds).
 #
-#   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [all]      (default: all)
+#   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [chromium] [all]      (default: all)
 #
 #   core    the Rust toolchain is present (rustc >= 1.95), the shared target folder exists
 #   torch   .venv with PyTorch 2.11.0 and its CUDA libraries (the libtorch that tch 0.24 links)
 #   nvrtc   NVRTC 13.0 in .venv, so CUDA kernels compile to PTX without a GPU
 #   vulkan  Mesa's lavapipe (software Vulkan), so wgpu compute shaders run on the CPU
+#   chromium  headless Chromium, so a test renders the walk-forward report page
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,15 @@ vulkan() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 }
 
+chromium() {
+  if dpkg -s chromium >/dev/null 2>&1; then return 0; fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "apt-get install chromium"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(all)
 for p in "${parts[@]}"; do
@@ -76,8 +86,9 @@ for p in "${parts[@]}"; do
     torch) torch ;;
     nvrtc) nvrtc ;;
     vulkan) vulkan ;;
-    all) core; torch; nvrtc; vulkan ;;
-    *) log "unknown part '$p' (core, torch, nvrtc, vulkan, all)"; exit 2 ;;
+    chromium) chromium ;;
+    all) core; torch; nvrtc; vulkan; chromium ;;
+    *) log "unknown part '$p' (core, torch, nvrtc, vulkan, chromium, all)"; exit 2 ;;
   esac
 done
 log "ready: ${parts[*]}"

@@ -210,6 +210,74 @@ fn three_shards_merge_to_the_single_process_report_byte_for_byte() {
 
     check_report_against_units(&single, &plan);
     check_charts_and_page(&single.join("report"));
+    check_page_renders(&single.join("report/report.html"), tmp.path());
+}
+
+/// Renders the report page in headless Chromium (installed by `scripts/setup.sh`) and
+/// checks the screenshot shows the page: mostly light background, text, and the charts'
+/// agent color (#1f77b4) over tens of thousands of pixels.
+fn check_page_renders(page: &Path, tmp: &Path) {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        common::skip(Path::new(
+            "chromium (scripts/setup.sh chromium installs it)",
+        ));
+        return;
+    };
+    let shot = tmp.join("page.png");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .args(["--window-size=1280,2400"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1280, 2400));
+    let channels = info.color_type.samples();
+    let (mut light, mut dark, mut agent) = (0usize, 0usize, 0usize);
+    let pixels = buf[..info.buffer_size()].chunks_exact(channels);
+    let total = pixels.len();
+    for p in pixels {
+        let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
+        if r > 230 && g > 230 && b > 230 {
+            light += 1;
+        }
+        if r < 80 && g < 80 && b < 80 {
+            dark += 1;
+        }
+        if (r - 0x1f).abs() < 12 && (g - 0x77).abs() < 12 && (b - 0xb4).abs() < 12 {
+            agent += 1;
+        }
+    }
+    eprintln!("screenshot: {light} light, {dark} dark, {agent} agent-colored pixels of {total}");
+    assert!(
+        light > total / 2,
+        "not a page: {light} light pixels of {total}"
+    );
+    assert!(dark > 5_000, "no text: {dark} dark pixels");
+    // The title's underline alone has ~2,200 such pixels; the charts add tens of thousands.
+    assert!(
+        agent > 20_000,
+        "no chart: {agent} pixels in the agent's color"
+    );
 }
 
 /// The merged numbers recomputed from independent sources: the units' backtest reports

@@ -51,7 +51,8 @@ h2 { font-size: 1.3rem; margin-top: 2.2rem; color: #1f3b57; }
 p { margin: 0.6rem 0; }
 figure.chart { margin: 1rem 0; background: #fff; border: 1px solid #ddd; padding: 0.5rem; overflow-x: auto; }
 figure.chart svg { display: block; max-width: 100%; height: auto; }
-table { border-collapse: collapse; margin: 1rem 0; background: #fff; font-size: 0.92rem; }
+div.table { overflow-x: auto; margin: 1rem 0; }
+table { border-collapse: collapse; background: #fff; font-size: 0.92rem; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 0.3rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.3rem 0.7rem; }
 th { background: #eef2f6; text-align: left; }
@@ -135,7 +136,7 @@ fn table(out: &mut String, caption: &str, columns: &[String], rows: &[Vec<Cell>]
     put(
         out,
         format_args!(
-            "<table>\n<caption>{}</caption>\n<thead><tr>",
+            "<div class=\"table\">\n<table>\n<caption>{}</caption>\n<thead><tr>",
             escape(caption)
         ),
     );
@@ -169,7 +170,7 @@ fn table(out: &mut String, caption: &str, columns: &[String], rows: &[Vec<Cell>]
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
 }
 
 /// Fixed-decimals number; "–" when not finite; no negative zero ("-0.00").

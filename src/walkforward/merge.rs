@@ -919,8 +919,8 @@ fn render_page(
                     Cell::Text(t.config.clone()),
                     Cell::Text(t.seed.to_string()),
                     Cell::Text(c.gate.clone()),
-                    Cell::Num(c.threshold, 3),
-                    Cell::Num(c.value, 3),
+                    Cell::Num(c.threshold, if c.gate == "min_trades" { 0 } else { 3 }),
+                    Cell::Num(c.value, if c.gate == "min_trades" { 0 } else { 3 }),
                     Cell::Pass(c.pass),
                 ]
             })
