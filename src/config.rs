@@ -37,6 +37,7 @@ pub struct Config {
     pub sampler: crate::scan::SamplerConfig,
     pub preload: crate::scan::PreloadConfig,
     pub walkforward: crate::walkforward::WalkForwardConfig,
+    pub live: crate::live::LiveConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -315,6 +316,7 @@ impl Config {
         }
         crate::scan::config::check(&self.scan, &self.sampler, &self.preload)?;
         self.walkforward.validate()?;
+        self.live.risk.validate()?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
             return Err("bench.symbols, bench.days, bench.lookups and bench.scan_repeats must be at least 1".into());

@@ -27,6 +27,7 @@ pub mod error;
 pub mod features;
 pub mod ingest;
 pub mod learn;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod overfit;

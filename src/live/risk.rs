@@ -1,0 +1,421 @@
+//! The risk manager between the policy and the execution layer (`[live.risk]`).
+//!
+//! The policy proposes a target position per symbol; [`RiskManager::check`] returns the
+//! target the rules allow, with the reason of every change. The rules, in order:
+//!
+//! 1. **Trading state**: `Halted` allows only flat (every target becomes 0); `Reducing`
+//!    allows only moves toward flat (a larger or opposite position is cut back to the
+//!    current one, or to 0 across a sign change).
+//! 2. **Flatten before the close**: within `flatten_before_close_secs` of the session's
+//!    close every target is 0.
+//! 3. **Order rate**: more than `max_orders_per_minute` orders in the last 60 s: the
+//!    order is refused (target = current position).
+//! 4. **Consecutive losses**: after `max_consecutive_losses` losing round trips in a row,
+//!    new risk is refused for `loss_pause_secs` (positions may still be reduced).
+//! 5. **Max trades per day**: once `max_trades_per_day` orders that add risk were
+//!    allowed today, only reducing orders pass.
+//! 6. **Max position per symbol**: `|target| · price ≤ max_position_usd`.
+//! 7. **Gross and net exposure** across symbols (positions at their last prices):
+//!    `Σ|value| ≤ max_gross_usd`, `|Σ value| ≤ max_net_usd`.
+//! 8. **Per-trade risk**: the added shares times price times `stop_frac` (the adverse move
+//!    a trade is sized for) at most `max_trade_risk_frac` of equity.
+//!
+//! Rules 6–8 only cut the part of an order that adds risk (shares are rounded toward
+//! flat); reducing a position is never blocked by them. Besides orders, the day's
+//! **drawdown** from its high-water mark of equity ([`RiskManager::mark`]) beyond
+//! `max_daily_drawdown` halts trading for the rest of the day, and the **kill switch**
+//! ([`RiskManager::kill`]) halts until [`RiskManager::resume`]; both make every target 0
+//! (the loop flattens). Each state change is returned so the loop journals it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// `[live.risk]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskConfig {
+    pub max_position_usd: f64,
+    pub max_gross_usd: f64,
+    pub max_net_usd: f64,
+    pub stop_frac: f64,
+    pub max_trade_risk_frac: f64,
+    pub max_daily_drawdown: f64,
+    pub max_consecutive_losses: u32,
+    pub loss_pause_secs: u32,
+    pub max_trades_per_day: u32,
+    pub max_orders_per_minute: u32,
+    pub flatten_before_close_secs: u32,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            max_position_usd: 100_000.0,
+            max_gross_usd: 1_000_000.0,
+            max_net_usd: 500_000.0,
+            stop_frac: 0.02,
+            max_trade_risk_frac: 0.02,
+            max_daily_drawdown: 0.03,
+            max_consecutive_losses: 5,
+            loss_pause_secs: 900,
+            max_trades_per_day: 200,
+            max_orders_per_minute: 60,
+            flatten_before_close_secs: 60,
+        }
+    }
+}
+
+impl RiskConfig {
+    /// Checks values that types alone cannot; errors name the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("max_position_usd", self.max_position_usd),
+            ("max_gross_usd", self.max_gross_usd),
+            ("max_net_usd", self.max_net_usd),
+            ("stop_frac", self.stop_frac),
+            ("max_trade_risk_frac", self.max_trade_risk_frac),
+            ("max_daily_drawdown", self.max_daily_drawdown),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("live.risk.{key} = {v}: must be a positive number"));
+            }
+        }
+        if self.max_daily_drawdown >= 1.0 || self.stop_frac >= 1.0 {
+            return Err(format!(
+                "live.risk.max_daily_drawdown = {} and live.risk.stop_frac = {} must be below 1",
+                self.max_daily_drawdown, self.stop_frac
+            ));
+        }
+        if self.max_consecutive_losses == 0
+            || self.max_trades_per_day == 0
+            || self.max_orders_per_minute == 0
+        {
+            return Err("live.risk.max_consecutive_losses, max_trades_per_day and max_orders_per_minute must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the risk manager lets through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TradingState {
+    /// Every rule applies; new risk may be taken.
+    Active,
+    /// Only orders that bring positions toward flat.
+    Reducing,
+    /// Nothing but flattening.
+    Halted,
+}
+
+/// A state change, to be journaled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub from: TradingState,
+    pub to: TradingState,
+    pub reason: String,
+}
+
+/// A proposed target for one symbol.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proposal<'a> {
+    pub symbol: &'a str,
+    /// Time of the decision, ns since the epoch.
+    pub ts_ns: i64,
+    /// Position now (shares, signed) and the target the policy wants.
+    pub current: i64,
+    pub target: i64,
+    /// Reference price of the order, dollars.
+    pub price: f64,
+    /// Seconds until the session's close.
+    pub secs_to_close: f64,
+}
+
+/// The rules' answer: the target allowed and why it differs from the proposal (empty when
+/// it does not).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub target: i64,
+    pub reasons: Vec<String>,
+}
+
+/// The risk manager of one account.
+#[derive(Clone, Debug)]
+pub struct RiskManager {
+    cfg: RiskConfig,
+    state: TradingState,
+    /// Halted by the kill switch (sticky until [`RiskManager::resume`]), not by the day's
+    /// drawdown (cleared at the next day).
+    killed: bool,
+    equity: f64,
+    high_water: f64,
+    /// Shares and last price of every symbol held or traded.
+    positions: BTreeMap<String, (i64, f64)>,
+    risk_orders_today: u32,
+    losses_in_a_row: u32,
+    paused_until_ns: i64,
+    recent_orders_ns: VecDeque<i64>,
+}
+
+const NS: i64 = 1_000_000_000;
+
+impl RiskManager {
+    pub fn new(cfg: RiskConfig, equity: f64) -> RiskManager {
+        RiskManager {
+            cfg,
+            state: TradingState::Active,
+            killed: false,
+            equity,
+            high_water: equity,
+            positions: BTreeMap::new(),
+            risk_orders_today: 0,
+            losses_in_a_row: 0,
+            paused_until_ns: i64::MIN,
+            recent_orders_ns: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> TradingState {
+        self.state
+    }
+
+    fn set_state(&mut self, to: TradingState, reason: String) -> Option<StateChange> {
+        (self.state != to).then(|| {
+            let change = StateChange {
+                from: self.state,
+                to,
+                reason,
+            };
+            self.state = to;
+            change
+        })
+    }
+
+    /// A new trading day at `equity`: daily counters and the high-water mark reset; a
+    /// drawdown halt is lifted, a kill is not.
+    pub fn begin_day(&mut self, equity: f64) -> Option<StateChange> {
+        self.equity = equity;
+        self.high_water = equity;
+        self.risk_orders_today = 0;
+        self.recent_orders_ns.clear();
+        if self.state == TradingState::Halted && !self.killed {
+            return self.set_state(TradingState::Active, "new trading day".into());
+        }
+        None
+    }
+
+    /// Marks the account at `equity`; halts when the day's drawdown from its high-water
+    /// mark reaches `max_daily_drawdown`.
+    pub fn mark(&mut self, equity: f64) -> Option<StateChange> {
+        self.equity = equity;
+        self.high_water = self.high_water.max(equity);
+        let drawdown = 1.0 - equity / self.high_water;
+        if drawdown >= self.cfg.max_daily_drawdown && self.state != TradingState::Halted {
+            return self.set_state(
+                TradingState::Halted,
+                format!(
+                    "daily drawdown {:.2} % from the high-water mark {:.2} reached the limit of {:.2} %",
+                    100.0 * drawdown,
+                    self.high_water,
+                    100.0 * self.cfg.max_daily_drawdown
+                ),
+            );
+        }
+        None
+    }
+
+    /// The kill switch: flatten everything and halt until [`RiskManager::resume`].
+    pub fn kill(&mut self, reason: &str) -> Option<StateChange> {
+        self.killed = true;
+        self.set_state(TradingState::Halted, format!("kill switch: {reason}"))
+    }
+
+    /// Only position-reducing orders from now on (an operator's command).
+    pub fn reduce_only(&mut self, reason: &str) -> Option<StateChange> {
+        if self.state == TradingState::Halted {
+            return None;
+        }
+        self.set_state(TradingState::Reducing, reason.to_string())
+    }
+
+    /// Back to active trading (after a kill or reduce-only).
+    pub fn resume(&mut self, reason: &str) -> Option<StateChange> {
+        self.killed = false;
+        self.set_state(TradingState::Active, reason.to_string())
+    }
+
+    /// A fill: the symbol's position and last price.
+    pub fn on_fill(&mut self, symbol: &str, position_after: i64, price: f64) {
+        self.positions
+            .insert(symbol.to_string(), (position_after, price));
+    }
+
+    /// A closed round trip's net P&L (consecutive-loss pause).
+    pub fn on_round_trip(&mut self, net_pnl: f64, ts_ns: i64) {
+        if net_pnl < 0.0 {
+            self.losses_in_a_row += 1;
+            if self.losses_in_a_row >= self.cfg.max_consecutive_losses {
+                self.paused_until_ns = ts_ns + self.cfg.loss_pause_secs as i64 * NS;
+                self.losses_in_a_row = 0;
+            }
+        } else {
+            self.losses_in_a_row = 0;
+        }
+    }
+
+    /// The target the rules allow for `p` (see the module docs). An allowed order that
+    /// changes the position counts toward the order rate (and, when it adds risk, toward
+    /// the day's trades).
+    pub fn check(&mut self, p: &Proposal) -> Verdict {
+        let mut reasons = Vec::new();
+        let mut target = p.target;
+        let toward_flat = |cur: i64, t: i64| {
+            if t.signum() * cur.signum() < 0 {
+                0
+            } else if t.abs() > cur.abs() {
+                cur
+            } else {
+                t
+            }
+        };
+        let mut cut = |t: &mut i64, to: i64, why: String| {
+            if *t != to {
+                *t = to;
+                reasons.push(why);
+            }
+        };
+        match self.state {
+            TradingState::Halted => cut(&mut target, 0, "halted: flatten only".into()),
+            TradingState::Reducing => {
+                let t = toward_flat(p.current, target);
+                cut(&mut target, t, "reduce-only: no new risk".into());
+            }
+            TradingState::Active => {}
+        }
+        if p.secs_to_close <= self.cfg.flatten_before_close_secs as f64 {
+            cut(
+                &mut target,
+                0,
+                format!(
+                    "{:.0} s to the close: flatten (flatten_before_close_secs = {})",
+                    p.secs_to_close, self.cfg.flatten_before_close_secs
+                ),
+            );
+        }
+        let window_start = p.ts_ns - 60 * NS;
+        while self
+            .recent_orders_ns
+            .front()
+            .is_some_and(|&t| t <= window_start)
+        {
+            self.recent_orders_ns.pop_front();
+        }
+        if target != p.current
+            && self.recent_orders_ns.len() >= self.cfg.max_orders_per_minute as usize
+        {
+            cut(
+                &mut target,
+                p.current,
+                format!(
+                    "order rate: {} orders in the last minute (max_orders_per_minute = {})",
+                    self.recent_orders_ns.len(),
+                    self.cfg.max_orders_per_minute
+                ),
+            );
+        }
+        let adds_risk = |t: i64| t.abs() > p.current.abs() || t.signum() * p.current.signum() < 0;
+        if adds_risk(target) && p.ts_ns < self.paused_until_ns {
+            let t = toward_flat(p.current, target);
+            cut(
+                &mut target,
+                t,
+                format!(
+                    "paused after {} losing trades in a row for {} s",
+                    self.cfg.max_consecutive_losses, self.cfg.loss_pause_secs
+                ),
+            );
+        }
+        if adds_risk(target) && self.risk_orders_today >= self.cfg.max_trades_per_day {
+            let t = toward_flat(p.current, target);
+            cut(
+                &mut target,
+                t,
+                format!(
+                    "max trades per day ({}) reached: reduce only",
+                    self.cfg.max_trades_per_day
+                ),
+            );
+        }
+        if adds_risk(target) {
+            target = self.cap_new_risk(p, target, &mut reasons);
+        }
+        if target != p.current {
+            self.recent_orders_ns.push_back(p.ts_ns);
+            if adds_risk(target) {
+                self.risk_orders_today += 1;
+            }
+        }
+        Verdict { target, reasons }
+    }
+
+    /// Rules 6–8 on a target that adds risk: the largest position in the target's
+    /// direction (shares rounded toward flat) that every limit allows, never below the
+    /// part of the current position kept.
+    fn cap_new_risk(&self, p: &Proposal, target: i64, reasons: &mut Vec<String>) -> i64 {
+        let sign = target.signum();
+        let price = p.price;
+        // Shares held in the target's direction before the order (0 across a sign flip).
+        let kept = if p.current.signum() == sign {
+            p.current.abs()
+        } else {
+            0
+        };
+        let mut allowed = target.abs();
+        let mut limit = |shares: f64, why: String| {
+            let s = shares.floor().max(kept as f64) as i64;
+            if s < allowed {
+                allowed = s;
+                reasons.push(why);
+            }
+        };
+        limit(
+            self.cfg.max_position_usd / price,
+            format!(
+                "max position {:.0} $ at {price:.2}",
+                self.cfg.max_position_usd
+            ),
+        );
+        let (mut gross, mut net) = (0.0, 0.0);
+        for (s, &(shares, last)) in &self.positions {
+            if s != p.symbol {
+                gross += (shares as f64 * last).abs();
+                net += shares as f64 * last;
+            }
+        }
+        limit(
+            (self.cfg.max_gross_usd - gross) / price,
+            format!(
+                "max gross exposure {:.0} $ ({gross:.0} $ in other symbols)",
+                self.cfg.max_gross_usd
+            ),
+        );
+        // |net + sign · shares · price| ≤ max_net.
+        let room = self.cfg.max_net_usd - sign as f64 * net;
+        limit(
+            room / price,
+            format!(
+                "max net exposure {:.0} $ ({net:.0} $ in other symbols)",
+                self.cfg.max_net_usd
+            ),
+        );
+        let risk_budget = self.cfg.max_trade_risk_frac * self.equity;
+        limit(
+            kept as f64 + risk_budget / (price * self.cfg.stop_frac),
+            format!(
+                "per-trade risk: {:.0} $ ({} of equity) at a {} stop",
+                risk_budget, self.cfg.max_trade_risk_frac, self.cfg.stop_frac
+            ),
+        );
+        sign * allowed
+    }
+}
