@@ -138,6 +138,22 @@ fn export_writes_a_verified_bundle_and_refuses_altered_ones() {
         let s = String::from_utf8(b.clone()).unwrap();
         *b = s.replacen("\"update\": 4", "\"update\": 5", 1).into_bytes();
     });
+    // A field the format does not have is refused, not silently ignored.
+    let extra = tmp.path().join("tampered-manifest.json");
+    let text = std::fs::read_to_string(b.join("manifest.json")).unwrap();
+    std::fs::write(
+        extra.join("manifest.json"),
+        text.replacen('{', "{\n  \"note\": 1,", 1),
+    )
+    .unwrap();
+    sim_train()
+        .args(["policy", "inspect"])
+        .arg(&extra)
+        .assert()
+        .failure()
+        .code(3)
+        .stderr(predicates::str::contains("unknown field"));
+    std::fs::write(extra.join("manifest.json"), &text).unwrap();
     std::fs::remove_file(
         tmp.path()
             .join("tampered-manifest.json/weights.safetensors"),

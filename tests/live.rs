@@ -109,6 +109,11 @@ fn trading_states_kill_switch_and_reduce_only() {
     assert_eq!(allowed(&mut rm, &ask("A", 1, 1_000, 2_000, 10.0)).0, 1_000);
     assert_eq!(allowed(&mut rm, &ask("A", 2, 1_000, -500, 10.0)).0, 0);
     assert_eq!(allowed(&mut rm, &ask("A", 3, 1_000, 400, 10.0)).0, 400);
+    // Reduce-only outlives a drawdown halt: the next day is reducing, not active.
+    rm.mark(1.0);
+    assert_eq!(rm.state(), TradingState::Halted);
+    rm.begin_day(100_000.0);
+    assert_eq!(rm.state(), TradingState::Reducing);
 }
 
 #[test]
@@ -137,12 +142,52 @@ fn order_rate_is_limited_over_a_sliding_minute() {
     let (t, why) = allowed(&mut rm, &ask("A", 20, 3, 4, 10.0));
     assert_eq!(t, 3, "the fourth order in a minute is refused");
     assert!(why.contains("order rate"), "{why}");
-    // Holding (no order) is always fine; 61 s after the first order there is room again.
+    // Holding (no order) is always fine, and so is reducing: a halt or the close can
+    // always clear the book, however many orders went out.
     assert_eq!(
         allowed(&mut rm, &ask("A", 30, 3, 3, 10.0)),
         (3, String::new())
     );
-    assert_eq!(allowed(&mut rm, &ask("A", 61, 3, 4, 10.0)).0, 4);
+    assert_eq!(allowed(&mut rm, &ask("A", 31, 3, 1, 10.0)).0, 1);
+    // Reducing orders count too: at 61 s the orders of 5, 10 and 31 s still fill the
+    // minute; at 92 s they have all left it.
+    assert_eq!(allowed(&mut rm, &ask("A", 61, 1, 4, 10.0)).0, 1);
+    assert_eq!(allowed(&mut rm, &ask("A", 92, 1, 4, 10.0)).0, 4);
+    rm.kill("test");
+    for ts in 93..100 {
+        assert_eq!(
+            allowed(&mut rm, &ask("B", ts, 50, 50, 10.0)).0,
+            0,
+            "a kill flattens at any rate"
+        );
+    }
+}
+
+#[test]
+fn targets_decided_on_the_same_bar_share_the_exposure_limits() {
+    let mut cfg = open_cfg();
+    cfg.max_gross_usd = 150_000.0;
+    let mut rm = RiskManager::new(cfg, 1e9);
+    // Both decided before either fills: the second sees the first's pending target.
+    assert_eq!(allowed(&mut rm, &ask("A", 0, 0, 1_000, 100.0)).0, 1_000);
+    let (t, why) = allowed(&mut rm, &ask("B", 0, 0, 1_000, 100.0));
+    assert_eq!(t, 500);
+    assert!(why.contains("max gross exposure"), "{why}");
+    // Once filled at their targets they count as positions, the same way.
+    rm.on_fill("A", 1_000, 100.0);
+    rm.on_fill("B", 500, 100.0);
+    assert_eq!(allowed(&mut rm, &ask("C", 1, 0, 1_000, 100.0)).0, 0);
+}
+
+#[test]
+fn a_bad_price_allows_no_new_risk() {
+    let mut rm = RiskManager::new(open_cfg(), 100_000.0);
+    for price in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let (t, why) = allowed(&mut rm, &ask("A", 0, 100, 500, price));
+        assert_eq!(t, 100, "price {price}");
+        assert!(why.contains("bad price"), "{why}");
+        assert_eq!(allowed(&mut rm, &ask("A", 0, 100, 0, price)).0, 0);
+    }
 }
 
 #[test]

@@ -496,6 +496,18 @@ fn bad_sweeps_fail_before_any_training() {
         "use 1 to 40 letters",
     );
     fails(
+        &["walkforward.configs=[{name=\"flat\"}]"],
+        &out,
+        2,
+        "is taken by a baseline",
+    );
+    fails(
+        &["walkforward.configs=[{name=\"cheap\", set=[\"env.costs.commission_per_share=0\"]}]"],
+        &out,
+        2,
+        "changes how units are evaluated",
+    );
+    fails(
         &["walkforward.configs=[{name=\"x\", set=[\"train.nope=1\"]}]"],
         &out,
         2,
@@ -564,6 +576,22 @@ fn bad_sweeps_fail_before_any_training() {
         .failure()
         .code(2)
         .stderr(predicates::str::contains("needs its shard"));
+    // An edited plan is refused before anything runs.
+    let plan_file = plan.join("plan.json");
+    let original = std::fs::read_to_string(&plan_file).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_str(&original).unwrap();
+    edited["folds"][0]["symbols"] = serde_json::json!(["SYN000"]);
+    std::fs::write(&plan_file, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+    sim_train()
+        .args(["-q", "walk-forward", "run", "--shard", "0/2", "--plan"])
+        .arg(&plan)
+        .assert()
+        .failure()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "no longer matches its config and data",
+        ));
+    std::fs::write(&plan_file, original).unwrap();
     // Planning the same config again keeps the plan (and any finished units).
     sim_train()
         .args(["--config"])
@@ -613,6 +641,14 @@ fn gates_are_judged_from_the_stitched_numbers() {
     assert!(c.iter().any(|c| c.gate == "min_win_rate" && !c.pass));
     assert!(c.iter().any(|c| c.gate == "min_sharpe" && !c.pass));
     assert!(check_gates(&Gates::default(), &none).is_empty());
+    // Gates at their no-op values are not applied (an undefined value cannot fail them).
+    let off = Gates {
+        min_sharpe: Some(f64::NEG_INFINITY),
+        max_drawdown: Some(f64::INFINITY),
+        min_trades: Some(0),
+        min_win_rate: Some(0.0),
+    };
+    assert!(check_gates(&off, &none).is_empty());
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! - `manifest.json` ([`Manifest`]): the observation schema (names in order, feature-set
 //!   version, normalization), the action set, the network's shapes and layout, the
 //!   training run it came from, and a SHA-256 content hash over the manifest (without
-//!   the hash) and both files.
+//!   the hash: its bytes as written, with the hash's value blanked) and both files.
 //!
 //! [`Bundle::open`] verifies the hash before anything is used: a missing file, an edited
 //! manifest or config, or altered weights are refused. [`native::NativePolicy`] runs the
@@ -33,6 +33,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The observation a policy reads, in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ObservationSchema {
     /// Feature-set version of the feature columns (the caches' and the live feed's must
     /// match).
@@ -47,6 +48,7 @@ pub struct ObservationSchema {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Normalization {
     pub clip: f32,
     /// Observations the statistics were estimated from.
@@ -55,6 +57,7 @@ pub struct Normalization {
 
 /// The network: layout and shapes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Network {
     /// `encoder (tanh MLP) → lstm → actor (log-softmax over actions) + critic`.
     pub architecture: String,
@@ -70,6 +73,7 @@ pub struct Network {
 
 /// The training run a bundle was exported from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// `<config hash>/<checkpoint>`: names the run's config and the update exported.
     pub run_id: String,
@@ -82,6 +86,7 @@ pub struct Provenance {
 
 /// `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub format: String,
     pub format_version: u32,
@@ -94,8 +99,8 @@ pub struct Manifest {
     /// The environment the policy was trained in: session, execution model, costs, risk
     /// limits, rewards (also in the config file).
     pub env: serde_json::Value,
-    /// `sha256:<hex>` of the manifest without this field, then the weights file, then the
-    /// config file.
+    /// `sha256:<hex>` of the manifest file's bytes with this value empty, then the weights
+    /// file, then the config file.
     pub content_hash: String,
 }
 
@@ -116,17 +121,24 @@ pub struct Bundle {
     pub config_toml: String,
 }
 
-fn content_hash(manifest: &Manifest, weights: &[u8], config: &[u8]) -> String {
-    let mut m = manifest.clone();
-    m.content_hash = String::new();
+/// The content hash over the manifest's bytes as written with an empty `content_hash`,
+/// then the weights (length-prefixed) and the config.
+fn content_hash(blank_manifest: &[u8], weights: &[u8], config: &[u8]) -> String {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(&m).expect("the manifest serializes"));
+    h.update(blank_manifest);
     h.update((weights.len() as u64).to_le_bytes());
     h.update(weights);
     h.update(config);
     let digest = h.finalize();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+/// The manifest file's text.
+fn manifest_text(m: &Manifest) -> String {
+    let mut json = serde_json::to_string_pretty(m).expect("the manifest serializes");
+    json.push('\n');
+    json
 }
 
 /// Serializes `tensors` as safetensors bytes.
@@ -205,12 +217,15 @@ impl Bundle {
             .map(|(k, (shape, _))| (k.clone(), shape.clone()))
             .collect();
         let weights = encode(tensors)?;
-        manifest.content_hash = content_hash(&manifest, &weights, config_toml.as_bytes());
+        manifest.content_hash = String::new();
+        let blank = manifest_text(&manifest);
+        manifest.content_hash = content_hash(blank.as_bytes(), &weights, config_toml.as_bytes());
         write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
         write_atomic(&dir.join(CONFIG_FILE), config_toml.as_bytes())?;
-        let mut json = serde_json::to_string_pretty(&manifest).expect("serializes");
-        json.push('\n');
-        write_atomic(&dir.join(MANIFEST_FILE), json.as_bytes())?;
+        write_atomic(
+            &dir.join(MANIFEST_FILE),
+            manifest_text(&manifest).as_bytes(),
+        )?;
         Ok(manifest)
     }
 
@@ -241,7 +256,18 @@ impl Bundle {
         }
         let weights = read(WEIGHTS_FILE)?;
         let config = read(CONFIG_FILE)?;
-        let hash = content_hash(&manifest, &weights, &config);
+        // The hash covers the manifest's bytes as they are on disk, with its own value
+        // blanked.
+        let text = String::from_utf8_lossy(&mbytes);
+        let field = format!("\"content_hash\": \"{}\"", manifest.content_hash);
+        if text.matches(&field).count() != 1 {
+            return Err(Error::input(
+                &mpath,
+                "has no single content_hash field: export it again",
+            ));
+        }
+        let blank = text.replacen(&field, "\"content_hash\": \"\"", 1);
+        let hash = content_hash(blank.as_bytes(), &weights, &config);
         if hash != manifest.content_hash {
             return Err(Error::input(
                 dir,

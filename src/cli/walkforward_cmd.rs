@@ -220,13 +220,22 @@ fn run_shard(
     crate::learn::run::install_ctrl_c();
     let units = plan.shard(index, count);
     let clock = Instant::now();
-    let (mut ran, mut skipped) = (0, 0);
+    let (mut ran, mut skipped, mut busy) = (0, 0, 0);
     for (k, u) in units.iter().enumerate() {
         let t = Instant::now();
         match walkforward::run_unit(dir, plan, resolved, u, progress)? {
             Outcome::Skipped => {
                 skipped += 1;
                 eprintln!("[{}/{}] {} already complete", k + 1, units.len(), u.id);
+            }
+            Outcome::Busy => {
+                busy += 1;
+                eprintln!(
+                    "[{}/{}] {} is being run by another process: left to it",
+                    k + 1,
+                    units.len(),
+                    u.id
+                );
             }
             Outcome::Ran => {
                 ran += 1;
@@ -241,7 +250,7 @@ fn run_shard(
         }
     }
     eprintln!(
-        "shard {index}/{count}: {ran} units run, {skipped} already complete, in {:.1} s",
+        "shard {index}/{count}: {ran} units run, {skipped} already complete, {busy} run by another process, in {:.1} s",
         clock.elapsed().as_secs_f64()
     );
     Ok(())

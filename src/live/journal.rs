@@ -87,6 +87,8 @@ pub struct Journal {
     file: std::fs::File,
     next_seq: u64,
     fsync: bool,
+    /// A failed write could not be undone.
+    broken: bool,
 }
 
 /// What [`Journal::open`] found.
@@ -205,6 +207,7 @@ impl Journal {
                 file,
                 next_seq,
                 fsync,
+                broken: false,
             },
             records,
             damaged_tail,
@@ -212,7 +215,16 @@ impl Journal {
     }
 
     /// Appends `event` at `ts_ns`; returns the record once it is written (and synced).
+    /// A failed write is undone (the file is cut back to where the record began), so a
+    /// later append cannot glue onto a fragment; if even that fails, the journal refuses
+    /// every further append.
     pub fn append(&mut self, ts_ns: i64, event: Event) -> Result<Record> {
+        if self.broken {
+            return Err(Error::input(
+                &self.path,
+                "an earlier write failed and could not be undone: reopen the journal",
+            ));
+        }
         let record = Record {
             seq: self.next_seq,
             ts_ns,
@@ -220,10 +232,23 @@ impl Journal {
         };
         let json = serde_json::to_string(&record).expect("a record serializes");
         let line = format!("{json}\t{}\n", checksum(&json));
-        self.file.write_all(line.as_bytes()).at(&self.path)?;
-        self.file.flush().at(&self.path)?;
-        if self.fsync {
-            self.file.sync_data().at(&self.path)?;
+        let start = self.file.metadata().at(&self.path)?.len();
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+            .and_then(|()| {
+                if self.fsync {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = written {
+            if self.file.set_len(start).is_err() {
+                self.broken = true;
+            }
+            return Err(Error::io(&self.path, e));
         }
         self.next_seq += 1;
         Ok(record)

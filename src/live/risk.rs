@@ -8,20 +8,23 @@
 //!    current one, or to 0 across a sign change).
 //! 2. **Flatten before the close**: within `flatten_before_close_secs` of the session's
 //!    close every target is 0.
-//! 3. **Order rate**: more than `max_orders_per_minute` orders in the last 60 s: the
-//!    order is refused (target = current position).
+//! 3. **Order rate**: with `max_orders_per_minute` orders in the last 60 s, an order
+//!    that adds risk is refused (cut back toward flat); flattening and reducing always
+//!    pass, so a halt or the close can clear the book.
 //! 4. **Consecutive losses**: after `max_consecutive_losses` losing round trips in a row,
 //!    new risk is refused for `loss_pause_secs` (positions may still be reduced).
 //! 5. **Max trades per day**: once `max_trades_per_day` orders that add risk were
 //!    allowed today, only reducing orders pass.
 //! 6. **Max position per symbol**: `|target| · price ≤ max_position_usd`.
-//! 7. **Gross and net exposure** across symbols (positions at their last prices):
-//!    `Σ|value| ≤ max_gross_usd`, `|Σ value| ≤ max_net_usd`.
+//! 7. **Gross and net exposure** across symbols (each other symbol at its intended
+//!    position: the target allowed and not yet filled, else its position, at its last
+//!    price): `Σ|value| ≤ max_gross_usd`, `|Σ value| ≤ max_net_usd`.
 //! 8. **Per-trade risk**: the added shares times price times `stop_frac` (the adverse move
 //!    a trade is sized for) at most `max_trade_risk_frac` of equity.
 //!
 //! Rules 6–8 only cut the part of an order that adds risk (shares are rounded toward
-//! flat); reducing a position is never blocked by them. Besides orders, the day's
+//! flat); reducing a position is never blocked. A price that is not a positive number
+//! allows no new risk. Besides orders, the day's
 //! **drawdown** from its high-water mark of equity ([`RiskManager::mark`]) beyond
 //! `max_daily_drawdown` halts trading for the rest of the day, and the **kill switch**
 //! ([`RiskManager::kill`]) halts until [`RiskManager::resume`]; both make every target 0
@@ -151,6 +154,11 @@ pub struct RiskManager {
     high_water: f64,
     /// Shares and last price of every symbol held or traded.
     positions: BTreeMap<String, (i64, f64)>,
+    /// Targets allowed but not yet reached by fills (shares, price at the decision):
+    /// exposure counts them, so symbols decided on the same bar share the limits.
+    pending: BTreeMap<String, (i64, f64)>,
+    /// An operator asked for reduce-only (kept across a drawdown halt and new days).
+    reduce_only_requested: bool,
     risk_orders_today: u32,
     losses_in_a_row: u32,
     paused_until_ns: i64,
@@ -168,6 +176,8 @@ impl RiskManager {
             equity,
             high_water: equity,
             positions: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            reduce_only_requested: false,
             risk_orders_today: 0,
             losses_in_a_row: 0,
             paused_until_ns: i64::MIN,
@@ -199,7 +209,12 @@ impl RiskManager {
         self.risk_orders_today = 0;
         self.recent_orders_ns.clear();
         if self.state == TradingState::Halted && !self.killed {
-            return self.set_state(TradingState::Active, "new trading day".into());
+            let to = if self.reduce_only_requested {
+                TradingState::Reducing
+            } else {
+                TradingState::Active
+            };
+            return self.set_state(to, "new trading day".into());
         }
         None
     }
@@ -232,6 +247,7 @@ impl RiskManager {
 
     /// Only position-reducing orders from now on (an operator's command).
     pub fn reduce_only(&mut self, reason: &str) -> Option<StateChange> {
+        self.reduce_only_requested = true;
         if self.state == TradingState::Halted {
             return None;
         }
@@ -241,6 +257,7 @@ impl RiskManager {
     /// Back to active trading (after a kill or reduce-only).
     pub fn resume(&mut self, reason: &str) -> Option<StateChange> {
         self.killed = false;
+        self.reduce_only_requested = false;
         self.set_state(TradingState::Active, reason.to_string())
     }
 
@@ -248,6 +265,13 @@ impl RiskManager {
     pub fn on_fill(&mut self, symbol: &str, position_after: i64, price: f64) {
         self.positions
             .insert(symbol.to_string(), (position_after, price));
+        if self
+            .pending
+            .get(symbol)
+            .is_some_and(|&(t, _)| t == position_after)
+        {
+            self.pending.remove(symbol);
+        }
     }
 
     /// A closed round trip's net P&L (consecutive-loss pause).
@@ -310,12 +334,22 @@ impl RiskManager {
         {
             self.recent_orders_ns.pop_front();
         }
-        if target != p.current
-            && self.recent_orders_ns.len() >= self.cfg.max_orders_per_minute as usize
-        {
+        let adds_risk = |t: i64| t.abs() > p.current.abs() || t.signum() * p.current.signum() < 0;
+        if adds_risk(target) && !(p.price.is_finite() && p.price > 0.0) {
+            let t = toward_flat(p.current, target);
             cut(
                 &mut target,
-                p.current,
+                t,
+                format!("price {}: no new risk on a bad price", p.price),
+            );
+        }
+        if adds_risk(target)
+            && self.recent_orders_ns.len() >= self.cfg.max_orders_per_minute as usize
+        {
+            let t = toward_flat(p.current, target);
+            cut(
+                &mut target,
+                t,
                 format!(
                     "order rate: {} orders in the last minute (max_orders_per_minute = {})",
                     self.recent_orders_ns.len(),
@@ -323,7 +357,6 @@ impl RiskManager {
                 ),
             );
         }
-        let adds_risk = |t: i64| t.abs() > p.current.abs() || t.signum() * p.current.signum() < 0;
         if adds_risk(target) && p.ts_ns < self.paused_until_ns {
             let t = toward_flat(p.current, target);
             cut(
@@ -354,6 +387,9 @@ impl RiskManager {
             if adds_risk(target) {
                 self.risk_orders_today += 1;
             }
+            self.pending.insert(p.symbol.to_string(), (target, p.price));
+        } else {
+            self.pending.remove(p.symbol);
         }
         Verdict { target, reasons }
     }
@@ -385,12 +421,20 @@ impl RiskManager {
                 self.cfg.max_position_usd
             ),
         );
+        // Other symbols at their intended positions: a pending target where one was
+        // allowed and not yet filled, else the position.
         let (mut gross, mut net) = (0.0, 0.0);
-        for (s, &(shares, last)) in &self.positions {
-            if s != p.symbol {
-                gross += (shares as f64 * last).abs();
-                net += shares as f64 * last;
-            }
+        let symbols: std::collections::BTreeSet<&String> =
+            self.positions.keys().chain(self.pending.keys()).collect();
+        for s in symbols.into_iter().filter(|s| *s != p.symbol) {
+            let (shares, last) = self
+                .pending
+                .get(s)
+                .or_else(|| self.positions.get(s))
+                .copied()
+                .expect("listed");
+            gross += (shares as f64 * last).abs();
+            net += shares as f64 * last;
         }
         limit(
             (self.cfg.max_gross_usd - gross) / price,

@@ -8,8 +8,21 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// One configuration of the sweep: a name and `--set` overrides layered over the
-/// resolved config for its units.
+/// Keys (prefixes) a config of the sweep may override: how the agent learns and what it
+/// observes and does, not how it is evaluated.
+pub const SWEEPABLE: &[&str] = &[
+    "train.",
+    "env.reward.",
+    "env.features",
+    "env.actions",
+    "env.start_times",
+    "env.max_episode_steps",
+    "sampler.",
+    "preload.",
+];
+
+/// One configuration of the sweep: a name and `--set` overrides (of [`SWEEPABLE`] keys)
+/// layered over the resolved config for its units.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
@@ -182,6 +195,24 @@ impl WalkForwardConfig {
                 return Err(format!(
                     "walkforward.configs name {:?}: use 1 to 40 letters, digits, '-' or '_'",
                     v.name
+                ));
+            }
+            if v.name == "date" || self.baselines.iter().any(|b| b.name() == v.name) {
+                return Err(format!(
+                    "walkforward.configs name {:?} is taken by a baseline or the date column of the report's tables: pick another",
+                    v.name
+                ));
+            }
+            if let Some(key) = v
+                .set
+                .iter()
+                .filter_map(|s| s.split_once('=').map(|(k, _)| k.trim()))
+                .find(|k| !SWEEPABLE.iter().any(|p| k.starts_with(p)))
+            {
+                return Err(format!(
+                    "walkforward.configs {:?} sets {key}: a config may change {} only; anything else changes how units are evaluated (costs, execution, baselines), so configs would not be judged on the same terms: run a sweep per setting",
+                    v.name,
+                    SWEEPABLE.join(", ")
                 ));
             }
             if names.contains(&&v.name) {

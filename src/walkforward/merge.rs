@@ -83,7 +83,7 @@ pub struct GateCheck {
 
 /// Applies `gates` to `s`: Sharpe ≥ min, drawdown depth ≤ max, trades ≥ min, win rate ≥
 /// min. An undefined value (no trades for the win rate, fewer than 2 days for Sharpe)
-/// fails its gate.
+/// fails its gate; a gate set to its no-op value is not applied.
 pub fn check_gates(gates: &Gates, s: &Stats) -> Vec<GateCheck> {
     let mut out = Vec::new();
     let mut add = |gate: &str, threshold: f64, value: f64, pass: bool| {
@@ -94,17 +94,18 @@ pub fn check_gates(gates: &Gates, s: &Stats) -> Vec<GateCheck> {
             pass: value.is_finite() && pass,
         });
     };
-    if let Some(m) = gates.min_sharpe {
+    // A gate at its no-op value (-inf, inf, 0, 0) is not applied at all.
+    if let Some(m) = gates.min_sharpe.filter(|m| *m > f64::NEG_INFINITY) {
         add("min_sharpe", m, s.returns.sharpe, s.returns.sharpe >= m);
     }
-    if let Some(m) = gates.max_drawdown {
+    if let Some(m) = gates.max_drawdown.filter(|m| *m < f64::INFINITY) {
         let depth = -s.returns.max_drawdown;
         add("max_drawdown", m, depth, depth <= m);
     }
-    if let Some(m) = gates.min_trades {
+    if let Some(m) = gates.min_trades.filter(|m| *m > 0) {
         add("min_trades", m as f64, s.trades as f64, s.trades >= m);
     }
-    if let Some(m) = gates.min_win_rate {
+    if let Some(m) = gates.min_win_rate.filter(|m| *m > 0.0) {
         add("min_win_rate", m, s.win_rate, s.win_rate >= m);
     }
     out
@@ -351,6 +352,16 @@ pub fn merge(plan_dir: &Path, plan: &Plan, resolved: &Resolved) -> Result<Merged
 
     // Baselines: the same on every unit of a fold; taken from the first config and seed.
     let (c0, s0) = (&plan.configs[0].name, plan.seeds[0]);
+    if let Some(r) = results
+        .iter()
+        .find(|r| r.baselines != unit_of(r.unit.fold, c0, s0).baselines)
+    {
+        return Err(Error::Data(format!(
+            "unit {} saw other baseline results than {} on the same days: its config changed how units are evaluated",
+            r.unit.id,
+            unit_of(r.unit.fold, c0, s0).unit.id
+        )));
+    }
     let mut baseline_tracks: Vec<Track> = Vec::new();
     for (k, b) in wf.baselines.iter().enumerate() {
         baseline_tracks.push(stitch(
@@ -369,9 +380,24 @@ pub fn merge(plan_dir: &Path, plan: &Plan, resolved: &Resolved) -> Result<Merged
         .collect();
 
     // Diagnostics.
-    let sharpes: Vec<f64> = trials.iter().map(|t| t.daily_sharpe).collect();
+    // A trial without a Sharpe ratio (it never traded, or had a single day) counts as a
+    // no-skill trial, 0, in the sweep's spread.
+    let sharpes: Vec<f64> = trials
+        .iter()
+        .map(|t| {
+            if t.daily_sharpe.is_finite() {
+                t.daily_sharpe
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let undefined = trials
+        .iter()
+        .filter(|t| !t.daily_sharpe.is_finite())
+        .count();
     let best_trial = (0..trials.len())
-        .filter(|&k| sharpes[k].is_finite())
+        .filter(|&k| trials[k].daily_sharpe.is_finite())
         .max_by(|&a, &b| sharpes[a].total_cmp(&sharpes[b]).then(b.cmp(&a)));
     let deflated_sharpe = match best_trial {
         None => Diagnostic {
@@ -381,11 +407,16 @@ pub fn merge(plan_dir: &Path, plan: &Plan, resolved: &Resolved) -> Result<Merged
         Some(k) => {
             let key = (trials[k].config.clone(), trials[k].seed);
             let what = format!(
-                "the best of {} trials ({} seed {}) by daily Sharpe ratio, over its {} stitched out-of-sample daily returns",
+                "the best of {} trials ({} seed {}) by daily Sharpe ratio, over its {} stitched out-of-sample daily returns{}",
                 trials.len(),
                 key.0,
                 key.1,
-                trial_tracks[&key].returns.len()
+                trial_tracks[&key].returns.len(),
+                if undefined > 0 {
+                    format!("; {undefined} trial(s) without a Sharpe ratio counted as 0")
+                } else {
+                    String::new()
+                }
             );
             match DeflatedSharpe::from_returns(&trial_tracks[&key].returns, &sharpes) {
                 Ok(d) => Diagnostic {

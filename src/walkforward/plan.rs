@@ -282,6 +282,8 @@ pub fn write_plan(dir: &Path, plan: &Plan, resolved: &Resolved) -> Result<bool> 
             )
         } else if old.data_hash != plan.data_hash {
             "other cached data (the cache changed since)".to_string()
+        } else if old.version != plan.version {
+            format!("sim-train {} (this is {})", old.version, plan.version)
         } else {
             "a different plan".to_string()
         };
@@ -318,8 +320,9 @@ pub fn read_plan(dir: &Path) -> Result<Plan> {
     serde_json::from_slice(&bytes).map_err(|e| Error::input(&path, format!("unreadable plan: {e}")))
 }
 
-/// The plan of `dir` with its config, checked against the cache as it is now and, when
-/// the command line named a config (`explicit`), against that config.
+/// The plan of `dir` with its config, checked against the plan its config gives on the
+/// cache (and index) as they are now and, when the command line named a config
+/// (`explicit`), against that config.
 pub fn open_plan(dir: &Path, explicit: Option<&Resolved>) -> Result<(Plan, Resolved)> {
     let plan = read_plan(dir)?;
     let resolved = crate::config::load(Some(&dir.join(RESOLVED_FILE)), &[])?;
@@ -344,11 +347,23 @@ pub fn open_plan(dir: &Path, explicit: Option<&Resolved>) -> Result<(Plan, Resol
             )));
         }
     }
+    // The plan must still be what its config gives on the data as they are now.
     let now = build_plan(&resolved)?;
-    if now.data_hash != plan.data_hash {
+    if now != plan {
+        let what = if now.data_hash != plan.data_hash {
+            format!("the cache {} changed since", plan.cache.display())
+        } else if now.version != plan.version {
+            format!(
+                "it was planned by sim-train {} (this is {})",
+                plan.version, now.version
+            )
+        } else if now.folds != plan.folds {
+            "its folds' symbols differ (the scanner index behind walkforward.query changed, or plan.json was edited)".to_string()
+        } else {
+            "plan.json was edited".to_string()
+        };
         return Err(Error::Data(format!(
-            "the cache {} changed since {} was planned (its days of the universe differ): plan again into a new dir",
-            plan.cache.display(),
+            "the plan in {} no longer matches its config and data: {what}; plan again into a new dir",
             dir.display()
         )));
     }

@@ -5,7 +5,8 @@
 //! shard that finds a complete unit skips it. One that finds an incomplete unit (a crash,
 //! a preempted job) continues its training run exactly from the latest checkpoint when
 //! there is one (resume is bit-identical), else starts it again; the evaluation is
-//! always redone.
+//! always redone. A unit is run by one process at a time (a lock file beside it); a
+//! shard that finds a unit locked leaves it to the process that holds it.
 
 use super::plan::{Plan, Unit, unit_dir};
 use crate::backtest::report::AccountReport;
@@ -64,7 +65,6 @@ pub struct TrainPart {
     pub warm_start_from: Option<String>,
     pub global_step: u64,
     pub episodes: u64,
-    pub final_episode_return: Option<f64>,
 }
 
 /// `units/<id>/result.json`: the unit and its out-of-sample tracks.
@@ -144,6 +144,8 @@ pub enum Outcome {
     Skipped,
     /// Ran here (from scratch or continued from a checkpoint).
     Ran,
+    /// Being run by another process right now (its lock is held): left to it.
+    Busy,
 }
 
 /// Runs `unit` unless complete.
@@ -154,6 +156,21 @@ pub fn run_unit(
     unit: &Unit,
     progress: bool,
 ) -> Result<Outcome> {
+    if read_result(plan_dir, plan, unit)?.is_some() {
+        return Ok(Outcome::Skipped);
+    }
+    // One process per unit: a requeued task, a pod believed dead, or shards run with
+    // another N must not train the same unit at once. The lock goes with the process.
+    let lock_path = plan_dir
+        .join(super::plan::UNITS_DIR)
+        .join(format!(".{}.lock", unit.id));
+    let lock = std::fs::File::create(&lock_path).at(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(Outcome::Busy),
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    // Another process may have finished it while we waited for nothing.
     if read_result(plan_dir, plan, unit)?.is_some() {
         return Ok(Outcome::Skipped);
     }
@@ -242,7 +259,6 @@ pub fn run_unit(
             warm_start_from: unit.after.clone(),
             global_step: summary.global_step,
             episodes: summary.episodes,
-            final_episode_return: summary.final_episode_return,
         },
         test_first,
         test_last,
