@@ -3,48 +3,12 @@
 
 mod common;
 
-use common::{sim_train, synth_cache};
+use common::{sim_train, trained_run};
 use sim_train::bundle::native::NativePolicy;
 use sim_train::bundle::{Bundle, Manifest};
 use sim_train::learn::eval::Agent;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{Device, Tensor};
-
-/// A small market run trained for a few updates (so its weights and observation
-/// statistics are not the initial ones), on 2 symbols × 4 days of 1 m bars.
-fn trained_run(dir: &Path) -> (PathBuf, PathBuf) {
-    let cache = synth_cache(
-        dir,
-        &["synth.symbols=2", "synth.days=4", "synth.bar=\"1m\""],
-    );
-    let run = dir.join("run");
-    sim_train()
-        .args(["-q", "train", "--device", "cpu", "--run-dir"])
-        .arg(&run)
-        .arg("--cache")
-        .arg(&cache)
-        .args([
-            "--set",
-            "train.num_envs=16",
-            "--set",
-            "train.rollout_steps=16",
-        ])
-        .args([
-            "--set",
-            "train.total_steps=1024",
-            "--set",
-            "train.to=2024-01-04",
-        ])
-        .args([
-            "--set",
-            "train.learning_rate=3e-3",
-            "--set",
-            "train.threads=2",
-        ])
-        .assert()
-        .success();
-    (run, cache)
-}
 
 fn export(run: &Path, out: &Path) {
     sim_train()

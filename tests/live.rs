@@ -424,3 +424,257 @@ fn an_altered_journal_is_refused() {
         .to_string();
     assert!(err.contains("was due"), "{err}");
 }
+
+mod common;
+
+use common::{sim_train, trained_run};
+use std::path::Path;
+
+/// Risk limits that cut nothing in these tests' runs.
+const LOOSE: &[&str] = &[
+    "live.risk.max_position_usd=1e12",
+    "live.risk.max_gross_usd=1e12",
+    "live.risk.max_net_usd=1e12",
+    "live.risk.max_trade_risk_frac=0.99",
+    "live.risk.max_daily_drawdown=0.99",
+    "live.risk.max_consecutive_losses=1000000",
+    "live.risk.max_trades_per_day=1000000",
+    "live.risk.max_orders_per_minute=1000000",
+    "live.risk.flatten_before_close_secs=0",
+];
+
+fn live_cmd(
+    bundle: &Path,
+    cache: &Path,
+    journal: &Path,
+    from: &str,
+    extra: &[&str],
+) -> assert_cmd::Command {
+    let mut cmd = sim_train();
+    cmd.arg("-q");
+    for s in LOOSE {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(["live", "--policy"])
+        .arg(bundle)
+        .arg(format!("--feed=replay:{}", cache.display()))
+        .args(["--from", from, "--no-fsync", "--journal"])
+        .arg(journal)
+        .args(extra);
+    cmd
+}
+
+fn journal_records(path: &Path) -> Vec<Record> {
+    Journal::open(path, false).unwrap().records
+}
+
+/// A trained policy exported, with its cache; evaluated days start on 2024-01-05.
+fn exported(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (run, cache) = trained_run(dir);
+    let bundle = dir.join("bundle");
+    sim_train()
+        .args(["-q", "export", "--checkpoint"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    (bundle, cache)
+}
+
+#[test]
+fn a_live_replay_makes_exactly_the_fills_of_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let eval = tmp.path().join("eval");
+    sim_train()
+        .args(["-q", "eval", "--from", "2024-01-05", "--policy"])
+        .arg(&bundle)
+        .arg("--cache")
+        .arg(&cache)
+        .arg("--out")
+        .arg(&eval)
+        .assert()
+        .success();
+    let journal = tmp.path().join("live.jsonl");
+    live_cmd(&bundle, &cache, &journal, "2024-01-05", &[])
+        .assert()
+        .success();
+
+    // eval's trades.csv: ts, symbol, side, shares, price, ...
+    let trades = std::fs::read_to_string(eval.join("policy/trades.csv")).unwrap();
+    let mut want: Vec<(String, i64, f64)> = trades
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let shares: i64 = f[3].parse().unwrap();
+            let signed = if f[2] == "buy" { shares } else { -shares };
+            (f[1].to_string(), signed, f[4].parse().unwrap())
+        })
+        .collect();
+    let mut got: Vec<(String, i64, f64)> = journal_records(&journal)
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::Fill {
+                symbol,
+                shares,
+                price,
+                ..
+            } => Some((symbol, shares, price)),
+            _ => None,
+        })
+        .collect();
+    assert!(want.len() > 10, "{} fills: too few to compare", want.len());
+    // eval lists fills symbol by symbol; live interleaves symbols in time: compare each
+    // symbol's sequence.
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want);
+    // Every decision was allowed unchanged, and the book is flat at the end.
+    let records = journal_records(&journal);
+    assert!(
+        !records
+            .iter()
+            .any(|r| matches!(r.event, Event::Rejection { .. }))
+    );
+    assert!(Book::from_records(&records).positions.is_empty());
+}
+
+/// A crash at any moment: the journal cut anywhere (as a crash leaves it) and the
+/// process killed while it runs; each restart replays, checks the journal and continues,
+/// and the journal ends exactly as an uninterrupted run's.
+#[test]
+fn a_restarted_live_run_ends_exactly_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let whole = tmp.path().join("whole.jsonl");
+    live_cmd(&bundle, &cache, &whole, "2024-01-05", &[])
+        .assert()
+        .success();
+    let full = std::fs::read(&whole).unwrap();
+    assert!(full.len() > 10_000);
+
+    let cut = tmp.path().join("cut.jsonl");
+    for k in 1..8 {
+        let at = full.len() * k / 8 + k * 37;
+        std::fs::write(&cut, &full[..at]).unwrap();
+        live_cmd(&bundle, &cache, &cut, "2024-01-05", &[])
+            .assert()
+            .success();
+        assert!(std::fs::read(&cut).unwrap() == full, "cut at byte {at}");
+    }
+
+    // Killed (SIGKILL) later and later after its start, until a run gets to finish; the
+    // kills that land while it writes leave a partial journal the next run continues.
+    // Every day of the cache, for a run long enough to be caught writing.
+    let all_days = tmp.path().join("all.jsonl");
+    live_cmd(&bundle, &cache, &all_days, "2024-01-02", &[])
+        .assert()
+        .success();
+    let full = std::fs::read(&all_days).unwrap();
+    let killed = tmp.path().join("killed.jsonl");
+    let bin = assert_cmd::cargo::cargo_bin("sim-train");
+    let (mut kills, mut partial) = (0, 0);
+    for attempt in 0..400u64 {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg("-q");
+        for s in LOOSE {
+            cmd.args(["--set", s]);
+        }
+        let mut child = cmd
+            .args(["live", "--policy"])
+            .arg(&bundle)
+            .arg(format!("--feed=replay:{}", cache.display()))
+            .args(["--from", "2024-01-02", "--no-fsync", "--journal"])
+            .arg(&killed)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200 + 4 * attempt));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let len = std::fs::metadata(&killed).map_or(0, |m| m.len() as usize);
+        if len > 0 && len < full.len() {
+            partial += 1;
+        }
+    }
+    eprintln!("killed {kills} times, {partial} of them while the journal was being written");
+    assert!(partial > 0, "no kill landed while the run was writing");
+    assert!(
+        std::fs::read(&killed).unwrap() == full,
+        "after {kills} kills"
+    );
+
+    // A journal of another replay is refused, not continued.
+    sim_train()
+        .args(["-q", "live", "--policy"])
+        .arg(&bundle)
+        .arg(format!("--feed=replay:{}", cache.display()))
+        .args([
+            "--from",
+            "2024-01-05",
+            "--symbols",
+            "SYN000",
+            "--no-fsync",
+            "--journal",
+        ])
+        .arg(&whole)
+        .assert()
+        .failure()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "belongs to another bundle, feed or config",
+        ));
+}
+
+#[test]
+fn the_kill_file_flattens_and_halts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let kill = tmp.path().join("KILL");
+    std::fs::write(&kill, "").unwrap();
+    let journal = tmp.path().join("j.jsonl");
+    live_cmd(
+        &bundle,
+        &cache,
+        &journal,
+        "2024-01-05",
+        &["--kill-file", kill.to_str().unwrap()],
+    )
+    .assert()
+    .success();
+    let records = journal_records(&journal);
+    let halts = records
+        .iter()
+        .filter(|r| matches!(&r.event, Event::State { to: TradingState::Halted, reason, .. } if reason.contains("kill file")))
+        .count();
+    assert_eq!(halts, 1, "one halt, and it sticks across days");
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r.event, Event::Decision { .. }))
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|r| matches!(r.event, Event::Order { .. } | Event::Fill { .. })),
+        "nothing is traded while halted"
+    );
+    // The policy did want positions: they were cut to flat, each with its reason.
+    assert!(records.iter().any(|r| matches!(&r.event, Event::Rejection { allowed: 0, reasons, .. } if reasons[0].contains("halted"))));
+    sim_train()
+        .args(["live", "--policy"])
+        .arg(&bundle)
+        .args(["--feed", "stdin", "--journal"])
+        .arg(tmp.path().join("x.jsonl"))
+        .assert()
+        .failure()
+        .code(2)
+        .stderr(predicates::str::contains("replay:CACHE_DIR"));
+}

@@ -374,4 +374,49 @@ impl Bundle {
         );
         s
     }
+
+    /// The configuration the policy was trained with and the environment it acts in
+    /// (whole days: `max_episode_steps` = 0), checked against the manifest and `cache`:
+    /// the same observation fields in the same order, the same actions, the same feature
+    /// set version as the cache's.
+    pub fn environment(
+        &self,
+        cache: &Path,
+    ) -> Result<(
+        crate::config::Resolved,
+        std::sync::Arc<crate::env::EnvParams>,
+    )> {
+        let resolved = crate::config::load(Some(&self.dir.join(CONFIG_FILE)), &[])?;
+        let mut p =
+            crate::env::EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
+        p.max_episode_steps = 0;
+        let m = &self.manifest;
+        let bad = |what: String| Error::input(self.dir.join(MANIFEST_FILE), what);
+        if p.obs_names() != m.observation.fields {
+            return Err(bad(format!(
+                "its observation fields {:?} are not those of its config {:?}",
+                m.observation.fields,
+                p.obs_names()
+            )));
+        }
+        if p.actions != m.actions {
+            return Err(bad(format!(
+                "its actions {:?} are not those of its config {:?}",
+                m.actions, p.actions
+            )));
+        }
+        let catalog = crate::cache::Catalog::load_existing(cache)?;
+        if let Some(s) = &catalog.settings
+            && s.feature_version != m.observation.feature_set_version
+        {
+            return Err(Error::Data(format!(
+                "the bundle {} reads feature set version {}, the cache {} holds version {}: rebuild the cache with this sim-train or export a policy trained on it",
+                self.dir.display(),
+                m.observation.feature_set_version,
+                cache.display(),
+                s.feature_version
+            )));
+        }
+        Ok((resolved, std::sync::Arc::new(p)))
+    }
 }

@@ -82,6 +82,9 @@ pub enum Command {
     /// Policy bundles.
     #[command(subcommand)]
     Policy(train_cmd::PolicyCommand),
+    /// Run a policy bundle live: a bar feed (replay of cached days) through the policy,
+    /// the risk manager and the paper broker, journaled; continues after a restart.
+    Live(train_cmd::LiveArgs),
     /// Scan cached days into an index of day metrics and reset points (days.parquet,
     /// resets.parquet); incremental.
     Scan(scan_cmd::ScanArgs),
@@ -381,6 +384,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Eval(a) => train_cmd::eval(&a),
         Command::Export(a) => train_cmd::export(&a),
         Command::Policy(c) => train_cmd::policy(&c),
+        Command::Live(a) => train_cmd::live(&a, &resolved),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
         Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),

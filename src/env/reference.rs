@@ -205,6 +205,31 @@ impl ReferenceEnv {
                 "target {frac} is short but env.allow_short = false"
             )));
         }
+        let target = self.decided_shares(frac);
+        self.step_shares(target)
+    }
+
+    /// The share target a fraction `frac` decided at the current bar's close becomes
+    /// (what [`ReferenceEnv::step_target`] sends: sized at the close, small changes kept).
+    pub fn decided_shares(&self, frac: f64) -> i64 {
+        let current = self.pending.map_or(self.acct.ledger.position, |o| o.target);
+        exec::decide_target(
+            &self.params,
+            frac,
+            self.episode.day.bars[self.row].close,
+            current,
+        )
+    }
+
+    /// Steps with a target position in shares decided at the current bar's close (a
+    /// target of [`ReferenceEnv::decided_shares`] steps exactly as `step_target`; the live
+    /// layer sends the risk manager's cut of it).
+    pub fn step_shares(&mut self, target: i64) -> Result<StepResult> {
+        if target < 0 && !self.params.allow_short {
+            return Err(Error::Usage(format!(
+                "target {target} shares is short but env.allow_short = false"
+            )));
+        }
         if self.finished.is_some() {
             return Err(Error::Usage(
                 "step after the episode ended: reset first".into(),
@@ -217,8 +242,6 @@ impl ReferenceEnv {
         let bar_t = day.bars[t];
 
         // 1. The decision at bar t's close becomes (or keeps, or cancels) an order.
-        let current = self.pending.map_or(self.acct.ledger.position, |o| o.target);
-        let target = exec::decide_target(&p, frac, bar_t.close, current);
         let keeps_pending = matches!(self.pending, Some(o) if o.target == target);
         if !keeps_pending {
             let position = self.acct.ledger.position;

@@ -322,8 +322,7 @@ pub fn evaluate(
         PolicySource::Bundle(dir) => {
             let bundle = Bundle::open(dir)?;
             let policy = NativePolicy::from_bundle(&bundle)?;
-            let resolved = crate::config::load(Some(&dir.join(crate::bundle::CONFIG_FILE)), &[])?;
-            let params = bundle_params(&bundle, &resolved, cache)?;
+            let (resolved, params) = bundle.environment(cache)?;
             let config = resolved.config.clone();
             let start = start_sec(&config)?;
             let runs = run_accounts(&params, start, cache, sel, |symbol| {
@@ -352,42 +351,6 @@ pub fn evaluate(
             ))
         }
     }
-}
-
-/// The environment a bundle's policy acts in, checked against the bundle's manifest and
-/// the cache's features: the same observation fields in the same order, the same feature
-/// set version, the same actions.
-fn bundle_params(bundle: &Bundle, resolved: &Resolved, cache: &Path) -> Result<Arc<EnvParams>> {
-    let mut p = EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
-    p.max_episode_steps = 0;
-    let m = &bundle.manifest;
-    let bad = |what: String| Error::input(bundle.dir.join(crate::bundle::MANIFEST_FILE), what);
-    if p.obs_names() != m.observation.fields {
-        return Err(bad(format!(
-            "its observation fields {:?} are not those of its config {:?}",
-            m.observation.fields,
-            p.obs_names()
-        )));
-    }
-    if p.actions != m.actions {
-        return Err(bad(format!(
-            "its actions {:?} are not those of its config {:?}",
-            m.actions, p.actions
-        )));
-    }
-    let catalog = crate::cache::Catalog::load_existing(cache)?;
-    if let Some(s) = &catalog.settings
-        && s.feature_version != m.observation.feature_set_version
-    {
-        return Err(Error::Data(format!(
-            "the bundle {} reads feature set version {}, the cache {} holds version {}: rebuild the cache with this sim-train or export a policy trained on it",
-            bundle.dir.display(),
-            m.observation.feature_set_version,
-            cache.display(),
-            s.feature_version
-        )));
-    }
-    Ok(Arc::new(p))
 }
 
 /// How the policy's daily returns compare with a baseline's on the same days.

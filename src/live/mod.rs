@@ -1,8 +1,10 @@
-//! The live layer, as far as it is built: the risk manager ([`risk`]) and the journal
-//! ([`journal`]) the live loop (feed → policy → risk → execution → broker) will run on.
-//! The policy side is [`crate::bundle`] (export and the pure-Rust forward).
+//! The live layer: the loop (feed → policy → risk → execution → broker) over a replay
+//! feed ([`replay`]), the risk manager ([`risk`]) and the journal ([`journal`]). The
+//! policy is an exported bundle run by the pure-Rust forward ([`crate::bundle`]); the
+//! paper broker is the simulator's execution model.
 
 pub mod journal;
+pub mod replay;
 pub mod risk;
 
 use serde::{Deserialize, Serialize};

@@ -88,3 +88,39 @@ pub fn synth_cache_between(
     sim_train::build::build_cache(&req, &r, false).unwrap_or_else(|e| panic!("{e}"));
     cache
 }
+
+/// A small market run trained for a few updates (so its weights and observation
+/// statistics are not the initial ones), on 2 symbols × 4 days of 1 m bars.
+pub fn trained_run(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let cache = synth_cache(
+        dir,
+        &["synth.symbols=2", "synth.days=4", "synth.bar=\"1m\""],
+    );
+    let run = dir.join("run");
+    sim_train()
+        .args(["-q", "train", "--device", "cpu", "--run-dir"])
+        .arg(&run)
+        .arg("--cache")
+        .arg(&cache)
+        .args([
+            "--set",
+            "train.num_envs=16",
+            "--set",
+            "train.rollout_steps=16",
+        ])
+        .args([
+            "--set",
+            "train.total_steps=1024",
+            "--set",
+            "train.to=2024-01-04",
+        ])
+        .args([
+            "--set",
+            "train.learning_rate=3e-3",
+            "--set",
+            "train.threads=2",
+        ])
+        .assert()
+        .success();
+    (run, cache)
+}
