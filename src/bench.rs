@@ -624,3 +624,98 @@ pub fn bench_sweep(resolved: &Resolved, req: &SweepBenchRequest) -> Result<Sweep
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
     })
 }
+
+/// What `bench live` runs.
+#[derive(Clone, Debug)]
+pub struct LiveBenchRequest {
+    pub symbols: usize,
+    pub days: usize,
+    pub bar: BarSize,
+    /// fsync every journal record.
+    pub fsync: bool,
+}
+
+/// `bench live`: decision latency of the live loop over a replay (feed → policy → risk →
+/// order → paper fill → journal), one core.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveBench {
+    pub bench: &'static str,
+    pub machine: Machine,
+    pub data: String,
+    pub symbols: usize,
+    pub fsync: bool,
+    pub decisions: usize,
+    pub journal_records: usize,
+    /// Per decision, µs.
+    pub decision_us: crate::live::replay::Percentiles,
+    /// Per bar of every symbol, µs.
+    pub bar_us: crate::live::replay::Percentiles,
+    pub date: String,
+}
+
+/// Replays `req.days` synthetic days of `req.symbols` symbols through the live loop with
+/// a freshly initialized policy (`train.encoder`, `train.hidden`) exported as a bundle,
+/// the `[live.risk]` limits and a journal in a temporary folder.
+pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBench> {
+    use crate::bundle::{Bundle, Provenance};
+    use crate::learn::policy::{Policy, PolicyShape};
+    if req.symbols == 0 || req.days == 0 {
+        return Err(Error::Usage(
+            "--symbols and --days must be at least 1".into(),
+        ));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let (cache, _) = build_synthetic(resolved, req.symbols, req.days, req.bar, tmp.path())?;
+    let params = crate::env::EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
+    let t = &resolved.config.train;
+    let policy = Policy::new(
+        PolicyShape {
+            obs_dim: params.obs_dim(),
+            n_actions: params.actions.len(),
+            encoder: t.encoder.clone(),
+            hidden: t.hidden,
+        },
+        tch::Device::Cpu,
+        t.seed,
+    );
+    let trained = Provenance {
+        run_id: "bench".into(),
+        run_dir: tmp.path().to_path_buf(),
+        checkpoint: tmp.path().to_path_buf(),
+        update: 0,
+        global_step: 0,
+        seed: t.seed,
+    };
+    let (manifest, tensors) =
+        crate::learn::export::bundle_parts(&policy, None, &params, &resolved.config.env, trained);
+    let bundle = tmp.path().join("bundle");
+    Bundle::write(&bundle, manifest, &tensors, &resolved.to_toml())?;
+    let s = crate::live::replay::replay(&crate::live::replay::ReplayRequest {
+        bundle,
+        cache,
+        selection: crate::env::DaySelection {
+            symbols: None,
+            from: None,
+            to: None,
+        },
+        journal: tmp.path().join("journal.jsonl"),
+        fsync: req.fsync,
+        risk: resolved.config.live.risk.clone(),
+        kill_file: None,
+    })?;
+    Ok(LiveBench {
+        bench: "live",
+        machine: Machine::detect(),
+        data: format!(
+            "synthetic {} symbols × {} days of {} bars",
+            req.symbols, req.days, req.bar
+        ),
+        symbols: req.symbols,
+        fsync: req.fsync,
+        decisions: s.decisions,
+        journal_records: s.appended,
+        decision_us: s.decision_us,
+        bar_us: s.bar_us,
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    })
+}

@@ -240,6 +240,27 @@ pub enum BenchCommand {
     Scan(scan_cmd::BenchScanArgs),
     /// A whole walk-forward sweep over a synthetic universe: units per hour.
     Sweep(BenchSweepArgs),
+    /// Decision latency of the live loop over a replay, one core: p50 / p99 per decision
+    /// and per bar of every symbol.
+    Live(BenchLiveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchLiveArgs {
+    /// Synthetic symbols.
+    #[arg(long, default_value_t = 1)]
+    pub symbols: usize,
+    /// Trading days.
+    #[arg(long, default_value_t = 1)]
+    pub days: usize,
+    #[arg(long, default_value = "1m")]
+    pub bar: BarSize,
+    /// fsync every journal record (as `live` does by default).
+    #[arg(long)]
+    pub fsync: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -390,6 +411,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),
         Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
         Command::Bench(BenchCommand::Sweep(a)) => other::bench_sweep(&a, &resolved),
+        Command::Bench(BenchCommand::Live(a)) => other::bench_live(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)

@@ -495,3 +495,36 @@ pub fn bench_sweep(a: &super::BenchSweepArgs, resolved: &Resolved) -> Result<i32
     }
     Ok(0)
 }
+
+pub fn bench_live(a: &super::BenchLiveArgs, resolved: &Resolved) -> Result<i32> {
+    let r = crate::bench::bench_live(
+        resolved,
+        &crate::bench::LiveBenchRequest {
+            symbols: a.symbols,
+            days: a.days,
+            bar: a.bar,
+            fsync: a.fsync,
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!(
+            "bench live on {} (one core): {}, journal {}; {} decisions, {} records",
+            r.machine.cpu,
+            r.data,
+            if r.fsync { "fsynced" } else { "flushed" },
+            r.decisions,
+            r.journal_records
+        );
+        println!(
+            "  per decision: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            r.decision_us.p50, r.decision_us.p99, r.decision_us.max
+        );
+        println!(
+            "  per bar ({} symbols): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            r.symbols, r.bar_us.p50, r.bar_us.p99, r.bar_us.max
+        );
+    }
+    Ok(0)
+}

@@ -64,6 +64,36 @@ pub struct ReplaySummary {
     pub open_positions: usize,
     /// The journal's last damaged tail, if reopening cut one off.
     pub damaged_tail: Option<String>,
+    /// Time to handle one decision (policy, risk, order, fills, journal), µs.
+    pub decision_us: Percentiles,
+    /// Time to handle one bar of every symbol (its decisions one after another on one
+    /// core, from the first to the last), µs.
+    pub bar_us: Percentiles,
+}
+
+/// Summary of a sample of durations.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub n: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(mut v: Vec<f64>) -> Percentiles {
+        if v.is_empty() {
+            return Percentiles::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Percentiles {
+            n: v.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: v[v.len() - 1],
+        }
+    }
 }
 
 /// Writes records, or, while an existing journal still has records, checks them.
@@ -164,6 +194,7 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
     let mut trips: Vec<TripBuilder> = symbols.iter().map(|s| TripBuilder::new(s)).collect();
     let mut next_order = 1u64;
     let (mut raw, mut log_probs) = (vec![0f32; policy.obs_dim], vec![0f32; policy.n_actions]);
+    let (mut decision_us, mut bar_us) = (Vec::new(), Vec::new());
     for date in dates {
         let total: f64 = equity.iter().sum();
         let day_ns = days
@@ -206,6 +237,7 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
             ));
         }
         // Bar by bar in time order; symbols in order within a bar.
+        let mut bar: Option<(u32, f64)> = None;
         while let Some(i) = (0..accounts.len())
             .filter(|&i| accounts[i].1.env.finished.is_none())
             .min_by_key(|&i| {
@@ -223,6 +255,8 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
                 rec.state(ts, change)?;
             }
             let (k, acct) = &mut accounts[i];
+            let bar_ms = acct.env.day().bars[acct.env.row()].ts_ms;
+            let clock = std::time::Instant::now();
             step_account(
                 acct,
                 &policy,
@@ -233,10 +267,23 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
                 &mut raw,
                 &mut log_probs,
             )?;
+            let us = clock.elapsed().as_secs_f64() * 1e6;
+            decision_us.push(us);
+            bar = match bar {
+                Some((ms, total)) if ms == bar_ms => Some((ms, total + us)),
+                Some((_, total)) => {
+                    bar_us.push(total);
+                    Some((bar_ms, us))
+                }
+                None => Some((bar_ms, us)),
+            };
             equity[*k] = acct.env.equity();
             let ts = decision_ns(&accounts[i].1.env);
             let change = risk.mark(equity.iter().sum());
             rec.state(ts, change)?;
+        }
+        if let Some((_, total)) = bar {
+            bar_us.push(total);
         }
         for (k, acct) in accounts {
             equity[k] = acct.env.equity();
@@ -265,6 +312,8 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
     s.realized = book.realized;
     s.costs = book.costs;
     s.open_positions = book.positions.len();
+    s.decision_us = Percentiles::of(decision_us);
+    s.bar_us = Percentiles::of(bar_us);
     Ok(s)
 }
 
