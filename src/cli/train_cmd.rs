@@ -164,15 +164,8 @@ pub struct EvalArgs {
     /// Day cache (default: the one the run trained on; required with --policy).
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Symbols, comma-separated (default: every cached symbol).
-    #[arg(long, value_delimiter = ',')]
-    pub symbols: Option<Vec<String>>,
-    /// First day evaluated (inclusive), e.g. the first held-out day.
-    #[arg(long, value_parser = super::parse_date)]
-    pub from: Option<chrono::NaiveDate>,
-    /// Last day evaluated (inclusive).
-    #[arg(long, value_parser = super::parse_date)]
-    pub to: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub days: DaysArgs,
     /// Baselines run on the same days, comma-separated.
     #[arg(
         long,
@@ -189,14 +182,45 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-pub fn eval(a: &EvalArgs) -> Result<i32> {
-    if let (Some(f), Some(t)) = (a.from, a.to)
-        && f > t
-    {
-        return Err(Error::Usage(format!(
-            "--from {f} is after --to {t}: give a non-empty date range"
-        )));
+/// The days a command runs on: symbols and a date range.
+#[derive(Args, Debug, Clone)]
+pub struct DaysArgs {
+    /// Symbols, comma-separated (default: every cached symbol).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Option<Vec<String>>,
+    /// First day (inclusive), e.g. the first held-out day.
+    #[arg(long, value_parser = super::parse_date)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (inclusive).
+    #[arg(long, value_parser = super::parse_date)]
+    pub to: Option<chrono::NaiveDate>,
+}
+
+impl DaysArgs {
+    /// The selection (symbols upper-cased); an empty date range is a usage error.
+    pub fn selection(&self) -> Result<crate::env::DaySelection> {
+        if let (Some(f), Some(t)) = (self.from, self.to)
+            && f > t
+        {
+            return Err(Error::Usage(format!(
+                "--from {f} is after --to {t}: give a non-empty date range"
+            )));
+        }
+        Ok(crate::env::DaySelection {
+            symbols: self.symbols.as_ref().map(|s| {
+                s.iter()
+                    .map(|x| x.trim().to_ascii_uppercase())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }),
+            from: self.from,
+            to: self.to,
+        })
     }
+}
+
+pub fn eval(a: &EvalArgs) -> Result<i32> {
+    let sel = a.days.selection()?;
     let (policy, cache, out) = match (&a.policy, &a.run_dir, &a.checkpoint) {
         (Some(bundle), _, _) => {
             let need = |flag: &str| {
@@ -239,16 +263,6 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
             };
             (source, cache, out)
         }
-    };
-    let sel = crate::env::DaySelection {
-        symbols: a.symbols.as_ref().map(|s| {
-            s.iter()
-                .map(|x| x.trim().to_ascii_uppercase())
-                .filter(|x| !x.is_empty())
-                .collect()
-        }),
-        from: a.from,
-        to: a.to,
     };
     let req = crate::learn::eval::EvalRequest {
         policy,
@@ -359,13 +373,8 @@ pub struct LiveArgs {
     /// The journal (created, or continued after a restart).
     #[arg(long)]
     pub journal: PathBuf,
-    /// Symbols, comma-separated (default: every cached symbol).
-    #[arg(long, value_delimiter = ',')]
-    pub symbols: Option<Vec<String>>,
-    #[arg(long, value_parser = super::parse_date)]
-    pub from: Option<chrono::NaiveDate>,
-    #[arg(long, value_parser = super::parse_date)]
-    pub to: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub days: DaysArgs,
     /// The kill switch: when this file exists, flatten everything and halt.
     #[arg(long)]
     pub kill_file: Option<PathBuf>,
@@ -394,14 +403,7 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
     let s = crate::live::replay::replay(&crate::live::replay::ReplayRequest {
         bundle: a.policy.clone(),
         cache: PathBuf::from(cache),
-        selection: crate::env::DaySelection {
-            symbols: a
-                .symbols
-                .as_ref()
-                .map(|v| v.iter().map(|x| x.trim().to_ascii_uppercase()).collect()),
-            from: a.from,
-            to: a.to,
-        },
+        selection: a.days.selection()?,
         journal: a.journal.clone(),
         fsync: !a.no_fsync,
         risk: resolved.config.live.risk.clone(),
