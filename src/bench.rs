@@ -631,7 +631,7 @@ pub struct LiveBenchRequest {
     pub symbols: usize,
     pub days: usize,
     pub bar: BarSize,
-    /// fsync every journal record.
+    /// fsync the journal once per bar.
     pub fsync: bool,
 }
 

@@ -679,6 +679,7 @@ fn the_kill_file_flattens_and_halts() {
         .stderr(predicates::str::contains("replay:CACHE_DIR"));
 }
 
+/// (With the journal fsynced once per bar, as `live` runs by default.)
 #[test]
 fn bench_live_times_every_decision_and_every_bar() {
     let out = sim_train()
@@ -690,6 +691,7 @@ fn bench_live_times_every_decision_and_every_bar() {
             "2",
             "--days",
             "1",
+            "--fsync",
             "--json",
         ])
         .assert()

@@ -255,7 +255,7 @@ pub struct BenchLiveArgs {
     pub days: usize,
     #[arg(long, default_value = "1m")]
     pub bar: BarSize,
-    /// fsync every journal record (as `live` does by default).
+    /// fsync the journal once per bar (as `live` does by default).
     #[arg(long)]
     pub fsync: bool,
     /// Print the result as JSON on stdout.

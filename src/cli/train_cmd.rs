@@ -378,8 +378,8 @@ pub struct LiveArgs {
     /// The kill switch: when this file exists, flatten everything and halt.
     #[arg(long)]
     pub kill_file: Option<PathBuf>,
-    /// Flush journal records to the OS without fsync (faster; survives a process crash,
-    /// not a power loss).
+    /// Flush journal records to the OS without the per-bar fsync (faster; survives a
+    /// process crash, not a power loss).
     #[arg(long)]
     pub no_fsync: bool,
     /// Print the summary as JSON.

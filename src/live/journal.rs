@@ -1,6 +1,7 @@
 //! The live journal: append-only, one record per decision, order, fill, rejection and
-//! state change, each flushed (and, by default, fsynced) before the loop goes on, so
-//! that after a crash at any moment the state is rebuilt from it.
+//! state change, each flushed to the OS before the loop goes on and fsynced per record or
+//! in groups ([`Journal::sync`]), so that after a crash at any moment the state is
+//! rebuilt from it.
 //!
 //! A record is one line: its JSON, a tab, and the XXH3-64 of the JSON in hex. Records
 //! are numbered from 1 without gaps. [`Journal::open`] reads every record back:
@@ -252,6 +253,12 @@ impl Journal {
         }
         self.next_seq += 1;
         Ok(record)
+    }
+
+    /// Makes every record appended so far durable (a group commit for journals opened
+    /// without per-record fsync).
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().at(&self.path)
     }
 
     pub fn path(&self) -> &Path {

@@ -1,7 +1,8 @@
 //! The live loop over a replay feed: cached days, bar by bar in time order across
 //! symbols, through the exported policy (pure-Rust forward, greedy), the risk manager and
 //! the paper broker (the simulator's execution model, [`ReferenceEnv`]), with every day
-//! start, decision, rejection, order, fill and state change in the journal.
+//! start, decision, rejection, order, fill and state change in the journal (fsynced once
+//! per bar, after every symbol's records of the bar).
 //!
 //! Accounts are as in `eval`: one per symbol, starting at `env.initial_equity` and
 //! carrying its equity from day to day; the risk manager sees the portfolio (their sum).
@@ -37,7 +38,8 @@ pub struct ReplayRequest {
     pub cache: PathBuf,
     pub selection: DaySelection,
     pub journal: PathBuf,
-    /// fsync every journal record (else flush to the OS only).
+    /// fsync the journal once per bar, after every symbol's records of that bar (else
+    /// flush to the OS only).
     pub fsync: bool,
     pub risk: RiskConfig,
     pub kill_file: Option<PathBuf>,
@@ -64,10 +66,11 @@ pub struct ReplaySummary {
     pub open_positions: usize,
     /// The journal's last damaged tail, if reopening cut one off.
     pub damaged_tail: Option<String>,
-    /// Time to handle one decision (policy, risk, order, fills, journal), µs.
+    /// Time to handle one decision (policy, risk, order, fills, journal records written
+    /// to the OS), µs.
     pub decision_us: Percentiles,
-    /// Time to handle one bar of every symbol (its decisions one after another on one
-    /// core, from the first to the last), µs.
+    /// Time to handle one bar of every symbol (their decisions one after another on one
+    /// core, then the bar's fsync when asked for), µs.
     pub bar_us: Percentiles,
 }
 
@@ -101,6 +104,8 @@ struct Recorder {
     journal: Journal,
     existing: Vec<Record>,
     next: usize,
+    /// Records appended and fsynced.
+    synced: usize,
     summary: ReplaySummary,
 }
 
@@ -129,6 +134,15 @@ impl Recorder {
         } else {
             self.journal.append(ts_ns, event)?;
             self.summary.appended += 1;
+        }
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable (when `fsync`).
+    fn commit(&mut self, fsync: bool) -> Result<()> {
+        if fsync && self.summary.appended > self.synced {
+            self.journal.sync()?;
+            self.synced = self.summary.appended;
         }
         Ok(())
     }
@@ -179,11 +193,15 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
     dates.sort();
     dates.dedup();
 
-    let opened = Journal::open(&req.journal, req.fsync)?;
+    // Records are flushed to the OS as they are written and fsynced once per bar (a
+    // group commit, `fsync`): a crash loses at most the bar being handled, which the
+    // restart regenerates.
+    let opened = Journal::open(&req.journal, false)?;
     let mut rec = Recorder {
         journal: opened.journal,
         existing: opened.records,
         next: 0,
+        synced: 0,
         summary: ReplaySummary {
             damaged_tail: opened.damaged_tail.map(|d| d.why),
             ..ReplaySummary::default()
@@ -256,6 +274,16 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
             }
             let (k, acct) = &mut accounts[i];
             let bar_ms = acct.env.day().bars[acct.env.row()].ts_ms;
+            if let Some((ms, total)) = bar
+                && ms != bar_ms
+            {
+                // The previous bar is done: its records become durable before the next
+                // bar's first decision.
+                let clock = std::time::Instant::now();
+                rec.commit(req.fsync)?;
+                bar_us.push(total + clock.elapsed().as_secs_f64() * 1e6);
+                bar = None;
+            }
             let clock = std::time::Instant::now();
             step_account(
                 acct,
@@ -269,22 +297,18 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
             )?;
             let us = clock.elapsed().as_secs_f64() * 1e6;
             decision_us.push(us);
-            bar = match bar {
-                Some((ms, total)) if ms == bar_ms => Some((ms, total + us)),
-                Some((_, total)) => {
-                    bar_us.push(total);
-                    Some((bar_ms, us))
-                }
-                None => Some((bar_ms, us)),
-            };
+            bar = Some(bar.map_or((bar_ms, us), |(ms, total)| (ms, total + us)));
             equity[*k] = acct.env.equity();
             let ts = decision_ns(&accounts[i].1.env);
             let change = risk.mark(equity.iter().sum());
             rec.state(ts, change)?;
         }
         if let Some((_, total)) = bar {
-            bar_us.push(total);
+            let clock = std::time::Instant::now();
+            rec.commit(req.fsync)?;
+            bar_us.push(total + clock.elapsed().as_secs_f64() * 1e6);
         }
+        rec.commit(req.fsync)?;
         for (k, acct) in accounts {
             equity[k] = acct.env.equity();
             trips[k] = acct.trips;
