@@ -906,3 +906,55 @@ fn a_query_universe_never_looks_ahead() {
     ));
     assert!(!late.exists());
 }
+
+/// A config whose agent never trades has no Sharpe ratio; the sweep is still judged: it
+/// counts as a no-skill trial (0) in the deflated Sharpe ratio, and the PBO, which
+/// cannot rank an all-flat series, says why it is absent.
+#[test]
+fn a_trial_that_never_trades_still_lets_the_dsr_judge_the_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = universe(tmp.path());
+    let cfg = write_config(
+        tmp.path(),
+        "idle.toml",
+        &SWEEP.replace("seeds = [1, 2]", "seeds = [1]").replace(
+            "name = \"b\"\nset = [\"train.learning_rate=1e-3\", \"train.ent_coef=0.05\"]",
+            "name = \"idle\"\nset = [\"env.actions=[0.0]\"]",
+        ),
+    );
+    let out = tmp.path().join("idle");
+    sweep(&cfg, &cache, &out);
+    let report: serde_json::Value = read_json(&out.join("report/report.json"));
+    let trials = report["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2);
+    let idle = trials.iter().find(|t| t["config"] == "idle").unwrap();
+    assert_eq!(idle["stats"]["trades"], 0);
+    assert!(idle["daily_sharpe"].is_null(), "{idle}");
+    let active = trials.iter().find(|t| t["config"] == "a").unwrap();
+    let sr = active["daily_sharpe"]
+        .as_f64()
+        .expect("the active trial has a Sharpe ratio");
+    let dsr = &report["deflated_sharpe"];
+    assert_eq!(dsr["result"]["trials"], 2);
+    assert_eq!(dsr["result"]["sr_hat"].as_f64().unwrap(), sr);
+    assert!(
+        dsr["note"]
+            .as_str()
+            .unwrap()
+            .contains("1 trial(s) without a Sharpe ratio counted as 0")
+    );
+    // Two trials with Sharpe ratios sr and 0: their sample variance is sr² / 2.
+    let var = dsr["result"]["sr_variance"].as_f64().unwrap();
+    assert!(
+        (var - sr * sr / 2.0).abs() < 1e-15,
+        "{var} vs {}",
+        sr * sr / 2.0
+    );
+    assert!(report["pbo"]["result"].is_null());
+    assert!(
+        report["pbo"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("not computed")
+    );
+}

@@ -17,8 +17,8 @@
 //! at any point therefore ends, after restarts, with the journal and positions of an
 //! uninterrupted run (tested by killing the process).
 //!
-//! The kill switch is a file: when `kill_file` exists, the risk manager halts (every
-//! target becomes flat) and stays halted.
+//! The kill switch is a file, looked at before each bar: when `kill_file` exists, the
+//! risk manager halts (every target becomes flat) and stays halted.
 
 use super::journal::{Book, Event, Journal, Record};
 use super::risk::{Proposal, RiskConfig, RiskManager, StateChange};
@@ -60,7 +60,7 @@ pub struct ReplaySummary {
     /// Equity of each symbol's account at the end, and their sum.
     pub equity: Vec<(String, f64)>,
     pub total_equity: f64,
-    /// Rebuilt from the journal's fills.
+    /// Folded from the journal's fills (average-price accounting, [`Book`]).
     pub realized: f64,
     pub costs: f64,
     pub open_positions: usize,
@@ -107,6 +107,8 @@ struct Recorder {
     /// Records appended and fsynced.
     synced: usize,
     summary: ReplaySummary,
+    /// Positions, realized P&L and costs of the journal's fills so far.
+    book: Book,
 }
 
 impl Recorder {
@@ -115,7 +117,16 @@ impl Recorder {
             Event::Decision { .. } => self.summary.decisions += 1,
             Event::Rejection { .. } => self.summary.rejections += 1,
             Event::Order { .. } => self.summary.orders += 1,
-            Event::Fill { .. } => self.summary.fills += 1,
+            Event::Fill {
+                symbol,
+                shares,
+                price,
+                cost,
+                ..
+            } => {
+                self.summary.fills += 1;
+                self.book.fill(symbol, *shares, *price, *cost);
+            }
             Event::State { .. } => self.summary.state_changes += 1,
             Event::Day { .. } => self.summary.days += 1,
         }
@@ -202,6 +213,7 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
         existing: opened.records,
         next: 0,
         synced: 0,
+        book: Book::default(),
         summary: ReplaySummary {
             damaged_tail: opened.damaged_tail.map(|d| d.why),
             ..ReplaySummary::default()
@@ -265,15 +277,7 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
                 )
             })
         {
-            if let Some(kill) = &req.kill_file
-                && kill.exists()
-            {
-                let change = risk.kill(&format!("kill file {}", kill.display()));
-                let ts = decision_ns(&accounts[i].1.env);
-                rec.state(ts, change)?;
-            }
-            let (k, acct) = &mut accounts[i];
-            let bar_ms = acct.env.day().bars[acct.env.row()].ts_ms;
+            let bar_ms = accounts[i].1.env.day().bars[accounts[i].1.env.row()].ts_ms;
             if let Some((ms, total)) = bar
                 && ms != bar_ms
             {
@@ -284,6 +288,15 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
                 bar_us.push(total + clock.elapsed().as_secs_f64() * 1e6);
                 bar = None;
             }
+            // The kill switch is looked at once per bar, before its first decision.
+            if bar.is_none()
+                && let Some(kill) = &req.kill_file
+                && kill.exists()
+            {
+                let change = risk.kill(&format!("kill file {}", kill.display()));
+                rec.state(decision_ns(&accounts[i].1.env), change)?;
+            }
+            let (k, acct) = &mut accounts[i];
             let clock = std::time::Instant::now();
             step_account(
                 acct,
@@ -324,8 +337,7 @@ pub fn replay(req: &ReplayRequest) -> Result<ReplaySummary> {
             ),
         ));
     }
-    let records = Journal::open(&req.journal, false)?.records;
-    let book = Book::from_records(&records);
+    let book = rec.book;
     let mut s = rec.summary;
     s.equity = symbols
         .iter()

@@ -280,7 +280,7 @@ pub fn run_unit(
         &serde_json::to_vec_pretty(&timing).expect("serializes"),
     )?;
     write_atomic(
-        &dir.join(super::unit::RESULT_FILE),
+        &dir.join(RESULT_FILE),
         &serde_json::to_vec_pretty(&result).expect("serializes"),
     )?;
     Ok(Outcome::Ran)
