@@ -4,6 +4,7 @@
 
 mod backtest_cmd;
 mod cache_cmd;
+mod live_cmd;
 mod other;
 mod scan_cmd;
 mod train_cmd;
@@ -12,7 +13,7 @@ mod walkforward_cmd;
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;
 use crate::config::JoinKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::SourceKind;
 use crate::logging::{self, LogFormat};
 use chrono::NaiveDate;
@@ -81,10 +82,10 @@ pub enum Command {
     Export(train_cmd::ExportArgs),
     /// Policy bundles.
     #[command(subcommand)]
-    Policy(train_cmd::PolicyCommand),
+    Policy(live_cmd::PolicyCommand),
     /// Run a policy bundle live: a bar feed (replay of cached days) through the policy,
     /// the risk manager and the paper broker, journaled; continues after a restart.
-    Live(train_cmd::LiveArgs),
+    Live(live_cmd::LiveArgs),
     /// Scan cached days into an index of day metrics and reset points (days.parquet,
     /// resets.parquet); incremental.
     Scan(scan_cmd::ScanArgs),
@@ -95,6 +96,43 @@ pub enum Command {
     /// run (sharded across machines), merge into tables, gates, diagnostics and an HTML
     /// report; `--out DIR` alone does all three here.
     WalkForward(walkforward_cmd::WalkForwardArgs),
+}
+
+/// The days a command runs on: symbols and a date range.
+#[derive(Args, Debug, Clone)]
+pub struct DaysArgs {
+    /// Symbols, comma-separated (default: every cached symbol).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Option<Vec<String>>,
+    /// First day (inclusive), e.g. the first held-out day.
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (inclusive).
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<chrono::NaiveDate>,
+}
+
+impl DaysArgs {
+    /// The selection (symbols upper-cased); an empty date range is a usage error.
+    pub fn selection(&self) -> Result<crate::env::DaySelection> {
+        if let (Some(f), Some(t)) = (self.from, self.to)
+            && f > t
+        {
+            return Err(Error::Usage(format!(
+                "--from {f} is after --to {t}: give a non-empty date range"
+            )));
+        }
+        Ok(crate::env::DaySelection {
+            symbols: self.symbols.as_ref().map(|s| {
+                s.iter()
+                    .map(|x| x.trim().to_ascii_uppercase())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }),
+            from: self.from,
+            to: self.to,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -404,8 +442,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Plot(a) => train_cmd::plot(&a, &resolved),
         Command::Eval(a) => train_cmd::eval(&a),
         Command::Export(a) => train_cmd::export(&a),
-        Command::Policy(c) => train_cmd::policy(&c),
-        Command::Live(a) => train_cmd::live(&a, &resolved),
+        Command::Policy(c) => live_cmd::policy(&c),
+        Command::Live(a) => live_cmd::live(&a, &resolved),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
         Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),
