@@ -647,9 +647,9 @@ pub struct LiveBench {
     pub decisions: usize,
     pub journal_records: usize,
     /// Per decision, µs.
-    pub decision_us: crate::live::replay::Percentiles,
+    pub decision_us: crate::live::engine::Percentiles,
     /// Per bar of every symbol, µs.
-    pub bar_us: crate::live::replay::Percentiles,
+    pub bar_us: crate::live::engine::Percentiles,
     pub date: String,
 }
 
@@ -701,7 +701,8 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
         journal: tmp.path().join("journal.jsonl"),
         fsync: req.fsync,
         risk: resolved.config.live.risk.clone(),
-        kill_file: None,
+        pace: None,
+        controls: None,
     })?;
     Ok(LiveBench {
         bench: "live",

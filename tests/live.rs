@@ -1,6 +1,7 @@
 //! The live layer's risk manager (each rule triggered on a hand-worked case) and journal
 //! (exact read-back, a crash at every byte, altered files refused, the book rebuilt).
 
+use sim_train::live::control::Command;
 use sim_train::live::journal::{Book, Event, Journal, Record};
 use sim_train::live::risk::{Proposal, RiskConfig, RiskManager, TradingState};
 
@@ -427,21 +428,8 @@ fn an_altered_journal_is_refused() {
 
 mod common;
 
-use common::{sim_train, trained_run};
+use common::{LOOSE_RISK as LOOSE, exported, sim_train};
 use std::path::Path;
-
-/// Risk limits that cut nothing in these tests' runs.
-const LOOSE: &[&str] = &[
-    "live.risk.max_position_usd=1e12",
-    "live.risk.max_gross_usd=1e12",
-    "live.risk.max_net_usd=1e12",
-    "live.risk.max_trade_risk_frac=0.99",
-    "live.risk.max_daily_drawdown=0.99",
-    "live.risk.max_consecutive_losses=1000000",
-    "live.risk.max_trades_per_day=1000000",
-    "live.risk.max_orders_per_minute=1000000",
-    "live.risk.flatten_before_close_secs=0",
-];
 
 fn live_cmd(
     bundle: &Path,
@@ -466,20 +454,6 @@ fn live_cmd(
 
 fn journal_records(path: &Path) -> Vec<Record> {
     Journal::open(path, false).unwrap().records
-}
-
-/// A trained policy exported, with its cache; evaluated days start on 2024-01-05.
-fn exported(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (run, cache) = trained_run(dir);
-    let bundle = dir.join("bundle");
-    sim_train()
-        .args(["-q", "export", "--checkpoint"])
-        .arg(&run)
-        .arg("--out")
-        .arg(&bundle)
-        .assert()
-        .success();
-    (bundle, cache)
 }
 
 #[test]
@@ -668,15 +642,27 @@ fn the_kill_file_flattens_and_halts() {
     );
     // The policy did want positions: they were cut to flat, each with its reason.
     assert!(records.iter().any(|r| matches!(&r.event, Event::Rejection { allowed: 0, reasons, .. } if reasons[0].contains("halted"))));
-    sim_train()
-        .args(["live", "--policy"])
-        .arg(&bundle)
-        .args(["--feed", "stdin", "--journal"])
-        .arg(tmp.path().join("x.jsonl"))
-        .assert()
-        .failure()
-        .code(2)
-        .stderr(predicates::str::contains("replay:CACHE_DIR"));
+    // The kill is journaled as a command, with where it came from.
+    assert!(records.iter().any(|r| matches!(&r.event, Event::Command { command: Command::Kill, source } if source.contains("kill file"))));
+    // Feeds that do not exist or would listen beyond loopback are refused up front.
+    for (feed, why) in [
+        (
+            "udp:127.0.0.1:9",
+            "the feeds are replay:CACHE_DIR, stdin and tcp:127.0.0.1:PORT",
+        ),
+        ("tcp:0.0.0.0:9100", "loopback only"),
+        ("stdin", "needs the symbols it trades"),
+    ] {
+        sim_train()
+            .args(["live", "--policy"])
+            .arg(&bundle)
+            .args(["--feed", feed, "--journal"])
+            .arg(tmp.path().join("x.jsonl"))
+            .assert()
+            .failure()
+            .code(2)
+            .stderr(predicates::str::contains(why));
+    }
 }
 
 /// (With the journal fsynced once per bar, as `live` runs by default.)

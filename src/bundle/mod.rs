@@ -376,12 +376,10 @@ impl Bundle {
     }
 
     /// The configuration the policy was trained with and the environment it acts in
-    /// (whole days: `max_episode_steps` = 0), checked against the manifest and `cache`:
-    /// the same observation fields in the same order, the same actions, the same feature
-    /// set version as the cache's.
-    pub fn environment(
+    /// (whole days: `max_episode_steps` = 0), checked against the manifest: the same
+    /// observation fields in the same order, the same actions.
+    pub fn policy_environment(
         &self,
-        cache: &Path,
     ) -> Result<(
         crate::config::Resolved,
         std::sync::Arc<crate::env::EnvParams>,
@@ -405,6 +403,39 @@ impl Bundle {
                 m.actions, p.actions
             )));
         }
+        Ok((resolved, std::sync::Arc::new(p)))
+    }
+
+    /// As [`Bundle::policy_environment`], for a live stream whose features this build
+    /// computes: the bundle's feature set version must be this build's.
+    pub fn stream_environment(
+        &self,
+    ) -> Result<(
+        crate::config::Resolved,
+        std::sync::Arc<crate::env::EnvParams>,
+    )> {
+        let v = self.manifest.observation.feature_set_version;
+        if v != crate::features::FEATURE_VERSION {
+            return Err(Error::Data(format!(
+                "the bundle {} reads feature set version {v}, and this sim-train computes version {} from a feed: export a policy trained on caches of this version",
+                self.dir.display(),
+                crate::features::FEATURE_VERSION
+            )));
+        }
+        self.policy_environment()
+    }
+
+    /// As [`Bundle::policy_environment`], for replaying `cache`: the bundle's feature set
+    /// version must be the cache's.
+    pub fn environment(
+        &self,
+        cache: &Path,
+    ) -> Result<(
+        crate::config::Resolved,
+        std::sync::Arc<crate::env::EnvParams>,
+    )> {
+        let (resolved, p) = self.policy_environment()?;
+        let m = &self.manifest;
         let catalog = crate::cache::Catalog::load_existing(cache)?;
         if let Some(s) = &catalog.settings
             && s.feature_version != m.observation.feature_set_version
@@ -417,6 +448,6 @@ impl Bundle {
                 s.feature_version
             )));
         }
-        Ok((resolved, std::sync::Arc::new(p)))
+        Ok((resolved, p))
     }
 }

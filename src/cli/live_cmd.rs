@@ -41,7 +41,9 @@ pub struct LiveArgs {
     /// The policy bundle (`sim-train export`).
     #[arg(long, value_name = "BUNDLE")]
     pub policy: PathBuf,
-    /// The bar feed: `replay:CACHE_DIR` (cached days, bar by bar in time order).
+    /// The bar feed: `replay:CACHE_DIR` (cached days, bar by bar in time order), `stdin`
+    /// (line-delimited JSON bars) or `tcp:127.0.0.1:PORT` (the same lines from producers
+    /// connecting to a loopback port; port 0 picks one and prints it).
     #[arg(long)]
     pub feed: String,
     /// The broker: `paper` (the simulator's execution model).
@@ -50,12 +52,24 @@ pub struct LiveArgs {
     /// The journal (created, or continued after a restart).
     #[arg(long)]
     pub journal: PathBuf,
+    /// The symbols traded (a stream feed needs them) and, for a replay, the days.
     #[command(flatten)]
     pub days: DaysArgs,
-    /// The kill switch: when this file exists, flatten everything and halt.
+    /// Bar size of a stream feed's bars.
+    #[arg(long, default_value = "1m")]
+    pub bar: crate::bars::BarSize,
+    /// Replay at this many times real time within a day (default: as fast as possible).
+    #[arg(long, value_name = "K")]
+    pub pace: Option<f64>,
+    /// The kill switch as a file: when it appears, flatten everything and halt.
     #[arg(long)]
     pub kill_file: Option<PathBuf>,
-    /// Flush journal records to the OS without the per-bar fsync (faster; survives a
+    /// Serve metrics (`GET /metrics`, Prometheus), state (`GET /state`) and commands
+    /// (`POST /kill`, `/reduce`, `/resume`) on this loopback address, e.g.
+    /// 127.0.0.1:9184.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Flush journal records to the OS without the group fsync (faster; survives a
     /// process crash, not a power loss).
     #[arg(long)]
     pub no_fsync: bool,
@@ -65,27 +79,67 @@ pub struct LiveArgs {
 }
 
 pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
-    let Some(cache) = a.feed.strip_prefix("replay:") else {
-        return Err(Error::Usage(format!(
-            "--feed {}: the feeds are replay:CACHE_DIR (streams from stdin or a socket are not built yet)",
-            a.feed
-        )));
-    };
+    use crate::live::{control, replay, stream};
     if a.broker != "paper" {
         return Err(Error::Usage(format!(
             "--broker {}: the brokers are paper (the simulator's execution model)",
             a.broker
         )));
     }
-    let s = crate::live::replay::replay(&crate::live::replay::ReplayRequest {
-        bundle: a.policy.clone(),
-        cache: PathBuf::from(cache),
-        selection: a.days.selection()?,
-        journal: a.journal.clone(),
-        fsync: !a.no_fsync,
-        risk: resolved.config.live.risk.clone(),
-        kill_file: a.kill_file.clone(),
-    })?;
+    if let Some(k) = a.pace
+        && !(k.is_finite() && k > 0.0)
+    {
+        return Err(Error::Usage(format!(
+            "--pace {k}: give a positive speed-up (1 = real time, 60 = a minute a second)"
+        )));
+    }
+    let controls = control::Controls::new(a.kill_file.clone(), true);
+    if let Some(addr) = &a.listen {
+        let bound = control::serve(addr, controls.clone())?;
+        println!("endpoint: http://{bound}/metrics");
+    }
+    let risk = resolved.config.live.risk.clone();
+    let s = if let Some(cache) = a.feed.strip_prefix("replay:") {
+        replay::replay(&replay::ReplayRequest {
+            bundle: a.policy.clone(),
+            cache: PathBuf::from(cache),
+            selection: a.days.selection()?,
+            journal: a.journal.clone(),
+            fsync: !a.no_fsync,
+            risk,
+            pace: a.pace,
+            controls: Some(controls),
+        })?
+    } else {
+        let source = stream::Source::parse(&a.feed)?;
+        if a.pace.is_some() || a.days.from.is_some() || a.days.to.is_some() {
+            return Err(Error::Usage(
+                "--pace, --from and --to apply to replay feeds; a stream runs as its bars arrive"
+                    .into(),
+            ));
+        }
+        let symbols = a.days.selection()?.symbols.unwrap_or_default();
+        stream::run(
+            stream::StreamRequest {
+                bundle: a.policy.clone(),
+                source,
+                symbols,
+                bar: a.bar,
+                calendar: crate::build::calendar_from(resolved)?,
+                journal: a.journal.clone(),
+                fsync: !a.no_fsync,
+                risk,
+                controls: Some(controls),
+            },
+            &|bound| {
+                if let Some(b) = bound {
+                    use std::io::Write;
+                    println!("feed: listening on {b}");
+                    let _ = std::io::stdout().flush();
+                }
+            },
+        )?
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s).expect("serializes"));
         return Ok(0);
@@ -93,14 +147,22 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
     if let Some(t) = &s.damaged_tail {
         println!("journal: a damaged tail was cut off ({t})");
     }
+    if s.inputs + s.duplicates > 0 {
+        println!(
+            "stream: {} lines taken, {} resent lines skipped, {} bad bars refused",
+            s.inputs, s.duplicates, s.bad_bars
+        );
+    }
     println!(
-        "live replay: {} days, {} decisions, {} rejections, {} orders, {} fills, {} state changes; journal {} ({} records checked, {} appended)",
+        "live: {} days, {} decisions, {} rejections, {} orders, {} fills, {} commands, {} state changes, state {}; journal {} ({} records checked, {} appended)",
         s.days,
         s.decisions,
         s.rejections,
         s.orders,
         s.fills,
+        s.commands,
         s.state_changes,
+        s.state,
         a.journal.display(),
         s.verified,
         s.appended

@@ -83,8 +83,9 @@ pub enum Command {
     /// Policy bundles.
     #[command(subcommand)]
     Policy(live_cmd::PolicyCommand),
-    /// Run a policy bundle live: a bar feed (replay of cached days) through the policy,
-    /// the risk manager and the paper broker, journaled; continues after a restart.
+    /// Run a policy bundle live: a bar feed (a replay of cached days, or JSON bars on
+    /// stdin or loopback TCP) through the policy, the risk manager and the paper broker,
+    /// journaled; continues after a restart; metrics and commands on loopback.
     Live(live_cmd::LiveArgs),
     /// Scan cached days into an index of day metrics and reset points (days.parquet,
     /// resets.parquet); incremental.

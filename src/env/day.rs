@@ -17,6 +17,10 @@ use crate::cache::DayCache;
 use crate::features::feature_index;
 use chrono::NaiveDate;
 
+/// `first_row` / `last_row` of a growing day before its first / last session bar has
+/// arrived ([`DayData::growing`]).
+pub const GROWING: u32 = u32::MAX;
+
 /// Bar flag: trading is halted during this bar (orders are rejected).
 pub const FLAG_HALTED: u32 = 1;
 /// Bar flag: a usable quote (`bid > 0`, `ask >= bid`) was in force when the bar opened.
@@ -193,6 +197,52 @@ impl DayData {
             close_ms,
             halts,
         }
+    }
+
+    /// A day with no bars yet, to be grown bar by bar as a live feed delivers them
+    /// ([`DayData::push`]); its session rows are found as bars arrive.
+    #[allow(clippy::too_many_arguments)]
+    pub fn growing(
+        symbol: String,
+        date: NaiveDate,
+        bar: BarSize,
+        midnight_ns: i64,
+        k: usize,
+        close_ms: u32,
+        halts: Vec<(u32, u32)>,
+    ) -> DayData {
+        DayData {
+            symbol,
+            date,
+            bar,
+            bar_ms: bar.secs() * 1000,
+            midnight_ns,
+            bars: Vec::new(),
+            features: Vec::new(),
+            k,
+            first_row: GROWING,
+            last_row: GROWING,
+            close_ms,
+            halts,
+        }
+    }
+
+    /// Appends a bar of a growing day: the first bar at or after `open_ms` (and before
+    /// the close) becomes the session's first row; `last` marks the session's last bar.
+    /// Rows are exactly those of the same day assembled whole, so an episode stepping
+    /// through a growing day steps as through the whole one.
+    pub fn push(&mut self, bar: BarRec, features: &[f32], open_ms: u32, last: bool) {
+        debug_assert_eq!(features.len(), self.k);
+        debug_assert!(self.bars.last().is_none_or(|b| b.ts_ms < bar.ts_ms));
+        let row = self.bars.len() as u32;
+        if self.first_row == GROWING && bar.ts_ms >= open_ms && bar.ts_ms < self.close_ms {
+            self.first_row = row;
+        }
+        if last {
+            self.last_row = row;
+        }
+        self.bars.push(bar);
+        self.features.extend_from_slice(features);
     }
 
     pub fn rows(&self) -> usize {

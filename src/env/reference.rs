@@ -140,6 +140,11 @@ impl ReferenceEnv {
     pub fn day(&self) -> &Arc<DayData> {
         &self.episode.day
     }
+    /// The day, to grow it as a live feed delivers its bars ([`DayData::push`]); a day
+    /// shared with others is copied first.
+    pub fn day_mut(&mut self) -> &mut DayData {
+        Arc::make_mut(&mut self.episode.day)
+    }
     pub fn row(&self) -> usize {
         self.row
     }
@@ -336,27 +341,59 @@ impl ReferenceEnv {
         self.turnover += traded;
 
         if let Some(reason) = end {
-            self.finished = Some(EpisodeStats {
-                env: 0,
-                symbol: day.symbol.clone(),
-                date: day.date,
-                start_row: self.episode.start_row,
-                steps: self.steps,
-                reason,
-                reward: self.reward_sum,
-                pnl: equity - a.equity0,
-                realized: a.ledger.realized,
-                costs: a.ledger.costs,
-                fills: a.ledger.fills,
-                rejected: self.rejected,
-                turnover: self.turnover,
-            });
+            self.finished = Some(self.stats(reason, equity));
         }
         Ok(StepResult {
             reward,
             terminated: end.is_some_and(EndReason::terminated),
             truncated: end == Some(EndReason::MaxSteps),
         })
+    }
+
+    /// Ends the episode at the current bar as at the session's close: the working order
+    /// is cancelled and the position flattened at the bar's close (a forced exit). The
+    /// live layer calls it when it learns only afterwards that the current bar was the
+    /// session's last (a feed with no bar in the session's final slot); a day known whole
+    /// ends in [`ReferenceEnv::step_shares`] instead.
+    pub fn close_out(&mut self) -> Result<()> {
+        if self.finished.is_some() {
+            return Err(Error::Usage(
+                "close-out after the episode ended: reset first".into(),
+            ));
+        }
+        self.last_fills.clear();
+        self.pending = None;
+        let p = Arc::clone(&self.params);
+        let bar = self.episode.day.bars[self.row];
+        let position = self.acct.ledger.position;
+        if position != 0 {
+            let (price, half) = exec::close_basis(&p, &bar);
+            self.turnover += self.fill(-position, price, half, &bar, true);
+        }
+        let equity = self.acct.ledger.cash;
+        self.acct.prev_equity = equity;
+        self.finished = Some(self.stats(EndReason::SessionClose, equity));
+        Ok(())
+    }
+
+    fn stats(&self, reason: EndReason, equity: f64) -> EpisodeStats {
+        let a = &self.acct;
+        let day = &self.episode.day;
+        EpisodeStats {
+            env: 0,
+            symbol: day.symbol.clone(),
+            date: day.date,
+            start_row: self.episode.start_row,
+            steps: self.steps,
+            reason,
+            reward: self.reward_sum,
+            pnl: equity - a.equity0,
+            realized: a.ledger.realized,
+            costs: a.ledger.costs,
+            fills: a.ledger.fills,
+            rejected: self.rejected,
+            turnover: self.turnover,
+        }
     }
 
     /// Books a fill of `shares` at reference `price`; returns the traded notional.

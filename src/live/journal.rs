@@ -1,5 +1,5 @@
-//! The live journal: append-only, one record per decision, order, fill, rejection and
-//! state change, each flushed to the OS before the loop goes on and fsynced per record or
+//! The live journal: append-only, one record per input line of a stream, bad bar,
+//! command, decision, order, fill, rejection and state change, each flushed to the OS before the loop goes on and fsynced per record or
 //! in groups ([`Journal::sync`]), so that after a crash at any moment the state is
 //! rebuilt from it.
 //!
@@ -54,6 +54,15 @@ pub enum Event {
         shares: i64,
         price: f64,
         cost: f64,
+    },
+    /// A stream's line, as received (journaled before it is looked at).
+    Input { line: String },
+    /// A stream's line refused: nothing is traded on it.
+    BadBar { symbol: String, reason: String },
+    /// An operator's command (kill switch, reduce-only, resume) and where it came from.
+    Command {
+        command: super::control::Command,
+        source: String,
     },
     /// The trading state changed.
     State {

@@ -1,11 +1,17 @@
-//! The live layer: the loop (feed → policy → risk → execution → broker) over a replay
-//! feed ([`replay`]), the risk manager ([`risk`]) and the journal ([`journal`]). The
-//! policy is an exported bundle run by the pure-Rust forward ([`crate::bundle`]); the
-//! paper broker is the simulator's execution model.
+//! The live layer: one engine ([`engine`]: feed → paper broker → policy → risk → order,
+//! journaled) fed by a replay of cached days ([`replay`]) or by a line-delimited JSON
+//! stream on stdin or loopback TCP ([`stream`]); the risk manager ([`risk`]); the journal
+//! ([`journal`]); commands, signals and the monitoring endpoint ([`control`],
+//! [`metrics`]). The policy is an exported bundle run by the pure-Rust forward
+//! ([`crate::bundle`]); the paper broker is the simulator's execution model.
 
+pub mod control;
+pub mod engine;
 pub mod journal;
+pub mod metrics;
 pub mod replay;
 pub mod risk;
+pub mod stream;
 
 use serde::{Deserialize, Serialize};
 

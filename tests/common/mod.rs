@@ -124,3 +124,31 @@ pub fn trained_run(dir: &std::path::Path) -> (PathBuf, PathBuf) {
         .success();
     (run, cache)
 }
+
+/// A trained policy exported as a bundle, with its cache (2 symbols, 2024-01-02 to
+/// 2024-01-05, 1-minute bars; trained to 2024-01-04).
+pub fn exported(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (run, cache) = trained_run(dir);
+    let bundle = dir.join("bundle");
+    sim_train()
+        .args(["-q", "export", "--checkpoint"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    (bundle, cache)
+}
+
+/// `--set`s for risk limits that cut nothing (the live layer then decides as `eval`).
+pub const LOOSE_RISK: &[&str] = &[
+    "live.risk.max_position_usd=1e12",
+    "live.risk.max_gross_usd=1e12",
+    "live.risk.max_net_usd=1e12",
+    "live.risk.max_trade_risk_frac=0.99",
+    "live.risk.max_daily_drawdown=0.99",
+    "live.risk.max_consecutive_losses=1000000",
+    "live.risk.max_trades_per_day=1000000",
+    "live.risk.max_orders_per_minute=1000000",
+    "live.risk.flatten_before_close_secs=0",
+];

@@ -1,0 +1,547 @@
+//! Line-delimited JSON bars, for real-time integration: from stdin (`--feed stdin`) or
+//! from producers connecting to a loopback TCP port (`--feed tcp:127.0.0.1:PORT`).
+//!
+//! One bar per line, a bar when it has closed:
+//!
+//! ```json
+//! {"symbol":"AAPL","ts":"2024-01-05T09:30:00-05:00","open":181.99,"high":182.76,"low":181.91,"close":182.53,"volume":120450}
+//! ```
+//!
+//! - `ts`: the bar's **start**, RFC 3339 with an offset, or integer UTC nanoseconds; on
+//!   the bar grid (`--bar`) of its New York day;
+//! - `open`, `high`, `low`, `close`: dollars, finite and positive, `low` ≤ `open`,
+//!   `close` ≤ `high` (kept to the nanodollar, as caches keep them); `volume` ≥ 0;
+//! - optional `bid` and `ask`: the quote at the bar's close (both or neither, `0 < bid ≤
+//!   ask`); it is the book the next bar's orders meet, as in caches;
+//! - optional `halted`: the bar lies in a trading halt (orders reaching the market during
+//!   it are rejected).
+//!
+//! Bars go in time order per symbol, days in order across symbols. Each bar's features are
+//! computed by [`FeatureState::update`], the very code the cache builder runs, carried
+//! across days the same way, so a stream of a cache's bars gives the cache's features bit
+//! for bit and the policy the same decisions (tested).
+//!
+//! Every line is journaled before it is looked at ([`Event::Input`](super::journal::Event));
+//! a line that is not a good bar is refused with its reason
+//! ([`Event::BadBar`](super::journal::Event)) and nothing is traded on it: malformed JSON,
+//! an unknown symbol, a bar not after the symbol's last, a day the feed has left, a bar
+//! off the grid, NaN, negative or inconsistent prices. A line identical to one of the
+//! symbol's bars already taken today is a resend and is skipped without a record: a
+//! producer that reconnects (or feeds a restarted run) may resend from any point of the
+//! current day (earlier days are closed: their bars are refused). A restart feeds the journal's lines again
+//! before new ones, so features, LSTM states, positions and risk state are rebuilt exactly.
+
+use super::engine::{DayHeader, Engine};
+use crate::bars::{BarSize, Price};
+use crate::calendar::Calendar;
+use crate::env::BarRec;
+use crate::env::day::{FLAG_HALTED, FLAG_QUOTE};
+use crate::env::params::SessionKind;
+use crate::error::{Error, IoContext, Result};
+use crate::features::{BarInput, DayContext, FeatureState, N_FEATURES, feature_index};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::time::Instant;
+
+/// A feed line as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    symbol: String,
+    ts: Timestamp,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    #[serde(default)]
+    bid: Option<f64>,
+    #[serde(default)]
+    ask: Option<f64>,
+    #[serde(default)]
+    halted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Timestamp {
+    Nanos(i64),
+    Text(String),
+}
+
+impl Timestamp {
+    fn ns(&self) -> std::result::Result<i64, String> {
+        match self {
+            Timestamp::Nanos(n) => Ok(*n),
+            Timestamp::Text(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .ok()
+                .and_then(|d| d.timestamp_nanos_opt())
+                .ok_or_else(|| {
+                    format!(
+                        "ts {t:?} is not RFC 3339 with an offset (e.g. 2024-01-05T09:30:00-05:00)"
+                    )
+                }),
+        }
+    }
+}
+
+/// What the feed remembers of one symbol.
+struct SymbolFeed {
+    features: FeatureState,
+    date: Option<NaiveDate>,
+    midnight_ns: i64,
+    /// The traded session, ms since midnight.
+    open_ms: u32,
+    close_ms: u32,
+    last_ts_ns: i64,
+    /// The day's bars taken so far: start (UTC ns) and the XXH3 of their line, to know a
+    /// resent line.
+    taken: Vec<(i64, u64)>,
+    /// The quote at the previous bar's close (the book the next bar opens on).
+    quote: Option<(f64, f64)>,
+    /// ATR(14)/close of the previous bar of the day (the impact model's volatility).
+    sigma: f32,
+    halts: Vec<(u32, u32)>,
+}
+
+/// Turns lines into bars for the engine.
+pub struct Stream {
+    index: HashMap<String, usize>,
+    symbols: Vec<SymbolFeed>,
+    calendar: Calendar,
+    bar: BarSize,
+    session: SessionKind,
+    feature_cols: Vec<usize>,
+    atr_col: usize,
+    row: [f32; N_FEATURES],
+    obs: Vec<f32>,
+}
+
+impl Stream {
+    pub fn new(symbols: &[String], calendar: Calendar, bar: BarSize, engine: &Engine) -> Stream {
+        let p = engine.params();
+        Stream {
+            index: symbols
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i))
+                .collect(),
+            symbols: symbols
+                .iter()
+                .map(|_| SymbolFeed {
+                    features: FeatureState::new(),
+                    date: None,
+                    midnight_ns: 0,
+                    open_ms: 0,
+                    close_ms: 0,
+                    last_ts_ns: i64::MIN,
+                    taken: Vec::new(),
+                    quote: None,
+                    sigma: 0.0,
+                    halts: Vec::new(),
+                })
+                .collect(),
+            calendar,
+            bar,
+            session: p.session,
+            feature_cols: p.feature_cols.clone(),
+            atr_col: feature_index("atr_ratio_14").expect("feature set v1 has atr_ratio_14"),
+            row: [0.0; N_FEATURES],
+            obs: vec![0.0; p.feature_cols.len()],
+        }
+    }
+
+    /// One line of the feed, received at `received_ns` (UTC).
+    pub fn on_line(&mut self, engine: &mut Engine, line: &str, received_ns: i64) -> Result<()> {
+        let clock = Instant::now();
+        let line = line.trim_end_matches(['\r', '\n']);
+        let parsed = serde_json::from_str::<Line>(line)
+            .map_err(|e| format!("not a bar: {e}"))
+            .and_then(|b| Ok((b.ts.ns()?, b)));
+        let (ts_ns, bar) = match parsed {
+            Ok(p) => p,
+            Err(why) => {
+                engine.input(line, received_ns)?;
+                return engine.bad_bar(received_ns, "", why);
+            }
+        };
+        let Some(&k) = self.index.get(&bar.symbol) else {
+            engine.input(line, received_ns)?;
+            let mut known: Vec<&String> = self.index.keys().collect();
+            known.sort();
+            let why = format!(
+                "unknown symbol {:?}: this run trades {} (--symbols)",
+                bar.symbol,
+                known
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            return engine.bad_bar(received_ns, &bar.symbol, why);
+        };
+        let st = &mut self.symbols[k];
+        let hash = xxhash_rust::xxh3::xxh3_64(line.as_bytes());
+        if ts_ns <= st.last_ts_ns
+            && st
+                .taken
+                .binary_search_by_key(&ts_ns, |t| t.0)
+                .is_ok_and(|i| st.taken[i].1 == hash)
+        {
+            engine.duplicate();
+            return Ok(());
+        }
+        engine.input(line, received_ns)?;
+        let (date, sec) = crate::clock::ny_date_sec(ts_ns);
+        if let Err(why) = check(
+            &bar,
+            ts_ns,
+            date,
+            sec,
+            st.last_ts_ns,
+            engine.date(),
+            self.bar,
+        ) {
+            return engine.bad_bar(received_ns, &bar.symbol, why);
+        }
+        st.last_ts_ns = ts_ns;
+        if st.date != Some(date) {
+            st.taken.clear();
+            let s = crate::build::session_or_default(&self.calendar, date);
+            st.features.begin_day(DayContext {
+                regular_close_sec: s.close_sec,
+            });
+            let (open, close) = match self.session {
+                SessionKind::Regular => (s.open_sec, s.close_sec),
+                SessionKind::Extended => (s.pre_open_sec, s.post_close_sec),
+            };
+            st.date = Some(date);
+            st.midnight_ns = crate::clock::utc_ns(date, 0);
+            st.open_ms = open * 1000;
+            st.close_ms = close * 1000;
+            st.quote = None;
+            st.sigma = 0.0;
+            st.halts.clear();
+        }
+        st.taken.push((ts_ns, hash));
+        // Kept to the nanodollar, as the cache keeps prices.
+        let px = |x: f64| Price::from_dollars(x).dollars();
+        let (open, high, low, close) = (px(bar.open), px(bar.high), px(bar.low), px(bar.close));
+        st.features.update(
+            &BarInput {
+                sec_of_day: sec as u32,
+                open,
+                high,
+                low,
+                close,
+                volume: bar.volume,
+                halted: bar.halted,
+            },
+            &mut self.row,
+        );
+        let ts_ms = (sec * 1000) as u32;
+        let bar_ms = self.bar.secs() * 1000;
+        let mut flags = 0;
+        if bar.halted {
+            flags |= FLAG_HALTED;
+            match st.halts.last_mut() {
+                Some(h) if h.1 >= ts_ms => h.1 = ts_ms + bar_ms,
+                _ => st.halts.push((ts_ms, ts_ms + bar_ms)),
+            }
+        }
+        let (bid, ask) = match st.quote {
+            Some(q) => {
+                flags |= FLAG_QUOTE;
+                q
+            }
+            None => (0.0, 0.0),
+        };
+        let rec = BarRec {
+            ts_ms,
+            flags,
+            open,
+            close,
+            bid,
+            ask,
+            volume: bar.volume as f32,
+            sigma: st.sigma.max(0.0),
+        };
+        st.quote = bar.bid.zip(bar.ask).map(|(b, a)| (px(b), px(a)));
+        st.sigma = self.row[self.atr_col];
+        for (o, &c) in self.obs.iter_mut().zip(&self.feature_cols) {
+            *o = self.row[c];
+        }
+        let last = ts_ms < st.close_ms && ts_ms + bar_ms >= st.close_ms;
+        engine.feature_time(clock.elapsed().as_secs_f64() * 1e6);
+        engine.feed_lag((received_ns - (ts_ns + bar_ms as i64 * 1_000_000)) as f64 * 1e-9);
+        let header = DayHeader {
+            symbol: k,
+            date,
+            bar: self.bar,
+            midnight_ns: st.midnight_ns,
+            open_ms: st.open_ms,
+            close_ms: st.close_ms,
+            halts: &st.halts,
+        };
+        engine.on_bar(&header, rec, &self.obs, last)
+    }
+}
+
+/// Why a parsed bar is not a good one, if it is not.
+fn check(
+    b: &Line,
+    ts_ns: i64,
+    date: NaiveDate,
+    sec: i64,
+    last_ts_ns: i64,
+    feed_date: Option<NaiveDate>,
+    bar: BarSize,
+) -> std::result::Result<(), String> {
+    let iso = crate::clock::iso_ny;
+    if let Some(d) = feed_date
+        && date < d
+    {
+        return Err(format!(
+            "a bar of {date} after the feed moved on to {d}: days go in order"
+        ));
+    }
+    if ts_ns <= last_ts_ns {
+        return Err(format!(
+            "out of order: {} is not after {}'s last bar {}",
+            iso(ts_ns),
+            b.symbol,
+            iso(last_ts_ns)
+        ));
+    }
+    if ts_ns % 1_000_000_000 != 0 || sec % bar.secs() as i64 != 0 {
+        return Err(format!(
+            "ts {} is not on the {} bar grid (bars start on whole multiples of {} s from midnight)",
+            iso(ts_ns),
+            bar.as_str(),
+            bar.secs()
+        ));
+    }
+    for (name, v) in [
+        ("open", b.open),
+        ("high", b.high),
+        ("low", b.low),
+        ("close", b.close),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("{name} {v} is not a positive price"));
+        }
+    }
+    if b.low > b.open.min(b.close) || b.high < b.open.max(b.close) {
+        return Err(format!(
+            "prices are inconsistent: low {} high {} with open {} close {}",
+            b.low, b.high, b.open, b.close
+        ));
+    }
+    if !(b.volume.is_finite() && b.volume >= 0.0) {
+        return Err(format!("volume {} is not a non-negative number", b.volume));
+    }
+    match (b.bid, b.ask) {
+        (None, None) => {}
+        (Some(bid), Some(ask)) if bid.is_finite() && bid > 0.0 && ask.is_finite() && ask >= bid => {
+        }
+        (bid, ask) => {
+            return Err(format!(
+                "quote bid {bid:?} ask {ask:?}: give both, with 0 < bid <= ask, or neither"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a stream's lines come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Stdin,
+    /// Listen on a loopback address; producers connect one after another.
+    Tcp(std::net::SocketAddr),
+}
+
+impl Source {
+    /// `stdin` or `tcp:HOST:PORT` (loopback).
+    pub fn parse(feed: &str) -> Result<Source> {
+        if feed == "stdin" {
+            return Ok(Source::Stdin);
+        }
+        let Some(addr) = feed.strip_prefix("tcp:") else {
+            return Err(Error::Usage(format!(
+                "--feed {feed}: the feeds are replay:CACHE_DIR, stdin and tcp:127.0.0.1:PORT"
+            )));
+        };
+        let a: std::net::SocketAddr = addr.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--feed {feed}: give a loopback address and port, e.g. tcp:127.0.0.1:9100"
+            ))
+        })?;
+        if !a.ip().is_loopback() {
+            return Err(Error::Usage(format!(
+                "--feed {feed}: the stream listens on loopback only (127.0.0.1 or [::1]); relay remote feeds through a local producer"
+            )));
+        }
+        Ok(Source::Tcp(a))
+    }
+}
+
+/// A line and when it arrived, or the end of the feed.
+pub enum Message {
+    Line(String, i64),
+    End,
+}
+
+/// Starts reading `source` on a thread; lines arrive on the returned channel. A TCP
+/// source reports the address it listens on (port 0 picks a free one) through `bound`.
+pub fn spawn(
+    source: &Source,
+) -> Result<(
+    crossbeam_channel::Receiver<Message>,
+    Option<std::net::SocketAddr>,
+)> {
+    let (tx, rx) = crossbeam_channel::bounded(1 << 16);
+    match source {
+        Source::Stdin => {
+            std::thread::Builder::new()
+                .name("feed-stdin".into())
+                .spawn(move || {
+                    let stdin = std::io::stdin();
+                    read_lines(stdin.lock(), &tx);
+                    let _ = tx.send(Message::End);
+                })
+                .map_err(|e| Error::io(std::path::Path::new("stdin"), e))?;
+            Ok((rx, None))
+        }
+        Source::Tcp(addr) => {
+            let listener =
+                std::net::TcpListener::bind(addr).at(std::path::Path::new(&addr.to_string()))?;
+            let bound = listener
+                .local_addr()
+                .at(std::path::Path::new(&addr.to_string()))?;
+            tracing::info!(%bound, "live: feed listening for bar producers");
+            std::thread::Builder::new()
+                .name("feed-tcp".into())
+                .spawn(move || {
+                    for conn in listener.incoming() {
+                        match conn {
+                            Ok(c) => {
+                                let peer = c.peer_addr().map_or("?".into(), |a| a.to_string());
+                                tracing::info!(%peer, "live: feed producer connected");
+                                if !read_lines(std::io::BufReader::new(c), &tx) {
+                                    return;
+                                }
+                                tracing::info!(%peer, "live: feed producer disconnected");
+                            }
+                            Err(e) => tracing::warn!("live: feed accept failed: {e}"),
+                        }
+                    }
+                })
+                .map_err(|e| Error::io(std::path::Path::new(&addr.to_string()), e))?;
+            Ok((rx, Some(bound)))
+        }
+    }
+}
+
+/// Sends `r`'s lines; false once the receiver is gone.
+fn read_lines<R: BufRead>(mut r: R, tx: &crossbeam_channel::Sender<Message>) -> bool {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if tx
+                    .send(Message::Line(line, super::engine::now_ns()))
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("live: feed read failed: {e}");
+                return true;
+            }
+        }
+    }
+}
+
+/// What to run on a stream.
+pub struct StreamRequest {
+    pub bundle: std::path::PathBuf,
+    pub source: Source,
+    /// The symbols traded (bars of others are refused).
+    pub symbols: Vec<String>,
+    pub bar: BarSize,
+    pub calendar: Calendar,
+    pub journal: std::path::PathBuf,
+    /// fsync the journal at each group commit (else flush to the OS only).
+    pub fsync: bool,
+    pub risk: super::risk::RiskConfig,
+    pub controls: Option<std::sync::Arc<super::control::Controls>>,
+}
+
+/// Runs the live engine on a stream until it ends (stdin's end) or a stop is asked for
+/// (`SIGTERM` / `SIGINT`). A journal being continued is caught up first: its input lines
+/// are fed again and every derived record checked. `ready` is called once the feed is
+/// open, with the TCP address it listens on.
+pub fn run(
+    req: StreamRequest,
+    ready: &dyn Fn(Option<std::net::SocketAddr>),
+) -> Result<super::engine::LiveSummary> {
+    use super::engine::EngineOptions;
+    if req.symbols.is_empty() {
+        return Err(Error::Usage(
+            "a stream feed needs the symbols it trades: --symbols A,B,…".into(),
+        ));
+    }
+    let bundle = crate::bundle::Bundle::open(&req.bundle)?;
+    let policy = crate::bundle::native::NativePolicy::from_bundle(&bundle)?;
+    let (resolved, params) = bundle.stream_environment()?;
+    let start = crate::backtest::start_sec(&resolved.config)?;
+    let opened = super::journal::Journal::open(&req.journal, false)?;
+    let mut engine = Engine::new(
+        policy,
+        params,
+        start,
+        &req.symbols,
+        opened,
+        EngineOptions {
+            fsync: req.fsync,
+            risk: req.risk,
+            controls: req.controls.clone(),
+        },
+    );
+    let mut stream = Stream::new(&req.symbols, req.calendar, req.bar, &engine);
+    for (line, received_ns) in engine.journaled_inputs() {
+        stream.on_line(&mut engine, &line, received_ns)?;
+    }
+    engine.check_caught_up()?;
+    engine.commit()?;
+    let (rx, bound) = spawn(&req.source)?;
+    ready(bound);
+    let stop = || req.controls.as_ref().is_some_and(|c| c.stop_requested());
+    loop {
+        if stop() {
+            tracing::info!("live: stop requested; ending the stream");
+            break;
+        }
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(Message::Line(line, received_ns)) => {
+                stream.on_line(&mut engine, &line, received_ns)?;
+                if rx.is_empty() {
+                    engine.idle()?;
+                }
+            }
+            Ok(Message::End) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => engine.idle()?,
+        }
+    }
+    engine.finish()
+}

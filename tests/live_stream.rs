@@ -1,0 +1,528 @@
+//! The live layer on a stream of JSON bars (stdin, loopback TCP): the same decisions and
+//! fills as a replay of the cache the bars came from (features computed bar by bar by
+//! the cache builder's code), bad bars refused with their reasons, restarts after kills
+//! that end exactly as an uninterrupted run, the kill switch by signal, commands and
+//! metrics on the endpoint, and a journal write that fails leaving no fragment.
+
+mod common;
+
+use common::{LOOSE_RISK as LOOSE, exported};
+use sim_train::cache::{Catalog, DayCache};
+use sim_train::live::control::Command;
+use sim_train::live::journal::{Book, Event, Journal, Record};
+use sim_train::live::risk::TradingState;
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+const SYMBOLS: &str = "SYN000,SYN001";
+
+/// The cache's bars as feed lines (RFC 3339 or integer timestamps alternately, the
+/// closing quote when there is one), in time order across symbols, from `from` on.
+fn cache_lines(cache: &Path, from: Option<chrono::NaiveDate>) -> Vec<String> {
+    let catalog = Catalog::load_existing(cache).unwrap();
+    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    for e in catalog.entries.values() {
+        if from.is_some_and(|f| e.date < f) {
+            continue;
+        }
+        let day = DayCache::open(cache.join(&e.file)).unwrap();
+        let halts = &day.meta().halts;
+        let (ts, o, h, l, c, v) = (
+            day.ts_ns(),
+            day.opens(),
+            day.highs(),
+            day.lows(),
+            day.closes(),
+            day.volumes(),
+        );
+        let quotes = day.bid().zip(day.ask());
+        for i in 0..day.rows() {
+            let mut bar = serde_json::json!({
+                "symbol": e.symbol,
+                "ts": if i % 2 == 0 {
+                    serde_json::json!(ts[i])
+                } else {
+                    serde_json::json!(sim_train::clock::iso_ny(ts[i]))
+                },
+                "open": o[i].dollars(),
+                "high": h[i].dollars(),
+                "low": l[i].dollars(),
+                "close": c[i].dollars(),
+                "volume": v[i],
+            });
+            if let Some((b, a)) = quotes
+                && b[i].0 > 0
+                && a[i].0 >= b[i].0
+            {
+                bar["bid"] = serde_json::json!(b[i].dollars());
+                bar["ask"] = serde_json::json!(a[i].dollars());
+            }
+            if halts
+                .iter()
+                .any(|x| ts[i] >= x.start_ns && ts[i] < x.end_ns)
+            {
+                bar["halted"] = serde_json::json!(true);
+            }
+            rows.push((ts[i], e.symbol.clone(), bar.to_string()));
+        }
+    }
+    rows.sort();
+    rows.into_iter().map(|r| r.2).collect()
+}
+
+fn live(bundle: &Path, feed: &str, journal: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sim-train"));
+    cmd.arg("-q");
+    for s in LOOSE {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(["live", "--policy"])
+        .arg(bundle)
+        .args(["--feed", feed, "--no-fsync", "--journal"])
+        .arg(journal)
+        .args(extra);
+    cmd
+}
+
+/// Runs a stream with `lines` on stdin to the end; its stdout.
+fn stream_run(bundle: &Path, journal: &Path, lines: &[String], extra: &[&str]) -> String {
+    let mut cmd = live(bundle, "stdin", journal, &["--symbols", SYMBOLS]);
+    cmd.args(extra);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = lines.join("\n") + "\n";
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn records(path: &Path) -> Vec<Record> {
+    Journal::open(path, false).unwrap().records
+}
+
+/// Records without the stream's inputs (times and events).
+fn derived(records: &[Record]) -> Vec<(i64, Event)> {
+    records
+        .iter()
+        .filter(|r| !matches!(r.event, Event::Input { .. }))
+        .map(|r| (r.ts_ns, r.event.clone()))
+        .collect()
+}
+
+fn count(records: &[Record], f: impl Fn(&Event) -> bool) -> usize {
+    records.iter().filter(|r| f(&r.event)).count()
+}
+
+#[test]
+fn a_stream_of_the_caches_bars_trades_exactly_as_its_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let replayed = tmp.path().join("replay.jsonl");
+    let st = live(
+        &bundle,
+        &format!("replay:{}", cache.display()),
+        &replayed,
+        &[],
+    )
+    .status()
+    .unwrap();
+    assert!(st.success());
+    let lines = cache_lines(&cache, None);
+    let streamed = tmp.path().join("stream.jsonl");
+    let out = stream_run(&bundle, &streamed, &lines, &[]);
+    assert!(
+        out.contains(&format!("stream: {} lines taken", lines.len())),
+        "{out}"
+    );
+    let (r, s) = (records(&replayed), records(&streamed));
+    assert_eq!(count(&s, |e| matches!(e, Event::Input { .. })), lines.len());
+    assert!(count(&r, |e| matches!(e, Event::Decision { .. })) > 500);
+    assert!(count(&r, |e| matches!(e, Event::Fill { .. })) > 10);
+    // Every decision, order, fill, state change and day, at the same times: features
+    // computed bar by bar equal the cache's bit for bit.
+    assert_eq!(derived(&r), derived(&s));
+}
+
+#[test]
+fn bad_bars_are_refused_with_their_reason_and_nothing_is_traded_on_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    let good = cache_lines(&cache, Some(day));
+    let bar = |ts: &str, o: f64, h: f64, l: f64, c: f64| {
+        format!(
+            r#"{{"symbol":"SYN000","ts":"{ts}","open":{o},"high":{h},"low":{l},"close":{c},"volume":100}}"#
+        )
+    };
+    let bad: Vec<(String, &str)> = vec![
+        ("this is not json".into(), "not a bar"),
+        (
+            r#"{"symbol":"NOPE","ts":"2024-01-05T10:00:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1}"#.into(),
+            "unknown symbol \"NOPE\"",
+        ),
+        (
+            r#"{"symbol":"SYN000","ts":"2024-01-05T10:00:00-05:00","open":1,"high":1,"low":1,"close":"NaN","volume":1}"#.into(),
+            "not a bar",
+        ),
+        (bar("2024-01-05T23:00:00-05:00", -1.0, 1.0, -1.0, 1.0), "open -1 is not a positive price"),
+        (bar("2024-01-05T23:01:00-05:00", 10.0, 9.0, 11.0, 10.0), "prices are inconsistent"),
+        (bar("2024-01-05T23:02:30-05:00", 10.0, 10.0, 10.0, 10.0), "not on the 1m bar grid"),
+        (bar("2024-01-05T04:00:00-05:00", 10.0, 10.0, 10.0, 10.0), "out of order"),
+        (bar("2024-01-04T12:00:00-05:00", 10.0, 10.0, 10.0, 10.0), "after the feed moved on to 2024-01-05"),
+        (
+            r#"{"symbol":"SYN000","ts":"2024-01-05T23:03:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1,"bid":1.0}"#.into(),
+            "give both",
+        ),
+        (
+            r#"{"symbol":"SYN000","ts":"2024-01-05T23:04:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1,"venue":"X"}"#.into(),
+            "unknown field `venue`",
+        ),
+    ];
+    // Bad lines in the middle of the session, between good bars.
+    let mid = good.len() / 2;
+    let mut lines = good[..mid].to_vec();
+    lines.extend(bad.iter().map(|b| b.0.clone()));
+    lines.extend_from_slice(&good[mid..]);
+    let journal = tmp.path().join("j.jsonl");
+    let out = stream_run(&bundle, &journal, &lines, &["--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["bad_bars"], bad.len());
+    assert_eq!(summary["inputs"], lines.len());
+    let recs = records(&journal);
+    let refused: Vec<(String, String)> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::BadBar { symbol, reason } => Some((symbol.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), bad.len());
+    for ((_, reason), (line, why)) in refused.iter().zip(&bad) {
+        assert!(
+            reason.contains(why),
+            "{line}: {reason:?} does not say {why:?}"
+        );
+    }
+    // Each bad line's input is followed directly by its refusal: no decision, order or
+    // fill comes of it.
+    for (i, r) in recs.iter().enumerate() {
+        if let Event::BadBar { .. } = r.event {
+            assert!(matches!(recs[i - 1].event, Event::Input { .. }));
+        }
+    }
+    // The good bars traded as without the bad ones.
+    let clean = tmp.path().join("clean.jsonl");
+    stream_run(&bundle, &clean, &good, &[]);
+    let trading = |rs: &[Record]| -> Vec<(i64, Event)> {
+        derived(rs)
+            .into_iter()
+            .filter(|(_, e)| !matches!(e, Event::BadBar { .. }))
+            .collect()
+    };
+    assert_eq!(trading(&recs), trading(&records(&clean)));
+}
+
+/// A stream killed (SIGKILL) at random moments and restarted, each time fed the day's
+/// lines from the start again (as a reconnecting producer may resend them): the
+/// journal ends as an uninterrupted run's, record for record.
+#[test]
+fn a_stream_restarted_after_kills_ends_exactly_as_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    let lines = cache_lines(&cache, Some(day));
+    let whole = tmp.path().join("whole.jsonl");
+    stream_run(&bundle, &whole, &lines, &[]);
+    let want = records(&whole);
+    assert!(count(&want, |e| matches!(e, Event::Fill { .. })) > 5);
+
+    // Fed at a producer's pace (a few ms per 20 lines) so that kills land mid-stream.
+    let journal = tmp.path().join("killed.jsonl");
+    let mut kills = 0;
+    for attempt in 0..40u64 {
+        let mut child = live(&bundle, "stdin", &journal, &["--symbols", SYMBOLS])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feed = lines.clone();
+        let writer = std::thread::spawn(move || {
+            for chunk in feed.chunks(20) {
+                if stdin
+                    .write_all((chunk.join("\n") + "\n").as_bytes())
+                    .is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        });
+        // Later and later (with a jitter), until a run gets to the end.
+        let at = 30 + 20 * attempt + (attempt * 7919) % 17;
+        std::thread::sleep(std::time::Duration::from_millis(at));
+        let finished = child.try_wait().unwrap();
+        if finished.is_none() {
+            child.kill().unwrap(); // SIGKILL
+        }
+        let status = child.wait().unwrap();
+        writer.join().unwrap();
+        if finished.is_some() {
+            assert!(status.success());
+            break;
+        }
+        kills += 1;
+    }
+    eprintln!("killed {kills} times");
+    assert!(kills >= 5, "only {kills} kills landed");
+    // A last run to the end finishes the journal.
+    stream_run(&bundle, &journal, &lines, &[]);
+    let got = records(&journal);
+    let key = |rs: &[Record]| -> Vec<(u64, i64, Event)> {
+        rs.iter()
+            .map(|r| {
+                // Input records carry the wall-clock time the line arrived.
+                let ts = if matches!(r.event, Event::Input { .. }) {
+                    0
+                } else {
+                    r.ts_ns
+                };
+                (r.seq, ts, r.event.clone())
+            })
+            .collect()
+    };
+    assert_eq!(key(&got), key(&want));
+}
+
+/// One HTTP request to the endpoint: status line and body.
+fn http(addr: &str, method: &str, path: &str) -> (String, String) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+fn state(addr: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", "/state");
+    if !status.contains("200") {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(t0.elapsed().as_secs() < 60, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The TCP feed and the endpoint: metrics while bars stream in, `POST /reduce` then
+/// `SIGUSR1` (the kill switch: flatten and halt), `SIGTERM` for an orderly stop.
+#[test]
+fn the_endpoint_serves_metrics_takes_commands_and_a_signal_kills() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    let lines = cache_lines(&cache, Some(day));
+    let journal = tmp.path().join("j.jsonl");
+    let mut child = live(
+        &bundle,
+        "tcp:127.0.0.1:0",
+        &journal,
+        &["--symbols", SYMBOLS, "--listen", "127.0.0.1:0"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut endpoint, mut feed_addr) = (String::new(), String::new());
+    while endpoint.is_empty() || feed_addr.is_empty() {
+        let mut l = String::new();
+        assert!(out.read_line(&mut l).unwrap() > 0, "no addresses printed");
+        if let Some(a) = l.trim().strip_prefix("endpoint: http://") {
+            endpoint = a.trim_end_matches("/metrics").to_string();
+        } else if let Some(a) = l.trim().strip_prefix("feed: listening on ") {
+            feed_addr = a.to_string();
+        }
+    }
+    let mut feed = std::net::TcpStream::connect(&feed_addr).unwrap();
+    let send = |feed: &mut std::net::TcpStream, part: &[String]| {
+        feed.write_all((part.join("\n") + "\n").as_bytes()).unwrap();
+    };
+    // The day runs 04:00 to 20:00: up to about 11:10, then to about 13:40, then the rest.
+    let (first, second) = (lines.len() * 45 / 100, lines.len() * 60 / 100);
+    send(&mut feed, &lines[..first]);
+    wait_until("the first part", || state(&endpoint)["inputs"] == first);
+    let s = state(&endpoint);
+    assert_eq!(s["state"], "active");
+    assert!(s["decisions"].as_u64().unwrap() > 0);
+    let (status, metrics) = http(&endpoint, "GET", "/metrics");
+    assert!(status.contains("200"), "{status}");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("sim_train_live_decisions_total"),
+        s["decisions"].as_f64().unwrap()
+    );
+    assert_eq!(value("sim_train_live_inputs_total"), first as f64);
+    assert_eq!(value("sim_train_live_trading_state{state=\"active\"}"), 1.0);
+    assert!(value("sim_train_live_stage_seconds_count{stage=\"policy\"}") > 0.0);
+    assert!(value("sim_train_live_stage_seconds_count{stage=\"features\"}") >= first as f64);
+    value("sim_train_live_position_shares{symbol=\"SYN000\"}");
+    value("sim_train_live_feed_lag_seconds");
+    assert!(http(&endpoint, "GET", "/nope").0.contains("404"));
+
+    // Reduce-only, taken while the feed is idle.
+    let (status, _) = http(&endpoint, "POST", "/reduce");
+    assert!(status.contains("202"), "{status}");
+    wait_until("reduce-only", || state(&endpoint)["state"] == "reducing");
+    send(&mut feed, &lines[first..second]);
+    wait_until("the second part", || state(&endpoint)["inputs"] == second);
+    // The kill switch by signal.
+    // SAFETY: a plain kill(2) of our child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) }, 0);
+    wait_until("the kill", || state(&endpoint)["state"] == "halted");
+    // A producer reconnecting resends the day from its start: nothing is taken twice.
+    drop(feed);
+    let mut feed = std::net::TcpStream::connect(&feed_addr).unwrap();
+    send(&mut feed, &lines);
+    wait_until("the rest", || state(&endpoint)["inputs"] == lines.len());
+    assert!(
+        state(&endpoint)["positions"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.contains(&format!("{second} resent lines skipped")),
+        "{rest}"
+    );
+    assert!(rest.contains("state HALTED"), "{rest}");
+
+    let recs = records(&journal);
+    let commands: Vec<(Command, String)> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Command { command, source } => Some((*command, source.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert_eq!(commands[0].0, Command::Reduce);
+    assert!(commands[0].1.starts_with("endpoint /reduce from 127.0.0.1"));
+    assert_eq!(commands[1], (Command::Kill, "signal SIGUSR1".to_string()));
+    let halted = recs
+        .iter()
+        .position(|r| matches!(&r.event, Event::State { to: TradingState::Halted, reason, .. } if reason == "kill switch: signal SIGUSR1"))
+        .expect("halted by the signal");
+    // After the kill nothing but flattening: every order brings its symbol to flat, and
+    // the book ends flat.
+    let mut book = Book::from_records(&recs[..halted]);
+    for r in &recs[halted..] {
+        match &r.event {
+            Event::Order { symbol, shares, .. } => {
+                let held = book.positions.get(symbol).map_or(0, |p| p.shares);
+                assert_eq!(held + shares, 0, "{r:?} adds risk after the kill");
+            }
+            Event::Fill {
+                symbol,
+                shares,
+                price,
+                cost,
+                ..
+            } => book.fill(symbol, *shares, *price, *cost),
+            _ => {}
+        }
+    }
+    assert!(book.positions.is_empty());
+}
+
+/// A journal write that fails (here: the file-size limit, `ulimit -f`) is undone: the
+/// journal ends on a whole record, the run stops with the error, and a restart goes on
+/// to the uninterrupted run's journal.
+#[test]
+fn a_failed_journal_write_leaves_no_fragment_and_a_restart_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    let lines = cache_lines(&cache, Some(day));
+    let whole = tmp.path().join("whole.jsonl");
+    stream_run(&bundle, &whole, &lines, &[]);
+    let size = std::fs::metadata(&whole).unwrap().len();
+    let limit_blocks = size / 2 / 512;
+
+    let journal = tmp.path().join("j.jsonl");
+    let cmd = live(&bundle, "stdin", &journal, &["--symbols", SYMBOLS]);
+    let mut sh = std::process::Command::new("sh");
+    // SIGXFSZ ignored, so the write fails with EFBIG instead of killing the process.
+    sh.arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {limit_blocks}; exec \"$0\" \"$@\""
+        ))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let mut child = sh
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = lines.join("\n") + "\n";
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&journal.display().to_string()), "{stderr}");
+    let bytes = std::fs::read(&journal).unwrap();
+    assert!(bytes.len() as u64 <= limit_blocks * 512 && bytes.len() > 1000);
+    assert_eq!(bytes.last(), Some(&b'\n'), "a fragment was left");
+    let reopened = Journal::open(&journal, false).unwrap();
+    assert!(reopened.damaged_tail.is_none());
+    drop(reopened);
+
+    stream_run(&bundle, &journal, &lines, &[]);
+    let key = |rs: &[Record]| -> Vec<(u64, Event)> {
+        rs.iter().map(|r| (r.seq, r.event.clone())).collect()
+    };
+    assert_eq!(key(&records(&journal)), key(&records(&whole)));
+}
