@@ -181,6 +181,17 @@ fn targets_decided_on_the_same_bar_share_the_exposure_limits() {
 }
 
 #[test]
+fn a_target_whose_order_the_broker_rejected_no_longer_counts() {
+    let mut cfg = open_cfg();
+    cfg.max_gross_usd = 150_000.0;
+    let mut rm = RiskManager::new(cfg, 1e9);
+    assert_eq!(allowed(&mut rm, &ask("A", 0, 0, 1_000, 100.0)).0, 1_000);
+    // A's order was rejected: B gets the whole room.
+    rm.order_failed("A");
+    assert_eq!(allowed(&mut rm, &ask("B", 0, 0, 1_000, 100.0)).0, 1_000);
+}
+
+#[test]
 fn a_bad_price_allows_no_new_risk() {
     let mut rm = RiskManager::new(open_cfg(), 100_000.0);
     for price in [0.0, -1.0, f64::NAN, f64::INFINITY] {

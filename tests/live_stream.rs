@@ -185,7 +185,7 @@ fn bad_bars_are_refused_with_their_reason_and_nothing_is_traded_on_them() {
         (bar("2024-01-04T12:00:00-05:00", 10.0, 10.0, 10.0, 10.0), "after the feed moved on to 2024-01-05"),
         (
             r#"{"symbol":"SYN000","ts":"2024-01-05T23:03:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1,"bid":1.0}"#.into(),
-            "give both",
+            "give both sides or neither",
         ),
         (
             r#"{"symbol":"SYN000","ts":"2024-01-05T23:04:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1,"venue":"X"}"#.into(),
@@ -525,4 +525,224 @@ fn a_failed_journal_write_leaves_no_fragment_and_a_restart_goes_on() {
         rs.iter().map(|r| (r.seq, r.event.clone())).collect()
     };
     assert_eq!(key(&records(&journal)), key(&records(&whole)));
+}
+
+/// The paper broker, rejecting every third order (as a real broker may: buying power,
+/// a symbol not shortable, a rate limit).
+struct Flaky {
+    inner: sim_train::live::broker::PaperBroker,
+    orders: u64,
+}
+
+impl sim_train::live::broker::Broker for Flaky {
+    fn begin_day(
+        &mut self,
+        symbol: usize,
+        day: &sim_train::live::engine::DayHeader,
+    ) -> sim_train::error::Result<()> {
+        self.inner.begin_day(symbol, day)
+    }
+    fn bar(
+        &mut self,
+        symbol: usize,
+        day: &sim_train::live::engine::DayHeader,
+        bar: &sim_train::env::BarRec,
+        last: bool,
+    ) -> sim_train::error::Result<sim_train::live::broker::BarReport> {
+        self.inner.bar(symbol, day, bar, last)
+    }
+    fn start(&mut self, symbol: usize) -> sim_train::error::Result<()> {
+        self.inner.start(symbol)
+    }
+    fn submit(
+        &mut self,
+        symbol: usize,
+        id: u64,
+        target: i64,
+    ) -> Result<(), sim_train::live::broker::BrokerReject> {
+        self.orders += 1;
+        if self.orders % 3 == 0 {
+            return Err(sim_train::live::broker::BrokerReject {
+                reason: "insufficient buying power".into(),
+            });
+        }
+        self.inner.submit(symbol, id, target)
+    }
+    fn close_out(
+        &mut self,
+        symbol: usize,
+    ) -> sim_train::error::Result<Vec<sim_train::live::broker::BrokerFill>> {
+        self.inner.close_out(symbol)
+    }
+    fn account(&self, symbol: usize) -> sim_train::live::broker::AccountView {
+        self.inner.account(symbol)
+    }
+}
+
+/// A broker error: each rejected order is journaled with the broker's reason, never
+/// fills, and the loop goes on (the working order stays as it was).
+#[test]
+fn orders_the_broker_rejects_are_journaled_and_never_fill() {
+    use sim_train::live::engine::{Engine, EngineOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle_dir, cache) = exported(tmp.path());
+    let lines = cache_lines(&cache, None);
+    let bundle = sim_train::bundle::Bundle::open(&bundle_dir).unwrap();
+    let policy = sim_train::bundle::native::NativePolicy::from_bundle(&bundle).unwrap();
+    let (resolved, params) = bundle.stream_environment().unwrap();
+    let symbols: Vec<String> = SYMBOLS.split(',').map(String::from).collect();
+    let journal = tmp.path().join("j.jsonl");
+    let risk = sim_train::live::risk::RiskConfig {
+        max_position_usd: 1e12,
+        max_gross_usd: 1e12,
+        max_net_usd: 1e12,
+        max_trade_risk_frac: 0.99,
+        max_daily_drawdown: 0.99,
+        max_consecutive_losses: 1_000_000,
+        max_trades_per_day: 1_000_000,
+        max_orders_per_minute: 1_000_000,
+        flatten_before_close_secs: 0,
+        ..Default::default()
+    };
+    let mut engine = Engine::new(
+        policy,
+        params.clone(),
+        sim_train::backtest::start_sec(&resolved.config).unwrap(),
+        &symbols,
+        Journal::open(&journal, false).unwrap(),
+        EngineOptions {
+            fsync: false,
+            risk,
+            controls: None,
+        },
+        Box::new(Flaky {
+            inner: sim_train::live::broker::PaperBroker::new(params, symbols.len()),
+            orders: 0,
+        }),
+    );
+    let mut stream = sim_train::live::stream::Stream::new(
+        &symbols,
+        sim_train::calendar::Calendar::us_equity(),
+        sim_train::bars::BarSize::M1,
+        &engine,
+    );
+    for l in &lines {
+        stream.on_line(&mut engine, l, 0).unwrap();
+    }
+    let summary = engine.finish().unwrap();
+    let recs = records(&journal);
+    let orders = count(&recs, |e| matches!(e, Event::Order { .. }));
+    let rejected: Vec<u64> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::OrderRejected { id, reason, .. } => {
+                assert_eq!(reason, "insufficient buying power");
+                Some(*id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(orders > 30, "{orders} orders");
+    assert_eq!(rejected.len(), orders / 3);
+    assert_eq!(summary.broker_rejects, rejected.len());
+    // Each rejection follows its order at once, and no fill ever names a rejected order.
+    for (i, r) in recs.iter().enumerate() {
+        if let Event::OrderRejected { id, .. } = r.event {
+            assert!(matches!(recs[i - 1].event, Event::Order { id: o, .. } if o == id));
+        }
+        if let Event::Fill { order, .. } = r.event {
+            assert!(!rejected.contains(&order), "{r:?}");
+        }
+    }
+    // The book the journal's fills make is the one the broker holds: flat after the
+    // last session close.
+    assert!(Book::from_records(&recs).positions.is_empty());
+}
+
+/// Fills of `eval --policy` (its trades.csv) per symbol in time order: symbol, signed
+/// shares, price.
+fn eval_fills(bundle: &Path, cache: &Path, out: &Path) -> Vec<(String, i64, f64)> {
+    let st = std::process::Command::new(assert_cmd::cargo::cargo_bin("sim-train"))
+        .args(["-q", "eval", "--policy"])
+        .arg(bundle)
+        .arg("--cache")
+        .arg(cache)
+        .arg("--out")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let trades = std::fs::read_to_string(out.join("policy/trades.csv")).unwrap();
+    let mut fills: Vec<(String, i64, f64)> = trades
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let shares: i64 = f[3].parse().unwrap();
+            let signed = if f[2] == "buy" { shares } else { -shares };
+            (f[1].to_string(), signed, f[4].parse().unwrap())
+        })
+        .collect();
+    fills.sort_by(|a, b| a.0.cmp(&b.0));
+    fills
+}
+
+/// Real days (LEAN minute bars with quotes: AIG, BAC and SPY, October 2013): the live
+/// replay makes exactly `eval`'s fills, and a stream of the same bars exactly the
+/// replay's decisions, orders and fills.
+#[test]
+fn on_real_days_live_trades_as_eval_and_a_stream_as_the_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cache) = common::lean_cache(
+        "on_real_days_live_trades_as_eval_and_a_stream_as_the_replay",
+        sim_train::bars::BarSize::M1,
+        &["AIG", "BAC", "SPY"],
+        &tmp.path().join("lean"),
+    ) else {
+        return;
+    };
+    let (bundle, _) = exported(tmp.path());
+    let want = eval_fills(&bundle, &cache, &tmp.path().join("eval"));
+    let replayed = tmp.path().join("replay.jsonl");
+    let st = live(
+        &bundle,
+        &format!("replay:{}", cache.display()),
+        &replayed,
+        &[],
+    )
+    .status()
+    .unwrap();
+    assert!(st.success());
+    let r = records(&replayed);
+    let mut got: Vec<(String, i64, f64)> = r
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Fill {
+                symbol,
+                shares,
+                price,
+                ..
+            } => Some((symbol.clone(), *shares, *price)),
+            _ => None,
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(want.len() > 10, "{} fills", want.len());
+    assert_eq!(got, want);
+    assert!(count(&r, |e| matches!(e, Event::Day { .. })) >= 5);
+
+    let lines = cache_lines(&cache, None);
+    let streamed = tmp.path().join("stream.jsonl");
+    let mut cmd = live(&bundle, "stdin", &streamed, &["--symbols", "AIG,BAC,SPY"]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = lines.join("\n") + "\n";
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
+    assert!(child.wait().unwrap().success());
+    writer.join().unwrap();
+    assert_eq!(derived(&r), derived(&records(&streamed)));
 }

@@ -73,7 +73,7 @@ pub fn backtest_params(config: &Config) -> Result<Arc<EnvParams>> {
 }
 
 /// `backtest.start_time` in seconds after New York midnight.
-pub(crate) fn start_sec(config: &Config) -> Result<u32> {
+pub fn start_sec(config: &Config) -> Result<u32> {
     crate::env::params::parse_hms(&config.backtest.start_time)
         .map_err(|e| Error::Config(format!("backtest.start_time: {e}")))
 }

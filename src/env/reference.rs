@@ -155,6 +155,10 @@ impl ReferenceEnv {
     pub fn pending(&self) -> Option<PendingOrder> {
         self.pending
     }
+    /// Equity at the episode's start.
+    pub fn equity0(&self) -> f64 {
+        self.acct.equity0
+    }
     /// Equity marked at the current bar's close.
     pub fn equity(&self) -> f64 {
         self.acct

@@ -1,18 +1,20 @@
-//! The live engine: one loop for every feed. Bars arrive one at a time, in time order
-//! across symbols; each goes feed → paper broker (the working order fills at the bar's
-//! open) → marks → policy (pure-Rust forward, greedy, at the bar's close) → risk manager
-//! → order, and every step is a journal record.
+//! The live engine: one loop for every feed and broker. Bars arrive one at a time, in
+//! time order across symbols; each goes feed → broker (fills of the working order,
+//! marks) → policy (pure-Rust forward, greedy, at the bar's close) → risk manager →
+//! order → broker, and every step is a journal record.
 //!
 //! **One account per symbol**, as in `eval`: it starts at `env.initial_equity` and carries
-//! its equity from day to day; the risk manager sees the portfolio (their sum). Each day
-//! of a symbol is one episode from the first session bar at or after
-//! `backtest.start_time`, with the policy's LSTM state zeroed at its start, stepped by
-//! the simulator's execution model ([`ReferenceEnv`]) over a day that grows as its bars
-//! arrive ([`DayData::push`]): rows, fills and costs are those of the whole day, so with
+//! its equity from day to day; the risk manager sees the portfolio (their sum). A symbol
+//! trades each day from its first session bar at or after `backtest.start_time`, with the
+//! policy's LSTM state zeroed there, until the broker ends its session. The observation
+//! is the bar's features and the account fields of the broker's view, sized as the
+//! simulator sizes them; with the paper broker ([`super::broker::PaperBroker`]) and
 //! limits that cut nothing every decision and fill is the one `eval --policy` makes
-//! (tested). A feed that never delivers the session's final-slot bar ends the episode at
-//! the first bar after the close (or the next day): the position is flattened at the
-//! last session bar's close ([`ReferenceEnv::close_out`]).
+//! (tested). A feed that never delivers the session's final-slot bar ends the session at
+//! the first bar after the close (or the next day): the broker flattens at the last
+//! session bar ([`Broker::close_out`]). An order the broker rejects is journaled with its
+//! reason ([`Event::OrderRejected`]) and its target no longer counts in the risk
+//! manager's exposure.
 //!
 //! **Inputs and restarts.** The journal is the log of everything the engine was given
 //! that it cannot regenerate (a stream's lines as [`Event::Input`], operator commands as
@@ -31,6 +33,7 @@
 //! ([`Engine::commit`]): once per bar time, and whenever a stream has no input waiting;
 //! a crash loses at most what the restart regenerates.
 
+use super::broker::{Broker, BrokerFill};
 use super::control::{Command, Controls};
 use super::journal::{Book, Event, Journal, Record};
 use super::metrics::{LiveMetrics, Stage};
@@ -38,7 +41,7 @@ use super::risk::{Proposal, RiskConfig, RiskManager, StateChange};
 use crate::backtest::trips::TripBuilder;
 use crate::bars::BarSize;
 use crate::bundle::native::{NativePolicy, NativeState, greedy};
-use crate::env::{BarRec, DayData, EnvParams, Episode, ReferenceEnv};
+use crate::env::{ACCOUNT_FIELDS, BarRec, EnvParams, exec};
 use crate::error::{Error, Result};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -61,6 +64,8 @@ pub struct LiveSummary {
     pub decisions: usize,
     pub rejections: usize,
     pub orders: usize,
+    /// Orders the broker would not take.
+    pub broker_rejects: usize,
     pub fills: usize,
     pub state_changes: usize,
     /// The trading state at the end.
@@ -142,6 +147,7 @@ impl Recorder {
             Event::Input { .. } => s.inputs += 1,
             Event::BadBar { .. } => s.bad_bars += 1,
             Event::Command { .. } => s.commands += 1,
+            Event::OrderRejected { .. } => s.broker_rejects += 1,
         }
         if let Some(old) = self.existing.get(self.next) {
             if old.ts_ns != ts_ns || old.event != event {
@@ -177,43 +183,33 @@ impl Recorder {
     }
 }
 
-/// One symbol's day as it stands.
-enum Today {
-    /// No day yet, or the day's episode is over (later bars of the day are not traded).
-    Closed,
-    /// Bars before the episode's first.
-    Waiting {
-        day: DayData,
-        open_ms: u32,
-    },
-    Trading(Box<Trading>),
-}
-
-/// An episode under way.
+/// A symbol the loop is trading today.
 struct Trading {
-    env: ReferenceEnv,
-    open_ms: u32,
     state: NativeState,
     first: bool,
-    order_id: u64,
+    /// The target of the working order the loop sent, while the broker works it.
     order_target: Option<i64>,
-    /// The target decided at the current bar's close, sent as the next bar arrives.
-    decided: i64,
 }
 
-/// One symbol's account.
+/// One symbol's account, as the loop keeps it.
 struct Account {
     symbol: String,
+    /// Equity as the broker last marked it.
     equity: f64,
     trips: TripBuilder,
     date: Option<NaiveDate>,
-    today: Today,
+    trading: Option<Box<Trading>>,
+    /// Today's session is over for the loop (ended by the broker or closed out).
+    over: bool,
+    /// Close of the symbol's last bar, UTC ns.
+    last_close_ns: i64,
 }
 
 /// What a feed knows of a symbol's day when it delivers one of its bars.
 pub struct DayHeader<'a> {
-    /// Index into the engine's symbols.
+    /// Index into the engine's symbols, and its name.
     pub symbol: usize,
+    pub symbol_name: &'a str,
     pub date: NaiveDate,
     pub bar: BarSize,
     /// UTC ns of New York midnight.
@@ -235,6 +231,7 @@ pub struct EngineOptions {
 
 pub struct Engine {
     policy: NativePolicy,
+    broker: Box<dyn Broker>,
     params: Arc<EnvParams>,
     start_ms: u32,
     risk: RiskManager,
@@ -254,7 +251,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine for `symbols`, continuing `journal` (opened by the caller).
+    /// An engine for `symbols` through `broker`, continuing `journal` (opened by the
+    /// caller).
     pub fn new(
         policy: NativePolicy,
         params: Arc<EnvParams>,
@@ -262,6 +260,7 @@ impl Engine {
         symbols: &[String],
         opened: super::journal::Opened,
         opts: EngineOptions,
+        broker: Box<dyn Broker>,
     ) -> Engine {
         let accounts: Vec<Account> = symbols
             .iter()
@@ -270,7 +269,9 @@ impl Engine {
                 equity: params.initial_equity,
                 trips: TripBuilder::new(s),
                 date: None,
-                today: Today::Closed,
+                trading: None,
+                over: true,
+                last_close_ns: 0,
             })
             .collect();
         let total = params.initial_equity * symbols.len() as f64;
@@ -291,6 +292,7 @@ impl Engine {
             },
             metrics: LiveMetrics::new(symbols),
             policy,
+            broker,
             params,
             start_ms: start_sec.saturating_mul(1000),
             accounts,
@@ -387,66 +389,40 @@ impl Engine {
         let decisions = self.rec.summary.decisions;
         let k = h.symbol;
         if self.accounts[k].date != Some(h.date) {
-            // The previous day's episode was closed out by `begin_date`.
+            // The previous day's session was closed out by `begin_date`.
             let a = &mut self.accounts[k];
             a.date = Some(h.date);
-            a.today = Today::Waiting {
-                day: DayData::growing(
-                    a.symbol.clone(),
-                    h.date,
-                    h.bar,
-                    h.midnight_ns,
-                    self.params.feature_cols.len(),
-                    h.close_ms,
-                    h.halts.to_vec(),
-                ),
-                open_ms: h.open_ms,
-            };
+            a.trading = None;
+            a.over = false;
+            self.broker.begin_day(k, h)?;
         }
+        let close_ns = h.midnight_ns + (bar.ts_ms + h.bar.secs() * 1000) as i64 * 1_000_000;
         if bar.ts_ms >= h.close_ms {
-            // After the session: an episode still open missed its last bar.
+            // After the session: one still open missed its last bar.
             self.close_out(k)?;
-        } else {
-            match std::mem::replace(&mut self.accounts[k].today, Today::Closed) {
-                Today::Closed => {}
-                Today::Waiting { mut day, open_ms } => {
-                    sync_halts(&mut day, h.halts);
-                    day.push(bar, features, open_ms, last);
-                    let row = day.rows() as u32 - 1;
-                    if row >= day.first_row && bar.ts_ms >= self.start_ms && !last {
-                        let env = ReferenceEnv::with_equity(
-                            self.params.clone(),
-                            Episode {
-                                day: Arc::new(day),
-                                start_row: row,
-                            },
-                            self.accounts[k].equity,
-                        )?;
-                        let mut t = Box::new(Trading {
-                            env,
-                            open_ms,
-                            state: self.policy.state(),
-                            first: true,
-                            order_id: 0,
-                            order_target: None,
-                            decided: 0,
-                        });
-                        self.decide(k, &mut t)?;
-                        self.accounts[k].today = Today::Trading(t);
-                    } else if !last {
-                        self.accounts[k].today = Today::Waiting { day, open_ms };
-                    }
+            self.accounts[k].over = true;
+        } else if !self.accounts[k].over {
+            let report = self.broker.bar(k, h, &bar, last)?;
+            let mut trading = self.accounts[k].trading.take();
+            self.accounts[k].last_close_ns = close_ns;
+            if trading.is_some() || !report.fills.is_empty() {
+                self.after_fills(k, &report.fills, trading.as_deref_mut(), close_ns)?;
+            }
+            if report.ended || last {
+                self.accounts[k].over = true;
+            } else {
+                if trading.is_none() && bar.ts_ms >= h.open_ms && bar.ts_ms >= self.start_ms {
+                    self.broker.start(k)?;
+                    trading = Some(Box::new(Trading {
+                        state: self.policy.state(),
+                        first: true,
+                        order_target: None,
+                    }));
                 }
-                Today::Trading(mut t) => {
-                    let day = t.env.day_mut();
-                    sync_halts(day, h.halts);
-                    day.push(bar, features, t.open_ms, last);
-                    self.step(k, &mut t)?;
-                    if t.env.finished.is_none() {
-                        self.decide(k, &mut t)?;
-                        self.accounts[k].today = Today::Trading(t);
-                    }
+                if let Some(t) = &mut trading {
+                    self.decide(k, t, h, &bar, features, close_ns)?;
                 }
+                self.accounts[k].trading = trading;
             }
         }
         let us = clock.elapsed().as_secs_f64() * 1e6;
@@ -491,46 +467,38 @@ impl Engine {
         self.state(midnight_ns, change)
     }
 
-    /// Ends symbol `k`'s open episode at its current bar (see the module docs).
+    /// Ends symbol `k`'s open session at its last bar (see the module docs).
     fn close_out(&mut self, k: usize) -> Result<()> {
-        match std::mem::replace(&mut self.accounts[k].today, Today::Closed) {
-            Today::Trading(mut t) => {
-                tracing::info!(
-                    symbol = %self.accounts[k].symbol,
-                    "live: the session ended without its final bar; flattening at the last bar's close"
-                );
-                t.env.close_out()?;
-                self.after_fills(k, &mut t)
-            }
-            // A day that never started its episode is over too.
-            Today::Waiting { .. } | Today::Closed => Ok(()),
-        }
+        let Some(mut t) = self.accounts[k].trading.take() else {
+            return Ok(());
+        };
+        tracing::info!(
+            symbol = %self.accounts[k].symbol,
+            "live: the session ended without its final bar; flattening at the last bar's close"
+        );
+        let fills = self.broker.close_out(k)?;
+        let ts = self.accounts[k].last_close_ns;
+        self.after_fills(k, &fills, Some(&mut t), ts)
     }
 
-    /// The bar just pushed: the working order fills at its open (the paper broker), the
-    /// account is marked at its close.
-    fn step(&mut self, k: usize, t: &mut Trading) -> Result<()> {
-        let clock = Instant::now();
-        t.env.step_shares(t.decided)?;
-        self.metrics
-            .stage(Stage::Broker, clock.elapsed().as_secs_f64() * 1e6);
-        self.after_fills(k, t)
-    }
-
-    /// Journals the env's last fills and marks the account and the portfolio.
-    fn after_fills(&mut self, k: usize, t: &mut Trading) -> Result<()> {
-        let day = t.env.day().clone();
+    /// Journals a broker's fills, then marks the account and the portfolio at `ts`.
+    fn after_fills(
+        &mut self,
+        k: usize,
+        fills: &[BrokerFill],
+        trading: Option<&mut Trading>,
+        ts: i64,
+    ) -> Result<()> {
         let symbol = self.accounts[k].symbol.clone();
-        for f in &t.env.last_fills {
-            let at = day.utc_ns(f.ts_ms);
+        for f in fills {
             self.rec.emit(
-                at,
+                f.ts_ns,
                 Event::Fill {
                     symbol: symbol.clone(),
-                    order: if f.forced { 0 } else { t.order_id },
+                    order: f.order,
                     shares: f.shares,
                     price: f.price,
-                    cost: f.costs.total(),
+                    cost: f.cost,
                 },
             )?;
             self.metrics.fills += 1;
@@ -539,31 +507,58 @@ impl Engine {
             // spread and impact; borrow is not attributed to trips here).
             let trips = &mut self.accounts[k].trips;
             let before = trips.trips.len();
-            trips.fill(at, f.shares, f.position_after, f.realized, f.costs.total());
+            trips.fill(f.ts_ns, f.shares, f.position_after, f.realized, f.cost);
             if let Some(tr) = trips.trips.get(before) {
-                self.risk.on_round_trip(tr.net_pnl(), at);
+                self.risk.on_round_trip(tr.net_pnl(), f.ts_ns);
             }
         }
-        if t.env.pending().is_none() {
+        let view = self.broker.account(k);
+        if let Some(t) = trading
+            && view.working.is_none()
+        {
             t.order_target = None;
         }
-        self.accounts[k].equity = t.env.equity();
-        self.metrics.positions[k] = t.env.ledger().position;
-        let ts = decision_ns(&t.env);
+        self.accounts[k].equity = view.equity;
+        self.metrics.positions[k] = view.position;
         let change = self.risk.mark(self.total_equity());
         self.state(ts, change)
     }
 
-    /// The decision at the current bar's close: policy, risk, order.
-    fn decide(&mut self, k: usize, t: &mut Trading) -> Result<()> {
-        let ts = decision_ns(&t.env);
+    /// The decision at `bar`'s close: policy, risk, order.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        k: usize,
+        t: &mut Trading,
+        h: &DayHeader,
+        bar: &BarRec,
+        features: &[f32],
+        ts: i64,
+    ) -> Result<()> {
         let clock = Instant::now();
-        t.env.observe(&mut self.raw);
+        let view = self.broker.account(k);
+        let p = &self.params;
+        let nf = features.len();
+        self.raw[..nf].copy_from_slice(features);
+        self.raw[nf..nf + ACCOUNT_FIELDS.len()].copy_from_slice(&exec::account_obs(
+            p,
+            bar,
+            h.bar.secs() * 1000,
+            h.close_ms,
+            view.position,
+            view.avg_price,
+            view.entry_ms,
+            view.working.map_or(0, |w| w.remaining),
+            1.0 / view.session_equity,
+        ));
         self.policy
             .step(&self.raw, t.first, &mut t.state, &mut self.log_probs);
         t.first = false;
         let action = greedy(&self.log_probs);
-        let wanted = t.env.decided_shares(self.params.actions[action]);
+        // Sized at the close from the working order's target (or the position), small
+        // changes kept, as the simulator sizes it.
+        let current = view.working.map_or(view.position, |w| w.target);
+        let wanted = exec::decide_target(p, p.actions[action], bar.close, current);
         self.metrics
             .stage(Stage::Policy, clock.elapsed().as_secs_f64() * 1e6);
         let symbol = self.accounts[k].symbol.clone();
@@ -577,16 +572,14 @@ impl Engine {
         )?;
         self.metrics.decisions += 1;
         let clock = Instant::now();
-        let day = t.env.day();
-        let bar = day.bars[t.env.row()];
-        let position = t.env.ledger().position;
+        let position = view.position;
         let verdict = self.risk.check(&Proposal {
             symbol: &symbol,
             ts_ns: ts,
             current: position,
             target: wanted,
             price: bar.close,
-            secs_to_close: (day.close_ms as f64 - (bar.ts_ms + day.bar_ms) as f64) / 1000.0,
+            secs_to_close: (h.close_ms as f64 - (bar.ts_ms + h.bar.secs() * 1000) as f64) / 1000.0,
         });
         self.metrics
             .stage(Stage::Risk, clock.elapsed().as_secs_f64() * 1e6);
@@ -610,23 +603,37 @@ impl Engine {
             )?;
         }
         // A new order when the target differs from the working order (or, without one,
-        // from the position).
+        // from the position): journaled, then sent.
         let working = t.order_target.unwrap_or(position);
         if verdict.target != working {
-            t.order_id = self.next_order;
+            let id = self.next_order;
             self.next_order += 1;
-            t.order_target = (verdict.target != position).then_some(verdict.target);
             self.rec.emit(
                 ts,
                 Event::Order {
-                    symbol,
-                    id: t.order_id,
+                    symbol: symbol.clone(),
+                    id,
                     shares: verdict.target - position,
                 },
             )?;
             self.metrics.orders += 1;
+            match self.broker.submit(k, id, verdict.target) {
+                Ok(()) => t.order_target = (verdict.target != position).then_some(verdict.target),
+                Err(reject) => {
+                    tracing::warn!(symbol = %symbol, id, reason = %reject.reason, "live: the broker rejected an order");
+                    self.metrics.broker_rejects += 1;
+                    self.risk.order_failed(&symbol);
+                    self.rec.emit(
+                        ts,
+                        Event::OrderRejected {
+                            symbol,
+                            id,
+                            reason: reject.reason,
+                        },
+                    )?;
+                }
+            }
         }
-        t.decided = verdict.target;
         Ok(())
     }
 
@@ -766,20 +773,6 @@ impl Engine {
         s.bar_us = Percentiles::of(self.bar_us);
         Ok(s)
     }
-}
-
-/// Halts learned since the day began (a stream learns them bar by bar).
-fn sync_halts(day: &mut DayData, halts: &[(u32, u32)]) {
-    if day.halts != halts {
-        day.halts = halts.to_vec();
-    }
-}
-
-/// The decision time of the account's current bar: its close, UTC ns.
-fn decision_ns(env: &ReferenceEnv) -> i64 {
-    let day = env.day();
-    let bar = day.bars[env.row()];
-    day.utc_ns(bar.ts_ms + day.bar_ms)
 }
 
 /// Wall-clock UTC ns.

@@ -1,5 +1,5 @@
 //! The live journal: append-only, one record per input line of a stream, bad bar,
-//! command, decision, order, fill, rejection and state change, each flushed to the OS before the loop goes on and fsynced per record or
+//! command, decision, rejection, order, broker rejection, fill and state change, each flushed to the OS before the loop goes on and fsynced per record or
 //! in groups ([`Journal::sync`]), so that after a crash at any moment the state is
 //! rebuilt from it.
 //!
@@ -46,6 +46,12 @@ pub enum Event {
         symbol: String,
         id: u64,
         shares: i64,
+    },
+    /// The broker would not take an order.
+    OrderRejected {
+        symbol: String,
+        id: u64,
+        reason: String,
     },
     /// A (partial) fill: signed shares at a price, with its costs.
     Fill {

@@ -70,6 +70,8 @@ pub struct LiveMetrics {
     pub orders: u64,
     pub fills: u64,
     pub rejections: u64,
+    /// Orders the broker would not take.
+    pub broker_rejects: u64,
     /// Rejections by the first rule that cut.
     pub rejections_by_rule: std::collections::BTreeMap<String, u64>,
     /// Stream lines taken (journaled).
@@ -94,6 +96,7 @@ impl LiveMetrics {
             orders: 0,
             fills: 0,
             rejections: 0,
+            broker_rejects: 0,
             rejections_by_rule: Default::default(),
             inputs: 0,
             bad_bars: 0,
@@ -134,7 +137,7 @@ impl LiveMetrics {
             );
         }
         o.push_str(&body);
-        let scalars: [(&str, &str, &str, f64); 11] = [
+        let scalars: [(&str, &str, &str, f64); 12] = [
             (
                 "equity_usd",
                 "gauge",
@@ -176,6 +179,12 @@ impl LiveMetrics {
                 "counter",
                 "Decisions the risk manager cut.",
                 self.rejections as f64,
+            ),
+            (
+                "broker_rejects_total",
+                "counter",
+                "Orders the broker would not take.",
+                self.broker_rejects as f64,
             ),
             (
                 "inputs_total",

@@ -1,10 +1,12 @@
-//! The live layer: one engine ([`engine`]: feed → paper broker → policy → risk → order,
-//! journaled) fed by a replay of cached days ([`replay`]) or by a line-delimited JSON
+//! The live layer: one engine ([`engine`]: feed → broker → policy → risk → order,
+//! journaled) trading through a broker interface ([`broker`]: the paper broker is the
+//! simulator's execution model), fed by a replay of cached days ([`replay`]) or by a line-delimited JSON
 //! stream on stdin or loopback TCP ([`stream`]); the risk manager ([`risk`]); the journal
 //! ([`journal`]); commands, signals and the monitoring endpoint ([`control`],
 //! [`metrics`]). The policy is an exported bundle run by the pure-Rust forward
-//! ([`crate::bundle`]); the paper broker is the simulator's execution model.
+//! ([`crate::bundle`]).
 
+pub mod broker;
 pub mod control;
 pub mod engine;
 pub mod journal;

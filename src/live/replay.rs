@@ -6,6 +6,7 @@
 //! record against the journal (applying the journaled commands where they were applied)
 //! and appends from where the journal ends (tested by killing the process).
 
+use super::broker::PaperBroker;
 use super::control::Controls;
 use super::engine::{DayHeader, Engine, EngineOptions, LiveSummary};
 use super::journal::Journal;
@@ -55,6 +56,7 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
     dates.sort();
     dates.dedup();
     let opened = Journal::open(&req.journal, false)?;
+    let broker = Box::new(PaperBroker::new(params.clone(), symbols.len()));
     let mut engine = Engine::new(
         policy,
         params,
@@ -66,6 +68,7 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
             risk: req.risk.clone(),
             controls: req.controls.clone(),
         },
+        broker,
     );
     'dates: for date in dates {
         let today: Vec<(usize, &Arc<DayData>)> = days
@@ -98,6 +101,7 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
             let open_ms = day.bars[day.first_row as usize].ts_ms;
             let header = DayHeader {
                 symbol: k,
+                symbol_name: &symbols[k],
                 date,
                 bar: day.bar,
                 midnight_ns: day.midnight_ns,

@@ -274,6 +274,12 @@ impl RiskManager {
         }
     }
 
+    /// The broker would not take the order for `symbol`'s last allowed target: it no
+    /// longer counts in the exposure.
+    pub fn order_failed(&mut self, symbol: &str) {
+        self.pending.remove(symbol);
+    }
+
     /// A closed round trip's net P&L (consecutive-loss pause).
     pub fn on_round_trip(&mut self, net_pnl: f64, ts_ns: i64) {
         if net_pnl < 0.0 {

@@ -11,8 +11,8 @@
 //!   the bar grid (`--bar`) of its New York day;
 //! - `open`, `high`, `low`, `close`: dollars, finite and positive, `low` ≤ `open`,
 //!   `close` ≤ `high` (kept to the nanodollar, as caches keep them); `volume` ≥ 0;
-//! - optional `bid` and `ask`: the quote at the bar's close (both or neither, `0 < bid ≤
-//!   ask`); it is the book the next bar's orders meet, as in caches;
+//! - optional `bid` and `ask`: the quote at the bar's close (both or neither); it is the
+//!   book the next bar's orders meet, as in caches (a crossed or zero quote is no book);
 //! - optional `halted`: the bar lies in a trading halt (orders reaching the market during
 //!   it are rejected).
 //!
@@ -268,7 +268,11 @@ impl Stream {
             volume: bar.volume as f32,
             sigma: st.sigma.max(0.0),
         };
-        st.quote = bar.bid.zip(bar.ask).map(|(b, a)| (px(b), px(a)));
+        st.quote = bar
+            .bid
+            .zip(bar.ask)
+            .map(|(b, a)| (px(b), px(a)))
+            .filter(|&(b, a)| b > 0.0 && a >= b);
         st.sigma = self.row[self.atr_col];
         for (o, &c) in self.obs.iter_mut().zip(&self.feature_cols) {
             *o = self.row[c];
@@ -278,6 +282,7 @@ impl Stream {
         engine.feed_lag((received_ns - (ts_ns + bar_ms as i64 * 1_000_000)) as f64 * 1e-9);
         let header = DayHeader {
             symbol: k,
+            symbol_name: &bar.symbol,
             date,
             bar: self.bar,
             midnight_ns: st.midnight_ns,
@@ -342,15 +347,13 @@ fn check(
     if !(b.volume.is_finite() && b.volume >= 0.0) {
         return Err(format!("volume {} is not a non-negative number", b.volume));
     }
-    match (b.bid, b.ask) {
-        (None, None) => {}
-        (Some(bid), Some(ask)) if bid.is_finite() && bid > 0.0 && ask.is_finite() && ask >= bid => {
-        }
-        (bid, ask) => {
-            return Err(format!(
-                "quote bid {bid:?} ask {ask:?}: give both, with 0 < bid <= ask, or neither"
-            ));
-        }
+    // A quote needs both sides; one that is not usable (crossed, or a side at zero) is
+    // kept out of the book, as the cache builder keeps it out.
+    if b.bid.is_some() != b.ask.is_some() {
+        return Err(format!(
+            "quote bid {:?} ask {:?}: give both sides or neither",
+            b.bid, b.ask
+        ));
     }
     Ok(())
 }
@@ -506,6 +509,10 @@ pub fn run(
     let (resolved, params) = bundle.stream_environment()?;
     let start = crate::backtest::start_sec(&resolved.config)?;
     let opened = super::journal::Journal::open(&req.journal, false)?;
+    let broker = Box::new(super::broker::PaperBroker::new(
+        params.clone(),
+        req.symbols.len(),
+    ));
     let mut engine = Engine::new(
         policy,
         params,
@@ -517,6 +524,7 @@ pub fn run(
             risk: req.risk,
             controls: req.controls.clone(),
         },
+        broker,
     );
     let mut stream = Stream::new(&req.symbols, req.calendar, req.bar, &engine);
     for (line, received_ns) in engine.journaled_inputs() {
