@@ -709,3 +709,40 @@ fn bench_live_times_every_decision_and_every_bar() {
         assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p}");
     }
 }
+
+/// `--pace K` replays a day at K × real time (a lower bound the clock cannot beat) and
+/// trades exactly as at full speed.
+#[test]
+fn a_paced_replay_takes_the_days_time_over_k_and_trades_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let fast = tmp.path().join("fast.jsonl");
+    live_cmd(
+        &bundle,
+        &cache,
+        &fast,
+        "2024-01-05",
+        &["--to", "2024-01-05"],
+    )
+    .assert()
+    .success();
+    let paced = tmp.path().join("paced.jsonl");
+    let t0 = std::time::Instant::now();
+    live_cmd(
+        &bundle,
+        &cache,
+        &paced,
+        "2024-01-05",
+        &["--to", "2024-01-05", "--pace", "36000"],
+    )
+    .assert()
+    .success();
+    let took = t0.elapsed().as_secs_f64();
+    // The bars replayed run from the day's first bar to its session's last (at least
+    // 09:30 to 15:59 = 23,340 s of bar time): 0.65 s at 36,000 ×.
+    assert!(took >= 23_340.0 / 36_000.0, "{took} s");
+    assert_eq!(
+        std::fs::read(&paced).unwrap(),
+        std::fs::read(&fast).unwrap()
+    );
+}

@@ -561,7 +561,7 @@ impl sim_train::live::broker::Broker for Flaky {
         target: i64,
     ) -> Result<(), sim_train::live::broker::BrokerReject> {
         self.orders += 1;
-        if self.orders % 3 == 0 {
+        if self.orders.is_multiple_of(3) {
             return Err(sim_train::live::broker::BrokerReject {
                 reason: "insufficient buying power".into(),
             });

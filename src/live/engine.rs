@@ -79,8 +79,9 @@ pub struct LiveSummary {
     pub open_positions: usize,
     /// The journal's last damaged tail, if reopening cut one off.
     pub damaged_tail: Option<String>,
-    /// Time to handle one symbol's bar that ends in a decision (its fills, marks,
-    /// policy, risk, order, journal records written to the OS), µs.
+    /// Time from a bar's arrival to its order, for bars that end in a decision (a
+    /// stream's parsing and features, the broker's fills and marks, policy, risk, order,
+    /// journal records written to the OS), µs.
     pub decision_us: Percentiles,
     /// Time to handle one bar time with decisions, every symbol's bar one after another
     /// on one core, then the group commit, µs.
@@ -370,13 +371,15 @@ impl Engine {
     }
 
     /// One bar of one symbol, in time order across symbols. `features` is the bar's
-    /// observation feature row (the bundle's columns); `last`: the session's last bar.
+    /// observation feature row (the bundle's columns); `last`: the session's last bar;
+    /// `arrived`: when the feed took the bar in (the start of its feed → order latency).
     pub fn on_bar(
         &mut self,
         h: &DayHeader,
         bar: BarRec,
         features: &[f32],
         last: bool,
+        arrived: Instant,
     ) -> Result<()> {
         self.begin_date(h.date, h.midnight_ns)?;
         let ts_ns = h.midnight_ns + bar.ts_ms as i64 * 1_000_000;
@@ -385,7 +388,6 @@ impl Engine {
             self.bar = Some((ts_ns, 0.0, false));
             self.control_point()?;
         }
-        let clock = Instant::now();
         let decisions = self.rec.summary.decisions;
         let k = h.symbol;
         if self.accounts[k].date != Some(h.date) {
@@ -425,7 +427,7 @@ impl Engine {
                 self.accounts[k].trading = trading;
             }
         }
-        let us = clock.elapsed().as_secs_f64() * 1e6;
+        let us = arrived.elapsed().as_secs_f64() * 1e6;
         let decided = self.rec.summary.decisions > decisions;
         if decided {
             self.decision_us.push(us);

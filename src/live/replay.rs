@@ -110,7 +110,13 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
                 halts: &day.halts,
             };
             let last = row as u32 == day.last_row;
-            engine.on_bar(&header, day.bars[row], day.feature_row(row), last)?;
+            engine.on_bar(
+                &header,
+                day.bars[row],
+                day.feature_row(row),
+                last,
+                std::time::Instant::now(),
+            )?;
             if !last {
                 heap.push(Reverse((day.bars[row + 1].ts_ms, i, row + 1)));
             }

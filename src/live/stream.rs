@@ -290,7 +290,7 @@ impl Stream {
             close_ms: st.close_ms,
             halts: &st.halts,
         };
-        engine.on_bar(&header, rec, &self.obs, last)
+        engine.on_bar(&header, rec, &self.obs, last, clock)
     }
 }
 
@@ -490,14 +490,9 @@ pub struct StreamRequest {
     pub controls: Option<std::sync::Arc<super::control::Controls>>,
 }
 
-/// Runs the live engine on a stream until it ends (stdin's end) or a stop is asked for
-/// (`SIGTERM` / `SIGINT`). A journal being continued is caught up first: its input lines
-/// are fed again and every derived record checked. `ready` is called once the feed is
-/// open, with the TCP address it listens on.
-pub fn run(
-    req: StreamRequest,
-    ready: &dyn Fn(Option<std::net::SocketAddr>),
-) -> Result<super::engine::LiveSummary> {
+/// The engine and the stream for `req`, with a journal being continued caught up: its
+/// input lines fed again and every derived record checked.
+fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
     use super::engine::EngineOptions;
     if req.symbols.is_empty() {
         return Err(Error::Usage(
@@ -521,17 +516,28 @@ pub fn run(
         opened,
         EngineOptions {
             fsync: req.fsync,
-            risk: req.risk,
+            risk: req.risk.clone(),
             controls: req.controls.clone(),
         },
         broker,
     );
-    let mut stream = Stream::new(&req.symbols, req.calendar, req.bar, &engine);
+    let mut stream = Stream::new(&req.symbols, req.calendar.clone(), req.bar, &engine);
     for (line, received_ns) in engine.journaled_inputs() {
         stream.on_line(&mut engine, &line, received_ns)?;
     }
     engine.check_caught_up()?;
     engine.commit()?;
+    Ok((engine, stream))
+}
+
+/// Runs the live engine on a stream until it ends (stdin's end) or a stop is asked for
+/// (`SIGTERM` / `SIGINT`). `ready` is called once the feed is open, with the TCP address
+/// it listens on.
+pub fn run(
+    req: StreamRequest,
+    ready: &dyn Fn(Option<std::net::SocketAddr>),
+) -> Result<super::engine::LiveSummary> {
+    let (mut engine, mut stream) = open(&req)?;
     let (rx, bound) = spawn(&req.source)?;
     ready(bound);
     let stop = || req.controls.as_ref().is_some_and(|c| c.stop_requested());
@@ -552,4 +558,69 @@ pub fn run(
         }
     }
     engine.finish()
+}
+
+/// Runs the live engine on `lines` in this thread, one after another as fast as they are
+/// handled (`bench live --stream`; `req.source` is not opened).
+pub fn run_lines(
+    req: StreamRequest,
+    lines: impl IntoIterator<Item = String>,
+) -> Result<super::engine::LiveSummary> {
+    let (mut engine, mut stream) = open(&req)?;
+    for line in lines {
+        stream.on_line(&mut engine, &line, super::engine::now_ns())?;
+    }
+    engine.finish()
+}
+
+/// The bars of `cache`'s selected days as feed lines, in time order across symbols
+/// (symbols in name order within a bar time), with each bar's closing quote when the
+/// cache has a usable one and `halted` in a halt: what a producer would send.
+pub fn cache_lines(
+    cache: &std::path::Path,
+    selection: &crate::env::DaySelection,
+) -> Result<Vec<String>> {
+    let catalog = crate::cache::Catalog::load_existing(cache)?;
+    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    for e in catalog.entries.values() {
+        let wanted = selection
+            .symbols
+            .as_ref()
+            .is_none_or(|s| s.contains(&e.symbol))
+            && selection.from.is_none_or(|f| e.date >= f)
+            && selection.to.is_none_or(|t| e.date <= t);
+        if !wanted {
+            continue;
+        }
+        let path = cache.join(&e.file);
+        let day = crate::cache::DayCache::open(&path)
+            .map_err(|err| Error::input(&path, err.to_string()))?;
+        let halts = &day.meta().halts;
+        let quotes = day.bid().zip(day.ask());
+        for i in 0..day.rows() {
+            let ts = day.ts_ns()[i];
+            let mut bar = serde_json::json!({
+                "symbol": e.symbol,
+                "ts": ts,
+                "open": day.opens()[i].dollars(),
+                "high": day.highs()[i].dollars(),
+                "low": day.lows()[i].dollars(),
+                "close": day.closes()[i].dollars(),
+                "volume": day.volumes()[i],
+            });
+            if let Some((b, a)) = quotes
+                && b[i].0 > 0
+                && a[i].0 >= b[i].0
+            {
+                bar["bid"] = serde_json::json!(b[i].dollars());
+                bar["ask"] = serde_json::json!(a[i].dollars());
+            }
+            if halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns) {
+                bar["halted"] = serde_json::json!(true);
+            }
+            rows.push((ts, e.symbol.clone(), bar.to_string()));
+        }
+    }
+    rows.sort();
+    Ok(rows.into_iter().map(|r| r.2).collect())
 }
