@@ -114,8 +114,14 @@ fn bench_decision(c: &mut Criterion) {
         global_step: 0,
         seed: 1,
     };
-    let (manifest, tensors) =
-        sim_train::learn::export::bundle_parts(&p, None, &params, &resolved.config.env, trained);
+    let (manifest, tensors) = sim_train::learn::network::bundle_parts(
+        &p.shape,
+        sim_train::learn::export::policy_parameters(&p),
+        None,
+        &params,
+        &resolved.config.env,
+        trained,
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bundle");
     Bundle::write(&out, manifest, &tensors, &resolved.to_toml()).unwrap();

@@ -654,11 +654,12 @@ pub struct LiveBench {
 }
 
 /// Replays `req.days` synthetic days of `req.symbols` symbols through the live loop with
-/// a freshly initialized policy (`train.encoder`, `train.hidden`) exported as a bundle,
-/// the `[live.risk]` limits and a journal in a temporary folder.
+/// a freshly initialized policy (`train.encoder`, `train.hidden`, `train.seed`; the
+/// initialization computed in plain Rust, so this needs no libtorch) exported as a
+/// bundle, the `[live.risk]` limits and a journal in a temporary folder.
 pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBench> {
     use crate::bundle::{Bundle, Provenance};
-    use crate::learn::policy::{Policy, PolicyShape};
+    use crate::learn::network::{PolicyShape, bundle_parts, fresh_parameters};
     if req.symbols == 0 || req.days == 0 {
         return Err(Error::Usage(
             "--symbols and --days must be at least 1".into(),
@@ -668,16 +669,13 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
     let (cache, _) = build_synthetic(resolved, req.symbols, req.days, req.bar, tmp.path())?;
     let params = crate::env::EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
     let t = &resolved.config.train;
-    let policy = Policy::new(
-        PolicyShape {
-            obs_dim: params.obs_dim(),
-            n_actions: params.actions.len(),
-            encoder: t.encoder.clone(),
-            hidden: t.hidden,
-        },
-        tch::Device::Cpu,
-        t.seed,
-    );
+    let shape = PolicyShape {
+        obs_dim: params.obs_dim(),
+        n_actions: params.actions.len(),
+        encoder: t.encoder.clone(),
+        hidden: t.hidden,
+    };
+    let parameters = fresh_parameters(&shape, t.seed);
     let trained = Provenance {
         run_id: "bench".into(),
         run_dir: tmp.path().to_path_buf(),
@@ -686,8 +684,14 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
         global_step: 0,
         seed: t.seed,
     };
-    let (manifest, tensors) =
-        crate::learn::export::bundle_parts(&policy, None, &params, &resolved.config.env, trained);
+    let (manifest, tensors) = bundle_parts(
+        &shape,
+        parameters,
+        None,
+        &params,
+        &resolved.config.env,
+        trained,
+    );
     let bundle = tmp.path().join("bundle");
     Bundle::write(&bundle, manifest, &tensors, &resolved.to_toml())?;
     let s = crate::live::replay::replay(&crate::live::replay::ReplayRequest {

@@ -6,7 +6,7 @@ mod common;
 use common::{sim_train, trained_run};
 use sim_train::bundle::native::NativePolicy;
 use sim_train::bundle::{Bundle, Manifest};
-use sim_train::learn::eval::Agent;
+use sim_train::learn::checkpoint::Agent;
 use std::path::Path;
 use tch::{Device, Tensor};
 

@@ -737,6 +737,44 @@ fn eval_compares_the_policy_with_baselines_on_the_same_days() {
 }
 
 #[test]
+fn plain_rust_init_matches_libtorch_init() {
+    // `network::fresh_parameters` (what `bench live` exports without libtorch) draws what
+    // `Policy::new` draws and orthogonalizes in f64 instead of libtorch's f32 QR.
+    use sim_train::bundle::TensorData;
+    let shape = PolicyShape {
+        obs_dim: 24,
+        n_actions: 5,
+        encoder: vec![64, 32],
+        hidden: 48,
+    };
+    for seed in [1, 7] {
+        let torch = sim_train::learn::export::policy_parameters(&Policy::new(
+            shape.clone(),
+            Device::Cpu,
+            seed,
+        ));
+        let plain = sim_train::learn::network::fresh_parameters(&shape, seed);
+        assert_eq!(
+            torch.keys().collect::<Vec<_>>(),
+            plain.keys().collect::<Vec<_>>()
+        );
+        for (name, (shape_t, t)) in &torch {
+            let (shape_p, p) = &plain[name];
+            assert_eq!(shape_t, shape_p, "{name}");
+            let (TensorData::F32(t), TensorData::F32(p)) = (t, p) else {
+                panic!("{name} is not f32");
+            };
+            let worst = t
+                .iter()
+                .zip(p)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "seed {seed} {name}: differs by {worst}");
+        }
+    }
+}
+
+#[test]
 fn policy_init_is_orthogonal_with_cleanrl_gains_and_seeded() {
     let shape = PolicyShape {
         obs_dim: 24,

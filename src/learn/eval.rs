@@ -2,9 +2,9 @@
 //! engine ([`crate::backtest`]): the same execution model, accounting and report as the
 //! baselines and positions files, so the comparison is like for like.
 //!
-//! The policy comes from a training run's checkpoint (run through libtorch) or from an
-//! exported bundle (run by the pure-Rust forward, [`crate::bundle::native`], which is
-//! what live trading runs).
+//! The policy comes from a training run's checkpoint (run through libtorch,
+//! [`super::checkpoint`]) or from an exported bundle (run by the pure-Rust forward,
+//! [`crate::bundle::native`], which is what live trading runs).
 //!
 //! The policy acts at every bar, greedily (its most probable action) or by seeded draws
 //! from its distribution, as asked and stated in the report, from a zero LSTM state at
@@ -12,10 +12,7 @@
 //! with. Each symbol is one account whose equity carries from day to day, as in
 //! `sim-train backtest`.
 
-use super::TrainEnv;
-use super::normalize::ObsNorm;
-use super::policy::{LstmState, Policy, PolicyShape};
-use super::run::latest_checkpoint;
+use super::checkpoint::evaluate as evaluate_checkpoint;
 use crate::backtest::engine::{Decider, run_symbol_with};
 use crate::backtest::report::Source;
 use crate::backtest::{Backtest, Baseline, finish, run_baseline, selected_symbols, start_sec};
@@ -29,93 +26,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tch::{Device, Tensor};
-
-/// A trained policy with what it needs to act: its observation statistics and the
-/// environment parameters it was trained under.
-pub struct Agent {
-    pub policy: Policy,
-    pub obs_norm: Option<ObsNorm>,
-    pub params: Arc<EnvParams>,
-    pub checkpoint: PathBuf,
-    pub resolved: Resolved,
-}
-
-impl Agent {
-    /// Loads `checkpoint` (default: the latest) of a `sim-train train` run dir (a market
-    /// run).
-    pub fn load(run_dir: &Path, checkpoint: Option<&Path>) -> Result<Agent> {
-        let saved = run_dir.join(RESOLVED_FILE);
-        if !saved.is_file() {
-            return Err(Error::Usage(format!(
-                "{} is not a run dir (no {RESOLVED_FILE})",
-                run_dir.display()
-            )));
-        }
-        let resolved = crate::config::load(Some(&saved), &[])?;
-        let cfg = &resolved.config.train;
-        if cfg.env != TrainEnv::Market {
-            return Err(Error::Usage(format!(
-                "{} trained on {}: only market policies trade days",
-                run_dir.display(),
-                cfg.env.name()
-            )));
-        }
-        let mut p = EnvParams::from_config(&resolved.config.env).map_err(Error::Config)?;
-        p.max_episode_steps = 0;
-        let params = Arc::new(p);
-        let shape = PolicyShape {
-            obs_dim: params.obs_dim(),
-            n_actions: params.actions.len(),
-            encoder: cfg.encoder.clone(),
-            hidden: cfg.hidden,
-        };
-        let checkpoint = match checkpoint {
-            Some(c) => c.to_path_buf(),
-            None => latest_checkpoint(run_dir)?,
-        };
-        let tp = checkpoint.join("tensors.ot");
-        if !tp.is_file() {
-            return Err(Error::Usage(format!(
-                "{} is not a checkpoint (no tensors.ot): give a run dir's checkpoints/update-NNNNNNNN folder",
-                checkpoint.display()
-            )));
-        }
-        let bad = |what: String| Error::input(&tp, what);
-        let map: HashMap<String, Tensor> = Tensor::load_multi(&tp)
-            .map_err(|e| bad(format!("unreadable: {e}")))?
-            .into_iter()
-            .collect();
-        let get = |k: &str| map.get(k).ok_or_else(|| bad(format!("has no tensor {k}")));
-        let policy = Policy::new(shape, Device::Cpu, cfg.seed);
-        policy.load_parameters(&map, "param/").map_err(bad)?;
-        let obs_norm = if cfg.norm_obs {
-            let mut norm = ObsNorm::new(params.obs_dim(), cfg.obs_clip as f32);
-            let mean = get("obs_norm/mean")?;
-            let var = get("obs_norm/var")?;
-            if mean.numel() != norm.dim() || var.numel() != norm.dim() {
-                return Err(bad("observation statistics of the wrong size".into()));
-            }
-            let d = norm.dim();
-            mean.copy_data(&mut norm.mean, d);
-            var.copy_data(&mut norm.var, d);
-            norm.count = get("obs_norm/count")?.double_value(&[0]);
-            Some(norm)
-        } else {
-            None
-        };
-        Ok(Agent {
-            policy,
-            obs_norm,
-            params,
-            checkpoint,
-            resolved,
-        })
-    }
-}
 
 /// How the evaluated policy picks its action from its distribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -166,53 +78,18 @@ pub fn run_dir_of(checkpoint: &Path) -> Result<PathBuf> {
 /// How an account's decider picks an action from log-probabilities: the most probable
 /// one, or a draw from a stream seeded per symbol (so results do not depend on
 /// scheduling).
-fn pick(log_probs: &[f32], rng: &mut Option<ChaCha8Rng>) -> usize {
+pub(super) fn pick(log_probs: &[f32], rng: &mut Option<ChaCha8Rng>) -> usize {
     match rng {
         None => crate::bundle::native::greedy(log_probs),
-        Some(rng) => super::ppo::sample(log_probs, rng.random()),
+        Some(rng) => super::network::sample(log_probs, rng.random()),
     }
 }
 
-fn account_rng(req: &EvalRequest, symbol: &str) -> Option<ChaCha8Rng> {
+pub(super) fn account_rng(req: &EvalRequest, symbol: &str) -> Option<ChaCha8Rng> {
     (req.mode == ActMode::Sampled).then(|| {
         let salt = xxhash_rust::xxh3::xxh3_64(symbol.as_bytes());
         ChaCha8Rng::seed_from_u64(req.seed ^ salt)
     })
-}
-
-/// A checkpoint's policy (libtorch) as a [`Decider`] for one account: LSTM state carried
-/// through a day and zeroed at each day's start.
-struct TorchDecider {
-    agent: Agent,
-    state: LstmState,
-    first: f32,
-    raw: Vec<f32>,
-    obs: Vec<f32>,
-    rng: Option<ChaCha8Rng>,
-    log_probs: Vec<f32>,
-}
-
-impl Decider for TorchDecider {
-    fn begin_day(&mut self, _: usize) -> Result<()> {
-        self.first = 1.0;
-        Ok(())
-    }
-
-    fn target(&mut self, env: &ReferenceEnv, _: usize) -> Result<f64> {
-        env.observe(&mut self.raw);
-        match &self.agent.obs_norm {
-            Some(n) => n.normalize(&self.raw, &mut self.obs),
-            None => self.obs.copy_from_slice(&self.raw),
-        }
-        let d = self.obs.len() as i64;
-        let x = Tensor::from_slice(&self.obs).view([1, d]);
-        let (out, next) = tch::no_grad(|| self.agent.policy.step(&x, &[self.first], &self.state));
-        self.state = next;
-        self.first = 0.0;
-        let n = self.log_probs.len();
-        out.log_probs.copy_data(&mut self.log_probs, n);
-        Ok(self.agent.params.actions[pick(&self.log_probs, &mut self.rng)])
-    }
 }
 
 /// A bundle's policy (pure Rust) as a [`Decider`] for one account.
@@ -251,7 +128,7 @@ pub struct Evaluated {
 
 /// Runs one account per selected symbol of `cache`, in parallel, each with the decider
 /// `make` builds for it.
-fn run_accounts<D: Decider>(
+pub(super) fn run_accounts<D: Decider>(
     params: &Arc<EnvParams>,
     start: u32,
     cache: &Path,
@@ -275,8 +152,8 @@ fn run_accounts<D: Decider>(
 }
 
 /// Runs the requested policy over the selected days of `cache`, one account per symbol.
-/// A checkpoint's network is loaded once per account (libtorch tensors are not shared
-/// across threads; one libtorch thread per account); a bundle's is shared.
+/// A checkpoint's network is loaded once per account (see [`super::checkpoint`]); a
+/// bundle's is shared.
 pub fn evaluate(
     req: &EvalRequest,
     cache: &Path,
@@ -287,38 +164,7 @@ pub fn evaluate(
         PolicySource::Checkpoint {
             run_dir,
             checkpoint,
-        } => {
-            let agent = Agent::load(run_dir, checkpoint.as_deref())?;
-            let config = agent.resolved.config.clone();
-            let start = start_sec(&config)?;
-            tch::set_num_threads(1);
-            let runs = run_accounts(&agent.params, start, cache, sel, |symbol| {
-                let agent = Agent::load(run_dir, checkpoint.as_deref())?;
-                let d = agent.params.obs_dim();
-                Ok(TorchDecider {
-                    state: LstmState::zeros(1, agent.policy.shape.hidden, Device::Cpu),
-                    first: 1.0,
-                    raw: vec![0.0; d],
-                    obs: vec![0.0; d],
-                    rng: account_rng(req, symbol),
-                    log_probs: vec![0.0; agent.params.actions.len()],
-                    agent,
-                })
-            })?;
-            let source = Source::Policy {
-                checkpoint: agent.checkpoint.display().to_string(),
-                mode,
-            };
-            let bt = finish(source, runs, &config);
-            Ok((
-                bt,
-                Evaluated {
-                    policy: agent.checkpoint,
-                    kind: "checkpoint",
-                    resolved: agent.resolved,
-                },
-            ))
-        }
+        } => evaluate_checkpoint(req, run_dir, checkpoint.as_deref(), cache, sel, mode),
         PolicySource::Bundle(dir) => {
             let bundle = Bundle::open(dir)?;
             let policy = NativePolicy::from_bundle(&bundle)?;

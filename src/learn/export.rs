@@ -1,16 +1,13 @@
-//! `sim-train export`: a training checkpoint as a policy bundle ([`crate::bundle`]).
+//! `sim-train export`: a training checkpoint as a policy bundle ([`crate::bundle`]), whose
+//! manifest and tensors [`super::network::bundle_parts`] lays out.
 
-use super::eval::{Agent, run_dir_of};
-use super::normalize::ObsNorm;
+use super::checkpoint::Agent;
+use super::eval::run_dir_of;
+use super::network::{NamedTensors, bundle_parts};
 use super::policy::Policy;
-use crate::bundle::{
-    Bundle, FORMAT, FORMAT_VERSION, Manifest, Network, Normalization, ObservationSchema,
-    Provenance, TensorData,
-};
+use crate::bundle::{Bundle, Manifest, Provenance, TensorData};
 use crate::config::RESOLVED_FILE;
-use crate::env::{EnvConfig, EnvParams};
 use crate::error::{Error, IoContext, Result};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Exports `checkpoint` (a run's `checkpoints/update-NNNNNNNN` folder) into `out`.
@@ -39,7 +36,8 @@ pub fn export(checkpoint: &Path, out: &Path) -> Result<Manifest> {
         seed: agent.resolved.config.train.seed,
     };
     let (manifest, tensors) = bundle_parts(
-        &agent.policy,
+        &agent.policy.shape,
+        policy_parameters(&agent.policy),
         agent.obs_norm.as_ref(),
         &agent.params,
         &agent.resolved.config.env,
@@ -50,64 +48,19 @@ pub fn export(checkpoint: &Path, out: &Path) -> Result<Manifest> {
     Bundle::write(out, manifest, &tensors, &config)
 }
 
-/// The manifest (without its hash) and the tensors of a bundle of `policy`, acting in an
-/// environment of `params` (configured by `env`).
-pub fn bundle_parts(
-    policy: &Policy,
-    obs_norm: Option<&ObsNorm>,
-    params: &EnvParams,
-    env: &EnvConfig,
-    trained: Provenance,
-) -> (Manifest, BTreeMap<String, (Vec<usize>, TensorData)>) {
-    let mut tensors = BTreeMap::new();
-    for (name, t) in policy.named_parameters() {
-        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let n = t.numel();
-        let mut values = vec![0f32; n];
-        t.to_kind(tch::Kind::Float)
-            .flatten(0, -1)
-            .copy_data(&mut values, n);
-        tensors.insert(name, (shape, TensorData::F32(values)));
-    }
-    let normalization = obs_norm.map(|n| {
-        let d = n.dim();
-        tensors.insert(
-            "obs_norm/mean".into(),
-            (vec![d], TensorData::F64(n.mean.clone())),
-        );
-        tensors.insert(
-            "obs_norm/var".into(),
-            (vec![d], TensorData::F64(n.var.clone())),
-        );
-        Normalization {
-            clip: n.clip,
-            count: n.count,
-        }
-    });
-    let shape = &policy.shape;
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        sim_train_version: env!("CARGO_PKG_VERSION").into(),
-        observation: ObservationSchema {
-            feature_set_version: crate::features::FEATURE_VERSION,
-            fields: params.obs_names(),
-            feature_fields: params.obs_dim() - crate::env::ACCOUNT_FIELDS.len(),
-            normalization,
-        },
-        actions: params.actions.clone(),
-        network: Network {
-            architecture: "encoder (tanh MLP) → lstm → actor (log-softmax) + critic".into(),
-            obs_dim: shape.obs_dim,
-            encoder: shape.encoder.clone(),
-            hidden: shape.hidden,
-            n_actions: shape.n_actions,
-            lstm_gates: "i,f,g,o".into(),
-            tensors: BTreeMap::new(),
-        },
-        trained,
-        env: serde_json::to_value(env).expect("serializes"),
-        content_hash: String::new(),
-    };
-    (manifest, tensors)
+/// A policy's parameters as a bundle stores them (f32, libtorch's names and shapes).
+pub fn policy_parameters(policy: &Policy) -> NamedTensors {
+    policy
+        .named_parameters()
+        .into_iter()
+        .map(|(name, t)| {
+            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+            let n = t.numel();
+            let mut values = vec![0f32; n];
+            t.to_kind(tch::Kind::Float)
+                .flatten(0, -1)
+                .copy_data(&mut values, n);
+            (name, (shape, TensorData::F32(values)))
+        })
+        .collect()
 }

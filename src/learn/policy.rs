@@ -8,19 +8,11 @@
 //! [`Policy::sequence`] does that by packing episode pieces into rows instead of stepping
 //! one time step at a time, which makes the backward pass several times cheaper.
 
+pub use super::network::PolicyShape;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
-
-/// Sizes of a policy (rebuilt from a run's config to load its checkpoints).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PolicyShape {
-    pub obs_dim: usize,
-    pub n_actions: usize,
-    pub encoder: Vec<usize>,
-    pub hidden: usize,
-}
 
 /// The network; its parameters live in `vs`.
 pub struct Policy {

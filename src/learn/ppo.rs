@@ -23,6 +23,7 @@
 
 use super::config::TrainConfig;
 use super::gae::{GaeInput, gae};
+use super::network::sample;
 use super::normalize::ObsNorm;
 use super::policy::{LstmState, Policy};
 use super::vec_env::VecEnv;
@@ -466,19 +467,6 @@ impl Ppo {
         stats.learn_s = clock.elapsed().as_secs_f64();
         stats
     }
-}
-
-/// Inverse-CDF draw from a categorical distribution given by its log-probabilities, with
-/// `u` uniform in [0, 1) (the last action absorbs rounding).
-pub fn sample(log_probs: &[f32], u: f32) -> usize {
-    let mut acc = 0.0;
-    for (k, &lp) in log_probs.iter().enumerate() {
-        acc += lp.exp();
-        if u < acc {
-            return k;
-        }
-    }
-    log_probs.len() - 1
 }
 
 /// `1 − Var(returns − values) / Var(returns)` (NaN when the returns do not vary).
