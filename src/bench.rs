@@ -1,5 +1,6 @@
-//! `sim-train bench cache|env|train`: throughput of the data layer, of the environments
-//! and of the learner.
+//! `sim-train bench cache|env|train|sweep|live`: throughput of the data layer, of the
+//! environments, of the learner and of walk-forward sweeps, and the live loop's latency.
+//! `bench train` and `bench sweep` train, so they are built with the `torch` feature only.
 //!
 //! `bench cache`, end to end on synthetic data:
 //! - `build_bars_per_s`: bars per second through `cache build --source synth` (generation,
@@ -379,6 +380,7 @@ pub fn sum_f32(xs: &[f32]) -> f32 {
 }
 
 /// What `bench train` measures.
+#[cfg(feature = "torch")]
 #[derive(Clone, Debug)]
 pub struct TrainBenchRequest {
     pub device: crate::learn::DeviceChoice,
@@ -389,6 +391,7 @@ pub struct TrainBenchRequest {
     pub cache: Option<PathBuf>,
 }
 
+#[cfg(feature = "torch")]
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainBench {
     pub bench: &'static str,
@@ -416,6 +419,7 @@ pub struct TrainBench {
 
 /// `bench train`: PPO-LSTM updates on the market environments (train.* config, with the
 /// request's sizes), one warm-up update, then `updates` timed ones.
+#[cfg(feature = "torch")]
 pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<TrainBench> {
     use crate::learn::policy::{Policy, PolicyShape};
     use crate::learn::ppo::Ppo;
@@ -512,6 +516,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
 }
 
 /// What `bench sweep` runs.
+#[cfg(feature = "torch")]
 #[derive(Clone, Debug)]
 pub struct SweepBenchRequest {
     pub symbols: usize,
@@ -525,6 +530,7 @@ pub struct SweepBenchRequest {
 
 /// `bench sweep`: a whole walk-forward sweep (plan, every unit trained and evaluated
 /// against the baselines, merge) over a synthetic universe.
+#[cfg(feature = "torch")]
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepBench {
     pub bench: &'static str,
@@ -551,6 +557,7 @@ pub struct SweepBench {
 /// Runs the sweep of `req` in a temporary folder: 10 training days, 5 test days, purge
 /// and embargo of 1 day, one config, `req.seeds` seeds; the rest of `[train]` as
 /// configured.
+#[cfg(feature = "torch")]
 pub fn bench_sweep(resolved: &Resolved, req: &SweepBenchRequest) -> Result<SweepBench> {
     use crate::walkforward as wf;
     if req.seeds == 0 || req.unit_steps == 0 {

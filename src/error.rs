@@ -41,6 +41,12 @@ pub enum Error {
     /// The requested data does not exist (unknown symbol or date).
     #[error("{0}")]
     NotFound(String),
+    /// What was asked (a command, or a checkpoint to run) needs libtorch, and this binary
+    /// was built without the `torch` feature. Holds what was asked, e.g. "`sim-train train`".
+    #[error(
+        "{0} needs libtorch: this binary was built without the torch feature; build it with default features (cargo build --release)"
+    )]
+    NeedsTorch(String),
 }
 
 impl Error {
@@ -59,11 +65,12 @@ impl Error {
     }
 
     /// Exit codes scripts can rely on (documented in the README):
-    /// 1 I/O, 2 usage or config, 3 bad input data, 4 cache integrity, 5 not found.
+    /// 1 I/O, 2 usage or config (a command this build lacks included), 3 bad input data,
+    /// 4 cache integrity, 5 not found.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } => 1,
-            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Config(_) | Error::Usage(_) | Error::NeedsTorch(_) => 2,
             Error::Input { .. } | Error::Data(_) | Error::Validation { .. } => 3,
             Error::Cache(_) => 4,
             Error::NotFound(_) => 5,

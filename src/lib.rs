@@ -9,6 +9,12 @@
 //! schedules and baselines through them, [`metrics`] scores the results. [`scan`] finds
 //! momentum days and reset points, indexes them and samples training episodes from them
 //! by curriculum. The binary's commands are in [`cli`].
+//!
+//! The `torch` feature (on by default) builds what runs libtorch through tch: the
+//! learner's network, training, checkpoints and export ([`learn`]), walk-forward sweeps
+//! ([`walkforward`]) and the benches that train. Without it
+//! (`cargo build --release --no-default-features`) the binary links no libtorch and keeps
+//! everything else, among it policy bundles ([`bundle`]) and the live layer ([`live`]).
 
 pub mod adjust;
 pub mod align;

@@ -8,6 +8,7 @@ use predicates::prelude::*;
 use sim_train::cache::DayCache;
 use std::path::Path;
 
+#[cfg(feature = "torch")]
 const TINY: [&str; 6] = [
     "--set",
     "synth.symbols=3",
@@ -49,6 +50,7 @@ fn synth_cache(dir: &Path) -> std::path::PathBuf {
 
 /// The pipeline's learning stages on TINY: one held-out day, a few updates of a few
 /// environments, every day drawable by the curriculum.
+#[cfg(feature = "torch")]
 const TINY_LEARN: [&str; 10] = [
     "--set",
     "pipeline.holdout_days=1",
@@ -63,6 +65,7 @@ const TINY_LEARN: [&str; 10] = [
 ];
 
 #[test]
+#[cfg(feature = "torch")] // the pipeline trains
 fn pipeline_runs_the_main_job() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p");
@@ -329,6 +332,7 @@ fn errors_are_one_line_with_meaningful_exit_codes() {
 }
 
 #[test]
+#[cfg(feature = "torch")] // the pipeline trains
 fn json_logs_are_json() {
     let dir = tempfile::tempdir().unwrap();
     let o = sim_train()

@@ -1,6 +1,10 @@
 //! The `sim-train` command line: argument definitions and dispatch. Commands are thin:
 //! they resolve the config, call the library, and print. Errors come back as
 //! [`crate::Error`]; [`main`] prints one line and returns its exit code.
+//!
+//! Built without the `torch` feature, the commands that train or run a checkpoint
+//! (`pipeline`, `train`, `export`, `walk-forward`, `bench train`, `bench sweep`, `eval` of
+//! a checkpoint) are still listed and parsed, and fail with [`Error::NeedsTorch`] (exit 2).
 
 mod backtest_cmd;
 mod cache_cmd;
@@ -22,6 +26,12 @@ use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(name = "sim-train", version, about = "GPU-first simulator and trainer for intraday trading agents", long_about = None)]
+#[cfg_attr(
+    not(feature = "torch"),
+    command(
+        after_help = "This is the lean build (no libtorch): pipeline, train, export, walk-forward, bench train, bench sweep and eval of a checkpoint need a build with default features."
+    )
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -430,30 +440,55 @@ fn run(cli: Cli) -> Result<i32> {
     tracing::debug!(layers = ?resolved.layers, "config resolved:\n{}", resolved.to_toml());
     let progress = !cli.global.quiet;
     match cli.command {
+        #[cfg(feature = "torch")]
         Command::Pipeline(a) => other::pipeline(&a, &resolved, progress),
+        #[cfg(not(feature = "torch"))]
+        Command::Pipeline(_) => needs_torch("pipeline"),
         Command::Synth(a) => other::synth(&a, &resolved),
         Command::Cache(c) => cache_cmd::run(c, &resolved, progress),
         Command::Align(a) => other::align_cmd(&a, &resolved),
         Command::Bench(BenchCommand::Cache(a)) => other::bench_cache(&a, &resolved),
         Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
+        #[cfg(feature = "torch")]
         Command::Bench(BenchCommand::Train(a)) => other::bench_train(&a, &resolved),
+        #[cfg(not(feature = "torch"))]
+        Command::Bench(BenchCommand::Train(_)) => needs_torch("bench train"),
         Command::Calendar(a) => other::calendar(&a, &resolved),
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
+        #[cfg(feature = "torch")]
         Command::Train(a) => train_cmd::run(&a, &cli.global, progress),
+        #[cfg(not(feature = "torch"))]
+        Command::Train(_) => needs_torch("train"),
         Command::Plot(a) => train_cmd::plot(&a, &resolved),
         Command::Eval(a) => train_cmd::eval(&a),
+        #[cfg(feature = "torch")]
         Command::Export(a) => train_cmd::export(&a),
+        #[cfg(not(feature = "torch"))]
+        Command::Export(_) => needs_torch("export"),
         Command::Policy(c) => live_cmd::policy(&c),
         Command::Live(a) => live_cmd::live(&a, &resolved),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
+        #[cfg(feature = "torch")]
         Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),
+        #[cfg(not(feature = "torch"))]
+        Command::WalkForward(_) => needs_torch("walk-forward"),
         Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
+        #[cfg(feature = "torch")]
         Command::Bench(BenchCommand::Sweep(a)) => other::bench_sweep(&a, &resolved),
+        #[cfg(not(feature = "torch"))]
+        Command::Bench(BenchCommand::Sweep(_)) => needs_torch("bench sweep"),
         Command::Bench(BenchCommand::Live(a)) => other::bench_live(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)
         }
     }
+}
+
+/// A command that trains or runs a checkpoint, in a binary built without the `torch`
+/// feature: it stays listed (its arguments parse) and fails with one line saying so.
+#[cfg(not(feature = "torch"))]
+fn needs_torch(command: &str) -> Result<i32> {
+    Err(Error::NeedsTorch(format!("`sim-train {command}`")))
 }

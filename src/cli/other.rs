@@ -1,15 +1,23 @@
-//! `sim-train pipeline | synth | align | bench | calendar`.
+//! `sim-train pipeline | synth | align | bench | calendar`. `pipeline`, `bench train` and
+//! `bench sweep` train, so they are built with the `torch` feature only.
 
-use super::{AlignArgs, BenchCacheArgs, BenchEnvArgs, CalendarArgs, PipelineArgs, SynthArgs};
+#[cfg(feature = "torch")]
+use super::PipelineArgs;
+use super::{AlignArgs, BenchCacheArgs, BenchEnvArgs, CalendarArgs, SynthArgs};
 use crate::align::align;
-use crate::build::{BuildRequest, build_cache, calendar_from};
+use crate::build::calendar_from;
+#[cfg(feature = "torch")]
+use crate::build::{BuildRequest, build_cache};
 use crate::cache::export::write_frame;
+#[cfg(feature = "torch")]
 use crate::cache::verify::verify_dir;
 use crate::clock::{hms, iso_ny};
 use crate::config::Resolved;
 use crate::error::{Error, Result};
+#[cfg(feature = "torch")]
 use crate::ingest::SourceKind;
 use polars::prelude::{Column, DataFrame};
+#[cfg(feature = "torch")]
 use std::path::{Path, PathBuf};
 
 /// The synthetic spec from `[synth]` with the command-line overrides.
@@ -49,6 +57,9 @@ pub fn synth(a: &SynthArgs, resolved: &Resolved) -> Result<i32> {
     Ok(0)
 }
 
+/// Synthetic universe → caches → verify → scan → train → evaluate → plot; it trains, so it
+/// is built with the `torch` feature.
+#[cfg(feature = "torch")]
 pub fn pipeline(a: &PipelineArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
     let synth_dir = a.out.join("synth");
     let cache_dir = a.out.join("cache");
@@ -133,6 +144,7 @@ pub fn pipeline(a: &PipelineArgs, resolved: &Resolved, progress: bool) -> Result
 }
 
 /// What the pipeline's scan, training and evaluation stages produced.
+#[cfg(feature = "torch")]
 #[derive(serde::Serialize)]
 struct PipelineLearn {
     index: Option<PathBuf>,
@@ -145,6 +157,7 @@ struct PipelineLearn {
 }
 
 /// Scan → train on all but the held-out days → evaluate on them against baselines → plot.
+#[cfg(feature = "torch")]
 fn pipeline_learn(
     out: &Path,
     cache: &Path,
@@ -425,6 +438,7 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
     Ok(0)
 }
 
+#[cfg(feature = "torch")]
 pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32> {
     let r = crate::bench::bench_train(
         resolved,
@@ -461,6 +475,7 @@ pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32
     Ok(0)
 }
 
+#[cfg(feature = "torch")]
 pub fn bench_sweep(a: &super::BenchSweepArgs, resolved: &Resolved) -> Result<i32> {
     let r = crate::bench::bench_sweep(
         resolved,

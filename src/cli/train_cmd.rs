@@ -1,8 +1,16 @@
-//! `sim-train train`, `plot`, `eval` and `export`.
+//! `sim-train train`, `plot`, `eval` and `export`. `train`, `export` and `eval` of a
+//! checkpoint run libtorch and are built with the `torch` feature; `plot` and `eval
+//! --policy BUNDLE` are not.
 
-use super::{DaysArgs, GlobalArgs};
-use crate::config::{RESOLVED_FILE, Resolved};
+use super::DaysArgs;
+#[cfg(feature = "torch")]
+use super::GlobalArgs;
+#[cfg(feature = "torch")]
+use crate::config::RESOLVED_FILE;
+use crate::config::Resolved;
 use crate::error::{Error, Result};
+use crate::learn::eval::PolicySource;
+#[cfg(feature = "torch")]
 use crate::learn::run::{RunOptions, install_ctrl_c, train};
 use crate::learn::{DeviceChoice, TrainEnv};
 use clap::Args;
@@ -34,6 +42,7 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+#[cfg(feature = "torch")]
 pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
     let (resolved, dir, resume) = match (&a.resume, &a.run_dir) {
         (Some(dir), _) => {
@@ -184,8 +193,8 @@ pub struct EvalArgs {
 
 pub fn eval(a: &EvalArgs) -> Result<i32> {
     let sel = a.days.selection()?;
-    let (policy, cache, out) = match (&a.policy, &a.run_dir, &a.checkpoint) {
-        (Some(bundle), _, _) => {
+    let (policy, cache, out) = match &a.policy {
+        Some(bundle) => {
             let need = |flag: &str| {
                 Error::Usage(format!(
                     "--policy {} needs {flag}: a bundle records neither its data nor an output folder",
@@ -194,38 +203,9 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
             };
             let cache = a.cache.clone().ok_or_else(|| need("--cache DIR"))?;
             let out = a.out.clone().ok_or_else(|| need("--out DIR"))?;
-            (
-                crate::learn::eval::PolicySource::Bundle(bundle.clone()),
-                cache,
-                out,
-            )
+            (PolicySource::Bundle(bundle.clone()), cache, out)
         }
-        (None, run_dir, checkpoint) => {
-            let run_dir = match (run_dir, checkpoint) {
-                (Some(d), _) => d.clone(),
-                (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
-                (None, None) => {
-                    return Err(Error::Usage(
-                        "give --run-dir DIR, --checkpoint PATH or --policy BUNDLE".into(),
-                    ));
-                }
-            };
-            let cache = match &a.cache {
-                Some(c) => c.clone(),
-                None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
-                    Error::Usage(format!(
-                        "{} does not record a cache: pass --cache DIR",
-                        run_dir.display()
-                    ))
-                })?,
-            };
-            let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
-            let source = crate::learn::eval::PolicySource::Checkpoint {
-                run_dir,
-                checkpoint: checkpoint.clone(),
-            };
-            (source, cache, out)
-        }
+        None => checkpoint_source(a)?,
     };
     let req = crate::learn::eval::EvalRequest {
         policy,
@@ -264,6 +244,44 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The policy, cache and output folder of `eval --run-dir DIR` or `--checkpoint PATH`:
+/// the cache defaults to the run's, the output to `RUN_DIR/eval`.
+#[cfg(feature = "torch")]
+fn checkpoint_source(a: &EvalArgs) -> Result<(PolicySource, PathBuf, PathBuf)> {
+    let run_dir = match (&a.run_dir, &a.checkpoint) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --run-dir DIR, --checkpoint PATH or --policy BUNDLE".into(),
+            ));
+        }
+    };
+    let cache = match &a.cache {
+        Some(c) => c.clone(),
+        None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "{} does not record a cache: pass --cache DIR",
+                run_dir.display()
+            ))
+        })?,
+    };
+    let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
+    let source = PolicySource::Checkpoint {
+        run_dir,
+        checkpoint: a.checkpoint.clone(),
+    };
+    Ok((source, cache, out))
+}
+
+/// A checkpoint runs through libtorch, which this build lacks.
+#[cfg(not(feature = "torch"))]
+fn checkpoint_source(_: &EvalArgs) -> Result<(PolicySource, PathBuf, PathBuf)> {
+    Err(Error::NeedsTorch(
+        "`sim-train eval` of a checkpoint (--run-dir, --checkpoint; an exported bundle, --policy BUNDLE, runs without it)".into(),
+    ))
+}
+
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// A checkpoint folder (RUN_DIR/checkpoints/update-NNNNNNNN), or a run dir for its
@@ -278,6 +296,7 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
+#[cfg(feature = "torch")]
 pub fn export(a: &ExportArgs) -> Result<i32> {
     let checkpoint = if a.checkpoint.join(crate::config::RESOLVED_FILE).is_file() {
         crate::learn::run::latest_checkpoint(&a.checkpoint)?

@@ -1,10 +1,18 @@
-//! `sim-train walk-forward`: plan, run (one shard, or all), merge.
+//! `sim-train walk-forward`: plan, run (one shard, or all), merge. A sweep trains its
+//! units, so the command is built with the `torch` feature; without it only its arguments
+//! are (the command then says it needs libtorch).
 
+#[cfg(feature = "torch")]
 use crate::config::Resolved;
+#[cfg(feature = "torch")]
 use crate::error::{Error, Result};
+#[cfg(feature = "torch")]
 use crate::walkforward::{self, Outcome, Plan};
 use clap::{Args, Subcommand};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "torch")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(feature = "torch")]
 use std::time::Instant;
 
 #[derive(Args, Debug)]
@@ -73,6 +81,7 @@ fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
 }
 
 /// The shard from the flags or the scheduler's environment.
+#[cfg(feature = "torch")]
 fn pick_shard(
     shard: Option<(usize, usize)>,
     shards: Option<usize>,
@@ -119,10 +128,12 @@ fn pick_shard(
 }
 
 /// Whether the command line named a config of its own (then it must match the plan's).
+#[cfg(feature = "torch")]
 fn explicit<'a>(global: &crate::cli::GlobalArgs, resolved: &'a Resolved) -> Option<&'a Resolved> {
     (global.config.is_some() || !global.set.is_empty()).then_some(resolved)
 }
 
+#[cfg(feature = "torch")]
 pub fn run(
     a: &WalkForwardArgs,
     global: &crate::cli::GlobalArgs,
@@ -177,6 +188,7 @@ pub fn run(
     }
 }
 
+#[cfg(feature = "torch")]
 fn plan(out: &Path, cache: Option<&Path>, resolved: &Resolved) -> Result<(Plan, Resolved)> {
     let r = walkforward::sweep_config(resolved, cache)?;
     let plan = walkforward::build_plan(&r)?;
@@ -209,6 +221,7 @@ fn plan(out: &Path, cache: Option<&Path>, resolved: &Resolved) -> Result<(Plan, 
     Ok((plan, r))
 }
 
+#[cfg(feature = "torch")]
 fn run_shard(
     dir: &Path,
     plan: &Plan,
@@ -256,6 +269,7 @@ fn run_shard(
     Ok(())
 }
 
+#[cfg(feature = "torch")]
 fn merge(dir: &Path, plan: &Plan, resolved: &Resolved, json: bool) -> Result<i32> {
     let m = walkforward::merge(dir, plan, resolved)?;
     if json {
@@ -330,7 +344,7 @@ fn merge(dir: &Path, plan: &Plan, resolved: &Resolved, json: bool) -> Result<i32
     Ok(0)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "torch"))]
 mod tests {
     use super::*;
 

@@ -1,4 +1,4 @@
-//! A training checkpoint's policy run through libtorch: loading it
+//! A training checkpoint's policy run through libtorch (the `torch` feature): loading it
 //! ([`Agent`]) and evaluating it account by account, for [`super::eval`].
 
 use super::TrainEnv;

@@ -3,8 +3,8 @@
 //! baselines and positions files, so the comparison is like for like.
 //!
 //! The policy comes from a training run's checkpoint (run through libtorch,
-//! [`super::checkpoint`]) or from an exported bundle (run by the pure-Rust forward,
-//! [`crate::bundle::native`], which is what live trading runs).
+//! [`super::checkpoint`], built with the `torch` feature) or from an exported bundle (run
+//! by the pure-Rust forward, [`crate::bundle::native`], which is what live trading runs).
 //!
 //! The policy acts at every bar, greedily (its most probable action) or by seeded draws
 //! from its distribution, as asked and stated in the report, from a zero LSTM state at
@@ -12,6 +12,7 @@
 //! with. Each symbol is one account whose equity carries from day to day, as in
 //! `sim-train backtest`.
 
+#[cfg(feature = "torch")]
 use super::checkpoint::evaluate as evaluate_checkpoint;
 use crate::backtest::engine::{Decider, run_symbol_with};
 use crate::backtest::report::Source;
@@ -197,6 +198,22 @@ pub fn evaluate(
             ))
         }
     }
+}
+
+/// A checkpoint runs through libtorch, which this build lacks.
+#[cfg(not(feature = "torch"))]
+fn evaluate_checkpoint(
+    _: &EvalRequest,
+    run_dir: &Path,
+    _: Option<&Path>,
+    _: &Path,
+    _: &DaySelection,
+    _: String,
+) -> Result<(Backtest, Evaluated)> {
+    Err(Error::NeedsTorch(format!(
+        "evaluating a checkpoint of {} (an exported bundle, `eval --policy BUNDLE`, runs without it)",
+        run_dir.display()
+    )))
 }
 
 /// How the policy's daily returns compare with a baseline's on the same days.

@@ -12,16 +12,27 @@
 //! - [`eval`]: a trained policy through the backtest engine, against baselines,
 //! - [`checkpoint`]: a checkpoint's policy loaded and run for [`eval`] (libtorch),
 //! - [`export`]: a checkpoint as a policy bundle.
+//!
+//! Only [`policy`], [`ppo`], [`run`], [`checkpoint`] and [`export`] run libtorch; they are
+//! built with the `torch` feature (the default). Without it everything else stays, among
+//! it the `[train]` config, the observation normalizer that bundles use, the network
+//! layout, and [`eval`] of an exported bundle (a checkpoint is refused with
+//! [`crate::Error::NeedsTorch`]).
 
+#[cfg(feature = "torch")]
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+#[cfg(feature = "torch")]
 pub mod export;
 pub mod gae;
 pub mod network;
 pub mod normalize;
+#[cfg(feature = "torch")]
 pub mod policy;
+#[cfg(feature = "torch")]
 pub mod ppo;
+#[cfg(feature = "torch")]
 pub mod run;
 pub mod sanity;
 pub mod vec_env;

@@ -5,9 +5,9 @@
 //! ([`bundle_parts`]), and the draw of an action from the network's log-probabilities
 //! ([`sample`]).
 //!
-//! None of it runs libtorch: `bench live` exports a freshly initialized policy through
-//! it, and `eval --policy` samples actions with it; the trainer builds on the same names
-//! and shapes.
+//! This is what the lean build (no `torch` feature) needs of the network: `bench live`
+//! exports a freshly initialized policy through it, and `eval --policy` samples actions
+//! with it; the trainer builds on the same names and shapes.
 
 use super::normalize::ObsNorm;
 use crate::bundle::{
