@@ -640,6 +640,9 @@ pub struct LiveBenchRequest {
     pub bar: BarSize,
     /// fsync the journal once per bar.
     pub fsync: bool,
+    /// Feed the bars as JSON lines through the stream path (parsing and features per
+    /// bar) instead of replaying the cache.
+    pub stream: bool,
 }
 
 /// `bench live`: decision latency of the live loop over a replay (feed → policy → risk →
@@ -649,6 +652,9 @@ pub struct LiveBench {
     pub bench: &'static str,
     pub machine: Machine,
     pub data: String,
+    /// `replay` (cached bars and features) or `stream` (JSON lines parsed, features
+    /// computed bar by bar).
+    pub feed: &'static str,
     pub symbols: usize,
     pub fsync: bool,
     pub decisions: usize,
@@ -701,20 +707,37 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
     );
     let bundle = tmp.path().join("bundle");
     Bundle::write(&bundle, manifest, &tensors, &resolved.to_toml())?;
-    let s = crate::live::replay::replay(&crate::live::replay::ReplayRequest {
-        bundle,
-        cache,
-        selection: crate::env::DaySelection {
-            symbols: None,
-            from: None,
-            to: None,
-        },
-        journal: tmp.path().join("journal.jsonl"),
-        fsync: req.fsync,
-        risk: resolved.config.live.risk.clone(),
-        pace: None,
-        controls: None,
-    })?;
+    let all = crate::env::DaySelection::default();
+    let journal = tmp.path().join("journal.jsonl");
+    let risk = resolved.config.live.risk.clone();
+    let s = if req.stream {
+        let lines = crate::live::stream::cache_lines(&cache, &all)?;
+        crate::live::stream::run_lines(
+            crate::live::stream::StreamRequest {
+                bundle,
+                source: crate::live::stream::Source::Stdin,
+                symbols: crate::backtest::selected_symbols(&cache, &all)?,
+                bar: req.bar,
+                calendar: crate::build::calendar_from(resolved)?,
+                journal,
+                fsync: req.fsync,
+                risk,
+                controls: None,
+            },
+            lines,
+        )?
+    } else {
+        crate::live::replay::replay(&crate::live::replay::ReplayRequest {
+            bundle,
+            cache,
+            selection: all,
+            journal,
+            fsync: req.fsync,
+            risk,
+            pace: None,
+            controls: None,
+        })?
+    };
     Ok(LiveBench {
         bench: "live",
         machine: Machine::detect(),
@@ -722,6 +745,7 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
             "synthetic {} symbols × {} days of {} bars",
             req.symbols, req.days, req.bar
         ),
+        feed: if req.stream { "stream" } else { "replay" },
         symbols: req.symbols,
         fsync: req.fsync,
         decisions: s.decisions,

@@ -679,35 +679,34 @@ fn the_kill_file_flattens_and_halts() {
 /// (With the journal fsynced once per bar, as `live` runs by default.)
 #[test]
 fn bench_live_times_every_decision_and_every_bar() {
-    let out = sim_train()
-        .args([
-            "-q",
-            "bench",
-            "live",
-            "--symbols",
-            "2",
-            "--days",
-            "1",
-            "--fsync",
-            "--json",
-        ])
-        .assert()
-        .success();
-    let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let decisions = r["decisions"].as_u64().unwrap();
-    let (d, b) = (&r["decision_us"], &r["bar_us"]);
-    assert_eq!(d["n"].as_u64().unwrap(), decisions);
-    // Both symbols decide on every bar of the session.
-    assert_eq!(b["n"].as_u64().unwrap() * 2, decisions);
-    assert!(decisions >= 2 * 300, "{decisions}");
-    for p in [d, b] {
-        let (p50, p99, max) = (
-            p["p50"].as_f64().unwrap(),
-            p["p99"].as_f64().unwrap(),
-            p["max"].as_f64().unwrap(),
-        );
-        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p}");
+    let mut counts = Vec::new();
+    for feed in [None, Some("--stream")] {
+        let out = sim_train()
+            .args(["-q", "bench", "live", "--symbols", "2", "--days", "1"])
+            .args(["--fsync", "--json"])
+            .args(feed)
+            .assert()
+            .success();
+        let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        assert_eq!(r["feed"], if feed.is_some() { "stream" } else { "replay" });
+        let decisions = r["decisions"].as_u64().unwrap();
+        let (d, b) = (&r["decision_us"], &r["bar_us"]);
+        assert_eq!(d["n"].as_u64().unwrap(), decisions);
+        // Both symbols decide on every bar of the session.
+        assert_eq!(b["n"].as_u64().unwrap() * 2, decisions);
+        assert!(decisions >= 2 * 300, "{decisions}");
+        for p in [d, b] {
+            let (p50, p99, max) = (
+                p["p50"].as_f64().unwrap(),
+                p["p99"].as_f64().unwrap(),
+                p["max"].as_f64().unwrap(),
+            );
+            assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p}");
+        }
+        counts.push(decisions);
     }
+    // The stream of the same bars makes the same decisions.
+    assert_eq!(counts[0], counts[1]);
 }
 
 /// `--pace K` replays a day at K × real time (a lower bound the clock cannot beat) and

@@ -307,6 +307,10 @@ pub struct BenchLiveArgs {
     /// fsync the journal once per bar (as `live` does by default).
     #[arg(long)]
     pub fsync: bool,
+    /// Feed the bars as JSON lines through the stream path (parsing and features
+    /// computed per bar), as `--feed stdin` does, instead of replaying the cache.
+    #[arg(long)]
+    pub stream: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -519,21 +519,23 @@ pub fn bench_live(a: &super::BenchLiveArgs, resolved: &Resolved) -> Result<i32> 
             days: a.days,
             bar: a.bar,
             fsync: a.fsync,
+            stream: a.stream,
         },
     )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         println!(
-            "bench live on {} (one core): {}, journal {}; {} decisions, {} records",
+            "bench live on {} (one core): {} fed as a {}, journal {}; {} decisions, {} records",
             r.machine.cpu,
             r.data,
+            r.feed,
             if r.fsync { "fsynced" } else { "flushed" },
             r.decisions,
             r.journal_records
         );
         println!(
-            "  per decision: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            "  per decision (bar in → order out): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
             r.decision_us.p50, r.decision_us.p99, r.decision_us.max
         );
         println!(

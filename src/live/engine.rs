@@ -381,6 +381,9 @@ impl Engine {
         last: bool,
         arrived: Instant,
     ) -> Result<()> {
+        // The previous bar time's tail (its group commit, a new day's records, commands)
+        // is not this bar's latency.
+        let tail = Instant::now();
         self.begin_date(h.date, h.midnight_ns)?;
         let ts_ns = h.midnight_ns + bar.ts_ms as i64 * 1_000_000;
         if self.bar.is_none_or(|(at, _, _)| at != ts_ns) {
@@ -388,6 +391,7 @@ impl Engine {
             self.bar = Some((ts_ns, 0.0, false));
             self.control_point()?;
         }
+        let tail = tail.elapsed();
         let decisions = self.rec.summary.decisions;
         let k = h.symbol;
         if self.accounts[k].date != Some(h.date) {
@@ -427,7 +431,7 @@ impl Engine {
                 self.accounts[k].trading = trading;
             }
         }
-        let us = arrived.elapsed().as_secs_f64() * 1e6;
+        let us = arrived.elapsed().saturating_sub(tail).as_secs_f64() * 1e6;
         let decided = self.rec.summary.decisions > decisions;
         if decided {
             self.decision_us.push(us);

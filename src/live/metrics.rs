@@ -32,9 +32,14 @@ const STAGES: [(Stage, &str); 6] = [
     (Stage::Bar, "bar"),
 ];
 
-/// Upper bounds of the latency buckets, µs (1 µs to 100 ms, then +Inf).
+/// Upper bounds of the latency buckets, µs (1 µs to 100 ms, then +Inf), and their `le`
+/// labels in seconds.
 const BUCKETS_US: [f64; 15] = [
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 5e4, 1e5,
+];
+const BUCKET_LABELS: [&str; 15] = [
+    "0.000001", "0.000002", "0.000005", "0.00001", "0.00002", "0.00005", "0.0001", "0.0002",
+    "0.0005", "0.001", "0.002", "0.005", "0.01", "0.05", "0.1",
 ];
 
 /// A cumulative latency histogram.
@@ -253,12 +258,11 @@ impl LiveMetrics {
         let _ = writeln!(o, "# TYPE sim_train_live_stage_seconds histogram");
         for ((_, name), h) in STAGES.iter().zip(&self.stages) {
             let mut cum = 0;
-            for (b, n) in BUCKETS_US.iter().zip(&h.counts) {
+            for (le, n) in BUCKET_LABELS.iter().zip(&h.counts) {
                 cum += n;
                 let _ = writeln!(
                     o,
-                    "sim_train_live_stage_seconds_bucket{{stage=\"{name}\",le=\"{}\"}} {cum}",
-                    b * 1e-6
+                    "sim_train_live_stage_seconds_bucket{{stage=\"{name}\",le=\"{le}\"}} {cum}"
                 );
             }
             let _ = writeln!(
@@ -312,6 +316,13 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_labels_are_the_bounds_in_seconds() {
+        for (us, le) in BUCKETS_US.iter().zip(BUCKET_LABELS) {
+            assert_eq!(le.parse::<f64>().unwrap(), us / 1e6, "{le}");
+        }
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_end_in_the_count() {
