@@ -715,7 +715,6 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
         crate::live::stream::run_lines(
             crate::live::stream::StreamRequest {
                 bundle,
-                source: crate::live::stream::Source::Stdin,
                 symbols: crate::backtest::selected_symbols(&cache, &all)?,
                 bar: req.bar,
                 calendar: crate::build::calendar_from(resolved)?,

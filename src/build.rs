@@ -92,6 +92,25 @@ pub fn clock_spec(session: &Session, bar: BarSize) -> ClockSpec {
     }
 }
 
+/// Validates a source's day as the cache builder does (sorted, deduplicated, repaired or
+/// dropped per `[ingest.validation]`, against its session's clock at bar size `bar`);
+/// the live feed's vendor replays go through the same step.
+pub fn validate_for(
+    raw: &mut RawDay,
+    session: &Session,
+    bar: BarSize,
+    cfg: &crate::config::ValidationConfig,
+) -> Result<DayReport> {
+    raw.bar = Some(bar);
+    let dc = DayClock {
+        clock: clock_spec(session, bar),
+        utc_offset_sec: crate::clock::ny_offset_secs(raw.date),
+        open_sec: session.open_sec,
+        close_sec: session.close_sec,
+    };
+    validate_day(raw, &dc, cfg)
+}
+
 /// The calendar the config asks for.
 pub fn calendar_from(resolved: &Resolved) -> Result<Calendar> {
     match &resolved.config.calendar.market_hours_file {
@@ -361,16 +380,9 @@ fn process_day(
     source_name: &str,
 ) -> Result<DayOutcome> {
     let cfg = &resolved.config;
-    raw.bar = Some(req.bar);
+    let report = validate_for(raw, session, req.bar, &cfg.ingest.validation)?;
     let utc_offset_sec = crate::clock::ny_offset_secs(raw.date);
     let clock = clock_spec(session, req.bar);
-    let dc = DayClock {
-        clock,
-        utc_offset_sec,
-        open_sec: session.open_sec,
-        close_sec: session.close_sec,
-    };
-    let report = validate_day(raw, &dc, &cfg.ingest.validation)?;
     if report.dropped.is_some() || raw.is_empty() {
         return Ok(DayOutcome {
             entry: None,

@@ -178,7 +178,7 @@ fn bad_bars_are_refused_with_their_reason_and_nothing_is_traded_on_them() {
             r#"{"symbol":"SYN000","ts":"2024-01-05T10:00:00-05:00","open":1,"high":1,"low":1,"close":"NaN","volume":1}"#.into(),
             "not a bar",
         ),
-        (bar("2024-01-05T23:00:00-05:00", -1.0, 1.0, -1.0, 1.0), "open -1 is not a positive price"),
+        (bar("2024-01-05T23:00:00-05:00", -1.0, 1.0, -1.0, 1.0), "open -1 is not a price"),
         (bar("2024-01-05T23:01:00-05:00", 10.0, 9.0, 11.0, 10.0), "prices are inconsistent"),
         (bar("2024-01-05T23:02:30-05:00", 10.0, 10.0, 10.0, 10.0), "not on the 1m bar grid"),
         (bar("2024-01-05T04:00:00-05:00", 10.0, 10.0, 10.0, 10.0), "out of order"),
@@ -190,6 +190,19 @@ fn bad_bars_are_refused_with_their_reason_and_nothing_is_traded_on_them() {
         (
             r#"{"symbol":"SYN000","ts":"2024-01-05T23:04:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1,"venue":"X"}"#.into(),
             "unknown field `venue`",
+        ),
+        (
+            bar("2024-01-05T23:05:00-05:00", 1e-12, 1.0, 1e-12, 1.0),
+            "is not a price (positive to the nanodollar",
+        ),
+        (
+            r#"{"symbol":"SYN000","ts":"2024-01-05T23:06:00-05:00","open":1,"high":1,"low":1,"close":1,"volume":1e30}"#.into(),
+            "is not a number of shares from 0",
+        ),
+        (bar("2100-01-05T10:00:00-05:00", 10.0, 10.0, 10.0, 10.0), "has not closed yet"),
+        (
+            r#"{"symbol":"SYN000","ts":-5,"open":1,"high":1,"low":1,"close":1,"volume":1}"#.into(),
+            "is not between 1990 and 2200",
         ),
     ];
     // Bad lines in the middle of the session, between good bars.
@@ -627,7 +640,9 @@ fn orders_the_broker_rejects_are_journaled_and_never_fill() {
         &engine,
     );
     for l in &lines {
-        stream.on_line(&mut engine, l, 0).unwrap();
+        stream
+            .on_line(&mut engine, l, sim_train::live::engine::now_ns())
+            .unwrap();
     }
     let summary = engine.finish().unwrap();
     let recs = records(&journal);
@@ -688,8 +703,8 @@ fn eval_fills(bundle: &Path, cache: &Path, out: &Path) -> Vec<(String, i64, f64)
 }
 
 /// Real days (LEAN minute bars with quotes: AIG, BAC and SPY, October 2013): the live
-/// replay makes exactly `eval`'s fills, and a stream of the same bars exactly the
-/// replay's decisions, orders and fills.
+/// replay makes exactly `eval`'s fills, and a stream of the same bars, or a replay of the
+/// LEAN files themselves, exactly the replay's decisions, orders and fills.
 #[test]
 fn on_real_days_live_trades_as_eval_and_a_stream_as_the_replay() {
     let tmp = tempfile::tempdir().unwrap();
@@ -745,4 +760,122 @@ fn on_real_days_live_trades_as_eval_and_a_stream_as_the_replay() {
     assert!(child.wait().unwrap().success());
     writer.join().unwrap();
     assert_eq!(derived(&r), derived(&records(&streamed)));
+
+    // The vendor's own files replayed as a stream (read and validated as the cache
+    // builder reads them): the same again.
+    let lean = common::shared_data("on_real_days (vendor replay)")
+        .unwrap()
+        .join("lean");
+    let vendored = tmp.path().join("vendor.jsonl");
+    let st = live(
+        &bundle,
+        &format!("replay:lean:{}", lean.display()),
+        &vendored,
+        &["--symbols", "AIG,BAC,SPY"],
+    )
+    .status()
+    .unwrap();
+    assert!(st.success());
+    assert_eq!(derived(&r), derived(&records(&vendored)));
+}
+
+/// A command taken while the stream is idle sits between two lines of the journal: a run
+/// killed after it restarts, re-applies it where it was taken, and goes on (reduce-only
+/// holds: no order after it adds risk).
+#[test]
+fn a_stream_killed_after_a_command_restarts_with_the_command_where_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    let lines = cache_lines(&cache, Some(day));
+    let journal = tmp.path().join("j.jsonl");
+    let mut child = live(
+        &bundle,
+        "stdin",
+        &journal,
+        &["--symbols", SYMBOLS, "--listen", "127.0.0.1:0"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    let endpoint = l
+        .trim()
+        .strip_prefix("endpoint: http://")
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    let (first, second) = (lines.len() * 45 / 100, lines.len() * 60 / 100);
+    stdin
+        .write_all((lines[..first].join("\n") + "\n").as_bytes())
+        .unwrap();
+    wait_until("the first part", || state(&endpoint)["inputs"] == first);
+    assert!(http(&endpoint, "POST", "/reduce").0.contains("202"));
+    wait_until("reduce-only", || state(&endpoint)["state"] == "reducing");
+    stdin
+        .write_all((lines[first..second].join("\n") + "\n").as_bytes())
+        .unwrap();
+    wait_until("the second part", || state(&endpoint)["inputs"] == second);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = records(&journal);
+    let at = before
+        .iter()
+        .position(|r| {
+            matches!(
+                r.event,
+                Event::Command {
+                    command: Command::Reduce,
+                    ..
+                }
+            )
+        })
+        .expect("the command was journaled");
+    // Between two lines: an input before it, the next record after its state change.
+    assert!(
+        before[..at]
+            .iter()
+            .any(|r| matches!(r.event, Event::Input { .. }))
+    );
+
+    stream_run(&bundle, &journal, &lines, &[]);
+    let after = records(&journal);
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the journal was rewritten"
+    );
+    assert_eq!(
+        count(&after, |e| matches!(e, Event::Command { .. })),
+        1,
+        "the command is applied once"
+    );
+    assert_eq!(
+        count(&after, |e| matches!(e, Event::Input { .. })),
+        lines.len()
+    );
+    // Reduce-only from the command on: every order brings its symbol toward flat.
+    let mut book = Book::from_records(&after[..at]);
+    for r in &after[at..] {
+        match &r.event {
+            Event::Order { symbol, shares, .. } => {
+                let held = book.positions.get(symbol).map_or(0, |p| p.shares);
+                let after = held + shares;
+                assert!(after.abs() <= held.abs() && after * held >= 0, "{r:?}");
+            }
+            Event::Fill {
+                symbol,
+                shares,
+                price,
+                cost,
+                ..
+            } => book.fill(symbol, *shares, *price, *cost),
+            _ => {}
+        }
+    }
 }

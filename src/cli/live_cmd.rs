@@ -41,7 +41,9 @@ pub struct LiveArgs {
     /// The policy bundle (`sim-train export`).
     #[arg(long, value_name = "BUNDLE")]
     pub policy: PathBuf,
-    /// The bar feed: `replay:CACHE_DIR` (cached days, bar by bar in time order), `stdin`
+    /// The bar feed: `replay:CACHE_DIR` (cached days, bar by bar in time order),
+    /// `replay:KIND:PATH` (a vendor's files, KIND = lean, dbn, polygon, csv, parquet or
+    /// synth, read and validated as `cache build` reads them, fed as a stream), `stdin`
     /// (line-delimited JSON bars) or `tcp:127.0.0.1:PORT` (the same lines from producers
     /// connecting to a loopback port; port 0 picks one and prints it).
     #[arg(long)]
@@ -55,7 +57,7 @@ pub struct LiveArgs {
     /// The symbols traded (a stream feed needs them) and, for a replay, the days.
     #[command(flatten)]
     pub days: DaysArgs,
-    /// Bar size of a stream feed's bars.
+    /// Bar size of a stream's (or a vendor replay's) bars.
     #[arg(long, default_value = "1m")]
     pub bar: crate::bars::BarSize,
     /// Replay at this many times real time within a day (default: as fast as possible).
@@ -99,38 +101,69 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
         println!("endpoint: http://{bound}/metrics");
     }
     let risk = resolved.config.live.risk.clone();
-    let s = if let Some(cache) = a.feed.strip_prefix("replay:") {
-        replay::replay(&replay::ReplayRequest {
+    let stream_request = |symbols: Vec<String>| -> Result<stream::StreamRequest> {
+        Ok(stream::StreamRequest {
             bundle: a.policy.clone(),
-            cache: PathBuf::from(cache),
-            selection: a.days.selection()?,
+            symbols,
+            bar: a.bar,
+            calendar: crate::build::calendar_from(resolved)?,
             journal: a.journal.clone(),
             fsync: !a.no_fsync,
-            risk,
-            pace: a.pace,
-            controls: Some(controls),
-        })?
+            risk: risk.clone(),
+            controls: Some(controls.clone()),
+        })
+    };
+    let selection = a.days.selection()?;
+    let s = if let Some(what) = a.feed.strip_prefix("replay:") {
+        let vendor = what.split_once(':').and_then(|(kind, path)| {
+            <crate::ingest::SourceKind as clap::ValueEnum>::from_str(kind, true)
+                .ok()
+                .map(|k| (k, PathBuf::from(path)))
+        });
+        match vendor {
+            Some((kind, input)) => {
+                let symbols = selection.symbols.clone().unwrap_or_default();
+                if symbols.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--feed {}: a replay of {} files needs the symbols it trades: --symbols A,B,…",
+                        a.feed,
+                        kind.as_str()
+                    )));
+                }
+                stream::replay_vendor(
+                    stream_request(symbols)?,
+                    &stream::VendorReplay {
+                        kind,
+                        input,
+                        from: selection.from,
+                        to: selection.to,
+                        pace: a.pace,
+                    },
+                    resolved,
+                )?
+            }
+            None => replay::replay(&replay::ReplayRequest {
+                bundle: a.policy.clone(),
+                cache: PathBuf::from(what),
+                selection,
+                journal: a.journal.clone(),
+                fsync: !a.no_fsync,
+                risk: risk.clone(),
+                pace: a.pace,
+                controls: Some(controls.clone()),
+            })?,
+        }
     } else {
         let source = stream::Source::parse(&a.feed)?;
-        if a.pace.is_some() || a.days.from.is_some() || a.days.to.is_some() {
+        if a.pace.is_some() || selection.from.is_some() || selection.to.is_some() {
             return Err(Error::Usage(
                 "--pace, --from and --to apply to replay feeds; a stream runs as its bars arrive"
                     .into(),
             ));
         }
-        let symbols = a.days.selection()?.symbols.unwrap_or_default();
         stream::run(
-            stream::StreamRequest {
-                bundle: a.policy.clone(),
-                source,
-                symbols,
-                bar: a.bar,
-                calendar: crate::build::calendar_from(resolved)?,
-                journal: a.journal.clone(),
-                fsync: !a.no_fsync,
-                risk,
-                controls: Some(controls),
-            },
+            stream_request(selection.symbols.unwrap_or_default())?,
+            &source,
             &|bound| {
                 if let Some(b) = bound {
                     use std::io::Write;

@@ -6,8 +6,9 @@
 //! - signals: `SIGUSR1` is the kill switch; `SIGTERM` / `SIGINT` stop the run in order
 //!   (the bar under way finishes, the journal is committed, positions are kept);
 //! - the kill file (`--kill-file`): its appearance is a kill, taken once per appearance
-//!   (a `resume` while the file still exists holds; delete it and create it again to
-//!   kill again);
+//!   (its inode and modification time name it in the journal, so a restart does not take
+//!   it twice, and a `resume` while it still exists holds; touch it, or delete and create
+//!   it again, to kill again);
 //! - the endpoint (`--listen 127.0.0.1:PORT`): `POST /kill`, `POST /reduce`,
 //!   `POST /resume`.
 //!
@@ -49,8 +50,9 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 /// Where commands come from, and where the engine publishes its metrics.
 pub struct Controls {
     kill_file: Option<PathBuf>,
-    /// The kill file has been acted on since it last appeared.
-    kill_file_taken: AtomicBool,
+    /// The source of the last kill taken from the kill file: it names the file's
+    /// identity (inode, modification time), so a file created again is a new kill.
+    kill_file_taken: Mutex<Option<String>>,
     queue: Mutex<Vec<(Command, String)>>,
     metrics: Mutex<Option<LiveMetrics>>,
     signals: bool,
@@ -79,7 +81,7 @@ impl Controls {
         }
         Arc::new(Controls {
             kill_file,
-            kill_file_taken: AtomicBool::new(false),
+            kill_file_taken: Mutex::new(None),
             queue: Mutex::new(Vec::new()),
             metrics: Mutex::new(None),
             signals,
@@ -106,29 +108,32 @@ impl Controls {
         if self.signals && SIGNAL_KILL.swap(false, Ordering::SeqCst) {
             out.push((Command::Kill, "signal SIGUSR1".to_string()));
         }
-        if let Some(f) = &self.kill_file {
-            if f.exists() {
-                if !self.kill_file_taken.load(Ordering::SeqCst) {
-                    out.push((Command::Kill, kill_file_source(f)));
-                }
-            } else {
-                self.kill_file_taken.store(false, Ordering::SeqCst);
+        if let Some(f) = &self.kill_file
+            && let Some(source) = kill_file_source(f)
+        {
+            let taken = self
+                .kill_file_taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if taken.as_deref() != Some(source.as_str()) {
+                out.push((Command::Kill, source));
             }
         }
         out.append(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()));
         out
     }
 
-    /// The engine applied `command` (live or from the journal on a restart): a kill
-    /// from the kill file is not taken twice.
+    /// The engine applied `command` (live or from the journal on a restart): the same
+    /// appearance of the kill file is not taken twice.
     pub fn applied(&self, command: Command, source: &str) {
         if command == Command::Kill
-            && self
-                .kill_file
-                .as_ref()
-                .is_some_and(|f| source == kill_file_source(f))
+            && let Some(f) = &self.kill_file
+            && source.starts_with(&format!("kill file {} (", f.display()))
         {
-            self.kill_file_taken.store(true, Ordering::SeqCst);
+            *self
+                .kill_file_taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(source.to_string());
         }
     }
 
@@ -145,8 +150,18 @@ impl Controls {
     }
 }
 
-fn kill_file_source(f: &std::path::Path) -> String {
-    format!("kill file {}", f.display())
+/// The kill file's source as journaled, naming this appearance of it; `None` while it
+/// does not exist.
+fn kill_file_source(f: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(f).ok()?;
+    Some(format!(
+        "kill file {} (inode {}, modified {}.{:09})",
+        f.display(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
 }
 
 /// Serves the endpoint on `addr` (a loopback address) from a background thread; returns
@@ -167,9 +182,18 @@ pub fn serve(addr: &str, controls: Arc<Controls>) -> Result<SocketAddr> {
     std::thread::Builder::new()
         .name("live-endpoint".into())
         .spawn(move || {
+            // A thread per request, so a slow client holds up nobody else.
             for stream in listener.incoming().flatten() {
-                if let Err(e) = handle(stream, &controls) {
-                    tracing::debug!("endpoint: {e}");
+                let controls = controls.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("live-request".into())
+                    .spawn(move || {
+                        if let Err(e) = handle(stream, &controls) {
+                            tracing::debug!("endpoint: {e}");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!("endpoint: no thread for a request: {e}");
                 }
             }
         })
@@ -180,11 +204,13 @@ pub fn serve(addr: &str, controls: Arc<Controls>) -> Result<SocketAddr> {
 
 /// One HTTP/1.x request, answered and closed.
 fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let timeout = Some(std::time::Duration::from_secs(5));
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(timeout)?;
+    // The request line and headers, at most 8 KiB (a body, if any, is not needed).
+    let mut reader = BufReader::new(std::io::Read::take(stream.try_clone()?, 8192));
     let mut request = String::new();
     reader.read_line(&mut request)?;
-    // Headers, up to the blank line (a body, if any, is not needed).
     let mut header = String::new();
     while reader.read_line(&mut header)? > 2 {
         header.clear();
@@ -236,10 +262,7 @@ fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
                 "/reduce" => Command::Reduce,
                 _ => Command::Resume,
             };
-            let peer = reader
-                .get_ref()
-                .peer_addr()
-                .map_or("?".into(), |a| a.to_string());
+            let peer = stream.peer_addr().map_or("?".into(), |a| a.to_string());
             controls.send(command, &format!("endpoint {path} from {peer}"));
             (
                 "202 Accepted",
@@ -255,11 +278,57 @@ fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
             "GET /metrics, GET /state, POST /kill, POST /reduce, POST /resume\n".into(),
         ),
     };
-    let mut out = reader.into_inner();
+    let mut out = stream;
     write!(
         out,
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_appearance_of_the_kill_file_is_one_kill_also_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("KILL");
+        let controls = Controls::new(Some(file.clone()), false);
+        assert!(controls.take().is_empty());
+        std::fs::write(&file, "").unwrap();
+        let taken = controls.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, Command::Kill);
+        let source = taken[0].1.clone();
+        assert!(source.starts_with(&format!("kill file {} (inode ", file.display())));
+        controls.applied(Command::Kill, &source);
+        // Still there: not taken again (a resume holds).
+        assert!(controls.take().is_empty());
+        // A restart re-applies the journaled kill: the same file is not taken twice.
+        let restarted = Controls::new(Some(file.clone()), false);
+        restarted.applied(Command::Kill, &source);
+        assert!(restarted.take().is_empty());
+        // Deleted and created again (while the process was down, say): a new kill.
+        std::fs::remove_file(&file).unwrap();
+        assert!(restarted.take().is_empty());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&file, "again").unwrap();
+        let again = restarted.take();
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_ne!(again[0].1, source);
+    }
+
+    #[test]
+    fn commands_from_the_endpoint_queue_in_order() {
+        let controls = Controls::new(None, false);
+        controls.send(Command::Reduce, "a");
+        controls.send(Command::Resume, "b");
+        assert_eq!(
+            controls.take(),
+            vec![(Command::Reduce, "a".into()), (Command::Resume, "b".into())]
+        );
+        assert!(controls.take().is_empty());
+    }
 }

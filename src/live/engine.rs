@@ -332,6 +332,8 @@ impl Engine {
 
     /// A stream's line, journaled before it is looked at.
     pub fn input(&mut self, line: &str, received_ns: i64) -> Result<()> {
+        // Commands taken while the stream was idle sit between two lines.
+        self.journaled_commands()?;
         self.metrics.inputs += 1;
         self.rec.emit(
             received_ns,
@@ -408,7 +410,10 @@ impl Engine {
             self.close_out(k)?;
             self.accounts[k].over = true;
         } else if !self.accounts[k].over {
+            let clock = Instant::now();
             let report = self.broker.bar(k, h, &bar, last)?;
+            self.metrics
+                .stage(Stage::Broker, clock.elapsed().as_secs_f64() * 1e6);
             let mut trading = self.accounts[k].trading.take();
             self.accounts[k].last_close_ns = close_ns;
             if trading.is_some() || !report.fills.is_empty() {
@@ -690,9 +695,8 @@ impl Engine {
         self.control_point()
     }
 
-    /// Applies the journal's commands due here (a restart), then, once the journal is
-    /// caught up, new ones from the controls.
-    fn control_point(&mut self) -> Result<()> {
+    /// Applies the journal's commands due here (a restart): those recorded next.
+    fn journaled_commands(&mut self) -> Result<()> {
         while let Some(r) = self.rec.existing.get(self.rec.next) {
             let Event::Command { command, source } = &r.event else {
                 break;
@@ -700,6 +704,13 @@ impl Engine {
             let (command, source, ts) = (*command, source.clone(), r.ts_ns);
             self.apply(command, source, ts)?;
         }
+        Ok(())
+    }
+
+    /// Applies the journal's commands due here, then, once the journal is caught up, new
+    /// ones from the controls.
+    fn control_point(&mut self) -> Result<()> {
+        self.journaled_commands()?;
         if self.rec.verifying() {
             return Ok(());
         }
@@ -745,6 +756,9 @@ impl Engine {
                 ),
             ));
         }
+        // Checked: no longer needed in memory.
+        self.rec.existing = Vec::new();
+        self.rec.next = 0;
         Ok(())
     }
 

@@ -194,16 +194,17 @@ impl Stream {
             return Ok(());
         }
         engine.input(line, received_ns)?;
+        if !(MIN_TS_NS..MAX_TS_NS).contains(&ts_ns) {
+            let why = format!("ts {ts_ns} ns is not between 1990 and 2200");
+            return engine.bad_bar(received_ns, &bar.symbol, why);
+        }
         let (date, sec) = crate::clock::ny_date_sec(ts_ns);
-        if let Err(why) = check(
-            &bar,
-            ts_ns,
-            date,
-            sec,
-            st.last_ts_ns,
-            engine.date(),
-            self.bar,
-        ) {
+        let prior = Prior {
+            last_ts_ns: st.last_ts_ns,
+            feed_date: engine.date(),
+            received_ns,
+        };
+        if let Err(why) = check(&bar, ts_ns, date, sec, &prior, self.bar) {
             return engine.bad_bar(received_ns, &bar.symbol, why);
         }
         st.last_ts_ns = ts_ns;
@@ -279,7 +280,8 @@ impl Stream {
         }
         let last = ts_ms < st.close_ms && ts_ms + bar_ms >= st.close_ms;
         engine.feature_time(clock.elapsed().as_secs_f64() * 1e6);
-        engine.feed_lag((received_ns - (ts_ns + bar_ms as i64 * 1_000_000)) as f64 * 1e-9);
+        engine
+            .feed_lag(received_ns.saturating_sub(ts_ns + bar_ms as i64 * 1_000_000) as f64 * 1e-9);
         let header = DayHeader {
             symbol: k,
             symbol_name: &bar.symbol,
@@ -294,17 +296,50 @@ impl Stream {
     }
 }
 
+/// Timestamps the feed takes: 1990-01-01 to 2200-01-01 UTC.
+const MIN_TS_NS: i64 = 631_152_000 * 1_000_000_000;
+const MAX_TS_NS: i64 = 7_258_118_400 * 1_000_000_000;
+/// How far a bar's close may be ahead of its receipt (clocks a little apart).
+const CLOCK_SLACK_NS: i64 = 5_000_000_000;
+/// The largest price and volume taken (a price in nanodollars stays far from overflow).
+const MAX_PRICE: f64 = 1e7;
+const MAX_VOLUME: f64 = 1e15;
+
+/// What a bar is checked against.
+struct Prior {
+    /// The symbol's last bar taken.
+    last_ts_ns: i64,
+    /// The day the feed is on.
+    feed_date: Option<NaiveDate>,
+    /// When the line arrived (journaled, so a restart checks it the same way).
+    received_ns: i64,
+}
+
 /// Why a parsed bar is not a good one, if it is not.
 fn check(
     b: &Line,
     ts_ns: i64,
     date: NaiveDate,
     sec: i64,
-    last_ts_ns: i64,
-    feed_date: Option<NaiveDate>,
+    prior: &Prior,
     bar: BarSize,
 ) -> std::result::Result<(), String> {
     let iso = crate::clock::iso_ny;
+    let bar_ns = bar.secs() as i64 * 1_000_000_000;
+    if ts_ns + bar_ns > prior.received_ns + CLOCK_SLACK_NS {
+        return Err(format!(
+            "the bar {} has not closed yet: its close is {:.1} s after it arrived (the producer's clock or dates are wrong)",
+            iso(ts_ns),
+            (ts_ns + bar_ns - prior.received_ns) as f64 * 1e-9
+        ));
+    }
+    if !(0..86_400).contains(&sec) {
+        return Err(format!(
+            "ts {} falls outside its New York day (a daylight-saving shift on a weekend night)",
+            iso(ts_ns)
+        ));
+    }
+    let (last_ts_ns, feed_date) = (prior.last_ts_ns, prior.feed_date);
     if let Some(d) = feed_date
         && date < d
     {
@@ -334,8 +369,11 @@ fn check(
         ("low", b.low),
         ("close", b.close),
     ] {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(format!("{name} {v} is not a positive price"));
+        // Checked as kept: to the nanodollar.
+        if !(v.is_finite() && v <= MAX_PRICE && Price::from_dollars(v).0 > 0) {
+            return Err(format!(
+                "{name} {v} is not a price (positive to the nanodollar, at most {MAX_PRICE})"
+            ));
         }
     }
     if b.low > b.open.min(b.close) || b.high < b.open.max(b.close) {
@@ -344,8 +382,11 @@ fn check(
             b.low, b.high, b.open, b.close
         ));
     }
-    if !(b.volume.is_finite() && b.volume >= 0.0) {
-        return Err(format!("volume {} is not a non-negative number", b.volume));
+    if !(b.volume.is_finite() && (0.0..=MAX_VOLUME).contains(&b.volume)) {
+        return Err(format!(
+            "volume {} is not a number of shares from 0 to {MAX_VOLUME}",
+            b.volume
+        ));
     }
     // A quote needs both sides; one that is not usable (crossed, or a side at zero) is
     // kept out of the book, as the cache builder keeps it out.
@@ -428,15 +469,22 @@ pub fn spawn(
             std::thread::Builder::new()
                 .name("feed-tcp".into())
                 .spawn(move || {
+                    // A thread per producer: one that hangs does not hold up the next.
                     for conn in listener.incoming() {
                         match conn {
                             Ok(c) => {
+                                let tx = tx.clone();
                                 let peer = c.peer_addr().map_or("?".into(), |a| a.to_string());
                                 tracing::info!(%peer, "live: feed producer connected");
-                                if !read_lines(std::io::BufReader::new(c), &tx) {
-                                    return;
+                                let spawned = std::thread::Builder::new()
+                                    .name("feed-producer".into())
+                                    .spawn(move || {
+                                        read_lines(std::io::BufReader::new(c), &tx);
+                                        tracing::info!(%peer, "live: feed producer disconnected");
+                                    });
+                                if let Err(e) = spawned {
+                                    tracing::warn!("live: no thread for a feed producer: {e}");
                                 }
-                                tracing::info!(%peer, "live: feed producer disconnected");
                             }
                             Err(e) => tracing::warn!("live: feed accept failed: {e}"),
                         }
@@ -478,7 +526,6 @@ fn read_lines<R: BufRead>(mut r: R, tx: &crossbeam_channel::Sender<Message>) -> 
 /// What to run on a stream.
 pub struct StreamRequest {
     pub bundle: std::path::PathBuf,
-    pub source: Source,
     /// The symbols traded (bars of others are refused).
     pub symbols: Vec<String>,
     pub bar: BarSize,
@@ -498,6 +545,12 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
         return Err(Error::Usage(
             "a stream feed needs the symbols it trades: --symbols A,B,…".into(),
         ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = req.symbols.iter().find(|s| !seen.insert(*s)) {
+        return Err(Error::Usage(format!(
+            "--symbols lists {twice} twice: each symbol is one account; list it once"
+        )));
     }
     let bundle = crate::bundle::Bundle::open(&req.bundle)?;
     let policy = crate::bundle::native::NativePolicy::from_bundle(&bundle)?;
@@ -530,15 +583,16 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
     Ok((engine, stream))
 }
 
-/// Runs the live engine on a stream until it ends (stdin's end) or a stop is asked for
-/// (`SIGTERM` / `SIGINT`). `ready` is called once the feed is open, with the TCP address
-/// it listens on.
+/// Runs the live engine on a stream from `source` until it ends (stdin's end) or a stop
+/// is asked for (`SIGTERM` / `SIGINT`). `ready` is called once the feed is open, with the
+/// TCP address it listens on.
 pub fn run(
     req: StreamRequest,
+    source: &Source,
     ready: &dyn Fn(Option<std::net::SocketAddr>),
 ) -> Result<super::engine::LiveSummary> {
     let (mut engine, mut stream) = open(&req)?;
-    let (rx, bound) = spawn(&req.source)?;
+    let (rx, bound) = spawn(source)?;
     ready(bound);
     let stop = || req.controls.as_ref().is_some_and(|c| c.stop_requested());
     loop {
@@ -561,7 +615,7 @@ pub fn run(
 }
 
 /// Runs the live engine on `lines` in this thread, one after another as fast as they are
-/// handled (`bench live --stream`; `req.source` is not opened).
+/// handled (`bench live --stream`).
 pub fn run_lines(
     req: StreamRequest,
     lines: impl IntoIterator<Item = String>,
@@ -599,28 +653,150 @@ pub fn cache_lines(
         let quotes = day.bid().zip(day.ask());
         for i in 0..day.rows() {
             let ts = day.ts_ns()[i];
-            let mut bar = serde_json::json!({
-                "symbol": e.symbol,
-                "ts": ts,
-                "open": day.opens()[i].dollars(),
-                "high": day.highs()[i].dollars(),
-                "low": day.lows()[i].dollars(),
-                "close": day.closes()[i].dollars(),
-                "volume": day.volumes()[i],
-            });
-            if let Some((b, a)) = quotes
-                && b[i].0 > 0
-                && a[i].0 >= b[i].0
-            {
-                bar["bid"] = serde_json::json!(b[i].dollars());
-                bar["ask"] = serde_json::json!(a[i].dollars());
-            }
-            if halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns) {
-                bar["halted"] = serde_json::json!(true);
-            }
-            rows.push((ts, e.symbol.clone(), bar.to_string()));
+            let line = bar_line(
+                &e.symbol,
+                ts,
+                [
+                    day.opens()[i],
+                    day.highs()[i],
+                    day.lows()[i],
+                    day.closes()[i],
+                ],
+                day.volumes()[i],
+                quotes.map(|(b, a)| (b[i], a[i])),
+                halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns),
+            );
+            rows.push((ts, e.symbol.clone(), line));
         }
     }
     rows.sort();
     Ok(rows.into_iter().map(|r| r.2).collect())
+}
+
+/// A vendor's files replayed as a stream (`--feed replay:KIND:PATH`).
+pub struct VendorReplay {
+    pub kind: crate::ingest::SourceKind,
+    pub input: std::path::PathBuf,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// Replay at this many times real time within a day (`None`: as fast as possible).
+    pub pace: Option<f64>,
+}
+
+/// Replays a vendor's files through the stream path: each date's bars read by the cache
+/// builder's source, validated as it validates them, and fed as lines in time order
+/// across symbols (prices as the vendor gives them, unadjusted, as a live feed does).
+/// Features are computed bar by bar, so a replay of the files a cache was built from
+/// makes that cache's decisions (tested). A restart feeds the journal's lines again,
+/// skips the days already done and resends the current day (taken lines are skipped).
+pub fn replay_vendor(
+    req: StreamRequest,
+    vendor: &VendorReplay,
+    resolved: &crate::config::Resolved,
+) -> Result<super::engine::LiveSummary> {
+    let (mut engine, mut stream) = open(&req)?;
+    let build = crate::build::BuildRequest {
+        source: vendor.kind,
+        input: Some(vendor.input.clone()),
+        cache_dir: std::path::PathBuf::new(),
+        symbols: Some(req.symbols.clone()),
+        from: vendor.from,
+        to: vendor.to,
+        bar: req.bar,
+        adjust: crate::adjust::AdjustMode::None,
+    };
+    let selection = crate::ingest::Selection {
+        symbols: Some(req.symbols.iter().cloned().collect()),
+        from: vendor.from,
+        to: vendor.to,
+        bar: req.bar,
+    };
+    let source = crate::build::open_source(&build, selection, resolved, &req.calendar)?;
+    let stop = || req.controls.as_ref().is_some_and(|c| c.stop_requested());
+    for date in source.dates()? {
+        if engine.date().is_some_and(|d| date < d) {
+            continue;
+        }
+        let session = crate::build::session_or_default(&req.calendar, date);
+        let mut lines: Vec<(i64, String, String)> = Vec::new();
+        for mut raw in source.load_date(date)? {
+            let report = crate::build::validate_for(
+                &mut raw,
+                &session,
+                req.bar,
+                &resolved.config.ingest.validation,
+            )?;
+            if report.dropped.is_none() {
+                lines.extend(raw_lines(&raw));
+            }
+        }
+        // In time order; symbols in name order within a bar time.
+        lines.sort();
+        let mut paced: Option<(i64, std::time::Instant)> = None;
+        for (ts, _, line) in lines {
+            if stop() {
+                tracing::info!("live: stop requested; ending the replay");
+                return engine.finish();
+            }
+            if let Some(k) = vendor.pace {
+                let (t0, wall) = *paced.get_or_insert((ts, std::time::Instant::now()));
+                let due = wall + std::time::Duration::from_secs_f64((ts - t0) as f64 * 1e-9 / k);
+                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            stream.on_line(&mut engine, &line, super::engine::now_ns())?;
+        }
+    }
+    engine.finish()
+}
+
+/// A validated day's bars as feed lines, with their start times and symbol.
+fn raw_lines(raw: &crate::bars::RawDay) -> Vec<(i64, String, String)> {
+    (0..raw.len())
+        .map(|i| {
+            let ts = raw.ts_ns[i];
+            let line = bar_line(
+                &raw.symbol,
+                ts,
+                [raw.open[i], raw.high[i], raw.low[i], raw.close[i]],
+                raw.volume[i],
+                raw.quotes.as_ref().map(|q| (q.bid[i], q.ask[i])),
+                raw.is_halted(ts),
+            );
+            (ts, raw.symbol.clone(), line)
+        })
+        .collect()
+}
+
+/// One bar as a feed line: OHLC, volume, the closing quote when it is usable (both
+/// sides positive, not crossed) and `halted` in a halt.
+fn bar_line(
+    symbol: &str,
+    ts_ns: i64,
+    ohlc: [Price; 4],
+    volume: u64,
+    quote: Option<(Price, Price)>,
+    halted: bool,
+) -> String {
+    let mut bar = serde_json::json!({
+        "symbol": symbol,
+        "ts": ts_ns,
+        "open": ohlc[0].dollars(),
+        "high": ohlc[1].dollars(),
+        "low": ohlc[2].dollars(),
+        "close": ohlc[3].dollars(),
+        "volume": volume,
+    });
+    if let Some((b, a)) = quote
+        && b.0 > 0
+        && a.0 >= b.0
+    {
+        bar["bid"] = serde_json::json!(b.dollars());
+        bar["ask"] = serde_json::json!(a.dollars());
+    }
+    if halted {
+        bar["halted"] = serde_json::json!(true);
+    }
+    bar.to_string()
 }
