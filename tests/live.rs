@@ -486,35 +486,10 @@ fn a_live_replay_makes_exactly_the_fills_of_eval() {
         .assert()
         .success();
 
-    // eval's trades.csv: ts, symbol, side, shares, price, ...
-    let trades = std::fs::read_to_string(eval.join("policy/trades.csv")).unwrap();
-    let mut want: Vec<(String, i64, f64)> = trades
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let shares: i64 = f[3].parse().unwrap();
-            let signed = if f[2] == "buy" { shares } else { -shares };
-            (f[1].to_string(), signed, f[4].parse().unwrap())
-        })
-        .collect();
-    let mut got: Vec<(String, i64, f64)> = journal_records(&journal)
-        .into_iter()
-        .filter_map(|r| match r.event {
-            Event::Fill {
-                symbol,
-                shares,
-                price,
-                ..
-            } => Some((symbol, shares, price)),
-            _ => None,
-        })
-        .collect();
+    let want = common::eval_fills(&eval);
+    let got = common::journal_fills(&journal_records(&journal));
     assert!(want.len() > 10, "{} fills: too few to compare", want.len());
-    // eval lists fills symbol by symbol; live interleaves symbols in time: compare each
-    // symbol's sequence.
-    want.sort_by(|a, b| a.0.cmp(&b.0));
-    got.sort_by(|a, b| a.0.cmp(&b.0));
+    // Each symbol's fills, at the same times, shares and prices.
     assert_eq!(got, want);
     // Every decision was allowed unchanged, and the book is flat at the end.
     let records = journal_records(&journal);

@@ -123,6 +123,14 @@ fn derived(records: &[Record]) -> Vec<(i64, Event)> {
         .collect()
 }
 
+/// A trained bundle and the feed lines of its cache's last day (2024-01-05, two
+/// symbols, 04:00 to 20:00).
+fn one_day(dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    let (bundle, cache) = exported(dir);
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    (bundle, cache_lines(&cache, Some(day)))
+}
+
 fn count(records: &[Record], f: impl Fn(&Event) -> bool) -> usize {
     records.iter().filter(|r| f(&r.event)).count()
 }
@@ -160,9 +168,7 @@ fn a_stream_of_the_caches_bars_trades_exactly_as_its_replay() {
 #[test]
 fn bad_bars_are_refused_with_their_reason_and_nothing_is_traded_on_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let (bundle, cache) = exported(tmp.path());
-    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
-    let good = cache_lines(&cache, Some(day));
+    let (bundle, good) = one_day(tmp.path());
     let bar = |ts: &str, o: f64, h: f64, l: f64, c: f64| {
         format!(
             r#"{{"symbol":"SYN000","ts":"{ts}","open":{o},"high":{h},"low":{l},"close":{c},"volume":100}}"#
@@ -255,9 +261,7 @@ fn bad_bars_are_refused_with_their_reason_and_nothing_is_traded_on_them() {
 #[test]
 fn a_stream_restarted_after_kills_ends_exactly_as_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let (bundle, cache) = exported(tmp.path());
-    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
-    let lines = cache_lines(&cache, Some(day));
+    let (bundle, lines) = one_day(tmp.path());
     let whole = tmp.path().join("whole.jsonl");
     stream_run(&bundle, &whole, &lines, &[]);
     let want = records(&whole);
@@ -357,9 +361,7 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 #[test]
 fn the_endpoint_serves_metrics_takes_commands_and_a_signal_kills() {
     let tmp = tempfile::tempdir().unwrap();
-    let (bundle, cache) = exported(tmp.path());
-    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
-    let lines = cache_lines(&cache, Some(day));
+    let (bundle, lines) = one_day(tmp.path());
     let journal = tmp.path().join("j.jsonl");
     let mut child = live(
         &bundle,
@@ -492,9 +494,7 @@ fn the_endpoint_serves_metrics_takes_commands_and_a_signal_kills() {
 #[test]
 fn a_failed_journal_write_leaves_no_fragment_and_a_restart_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let (bundle, cache) = exported(tmp.path());
-    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
-    let lines = cache_lines(&cache, Some(day));
+    let (bundle, lines) = one_day(tmp.path());
     let whole = tmp.path().join("whole.jsonl");
     stream_run(&bundle, &whole, &lines, &[]);
     let size = std::fs::metadata(&whole).unwrap().len();
@@ -674,9 +674,8 @@ fn orders_the_broker_rejects_are_journaled_and_never_fill() {
     assert!(Book::from_records(&recs).positions.is_empty());
 }
 
-/// Fills of `eval --policy` (its trades.csv) per symbol in time order: symbol, signed
-/// shares, price.
-fn eval_fills(bundle: &Path, cache: &Path, out: &Path) -> Vec<(String, i64, f64)> {
+/// Runs `eval --policy` into `out`; its fills.
+fn eval_fills(bundle: &Path, cache: &Path, out: &Path) -> Vec<common::FillRow> {
     let st = std::process::Command::new(assert_cmd::cargo::cargo_bin("sim-train"))
         .args(["-q", "eval", "--policy"])
         .arg(bundle)
@@ -687,19 +686,7 @@ fn eval_fills(bundle: &Path, cache: &Path, out: &Path) -> Vec<(String, i64, f64)
         .status()
         .unwrap();
     assert!(st.success());
-    let trades = std::fs::read_to_string(out.join("policy/trades.csv")).unwrap();
-    let mut fills: Vec<(String, i64, f64)> = trades
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let shares: i64 = f[3].parse().unwrap();
-            let signed = if f[2] == "buy" { shares } else { -shares };
-            (f[1].to_string(), signed, f[4].parse().unwrap())
-        })
-        .collect();
-    fills.sort_by(|a, b| a.0.cmp(&b.0));
-    fills
+    common::eval_fills(out)
 }
 
 /// Real days (LEAN minute bars with quotes: AIG, BAC and SPY, October 2013): the live
@@ -729,19 +716,7 @@ fn on_real_days_live_trades_as_eval_and_a_stream_as_the_replay() {
     .unwrap();
     assert!(st.success());
     let r = records(&replayed);
-    let mut got: Vec<(String, i64, f64)> = r
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::Fill {
-                symbol,
-                shares,
-                price,
-                ..
-            } => Some((symbol.clone(), *shares, *price)),
-            _ => None,
-        })
-        .collect();
-    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let got = common::journal_fills(&r);
     assert!(want.len() > 10, "{} fills", want.len());
     assert_eq!(got, want);
     assert!(count(&r, |e| matches!(e, Event::Day { .. })) >= 5);
@@ -785,9 +760,7 @@ fn on_real_days_live_trades_as_eval_and_a_stream_as_the_replay() {
 #[test]
 fn a_stream_killed_after_a_command_restarts_with_the_command_where_it_was() {
     let tmp = tempfile::tempdir().unwrap();
-    let (bundle, cache) = exported(tmp.path());
-    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
-    let lines = cache_lines(&cache, Some(day));
+    let (bundle, lines) = one_day(tmp.path());
     let journal = tmp.path().join("j.jsonl");
     let mut child = live(
         &bundle,

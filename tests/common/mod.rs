@@ -152,3 +152,54 @@ pub const LOOSE_RISK: &[&str] = &[
     "live.risk.max_orders_per_minute=1000000",
     "live.risk.flatten_before_close_secs=0",
 ];
+
+/// A fill as (symbol, time in New York ISO-8601, signed shares, reference price).
+pub type FillRow = (String, String, i64, f64);
+
+/// The fills of an `eval` report's policy (`DIR/policy/trades.csv`), each symbol's in
+/// time order, symbols in name order.
+pub fn eval_fills(out: &std::path::Path) -> Vec<FillRow> {
+    let trades = std::fs::read_to_string(out.join("policy/trades.csv")).unwrap();
+    // ts, symbol, side, shares, price, ...
+    let mut fills: Vec<FillRow> = trades
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let shares: i64 = f[3].parse().unwrap();
+            let signed = if f[2] == "buy" { shares } else { -shares };
+            (
+                f[1].to_string(),
+                f[0].to_string(),
+                signed,
+                f[4].parse().unwrap(),
+            )
+        })
+        .collect();
+    fills.sort_by(|a, b| a.0.cmp(&b.0));
+    fills
+}
+
+/// The fills of a live journal in the same form (the live loop interleaves symbols in
+/// time; sorted by symbol, each symbol's stay in time order).
+pub fn journal_fills(records: &[sim_train::live::journal::Record]) -> Vec<FillRow> {
+    let mut fills: Vec<FillRow> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            sim_train::live::journal::Event::Fill {
+                symbol,
+                shares,
+                price,
+                ..
+            } => Some((
+                symbol.clone(),
+                sim_train::clock::iso_ny(r.ts_ns),
+                *shares,
+                *price,
+            )),
+            _ => None,
+        })
+        .collect();
+    fills.sort_by(|a, b| a.0.cmp(&b.0));
+    fills
+}
