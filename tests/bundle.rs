@@ -275,4 +275,17 @@ fn a_bundle_of_another_feature_set_is_refused() {
         .failure()
         .code(3)
         .stderr(predicates::str::contains("reads feature set version 2"));
+    // A live stream computes this build's features: refused there too, before any line.
+    sim_train()
+        .args(["-q", "live", "--policy"])
+        .arg(&other)
+        .args(["--feed", "stdin", "--symbols", "SYN000", "--journal"])
+        .arg(tmp.path().join("j.jsonl"))
+        .write_stdin("")
+        .assert()
+        .failure()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "reads feature set version 2, and this sim-train computes version 1 from a feed",
+        ));
 }
