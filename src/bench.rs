@@ -722,6 +722,7 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
                 fsync: req.fsync,
                 risk,
                 controls: None,
+                warmup: None,
             },
             lines,
         )?

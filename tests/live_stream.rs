@@ -852,3 +852,37 @@ fn a_stream_killed_after_a_command_restarts_with_the_command_where_it_was() {
         }
     }
 }
+
+/// A stream that starts on a later day of its cache, warmed up on the cache's earlier
+/// days (`--warmup`), makes exactly the decisions and fills of the replay from that day
+/// (which reads the cache's warm features); cold, it does not.
+#[test]
+fn a_stream_warmed_up_on_its_cache_trades_as_the_replay_from_the_same_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, cache) = exported(tmp.path());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+    let lines = cache_lines(&cache, Some(day));
+    let replayed = tmp.path().join("replay.jsonl");
+    let st = live(
+        &bundle,
+        &format!("replay:{}", cache.display()),
+        &replayed,
+        &["--from", "2024-01-05"],
+    )
+    .status()
+    .unwrap();
+    assert!(st.success());
+    let want = derived(&records(&replayed));
+    assert!(want.iter().any(|(_, e)| matches!(e, Event::Fill { .. })));
+    let warm = tmp.path().join("warm.jsonl");
+    stream_run(
+        &bundle,
+        &warm,
+        &lines,
+        &["--warmup", cache.to_str().unwrap()],
+    );
+    assert_eq!(derived(&records(&warm)), want);
+    let cold = tmp.path().join("cold.jsonl");
+    stream_run(&bundle, &cold, &lines, &[]);
+    assert_ne!(derived(&records(&cold)), want, "warm-up made no difference");
+}

@@ -60,6 +60,10 @@ pub struct LiveArgs {
     /// Bar size of a stream's (or a vendor replay's) bars.
     #[arg(long, default_value = "1m")]
     pub bar: crate::bars::BarSize,
+    /// Warm a stream's features up on this (unadjusted) cache's days of each symbol before
+    /// its first streamed day, as the cache builder warmed them.
+    #[arg(long, value_name = "CACHE")]
+    pub warmup: Option<PathBuf>,
     /// Replay at this many times real time within a day (default: as fast as possible).
     #[arg(long, value_name = "K")]
     pub pace: Option<f64>,
@@ -111,6 +115,7 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
             fsync: !a.no_fsync,
             risk: risk.clone(),
             controls: Some(controls.clone()),
+            warmup: a.warmup.clone(),
         })
     };
     let selection = a.days.selection()?;
@@ -141,6 +146,12 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
                     },
                     resolved,
                 )?
+            }
+            None if a.warmup.is_some() => {
+                return Err(Error::Usage(
+                    "--warmup applies to streams and vendor replays: a cache replay reads the features its cache holds"
+                        .into(),
+                ));
             }
             None => replay::replay(&replay::ReplayRequest {
                 bundle: a.policy.clone(),

@@ -108,6 +108,8 @@ struct SymbolFeed {
 
 /// Turns lines into bars for the engine.
 pub struct Stream {
+    /// A cache whose days warm each symbol's features up before its first streamed day.
+    warmup: Option<(std::path::PathBuf, crate::cache::Catalog)>,
     index: HashMap<String, usize>,
     symbols: Vec<SymbolFeed>,
     calendar: Calendar,
@@ -123,6 +125,7 @@ impl Stream {
     pub fn new(symbols: &[String], calendar: Calendar, bar: BarSize, engine: &Engine) -> Stream {
         let p = engine.params();
         Stream {
+            warmup: None,
             index: symbols
                 .iter()
                 .enumerate()
@@ -151,6 +154,67 @@ impl Stream {
             row: [0.0; N_FEATURES],
             obs: vec![0.0; p.feature_cols.len()],
         }
+    }
+
+    /// Warms each symbol's features, at its first streamed bar, on `cache`'s days of that
+    /// symbol before the bar's day (all of them, oldest first, as the cache builder
+    /// carried them): a stream that starts on a cache's day D then computes exactly the
+    /// features the cache holds for D, when the cache holds the whole history its builder
+    /// read (built without `--from`; otherwise the longest windows converge over the
+    /// days it holds). The cache must be unadjusted, as a feed's prices are.
+    pub fn warm_up_from(&mut self, cache: &std::path::Path) -> Result<()> {
+        let catalog = crate::cache::Catalog::load_existing(cache)?;
+        if let Some(s) = &catalog.settings
+            && s.adjust != "none"
+        {
+            return Err(Error::input(
+                cache,
+                format!(
+                    "holds {}-adjusted prices, and a feed's are raw: warm up from a cache built with --adjust none",
+                    s.adjust
+                ),
+            ));
+        }
+        self.warmup = Some((cache.to_path_buf(), catalog));
+        Ok(())
+    }
+
+    /// Runs symbol `k`'s feature state over the warm-up cache's days before `date`.
+    fn warm(&mut self, k: usize, symbol: &str, date: NaiveDate) -> Result<()> {
+        let Some((dir, catalog)) = &self.warmup else {
+            return Ok(());
+        };
+        let st = &mut self.symbols[k];
+        let mut row = [0f32; N_FEATURES];
+        for e in catalog
+            .entries
+            .values()
+            .filter(|e| e.symbol == symbol && e.date < date)
+        {
+            let path = dir.join(&e.file);
+            let day = crate::cache::DayCache::open(&path)
+                .map_err(|err| Error::input(&path, err.to_string()))?;
+            let meta = day.meta();
+            st.features.begin_day(DayContext {
+                regular_close_sec: meta.session.close_sec,
+            });
+            for i in 0..day.rows() {
+                let ts = day.ts_ns()[i];
+                st.features.update(
+                    &BarInput {
+                        sec_of_day: day.sec_of_day(i).max(0) as u32,
+                        open: day.opens()[i].dollars(),
+                        high: day.highs()[i].dollars(),
+                        low: day.lows()[i].dollars(),
+                        close: day.closes()[i].dollars(),
+                        volume: day.volumes()[i] as f64,
+                        halted: meta.halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns),
+                    },
+                    &mut row,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// One line of the feed, received at `received_ns` (UTC).
@@ -208,6 +272,10 @@ impl Stream {
             return engine.bad_bar(received_ns, &bar.symbol, why);
         }
         st.last_ts_ns = ts_ns;
+        if st.date.is_none() {
+            self.warm(k, &bar.symbol, date)?;
+        }
+        let st = &mut self.symbols[k];
         if st.date != Some(date) {
             st.taken.clear();
             let s = crate::build::session_or_default(&self.calendar, date);
@@ -535,6 +603,8 @@ pub struct StreamRequest {
     pub fsync: bool,
     pub risk: super::risk::RiskConfig,
     pub controls: Option<std::sync::Arc<super::control::Controls>>,
+    /// A cache to warm the features up from ([`Stream::warm_up_from`]).
+    pub warmup: Option<std::path::PathBuf>,
 }
 
 /// The engine and the stream for `req`, with a journal being continued caught up: its
@@ -575,6 +645,9 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
         broker,
     );
     let mut stream = Stream::new(&req.symbols, req.calendar.clone(), req.bar, &engine);
+    if let Some(cache) = &req.warmup {
+        stream.warm_up_from(cache)?;
+    }
     for (line, received_ns) in engine.journaled_inputs() {
         stream.on_line(&mut engine, &line, received_ns)?;
     }
