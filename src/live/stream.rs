@@ -649,6 +649,12 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
         stream.warm_up_from(cache)?;
     }
     for (line, received_ns) in engine.journaled_inputs() {
+        if req.controls.as_ref().is_some_and(|c| c.stop_requested()) {
+            return Err(Error::Usage(format!(
+                "stopped (SIGTERM / SIGINT) while catching up with the journal {}; it is unchanged: run again to continue",
+                req.journal.display()
+            )));
+        }
         stream.on_line(&mut engine, &line, received_ns)?;
     }
     engine.check_caught_up()?;
