@@ -85,10 +85,8 @@ fn live(bundle: &Path, feed: &str, journal: &Path, extra: &[&str]) -> std::proce
     cmd
 }
 
-/// Runs a stream with `lines` on stdin to the end; its stdout.
-fn stream_run(bundle: &Path, journal: &Path, lines: &[String], extra: &[&str]) -> String {
-    let mut cmd = live(bundle, "stdin", journal, &["--symbols", SYMBOLS]);
-    cmd.args(extra);
+/// Runs `cmd` with `lines` on its stdin to the end (stdout and stderr captured).
+fn feed(cmd: &mut std::process::Command, lines: &[String]) -> std::process::Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -97,11 +95,20 @@ fn stream_run(bundle: &Path, journal: &Path, lines: &[String], extra: &[&str]) -
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let text = lines.join("\n") + "\n";
+    // A run that stops early (an error) closes its stdin: the rest is not wanted.
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(text.as_bytes());
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
+    out
+}
+
+/// Runs a stream with `lines` on stdin to the end; its stdout.
+fn stream_run(bundle: &Path, journal: &Path, lines: &[String], extra: &[&str]) -> String {
+    let mut cmd = live(bundle, "stdin", journal, &["--symbols", SYMBOLS]);
+    cmd.args(extra);
+    let out = feed(&mut cmd, lines);
     assert!(
         out.status.success(),
         "{}",
@@ -510,19 +517,7 @@ fn a_failed_journal_write_leaves_no_fragment_and_a_restart_goes_on() {
         ))
         .arg(cmd.get_program())
         .args(cmd.get_args());
-    let mut child = sh
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let text = lines.join("\n") + "\n";
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(text.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = feed(&mut sh, &lines);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&journal.display().to_string()), "{stderr}");
@@ -723,17 +718,11 @@ fn on_real_days_live_trades_as_eval_and_a_stream_as_the_replay() {
 
     let lines = cache_lines(&cache, None);
     let streamed = tmp.path().join("stream.jsonl");
-    let mut cmd = live(&bundle, "stdin", &streamed, &["--symbols", "AIG,BAC,SPY"]);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let text = lines.join("\n") + "\n";
-    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
-    assert!(child.wait().unwrap().success());
-    writer.join().unwrap();
+    let out = feed(
+        &mut live(&bundle, "stdin", &streamed, &["--symbols", "AIG,BAC,SPY"]),
+        &lines,
+    );
+    assert!(out.status.success());
     assert_eq!(derived(&r), derived(&records(&streamed)));
 
     // The vendor's own files replayed as a stream (read and validated as the cache

@@ -308,6 +308,22 @@ impl Engine {
         }
     }
 
+    /// [`Engine::new`] with the paper broker ([`super::broker::PaperBroker`]).
+    pub fn paper(
+        policy: NativePolicy,
+        params: Arc<EnvParams>,
+        start_sec: u32,
+        symbols: &[String],
+        opened: super::journal::Opened,
+        opts: EngineOptions,
+    ) -> Engine {
+        let broker = Box::new(super::broker::PaperBroker::new(
+            params.clone(),
+            symbols.len(),
+        ));
+        Engine::new(policy, params, start_sec, symbols, opened, opts, broker)
+    }
+
     pub fn params(&self) -> &Arc<EnvParams> {
         &self.params
     }

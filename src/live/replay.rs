@@ -6,7 +6,6 @@
 //! record against the journal (applying the journaled commands where they were applied)
 //! and appends from where the journal ends (tested by killing the process).
 
-use super::broker::PaperBroker;
 use super::control::Controls;
 use super::engine::{DayHeader, Engine, EngineOptions, LiveSummary};
 use super::journal::Journal;
@@ -56,8 +55,7 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
     dates.sort();
     dates.dedup();
     let opened = Journal::open(&req.journal, false)?;
-    let broker = Box::new(PaperBroker::new(params.clone(), symbols.len()));
-    let mut engine = Engine::new(
+    let mut engine = Engine::paper(
         policy,
         params,
         start,
@@ -68,7 +66,6 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
             risk: req.risk.clone(),
             controls: req.controls.clone(),
         },
-        broker,
     );
     let mut stopped = false;
     'dates: for date in dates {

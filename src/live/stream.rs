@@ -627,11 +627,7 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
     let (resolved, params) = bundle.stream_environment()?;
     let start = crate::backtest::start_sec(&resolved.config)?;
     let opened = super::journal::Journal::open(&req.journal, false)?;
-    let broker = Box::new(super::broker::PaperBroker::new(
-        params.clone(),
-        req.symbols.len(),
-    ));
-    let mut engine = Engine::new(
+    let mut engine = Engine::paper(
         policy,
         params,
         start,
@@ -642,7 +638,6 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
             risk: req.risk.clone(),
             controls: req.controls.clone(),
         },
-        broker,
     );
     let mut stream = Stream::new(&req.symbols, req.calendar.clone(), req.bar, &engine);
     if let Some(cache) = &req.warmup {
