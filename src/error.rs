@@ -47,6 +47,10 @@ pub enum Error {
         "{0} needs libtorch: this binary was built without the torch feature; build it with default features (cargo build --release)"
     )]
     NeedsTorch(String),
+    /// A GPU backend cannot run here: not compiled in, no driver or adapter, not enough
+    /// device memory, a kernel that does not build.
+    #[error("{0}")]
+    Device(String),
 }
 
 impl Error {
@@ -66,7 +70,7 @@ impl Error {
 
     /// Exit codes scripts can rely on (documented in the README):
     /// 1 I/O, 2 usage or config (a command this build lacks included), 3 bad input data,
-    /// 4 cache integrity, 5 not found.
+    /// 4 cache integrity, 5 not found, 6 GPU backend unavailable or failing.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } => 1,
@@ -74,6 +78,7 @@ impl Error {
             Error::Input { .. } | Error::Data(_) | Error::Validation { .. } => 3,
             Error::Cache(_) => 4,
             Error::NotFound(_) => 5,
+            Error::Device(_) => 6,
         }
     }
 }

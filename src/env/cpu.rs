@@ -116,7 +116,7 @@ soa! {
     }
 }
 
-const REASONS: [EndReason; 3] = [
+pub(crate) const REASONS: [EndReason; 3] = [
     EndReason::SessionClose,
     EndReason::LossLimit,
     EndReason::MaxSteps,
@@ -140,7 +140,7 @@ fn prefetch<T>(ptr: *const T) {
 }
 
 /// Most finished-episode summaries kept between [`CpuEnvs::drain_finished`] calls.
-const LOG_CAP: usize = 1 << 16;
+pub(crate) const LOG_CAP: usize = 1 << 16;
 
 /// The CPU backend: a batch of environments over shared days.
 pub struct CpuEnvs {
@@ -360,7 +360,7 @@ impl CpuEnvs {
 
     /// Writes every environment's current observation (after creation, or to re-read).
     pub fn observe(&self, out: &mut StepOut<'_>) -> Result<()> {
-        self.check_out(out)?;
+        check_out(self.num_envs(), self.obs_dim(), out)?;
         let d = self.obs_dim();
         for i in 0..self.num_envs() {
             self.write_obs_of(i, &mut out.obs[i * d..(i + 1) * d]);
@@ -375,21 +375,8 @@ impl CpuEnvs {
     /// more than stepping a few hundred environments.
     pub fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
         let n = self.num_envs();
-        if actions.len() != n {
-            return Err(Error::Usage(format!(
-                "{} actions for {n} environments",
-                actions.len()
-            )));
-        }
-        let n_actions = self.params.actions.len();
-        if let Some(i) = actions.iter().position(|&a| a as usize >= n_actions) {
-            return Err(Error::Usage(format!(
-                "action {} of environment {i} is out of range: env.actions has {n_actions} entries (valid 0..{})",
-                actions[i],
-                n_actions - 1
-            )));
-        }
-        self.check_out(out)?;
+        check_actions(&self.params, n, actions)?;
+        check_out(n, self.obs_dim(), out)?;
         let d = self.obs_dim();
         let chunk = Chunk {
             state: self.state.view(),
@@ -406,20 +393,6 @@ impl CpuEnvs {
         let grain = (n / (4 * rayon::current_num_threads())).max(MIN_CHUNK);
         run_parallel(&self.params, chunk, d, self.ring_w, grain);
         self.reset_ended(out)
-    }
-
-    fn check_out(&self, out: &StepOut<'_>) -> Result<()> {
-        let (n, d) = (self.num_envs(), self.obs_dim());
-        if out.obs.len() != n * d
-            || out.rewards.len() != n
-            || out.terminated.len() != n
-            || out.truncated.len() != n
-        {
-            return Err(Error::Usage(format!(
-                "output buffers must hold {n} × {d} observations and {n} rewards and flags"
-            )));
-        }
-        Ok(())
     }
 
     /// Pass 2: log, redraw and re-observe the environments whose episode ended.
@@ -517,8 +490,41 @@ impl CpuEnvs {
     }
 }
 
+/// One action per environment, each an index into `env.actions`.
+pub(crate) fn check_actions(p: &EnvParams, n: usize, actions: &[u8]) -> Result<()> {
+    if actions.len() != n {
+        return Err(Error::Usage(format!(
+            "{} actions for {n} environments",
+            actions.len()
+        )));
+    }
+    let n_actions = p.actions.len();
+    if let Some(i) = actions.iter().position(|&a| a as usize >= n_actions) {
+        return Err(Error::Usage(format!(
+            "action {} of environment {i} is out of range: env.actions has {n_actions} entries (valid 0..{})",
+            actions[i],
+            n_actions - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Output buffers sized for `n` environments with `d` observations each.
+pub(crate) fn check_out(n: usize, d: usize, out: &StepOut<'_>) -> Result<()> {
+    if out.obs.len() != n * d
+        || out.rewards.len() != n
+        || out.terminated.len() != n
+        || out.truncated.len() != n
+    {
+        return Err(Error::Usage(format!(
+            "output buffers must hold {n} × {d} observations and {n} rewards and flags"
+        )));
+    }
+    Ok(())
+}
+
 /// A day must carry the feature columns the params ask for.
-fn check_day(p: &EnvParams, day: &DayData) -> Result<()> {
+pub(crate) fn check_day(p: &EnvParams, day: &DayData) -> Result<()> {
     if day.k != p.feature_cols.len() {
         return Err(Error::Data(format!(
             "{} {}: day was loaded with {} feature columns, the environment observes {}",

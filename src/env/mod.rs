@@ -7,6 +7,8 @@
 //! - [`reference`]: one environment, one step at a time, written to be read: the
 //!   definition every other engine is tested against.
 //! - [`cpu`]: the batch engine (struct-of-arrays, rayon), the CPU backend.
+//! - [`gpu`]: the same step as CUDA kernels or WGSL compute shaders, one thread per
+//!   environment ([`gpu::GpuEnvs`]).
 //!
 //! # One step
 //! An episode starts at row `s` of a day; the first observation describes bar `s`. Each
@@ -38,6 +40,7 @@ pub mod cpu;
 pub mod day;
 pub mod episodes;
 pub mod exec;
+pub mod gpu;
 pub mod params;
 pub mod reference;
 

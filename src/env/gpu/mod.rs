@@ -1,0 +1,877 @@
+//! The GPU backends: the environment step as CUDA kernels (`--backend cuda`, through
+//! cudarc) or WGSL compute shaders (`--backend wgpu`), one thread per environment.
+//!
+//! [`GpuEnvs`] is the host side both share; a [`Device`] (in [`cuda`] or [`wgpu`]) owns
+//! the buffers and launches the three entry points of the kernel source (`reset_all`,
+//! `observe`, `step`). The kernels port [`super::exec`] and [`super::cpu`]'s step phase
+//! by phase in f64/i64, and the conformance tests (`tests/gpu_conformance.rs`) compare
+//! every output with the CPU engine on every backend present.
+//!
+//! # What lives on the device
+//! - The environment state ([`layout`]: three field-major buffers by element type) and
+//!   the rolling-Sharpe windows.
+//! - **Day slots**: `slot_rows` bars and feature rows per slot, a [`layout::SlotInfo`] and
+//!   its halts. A day is uploaded into a free slot when an episode on it is queued, and
+//!   the slot is freed when no environment runs or waits for an episode on it. Uploads
+//!   happen between steps, never inside one.
+//! - **Episode queues**: `queue_len` (slot, start row) entries per environment, drawn on
+//!   the host from the [`EpisodeSource`] in environment order. An environment whose
+//!   episode ends takes its next entry *in the same kernel* (same-step auto-reset), so a
+//!   step needs no host round trip. Each step takes at most one entry per environment; the
+//!   host tops the queues up before the shortest could run dry (every `queue_len` steps
+//!   at most: one read of the queue heads, then the new entries).
+//! - **Episode log**: finished episodes' summaries, appended by the kernel with an atomic
+//!   counter and drained by the host at each top-up (and by
+//!   [`GpuEnvs::drain_finished`]), sorted into the CPU engine's order (step, then
+//!   environment).
+//!
+//! Episode sources whose draws depend only on the environment and how many episodes it
+//! drew before (the built-in [`super::StartTimes`]) give every backend the same episodes;
+//! a source with one shared random stream (the scanner's curriculum sampler) is drawn in
+//! another order here than on the CPU, reproducibly for a given backend.
+
+pub mod layout;
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+
+use super::cpu::{LOG_CAP, REASONS, check_actions, check_day, check_out};
+use super::day::DayData;
+use super::episodes::EpisodeSource;
+use super::params::{Commission, EnvParams};
+use super::{EpisodeStats, StepOut};
+use crate::error::{Error, Result};
+use layout::{LogRec, Params, SlotInfo};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Which GPU API steps the environments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuApi {
+    Cuda,
+    Wgpu,
+}
+
+impl GpuApi {
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuApi::Cuda => "cuda",
+            GpuApi::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// The buffers a [`Device`] holds, in binding order (the WGSL `@binding` numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buf {
+    Params = 0,
+    ActionTable,
+    Bars,
+    Feats,
+    Slots,
+    Halts,
+    StateU32,
+    StateI64,
+    StateF64,
+    Actions,
+    Obs,
+    Rewards,
+    Flags,
+    Queue,
+    Log,
+    Ctl,
+}
+
+pub const N_BUFS: usize = 16;
+
+impl Buf {
+    pub const ALL: [Buf; N_BUFS] = [
+        Buf::Params,
+        Buf::ActionTable,
+        Buf::Bars,
+        Buf::Feats,
+        Buf::Slots,
+        Buf::Halts,
+        Buf::StateU32,
+        Buf::StateI64,
+        Buf::StateF64,
+        Buf::Actions,
+        Buf::Obs,
+        Buf::Rewards,
+        Buf::Flags,
+        Buf::Queue,
+        Buf::Log,
+        Buf::Ctl,
+    ];
+
+    /// Whether kernels only read it.
+    pub fn read_only(self) -> bool {
+        matches!(
+            self,
+            Buf::Params
+                | Buf::ActionTable
+                | Buf::Bars
+                | Buf::Feats
+                | Buf::Slots
+                | Buf::Halts
+                | Buf::Actions
+                | Buf::Queue
+        )
+    }
+}
+
+/// The kernel entry points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Every environment takes its first queued episode and writes its observation.
+    ResetAll,
+    /// Every environment writes its current observation.
+    Observe,
+    /// One step of every environment.
+    Step,
+}
+
+impl Entry {
+    pub fn name(self) -> &'static str {
+        match self {
+            Entry::ResetAll => "reset_all",
+            Entry::Observe => "observe",
+            Entry::Step => "step",
+        }
+    }
+}
+
+/// What a device can hold, asked before anything is allocated.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    /// Largest single buffer, bytes.
+    pub max_buffer: u64,
+    /// Memory free for all buffers together, bytes, where the API reports it.
+    pub free: Option<u64>,
+}
+
+/// One GPU API's side of the backend: buffers, copies and launches, in submission order
+/// on one queue / stream.
+pub trait Device {
+    /// The device and API, e.g. "NVIDIA H100 80GB HBM3 (CUDA 13.0)".
+    fn describe(&self) -> String;
+    fn capacity(&self) -> Capacity;
+    /// Allocates every buffer (`sizes[b]` bytes for `Buf::ALL[b]`, zeroed) and binds
+    /// them to the kernels.
+    fn alloc(&mut self, sizes: &[u64; N_BUFS], params: &Params) -> Result<()>;
+    /// Copies `bytes` to `buf` at `offset`, ordered after earlier work.
+    fn write(&mut self, buf: Buf, offset: u64, bytes: &[u8]) -> Result<()>;
+    /// Copies from `buf` at `offset` into `out`, after all earlier work finished.
+    fn read(&mut self, buf: Buf, offset: u64, out: &mut [u8]) -> Result<()>;
+    /// Launches `entry` over every environment.
+    fn launch(&mut self, entry: Entry) -> Result<()>;
+    /// Waits until all submitted work is done.
+    fn sync(&mut self) -> Result<()>;
+}
+
+/// Opens a device of `api`: a clear error when the backend was not compiled in or no
+/// driver / adapter exists.
+pub fn open_device(api: GpuApi) -> Result<Box<dyn Device>> {
+    match api {
+        #[cfg(feature = "cuda")]
+        GpuApi::Cuda => Ok(Box::new(cuda::CudaDevice::open()?)),
+        #[cfg(not(feature = "cuda"))]
+        GpuApi::Cuda => Err(Error::Device(
+            "--backend cuda: this binary was not compiled with the cuda feature; build with `cargo build --release --features cuda`".into(),
+        )),
+        #[cfg(feature = "wgpu")]
+        GpuApi::Wgpu => Ok(Box::new(wgpu::WgpuDevice::open()?)),
+        #[cfg(not(feature = "wgpu"))]
+        GpuApi::Wgpu => Err(Error::Device(
+            "--backend wgpu: this binary was not compiled with the wgpu feature; build with `cargo build --release --features wgpu`".into(),
+        )),
+    }
+}
+
+/// Sizes of the device-side structures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpuOptions {
+    /// Episodes queued per environment (default 32).
+    pub queue_len: Option<usize>,
+    /// Bars per day slot (default: the longest day the episode source can hand out, or
+    /// of the first draws).
+    pub slot_rows: Option<usize>,
+    /// Day slots (default: twice the distinct days of the first draws, plus 16, as far as
+    /// the device's largest buffer allows).
+    pub day_slots: Option<usize>,
+}
+
+/// Halts one day slot holds.
+const MAX_HALTS: usize = 32;
+/// Threads per block / invocations per workgroup (the WGSL `@workgroup_size`).
+pub const BLOCK: u32 = 64;
+const NO_SLOT: u32 = u32::MAX;
+
+/// N environments stepped on a GPU.
+pub struct GpuEnvs {
+    api: GpuApi,
+    dev: Box<dyn Device>,
+    params: Arc<EnvParams>,
+    n: usize,
+    q: usize,
+    source: Box<dyn EpisodeSource>,
+    slot_rows: usize,
+    slot_day: Vec<Option<Arc<DayData>>>,
+    slot_refs: Vec<u32>,
+    /// Which slot holds a day, by (symbol, date, bar length): one symbol-day may come in
+    /// several bar sizes.
+    slot_of: HashMap<(String, chrono::NaiveDate, u32), u32>,
+    /// Per environment: the slot of the running episode and of the queued ones.
+    cur: Vec<u32>,
+    queued: Vec<VecDeque<u32>>,
+    /// Queue entries taken by the device / written by the host, per environment.
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    queue_host: Vec<u32>,
+    /// Fewest queued entries any environment may have left.
+    min_left: usize,
+    tick: u32,
+    log_cap: usize,
+    finished: Vec<EpisodeStats>,
+    dropped: u64,
+    episodes: u64,
+    flags: Vec<u32>,
+}
+
+/// Bytes of one environment's share of every per-environment buffer.
+fn bytes_per_env(p: &EnvParams, q: usize) -> u64 {
+    let (nu, ni, nf) = layout::class_counts();
+    let ring = if p.uses_sharpe() {
+        p.sharpe_window as usize
+    } else {
+        0
+    };
+    (4 * nu + 8 * ni + 8 * (nf + ring) + 1 + 2 * 4 * p.obs_dim() + 4 + 4 + 8 * q) as u64
+}
+
+impl GpuEnvs {
+    /// `n` environments on a device of `api`, each given its first episode by `source`.
+    pub fn new(
+        api: GpuApi,
+        params: Arc<EnvParams>,
+        n: usize,
+        source: Box<dyn EpisodeSource>,
+        opts: GpuOptions,
+    ) -> Result<GpuEnvs> {
+        let dev = open_device(api)?;
+        GpuEnvs::with_device(api, dev, params, n, source, opts)
+    }
+
+    fn with_device(
+        api: GpuApi,
+        mut dev: Box<dyn Device>,
+        params: Arc<EnvParams>,
+        n: usize,
+        mut source: Box<dyn EpisodeSource>,
+        opts: GpuOptions,
+    ) -> Result<GpuEnvs> {
+        if n == 0 {
+            return Err(Error::Usage(
+                "the number of environments must be at least 1".into(),
+            ));
+        }
+        let q = opts.queue_len.unwrap_or(32).clamp(2, 1024);
+        // The per-environment buffers first: too many environments is refused before
+        // anything is drawn or allocated.
+        let sizes = buffer_sizes(&params, n, q, (0, 0), LOG_CAP.max(2 * n));
+        check_capacity(&*dev, &sizes, &params, q, n)?;
+        // The first draws, in environment order: they decide the slot size and count.
+        let mut first: Vec<Vec<super::Episode>> = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut eps = Vec::with_capacity(q);
+            for _ in 0..q {
+                let ep = source.next_episode(i)?;
+                ep.check()?;
+                check_day(&params, &ep.day)?;
+                eps.push(ep);
+            }
+            first.push(eps);
+        }
+        let drawn_max = first.iter().flatten().map(|e| e.day.rows()).max();
+        let slot_rows = opts
+            .slot_rows
+            .or(source.max_day_rows())
+            .or(drawn_max)
+            .unwrap_or(2)
+            .max(2);
+        let mut distinct: Vec<(&str, chrono::NaiveDate)> = first
+            .iter()
+            .flatten()
+            .map(|e| (e.day.symbol.as_str(), e.day.date))
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let slot_bytes = (slot_rows * std::mem::size_of::<super::BarRec>())
+            .max(slot_rows * 4 * params.feature_cols.len()) as u64;
+        let fit = (dev.capacity().max_buffer / slot_bytes.max(1)) as usize;
+        let day_slots = opts
+            .day_slots
+            .unwrap_or((2 * distinct.len() + 16).min(fit))
+            .max(1);
+        let log_cap = LOG_CAP.max(2 * n);
+        let sizes = buffer_sizes(&params, n, q, (slot_rows, day_slots), log_cap);
+        check_capacity(&*dev, &sizes, &params, q, n)?;
+        let p = device_params(&params, n, q, (slot_rows, day_slots), log_cap)?;
+        dev.alloc(&sizes, &p)?;
+        dev.write(Buf::Params, 0, bytemuck::bytes_of(&p))?;
+        dev.write(Buf::ActionTable, 0, bytemuck::cast_slice(&params.actions))?;
+        let mut envs = GpuEnvs {
+            api,
+            dev,
+            params,
+            n,
+            q,
+            source,
+            slot_rows,
+            slot_day: vec![None; day_slots],
+            slot_refs: vec![0; day_slots],
+            slot_of: HashMap::new(),
+            cur: vec![NO_SLOT; n],
+            queued: vec![VecDeque::with_capacity(q); n],
+            head: vec![0; n],
+            tail: vec![0; n],
+            queue_host: vec![0; 2 * q * n],
+            min_left: 0,
+            tick: 0,
+            log_cap,
+            finished: Vec::new(),
+            dropped: 0,
+            episodes: 0,
+            flags: vec![0; n],
+        };
+        for (i, eps) in first.into_iter().enumerate() {
+            for ep in eps {
+                envs.enqueue(i, ep.day, ep.start_row)?;
+            }
+        }
+        envs.upload_queues(0..n)?;
+        envs.dev.launch(Entry::ResetAll)?;
+        for i in 0..n {
+            envs.take_entry(i);
+        }
+        envs.min_left = q - 1;
+        Ok(envs)
+    }
+
+    pub fn api(&self) -> GpuApi {
+        self.api
+    }
+
+    /// The device and API, as the backend names it.
+    pub fn device_name(&self) -> String {
+        self.dev.describe()
+    }
+
+    pub fn num_envs(&self) -> usize {
+        self.n
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        self.params.obs_dim()
+    }
+
+    pub fn params(&self) -> &Arc<EnvParams> {
+        &self.params
+    }
+
+    /// Episodes finished since creation (counted when the device's log is drained).
+    pub fn episodes(&self) -> u64 {
+        self.episodes
+    }
+
+    /// Summaries dropped because the log was full (drain it more often).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Day slots on the device, and how many hold a day now.
+    pub fn slots(&self) -> (usize, usize) {
+        (
+            self.slot_day.len(),
+            self.slot_day.iter().filter(|d| d.is_some()).count(),
+        )
+    }
+
+    /// Bytes of state, market data, actions and outputs one environment step touches
+    /// (the CPU engine's count: the same data, another machine).
+    pub fn bytes_per_step(&self) -> usize {
+        let (nu, ni, nf) = layout::class_counts();
+        let k = self.params.feature_cols.len();
+        2 * (4 * nu + 8 * ni + 8 * nf) + DayData::bytes_per_step(k) + 1 + 4 * self.obs_dim() + 4 + 4
+    }
+
+    /// Writes every environment's current observation.
+    pub fn observe(&mut self, out: &mut StepOut<'_>) -> Result<()> {
+        check_out(self.n, self.obs_dim(), out)?;
+        self.dev.launch(Entry::Observe)?;
+        self.dev
+            .read(Buf::Obs, 0, bytemuck::cast_slice_mut(&mut *out.obs))
+    }
+
+    /// One step of every environment with `actions[i]`, its outputs copied back to `out`.
+    pub fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
+        check_out(self.n, self.obs_dim(), out)?;
+        self.step_on_device(actions)?;
+        self.read_outputs(out)
+    }
+
+    /// One step whose outputs stay on the device (a GPU learner reads them there).
+    pub fn step_on_device(&mut self, actions: &[u8]) -> Result<()> {
+        check_actions(&self.params, self.n, actions)?;
+        if self.min_left == 0 {
+            self.refill()?;
+        }
+        self.dev.write(Buf::Actions, 0, &padded(actions))?;
+        self.dev.write(
+            Buf::Ctl,
+            4 * layout::CTL_TICK as u64,
+            &self.tick.to_ne_bytes(),
+        )?;
+        self.dev.launch(Entry::Step)?;
+        self.tick += 1;
+        self.min_left -= 1;
+        Ok(())
+    }
+
+    /// Copies the latest step's observations, rewards and flags to `out`.
+    pub fn read_outputs(&mut self, out: &mut StepOut<'_>) -> Result<()> {
+        check_out(self.n, self.obs_dim(), out)?;
+        let d = self.obs_dim();
+        self.dev.read(
+            Buf::Obs,
+            0,
+            bytemuck::cast_slice_mut(&mut out.obs[..self.n * d]),
+        )?;
+        self.dev
+            .read(Buf::Rewards, 0, bytemuck::cast_slice_mut(&mut *out.rewards))?;
+        self.dev
+            .read(Buf::Flags, 0, bytemuck::cast_slice_mut(&mut self.flags))?;
+        for (i, &f) in self.flags.iter().enumerate() {
+            out.terminated[i] = (f & 1) as u8;
+            out.truncated[i] = (f >> 1 & 1) as u8;
+        }
+        Ok(())
+    }
+
+    /// Row `i` holds environment `i`'s last observation when its episode was truncated in
+    /// the latest step (other rows are stale), as [`super::CpuEnvs::final_obs`].
+    pub fn final_obs(&mut self) -> Result<Vec<f32>> {
+        let d = self.obs_dim();
+        let mut v = vec![0f32; self.n * d];
+        self.dev.read(
+            Buf::Obs,
+            (4 * self.n * d) as u64,
+            bytemuck::cast_slice_mut(&mut v),
+        )?;
+        Ok(v)
+    }
+
+    /// Waits for every launched step to finish.
+    pub fn sync(&mut self) -> Result<()> {
+        self.dev.sync()
+    }
+
+    /// Takes the summaries of episodes finished since the last call.
+    pub fn drain_finished(&mut self) -> Result<Vec<EpisodeStats>> {
+        self.drain_log()?;
+        Ok(std::mem::take(&mut self.finished))
+    }
+
+    /// Reads and empties the device's episode log (its days are still in their slots:
+    /// slots are only reassigned by [`Self::refill`], after it drains).
+    fn drain_log(&mut self) -> Result<()> {
+        let mut count = [0u32; 1];
+        self.dev.read(
+            Buf::Ctl,
+            4 * layout::CTL_LOG_COUNT as u64,
+            bytemuck::cast_slice_mut(&mut count),
+        )?;
+        let total = count[0] as usize;
+        if total == 0 {
+            return Ok(());
+        }
+        let kept = total.min(self.log_cap);
+        let mut recs = vec![LogRec::default(); kept];
+        self.dev
+            .read(Buf::Log, 0, bytemuck::cast_slice_mut(&mut recs))?;
+        self.dev.write(
+            Buf::Ctl,
+            4 * layout::CTL_LOG_COUNT as u64,
+            &0u32.to_ne_bytes(),
+        )?;
+        recs.sort_unstable_by_key(|r| (r.tick, r.env));
+        self.episodes += total as u64;
+        self.dropped += (total - kept) as u64;
+        for r in recs {
+            let day = self.slot_day[r.day_slot as usize].as_ref().ok_or_else(|| {
+                Error::Device(format!("episode log names empty day slot {}", r.day_slot))
+            })?;
+            let stats = EpisodeStats {
+                env: r.env as usize,
+                symbol: day.symbol.clone(),
+                date: day.date,
+                start_row: r.start_row,
+                steps: r.steps,
+                reason: REASONS[(r.reason as usize).clamp(1, 3) - 1],
+                reward: r.reward,
+                pnl: r.pnl,
+                realized: r.realized,
+                costs: r.costs,
+                fills: r.fills,
+                rejected: r.rejected,
+                turnover: r.turnover,
+            };
+            if self.finished.len() < LOG_CAP {
+                self.finished.push(stats);
+            } else {
+                self.dropped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tops every environment's queue up to `queue_len` entries: reads how many each took,
+    /// frees the slots no episode needs any more, draws new episodes in environment order
+    /// and uploads them (and any new day).
+    fn refill(&mut self) -> Result<()> {
+        self.drain_log()?;
+        let (u_head, n) = (layout::field("ep_head").index, self.n);
+        let mut heads = vec![0u32; n];
+        self.dev.read(
+            Buf::StateU32,
+            (4 * u_head * n) as u64,
+            bytemuck::cast_slice_mut(&mut heads),
+        )?;
+        for (i, &h) in heads.iter().enumerate() {
+            if h < self.head[i] || h - self.head[i] > self.queued[i].len() as u32 {
+                return Err(Error::Device(format!(
+                    "environment {i} took {} episodes from a queue of {}: the device state is inconsistent",
+                    h.wrapping_sub(self.head[i]),
+                    self.queued[i].len()
+                )));
+            }
+            while self.head[i] < h {
+                self.take_entry(i);
+            }
+        }
+        let mut lo = n;
+        let mut hi = 0;
+        for i in 0..n {
+            if self.queued[i].len() == self.q {
+                continue;
+            }
+            lo = lo.min(i);
+            hi = i + 1;
+            while self.queued[i].len() < self.q {
+                let ep = self.source.next_episode(i)?;
+                ep.check()?;
+                check_day(&self.params, &ep.day)?;
+                self.enqueue(i, ep.day, ep.start_row)?;
+            }
+        }
+        if lo < hi {
+            self.upload_queues(lo..hi)?;
+        }
+        self.min_left = self.q;
+        Ok(())
+    }
+
+    /// The device took environment `i`'s next queue entry: its running episode's slot is
+    /// released.
+    fn take_entry(&mut self, i: usize) {
+        if self.cur[i] != NO_SLOT {
+            self.slot_refs[self.cur[i] as usize] -= 1;
+        }
+        self.cur[i] = self.queued[i].pop_front().expect("an entry was queued");
+        self.head[i] += 1;
+    }
+
+    /// Appends an episode to environment `i`'s queue (host copy), uploading its day into a
+    /// slot if no slot holds it.
+    fn enqueue(&mut self, i: usize, day: Arc<DayData>, start_row: u32) -> Result<()> {
+        let slot = self.slot_for(day)?;
+        self.slot_refs[slot as usize] += 1;
+        let e = 2 * (i * self.q + self.tail[i] as usize % self.q);
+        self.queue_host[e] = slot;
+        self.queue_host[e + 1] = start_row;
+        self.tail[i] += 1;
+        self.queued[i].push_back(slot);
+        Ok(())
+    }
+
+    fn upload_queues(&mut self, envs: std::ops::Range<usize>) -> Result<()> {
+        let w = 2 * self.q;
+        let bytes: &[u8] = bytemuck::cast_slice(&self.queue_host[envs.start * w..envs.end * w]);
+        self.dev
+            .write(Buf::Queue, (4 * envs.start * w) as u64, bytes)
+    }
+
+    /// The slot holding `day`, uploading it into a free slot first if none does.
+    fn slot_for(&mut self, day: Arc<DayData>) -> Result<u32> {
+        let key = (day.symbol.clone(), day.date, day.bar_ms);
+        if let Some(&s) = self.slot_of.get(&key) {
+            return Ok(s);
+        }
+        if day.rows() > self.slot_rows {
+            return Err(Error::Data(format!(
+                "{} {}: the day has {} bars, a GPU day slot holds {}: raise the slot size (GpuOptions::slot_rows) to at least {}",
+                day.symbol,
+                day.date,
+                day.rows(),
+                self.slot_rows,
+                day.rows()
+            )));
+        }
+        if day.halts.len() > MAX_HALTS {
+            return Err(Error::Data(format!(
+                "{} {}: the day has {} halts, a GPU day slot holds {MAX_HALTS}",
+                day.symbol,
+                day.date,
+                day.halts.len()
+            )));
+        }
+        let free = (0..self.slot_refs.len())
+            .find(|&s| self.slot_refs[s] == 0 && self.slot_day[s].is_none())
+            .or_else(|| (0..self.slot_refs.len()).find(|&s| self.slot_refs[s] == 0))
+            .ok_or_else(|| {
+                Error::Device(format!(
+                    "all {} GPU day slots hold days that running or queued episodes need: raise the slot count (GpuOptions::day_slots)",
+                    self.slot_refs.len()
+                ))
+            })?;
+        if let Some(old) = self.slot_day[free].take() {
+            self.slot_of
+                .remove(&(old.symbol.clone(), old.date, old.bar_ms));
+        }
+        let (s, rows, k) = (free as u64, self.slot_rows as u64, day.k as u64);
+        self.dev.write(
+            Buf::Bars,
+            s * rows * std::mem::size_of::<super::BarRec>() as u64,
+            bytemuck::cast_slice(&day.bars),
+        )?;
+        if k > 0 {
+            self.dev.write(
+                Buf::Feats,
+                s * rows * k * 4,
+                bytemuck::cast_slice(&day.features),
+            )?;
+        }
+        let halts: Vec<u32> = day.halts.iter().flat_map(|&(a, b)| [a, b]).collect();
+        if !halts.is_empty() {
+            self.dev.write(
+                Buf::Halts,
+                s * (MAX_HALTS as u64) * 8,
+                bytemuck::cast_slice(&halts),
+            )?;
+        }
+        let info = SlotInfo {
+            first_row: day.first_row,
+            last_row: day.last_row,
+            close_ms: day.close_ms,
+            bar_ms: day.bar_ms,
+            n_halts: day.halts.len() as u32,
+            rows: day.rows() as u32,
+        };
+        self.dev.write(
+            Buf::Slots,
+            s * std::mem::size_of::<SlotInfo>() as u64,
+            bytemuck::bytes_of(&info),
+        )?;
+        self.slot_of.insert(key, free as u32);
+        self.slot_day[free] = Some(day);
+        Ok(free as u32)
+    }
+}
+
+/// The actions as bytes padded to whole 4-byte words (WGSL reads words).
+fn padded(actions: &[u8]) -> Vec<u8> {
+    let mut v = actions.to_vec();
+    v.resize(actions.len().next_multiple_of(4), 0);
+    v
+}
+
+/// Bytes of every buffer (`slots` = (rows per slot, day slots)).
+fn buffer_sizes(
+    params: &EnvParams,
+    n: usize,
+    q: usize,
+    (slot_rows, day_slots): (usize, usize),
+    log_cap: usize,
+) -> [u64; N_BUFS] {
+    let k = params.feature_cols.len();
+    let d = params.obs_dim();
+    let ring_w = if params.uses_sharpe() {
+        params.sharpe_window as usize
+    } else {
+        0
+    };
+    let (nu, ni, nf) = layout::class_counts();
+    let mut sizes = [0u64; N_BUFS];
+    let mut set =
+        |b: Buf, bytes: usize| sizes[b as usize] = (bytes as u64).max(4).next_multiple_of(4);
+    set(Buf::Params, std::mem::size_of::<Params>());
+    set(Buf::ActionTable, 8 * params.actions.len());
+    set(
+        Buf::Bars,
+        day_slots * slot_rows * std::mem::size_of::<super::BarRec>(),
+    );
+    set(Buf::Feats, day_slots * slot_rows * k * 4);
+    set(Buf::Slots, day_slots * std::mem::size_of::<SlotInfo>());
+    set(Buf::Halts, day_slots * MAX_HALTS * 8);
+    set(Buf::StateU32, 4 * nu * n);
+    set(Buf::StateI64, 8 * ni * n);
+    set(Buf::StateF64, 8 * (nf + ring_w) * n);
+    set(Buf::Actions, n);
+    set(Buf::Obs, 2 * n * d * 4);
+    set(Buf::Rewards, 4 * n);
+    set(Buf::Flags, 4 * n);
+    set(Buf::Queue, 8 * q * n);
+    set(Buf::Log, log_cap * std::mem::size_of::<LogRec>());
+    set(Buf::Ctl, 4 * layout::CTL_WORDS);
+    sizes
+}
+
+/// Refuses sizes the device cannot hold, saying how many environments would fit.
+fn check_capacity(
+    dev: &dyn Device,
+    sizes: &[u64; N_BUFS],
+    p: &EnvParams,
+    q: usize,
+    n: usize,
+) -> Result<()> {
+    let cap = dev.capacity();
+    let per_env = bytes_per_env(p, q);
+    let fixed: u64 = [
+        Buf::Params,
+        Buf::ActionTable,
+        Buf::Bars,
+        Buf::Feats,
+        Buf::Slots,
+        Buf::Halts,
+        Buf::Log,
+        Buf::Ctl,
+    ]
+    .iter()
+    .map(|&b| sizes[b as usize])
+    .sum();
+    let total: u64 = sizes.iter().sum();
+    if let Some(free) = cap.free
+        && total > free
+    {
+        let fit = free.saturating_sub(fixed) / per_env;
+        return Err(Error::Device(format!(
+            "{n} environments need {:.1} GiB on {} ({:.1} GiB free, of which day slots and the log take {:.2} GiB): at most {fit} environments fit",
+            total as f64 / (1u64 << 30) as f64,
+            dev.describe(),
+            free as f64 / (1u64 << 30) as f64,
+            fixed as f64 / (1u64 << 30) as f64,
+        )));
+    }
+    if let Some((b, &size)) = Buf::ALL
+        .iter()
+        .zip(sizes.iter())
+        .find(|&(_, &s)| s > cap.max_buffer)
+    {
+        let per_env_buf = (size / n as u64).max(1);
+        let fit = if matches!(b, Buf::Bars | Buf::Feats | Buf::Slots | Buf::Halts) {
+            String::from("use fewer or smaller day slots (GpuOptions::day_slots, slot_rows)")
+        } else {
+            format!("at most {} environments fit", cap.max_buffer / per_env_buf)
+        };
+        return Err(Error::Device(format!(
+            "the {b:?} buffer for {n} environments needs {size} bytes, {} allows {} per buffer: {fit}",
+            dev.describe(),
+            cap.max_buffer
+        )));
+    }
+    Ok(())
+}
+
+/// The kernels' view of `p` (see [`layout::Params`]).
+fn device_params(
+    p: &EnvParams,
+    n: usize,
+    q: usize,
+    (slot_rows, day_slots): (usize, usize),
+    log_cap: usize,
+) -> Result<Params> {
+    let ring_w = if p.uses_sharpe() { p.sharpe_window } else { 0 };
+    let words = |what: &str, v: usize| {
+        u32::try_from(v)
+            .map_err(|_| Error::Device(format!("{what} = {v} exceeds the kernels' 32-bit indices")))
+    };
+    // Every word index the kernels compute must fit their 32-bit arithmetic.
+    let k = p.feature_cols.len().max(1);
+    let (_, _, nf) = layout::class_counts();
+    for (what, words) in [
+        (
+            "day slots × bars per slot × features",
+            day_slots as u64 * slot_rows as u64 * k as u64,
+        ),
+        (
+            "environments × observation values × 2",
+            2 * n as u64 * p.obs_dim() as u64,
+        ),
+        (
+            "environments × f64 state words",
+            n as u64 * (nf as u64 + ring_w as u64),
+        ),
+    ] {
+        if words >= u32::MAX as u64 {
+            return Err(Error::Device(format!(
+                "{what} = {words} exceeds the kernels' 32-bit indices: use fewer environments or day slots"
+            )));
+        }
+    }
+    let (commission, per_share) = match p.commission {
+        Commission::PerShare(v) => (v, 1),
+        Commission::Notional(v) => (v, 0),
+    };
+    Ok(Params {
+        initial_equity: p.initial_equity,
+        inv_initial_equity: 1.0 / p.initial_equity,
+        max_position_usd: p.max_position_usd,
+        inv_max_position_usd: p.inv_max_position_usd,
+        min_order_frac: p.min_order_frac,
+        loss_limit: p.loss_limit,
+        participation: p.participation,
+        commission,
+        commission_min: p.commission_min,
+        half_spread_frac: p.half_spread_frac,
+        impact_k: p.impact_k,
+        borrow_per_ms: p.borrow_per_ms,
+        reward_scale: p.reward_scale,
+        w_pnl: p.weights.pnl,
+        w_dsr: p.weights.dsr,
+        w_sharpe: p.weights.sharpe,
+        w_drawdown: p.weights.drawdown,
+        w_turnover: p.weights.turnover,
+        dsr_eta: p.dsr_eta,
+        dsr_eps: p.dsr_eps,
+        inv_session_ms: 1.0 / super::exec::SESSION_MS,
+        n_envs: words("environments", n)?,
+        k: p.feature_cols.len() as u32,
+        obs_dim: p.obs_dim() as u32,
+        n_actions: p.actions.len() as u32,
+        latency_ms: p.latency_ms,
+        max_episode_steps: p.max_episode_steps,
+        carry_remainder: p.carry_remainder as u32,
+        commission_per_share: per_share,
+        dsr_warmup: p.dsr_warmup,
+        ring_w,
+        queue_len: words("queue length", q)?,
+        slot_rows: words("slot rows", slot_rows)?,
+        max_halts: MAX_HALTS as u32,
+        log_cap: words("log capacity", log_cap)?,
+        _pad0: 0,
+        _pad1: 0,
+    })
+}
