@@ -48,6 +48,8 @@ check_lean() {
 }
 check_lean
 
+# setup.sh installed lavapipe: the wgpu conformance suite must run, not skip.
+export SIM_TRAIN_REQUIRE_WGPU=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -14,7 +14,10 @@
 //! (drawn before timing) over cached or synthetic days, observations written into
 //! caller-owned buffers, auto-resets included: `env_steps_per_s`, and the bytes of state,
 //! market data, actions and outputs one env-step touches (`bytes_per_step`), which bounds
-//! the rate by memory bandwidth.
+//! the rate by memory bandwidth. On the GPU backends (`--backend cuda|wgpu`) the outputs
+//! stay in device memory (as for a GPU learner), the actions are uploaded each step, and
+//! the time runs from the first launch until the device has finished the last step;
+//! `device` names the GPU and its API.
 //!
 //! `bench train`: PPO-LSTM updates (`[train]` sizes, the request's envs and T) on the
 //! market environments over cached or synthetic days, one warm-up update then the timed
@@ -212,6 +215,21 @@ pub fn build_synthetic(
 #[serde(rename_all = "lowercase")]
 pub enum EnvBackendKind {
     Cpu,
+    /// CUDA kernels (src/env/gpu/cuda.rs, kernels/env_step.cu).
+    Cuda,
+    /// WGSL compute shaders through wgpu (src/env/gpu/wgpu.rs, shaders/env_step.wgsl).
+    Wgpu,
+}
+
+impl EnvBackendKind {
+    /// The GPU API, for the GPU backends.
+    pub fn gpu(self) -> Option<crate::env::gpu::GpuApi> {
+        match self {
+            EnvBackendKind::Cpu => None,
+            EnvBackendKind::Cuda => Some(crate::env::gpu::GpuApi::Cuda),
+            EnvBackendKind::Wgpu => Some(crate::env::gpu::GpuApi::Wgpu),
+        }
+    }
 }
 
 /// What `bench env` runs.
@@ -233,6 +251,8 @@ pub struct EnvBench {
     pub bench: &'static str,
     pub backend: EnvBackendKind,
     pub machine: Machine,
+    /// The device that stepped the environments: the CPU, or the GPU and its API.
+    pub device: String,
     pub threads: usize,
     pub envs: usize,
     pub steps: usize,
@@ -314,39 +334,71 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     // Episodes start every half hour of the session, so envs spread over the day.
     let starts: Vec<u32> = (0..13).map(|i| 34_200 + i * 1_800).collect();
     let source = StartTimes::new(&days, &starts, resolved.config.env.seed)?;
-    let mut envs = match req.backend {
-        EnvBackendKind::Cpu => CpuEnvs::new(params.clone(), req.envs, Box::new(source))?,
-    };
     let n = req.envs;
-    let mut buf = Buffers::new(n, params.obs_dim());
     // Uniformly random actions, drawn before timing: a pool of distinct per-step action
     // vectors (a prime count, so no env sees a cycle aligned with its episodes), used in
     // turn. Drawing them inside the loop would time a single-threaded RNG, not the envs.
     let pool = random_actions(n, ACTION_POOL, params.actions.len(), 0x2545_F491_4F6C_DD1D);
-    let mut k = 0;
-    let mut run = |steps: usize, envs: &mut CpuEnvs| -> Result<()> {
-        for _ in 0..steps {
-            envs.step(&pool[k % ACTION_POOL], &mut buf.out())?;
-            k += 1;
-            black_box(&buf.obs);
-            envs.drain_finished();
+    let warmup = req.steps.div_ceil(20).min(200);
+    let machine = Machine::detect();
+    let (elapsed, episodes, bytes, device) = match req.backend.gpu() {
+        None => {
+            let mut envs = CpuEnvs::new(params.clone(), n, Box::new(source))?;
+            let mut buf = Buffers::new(n, params.obs_dim());
+            let mut k = 0;
+            let mut run = |steps: usize, envs: &mut CpuEnvs| -> Result<()> {
+                for _ in 0..steps {
+                    envs.step(&pool[k % ACTION_POOL], &mut buf.out())?;
+                    k += 1;
+                    black_box(&buf.obs);
+                    envs.drain_finished();
+                }
+                Ok(())
+            };
+            // The loop runs on a pool thread, as a trainer should call `step`: from
+            // outside the pool every step would be a cross-thread hand-off and wake-up.
+            let elapsed = rayon::scope(|_| -> Result<f64> {
+                run(warmup, &mut envs)?; // pages, caches, threads
+                let t = Instant::now();
+                run(req.steps, &mut envs)?;
+                Ok(t.elapsed().as_secs_f64())
+            })?;
+            let device = format!("{} ({} threads)", machine.cpu, rayon::current_num_threads());
+            (elapsed, envs.episodes(), envs.bytes_per_step(), device)
         }
-        Ok(())
+        Some(api) => {
+            // Outputs stay on the device, as for a GPU learner; the actions go up each
+            // step (n bytes). Timed from the first launch to the device's completion of
+            // the last step.
+            let mut envs = crate::env::gpu::GpuEnvs::new(
+                api,
+                params.clone(),
+                n,
+                Box::new(source),
+                Default::default(),
+            )?;
+            let mut k = 0;
+            let mut run = |steps: usize, envs: &mut crate::env::gpu::GpuEnvs| -> Result<()> {
+                for _ in 0..steps {
+                    envs.step_on_device(&pool[k % ACTION_POOL])?;
+                    k += 1;
+                }
+                envs.sync()
+            };
+            run(warmup, &mut envs)?;
+            let t = Instant::now();
+            run(req.steps, &mut envs)?;
+            let elapsed = t.elapsed().as_secs_f64();
+            envs.drain_finished()?;
+            (elapsed, envs.episodes(), envs.bytes_per_step(), envs.device_name())
+        }
     };
-    // The loop runs on a pool thread, as a trainer should call `step`: from outside the
-    // pool every step would be a cross-thread hand-off and wake-up.
-    let elapsed = rayon::scope(|_| -> Result<f64> {
-        run(req.steps.div_ceil(20).min(200), &mut envs)?; // warm-up: pages, caches, threads
-        let t = Instant::now();
-        run(req.steps, &mut envs)?;
-        Ok(t.elapsed().as_secs_f64())
-    })?;
     let rate = (n * req.steps) as f64 / elapsed;
-    let bytes = envs.bytes_per_step();
     Ok(EnvBench {
         bench: "env",
         backend: req.backend,
-        machine: Machine::detect(),
+        machine,
+        device,
         threads: rayon::current_num_threads(),
         envs: n,
         steps: req.steps,
@@ -355,7 +407,7 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
         days: days.len(),
         bars,
         data,
-        episodes: envs.episodes(),
+        episodes,
         elapsed_s: elapsed,
         env_steps_per_s: rate,
         ns_per_env_step: 1e9 / rate,

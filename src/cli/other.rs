@@ -427,8 +427,8 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         println!(
-            "bench env on {} ({} threads), backend {:?}: {} envs × {} steps, obs_dim {}, {} days ({})",
-            r.machine.cpu, r.threads, r.backend, r.envs, r.steps, r.obs_dim, r.days, r.data
+            "bench env on {}, backend {:?}: {} envs × {} steps, obs_dim {}, {} days ({})",
+            r.device, r.backend, r.envs, r.steps, r.obs_dim, r.days, r.data
         );
         println!(
             "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",

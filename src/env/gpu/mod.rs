@@ -643,8 +643,10 @@ impl GpuEnvs {
             .or_else(|| (0..self.slot_refs.len()).find(|&s| self.slot_refs[s] == 0))
             .ok_or_else(|| {
                 Error::Device(format!(
-                    "all {} GPU day slots hold days that running or queued episodes need: raise the slot count (GpuOptions::day_slots)",
-                    self.slot_refs.len()
+                    "all {} GPU day slots ({} bars each, as many as {} holds in one buffer or GpuOptions::day_slots allows) hold days that running or queued episodes need: step over fewer days at once (fewer symbols or dates, e.g. bench.symbols / bench.days) or use a device with larger buffers",
+                    self.slot_refs.len(),
+                    self.slot_rows,
+                    self.dev.describe()
                 ))
             })?;
         if let Some(old) = self.slot_day[free].take() {
