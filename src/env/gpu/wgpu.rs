@@ -139,7 +139,7 @@ impl Device for WgpuDevice {
             max_buffer: self
                 .limits
                 .max_buffer_size
-                .min(self.limits.max_storage_buffer_binding_size as u64),
+                .min(self.limits.max_storage_buffer_binding_size),
             free: None,
         }
     }

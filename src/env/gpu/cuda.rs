@@ -1,0 +1,470 @@
+//! The CUDA backend: `kernels/env_step.cu` behind the generated prelude, compiled to PTX
+//! by NVRTC at run time and launched through the driver API (cudarc, both libraries
+//! loaded dynamically: the binary builds and starts without CUDA).
+//!
+//! # Ordering
+//! Every copy and every launch goes to **one stream**, in submission order, so a kernel
+//! sees every earlier upload and a read sees every earlier step. Host→device copies are
+//! asynchronous (`cuMemcpyHtoDAsync`: from pageable memory the driver stages the bytes
+//! before it returns, so the caller's buffer may be dropped at once); a read waits for the
+//! stream, and so for all work submitted before it. [`super::GpuEnvs`] uploads days and
+//! queue entries only between steps, never while a step could read them. The context's
+//! cross-stream event tracking is turned off: with one stream it only costs time. Work
+//! that another library (a learner on the GPU) issues on its own stream must be ordered
+//! against [`CudaDevice::stream`] by the caller (e.g. synchronize it, or wait on an
+//! event recorded on it), before reading [`CudaDevice::device_ptr`] buffers.
+//!
+//! # Bit-exact arithmetic
+//! The kernels compile with [`NVRTC_OPTIONS`]: no multiply-add contraction
+//! (`--fmad=false`), no flushing of subnormals, IEEE division and square roots, so every
+//! f64 operation rounds as the CPU engine's does.
+//!
+//! # Finding NVRTC
+//! cudarc opens `libnvrtc` by name (the dynamic loader's search: `LD_LIBRARY_PATH`, the
+//! system's library folders). When that fails, [`compile_ptx`] looks for the copy that
+//! `scripts/setup.sh nvrtc` installs (pip `nvidia-cuda-nvrtc==13.0.*`, under
+//! `.venv/lib/python3*/site-packages/nvidia/cu13/lib`) in `$SIM_TRAIN_NVRTC` (a file or
+//! folder), `$VIRTUAL_ENV`, `./.venv` and this checkout's `.venv`, and loads it by path
+//! first, with the `libnvrtc-builtins.so.13.*` beside it that NVRTC opens when it compiles
+//! (after which the loader finds both by their sonames, `libnvrtc.so.13` first).
+
+use super::layout;
+use super::{BLOCK, Buf, Capacity, Device, Entry, N_BUFS};
+use crate::error::{Error, Result};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
+use std::sync::{Arc, Mutex, OnceLock};
+
+const SOURCE: &str = include_str!("../../../kernels/env_step.cu");
+const SOURCE_NAME: &str = "kernels/env_step.cu";
+
+/// The options NVRTC compiles the kernels with (plus `--gpu-architecture=<arch>` when an
+/// architecture is given): f64 results bit-identical with the CPU engine.
+pub const NVRTC_OPTIONS: &[&str] = &[
+    "--fmad=false",
+    "--ftz=false",
+    "--prec-div=true",
+    "--prec-sqrt=true",
+];
+
+/// The NVRTC library's file name (CUDA 13, as the `cuda-13000` bindings expect).
+const NVRTC_LIB: &str = "libnvrtc.so.13";
+
+/// How to get NVRTC, for error messages.
+const NVRTC_HELP: &str = "install it with `scripts/setup.sh nvrtc` (pip nvidia-cuda-nvrtc==13.0.* into .venv), or put the folder holding libnvrtc.so.13 on LD_LIBRARY_PATH (or name it in SIM_TRAIN_NVRTC)";
+
+/// The full kernel text: the generated declarations, then the kernel source.
+pub fn kernel_source() -> Result<String> {
+    layout::check_source_version(SOURCE_NAME, SOURCE)?;
+    Ok(format!("{}\n{SOURCE}", layout::cuda_prelude()))
+}
+
+/// Compiles the kernels ([`kernel_source`]) to PTX for `arch` (e.g. `"compute_90"`; NVRTC's
+/// default when `None`).
+pub fn compile_ptx(arch: Option<&str>) -> Result<String> {
+    compile_ptx_source(&kernel_source()?, arch)
+}
+
+/// Compiles CUDA source `src` to PTX with [`NVRTC_OPTIONS`]. Errors (NVRTC missing, a
+/// compile error with NVRTC's log) are [`Error::Device`].
+pub fn compile_ptx_source(src: &str, arch: Option<&str>) -> Result<String> {
+    ensure_nvrtc()?;
+    if src.contains('\0') {
+        return Err(Error::Device(
+            "CUDA kernel source contains a NUL byte".into(),
+        ));
+    }
+    let mut options: Vec<String> = NVRTC_OPTIONS.iter().map(|s| s.to_string()).collect();
+    if let Some(a) = arch {
+        options.push(format!("--gpu-architecture={a}"));
+    }
+    let opts = CompileOptions {
+        options,
+        name: Some(SOURCE_NAME.into()),
+        ..Default::default()
+    };
+    // cudarc panics where the library lacks a symbol; NVRTC was found above, so this is a
+    // last resort that keeps a broken installation an error.
+    let compiled = std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx_with_opts(src, opts))
+        .map_err(|p| {
+            Error::Device(format!(
+                "NVRTC failed unexpectedly ({}): {NVRTC_HELP}",
+                panic_text(&p)
+            ))
+        })?;
+    match compiled {
+        Ok(ptx) => Ok(ptx.to_src()),
+        Err(CompileError::CompileError {
+            nvrtc,
+            options,
+            log,
+        }) => Err(Error::Device(format!(
+            "NVRTC could not compile {SOURCE_NAME} ({nvrtc:?}, options {}):\n{}",
+            options.join(" "),
+            log.to_string_lossy().trim_end()
+        ))),
+        Err(e) => Err(Error::Device(format!("NVRTC: {e}"))),
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Makes NVRTC loadable by cudarc: already on the loader's path, or loaded here from a
+/// known install (see the module docs). Decided once per process.
+fn ensure_nvrtc() -> Result<()> {
+    static FOUND: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            // SAFETY: opening a library by name runs its initializers; NVRTC's are benign.
+            if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+                return Ok(());
+            }
+            let candidates = nvrtc_candidates();
+            for path in &candidates {
+                // NVRTC opens its builtins library by soname when it compiles: load the
+                // one beside it first.
+                for b in builtins_beside(path) {
+                    preload(&b);
+                }
+                if preload(path) && unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+                    return Ok(());
+                }
+            }
+            let searched: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            Err(format!(
+                "--backend cuda: NVRTC (the CUDA 13 runtime compiler, {NVRTC_LIB}) was not found, so the CUDA kernels cannot be compiled: {NVRTC_HELP}{}",
+                if searched.is_empty() {
+                    String::new()
+                } else {
+                    format!("; looked at {}", searched.join(", "))
+                }
+            ))
+        })
+        .clone()
+        .map_err(Error::Device)
+}
+
+/// Where a pip-installed NVRTC may be: `$SIM_TRAIN_NVRTC`, then the site-packages of
+/// `$VIRTUAL_ENV`, `./.venv` and this checkout's `.venv`. Only existing files.
+fn nvrtc_candidates() -> Vec<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("SIM_TRAIN_NVRTC").map(PathBuf::from) {
+        out.push(if p.is_dir() { p.join(NVRTC_LIB) } else { p });
+    }
+    let mut venvs: Vec<PathBuf> = Vec::new();
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
+        venvs.push(v.into());
+    }
+    venvs.push(PathBuf::from(".venv"));
+    venvs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    for venv in venvs {
+        let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
+            continue;
+        };
+        let mut pythons: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("python3"))
+            })
+            .collect();
+        pythons.sort();
+        for py in pythons {
+            for sub in ["nvidia/cu13/lib", "nvidia/cuda_nvrtc/lib"] {
+                out.push(py.join("site-packages").join(sub).join(NVRTC_LIB));
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.into_iter()
+        .filter(|p| p.is_file())
+        .filter(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())))
+        .collect()
+}
+
+/// The `libnvrtc-builtins.so.*` files in the folder of `nvrtc` (not the `.alt` variants).
+fn builtins_beside(nvrtc: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Some(Ok(entries)) = nvrtc.parent().map(std::fs::read_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libnvrtc-builtins.so.") && !n.contains(".alt."))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Loads the library at `path` for the rest of the process (its handle is never closed),
+/// so that opening it by its soname finds it; false when it does not load.
+#[cfg(unix)]
+fn preload(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path; the handle is deliberately leaked.
+    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    !handle.is_null()
+}
+
+#[cfg(not(unix))]
+fn preload(_path: &std::path::Path) -> bool {
+    false
+}
+
+/// PTX per architecture, compiled once per process.
+fn cached_ptx(arch: Option<&str>) -> Result<String> {
+    static CACHE: Mutex<Vec<(Option<String>, String)>> = Mutex::new(Vec::new());
+    let key = arch.map(str::to_string);
+    if let Some((_, ptx)) = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(a, _)| *a == key)
+    {
+        return Ok(ptx.clone());
+    }
+    let ptx = compile_ptx(arch)?;
+    CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((key, ptx.clone()));
+    Ok(ptx)
+}
+
+fn dev_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Device(format!("cuda: {what}: {e}"))
+}
+
+/// The driver's CUDA version as "major.minor".
+fn driver_version() -> Option<String> {
+    let mut v: std::ffi::c_int = 0;
+    // SAFETY: writes one int; the driver library is loaded (checked in `open`).
+    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+    (r == cudarc::driver::sys::CUresult::CUDA_SUCCESS)
+        .then(|| format!("{}.{}", v / 1000, v % 1000 / 10))
+}
+
+/// One CUDA device: a context, one stream, the step module and (after
+/// [`Device::alloc`]) one allocation per [`Buf`].
+pub struct CudaDevice {
+    /// Dropped first: the allocations are freed on the stream before it goes.
+    bufs: Vec<CudaSlice<u8>>,
+    groups: u32,
+    /// `reset_all`, `observe`, `step` (they hold the module).
+    funcs: [CudaFunction; 3],
+    stream: Arc<CudaStream>,
+    ctx: Arc<CudaContext>,
+    name: String,
+    driver: String,
+}
+
+impl CudaDevice {
+    /// The first CUDA device, with the kernels compiled for it: an error (never a panic)
+    /// when there is no driver, no device, no NVRTC, or the driver cannot load the PTX.
+    pub fn open() -> Result<CudaDevice> {
+        // SAFETY: opening a library by name runs its initializers.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(Error::Device(
+                "--backend cuda: no CUDA driver (libcuda) found: this machine has no NVIDIA driver installed; use --backend wgpu or cpu".into(),
+            ));
+        }
+        let count = CudaContext::device_count().map_err(|e| {
+            Error::Device(format!(
+                "--backend cuda: the CUDA driver found no usable device (cuInit: {e}); use --backend wgpu or cpu"
+            ))
+        })?;
+        if count < 1 {
+            return Err(Error::Device(
+                "--backend cuda: the CUDA driver reports no device; use --backend wgpu or cpu"
+                    .into(),
+            ));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| dev_err("creating the context", e))?;
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| dev_err("creating the stream", e))?;
+        // SAFETY: one stream does all the work (module docs), so no allocation needs the
+        // events that order uses across streams.
+        unsafe { ctx.disable_event_tracking() };
+        let name = ctx.name().map_err(|e| dev_err("device name", e))?;
+        let driver = driver_version().unwrap_or_else(|| "?".into());
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| dev_err("compute capability", e))?;
+        let arch = format!("compute_{major}{minor}");
+        // A device newer than this NVRTC knows runs PTX for NVRTC's default architecture.
+        let ptx = match cached_ptx(Some(&arch)) {
+            Ok(p) => p,
+            Err(e) if e.to_string().contains("INVALID_OPTION") => cached_ptx(None)?,
+            Err(e) => return Err(e),
+        };
+        let module = ctx.load_module(Ptx::from_src(ptx)).map_err(|e| {
+            dev_err(
+                &format!(
+                    "loading the step kernels on {name} (driver CUDA {driver}; the PTX comes from NVRTC 13.0, which needs a CUDA 13 driver)"
+                ),
+                e,
+            )
+        })?;
+        let load = |entry: Entry| {
+            module
+                .load_function(entry.name())
+                .map_err(|e| dev_err(&format!("kernel {}", entry.name()), e))
+        };
+        let funcs = [
+            load(Entry::ResetAll)?,
+            load(Entry::Observe)?,
+            load(Entry::Step)?,
+        ];
+        Ok(CudaDevice {
+            bufs: Vec::new(),
+            groups: 0,
+            funcs,
+            stream,
+            ctx,
+            name,
+            driver,
+        })
+    }
+
+    /// The stream every copy and launch goes to (see the module docs on ordering).
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The device address of `buf` (e.g. [`Buf::Obs`], [`Buf::Rewards`], [`Buf::Flags`],
+    /// [`Buf::Actions`], for a learner reading or writing them in place); 0 before
+    /// [`Device::alloc`]. Valid while this device lives; order accesses against
+    /// [`CudaDevice::stream`].
+    pub fn device_ptr(&self, buf: Buf) -> u64 {
+        match self.bufs.get(buf as usize) {
+            Some(s) => {
+                let (ptr, _sync) = s.device_ptr(&self.stream);
+                ptr
+            }
+            None => 0,
+        }
+    }
+
+    fn buf_range(&self, buf: Buf, offset: u64, len: usize) -> Result<std::ops::Range<usize>> {
+        let s = self
+            .bufs
+            .get(buf as usize)
+            .ok_or_else(|| Error::Device("cuda: buffers used before alloc".into()))?;
+        let start = usize::try_from(offset).ok();
+        match start.and_then(|a| a.checked_add(len).map(|b| a..b)) {
+            Some(r) if r.end <= s.len() => Ok(r),
+            _ => Err(Error::Device(format!(
+                "cuda: {len} bytes at offset {offset} do not fit the {buf:?} buffer ({} bytes)",
+                s.len()
+            ))),
+        }
+    }
+}
+
+impl Device for CudaDevice {
+    fn describe(&self) -> String {
+        format!("{} (CUDA {})", self.name, self.driver)
+    }
+
+    fn capacity(&self) -> Capacity {
+        match self.ctx.mem_get_info() {
+            Ok((free, _total)) => Capacity {
+                max_buffer: free as u64,
+                free: Some(free as u64),
+            },
+            Err(_) => Capacity {
+                max_buffer: self.ctx.total_mem().map_or(u64::MAX, |t| t as u64),
+                free: None,
+            },
+        }
+    }
+
+    fn alloc(&mut self, sizes: &[u64; N_BUFS], params: &layout::Params) -> Result<()> {
+        self.bufs.clear();
+        let mut bufs = Vec::with_capacity(N_BUFS);
+        for b in Buf::ALL {
+            let size = sizes[b as usize];
+            let len = usize::try_from(size)
+                .map_err(|_| Error::Device(format!("cuda: the {b:?} buffer of {size} bytes")))?;
+            let s = self
+                .stream
+                .alloc_zeros::<u8>(len)
+                .map_err(|e| dev_err(&format!("allocating the {b:?} buffer ({size} bytes)"), e))?;
+            bufs.push(s);
+        }
+        self.bufs = bufs;
+        self.groups = params.n_envs.div_ceil(BLOCK);
+        Ok(())
+    }
+
+    fn write(&mut self, buf: Buf, offset: u64, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let r = self.buf_range(buf, offset, bytes.len())?;
+        let mut dst = self.bufs[buf as usize].slice_mut(r);
+        self.stream
+            .memcpy_htod(bytes, &mut dst)
+            .map_err(|e| dev_err(&format!("copy to {buf:?}"), e))
+    }
+
+    fn read(&mut self, buf: Buf, offset: u64, out: &mut [u8]) -> Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let r = self.buf_range(buf, offset, out.len())?;
+        let src = self.bufs[buf as usize].slice(r);
+        self.stream
+            .memcpy_dtoh(&src, out)
+            .map_err(|e| dev_err(&format!("copy from {buf:?}"), e))?;
+        self.sync()
+    }
+
+    fn launch(&mut self, entry: Entry) -> Result<()> {
+        if self.bufs.len() != N_BUFS {
+            return Err(Error::Device("cuda: launch before alloc".into()));
+        }
+        let func = &self.funcs[match entry {
+            Entry::ResetAll => 0,
+            Entry::Observe => 1,
+            Entry::Step => 2,
+        }];
+        let cfg = LaunchConfig {
+            grid_dim: (self.groups, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut args = self.stream.launch_builder(func);
+        for b in &self.bufs {
+            args.arg(b);
+        }
+        // SAFETY: the arguments are the 16 buffers in `Buf::ALL` order, as the kernels
+        // declare them; every index the kernels compute stays inside the sizes that
+        // `GpuEnvs` allocated for these parameters.
+        unsafe { args.launch(cfg) }
+            .map(|_| ())
+            .map_err(|e| dev_err(&format!("launching {}", entry.name()), e))
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| dev_err("running the step kernels", e))
+    }
+}
