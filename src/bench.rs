@@ -390,7 +390,12 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
             run(req.steps, &mut envs)?;
             let elapsed = t.elapsed().as_secs_f64();
             envs.drain_finished()?;
-            (elapsed, envs.episodes(), envs.bytes_per_step(), envs.device_name())
+            (
+                elapsed,
+                envs.episodes(),
+                envs.bytes_per_step(),
+                envs.device_name(),
+            )
         }
     };
     let rate = (n * req.steps) as f64 / elapsed;
