@@ -10,32 +10,15 @@
 
 mod common;
 
+use chrono::NaiveDate;
 use common::envs::{params, real_days, synth_days, variants};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sim_train::env::gpu::{GpuApi, GpuEnvs, GpuOptions, open_device};
-use sim_train::env::{Buffers, CpuEnvs, DayData, EnvParams, StartTimes};
+use sim_train::env::gpu::{GpuApi, GpuEnvs, GpuOptions, layout};
+use sim_train::env::{Buffers, CpuEnvs, DayData, EnvParams, EpisodeStats, StartTimes};
 use std::sync::Arc;
 
 const TIMES: [u32; 4] = [34_200, 36_000, 45_000, 57_480];
-
-/// Whether `api` can run here; None after a visible SKIP line when it cannot.
-fn available(api: GpuApi, test: &str) -> Option<()> {
-    match open_device(api) {
-        Ok(_) => Some(()),
-        Err(why) => {
-            let required =
-                api == GpuApi::Wgpu && std::env::var_os("SIM_TRAIN_REQUIRE_WGPU").is_some();
-            assert!(
-                !required,
-                "{test}: SIM_TRAIN_REQUIRE_WGPU is set but wgpu cannot run: {why}"
-            );
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIP {test} ({}): {why}", api.name());
-            None
-        }
-    }
-}
 
 /// The backend's environments, or None (SKIP) when the backend cannot run here. Once the
 /// device opens, every error (a shader that does not build included) fails the test.
@@ -47,7 +30,7 @@ fn open(
     n: usize,
     opts: GpuOptions,
 ) -> Option<GpuEnvs> {
-    available(api, test)?;
+    common::gpu_available(api, test)?;
     let src = StartTimes::new(days, &TIMES, 11).unwrap();
     Some(
         GpuEnvs::new(api, p.clone(), n, Box::new(src), opts)
@@ -143,6 +126,118 @@ fn assert_conforms(
     ended
 }
 
+/// Either engine, as the snapshot tests drive it.
+trait Steps {
+    fn step(&mut self, actions: &[u8], b: &mut Buffers);
+    /// Rows of the environments truncated in the latest step are meaningful.
+    fn final_obs(&mut self) -> Vec<f32>;
+    fn drain(&mut self) -> Vec<EpisodeStats>;
+}
+
+impl Steps for GpuEnvs {
+    fn step(&mut self, actions: &[u8], b: &mut Buffers) {
+        GpuEnvs::step(self, actions, &mut b.out()).unwrap();
+    }
+    fn final_obs(&mut self) -> Vec<f32> {
+        GpuEnvs::final_obs(self).unwrap()
+    }
+    fn drain(&mut self) -> Vec<EpisodeStats> {
+        self.drain_finished().unwrap()
+    }
+}
+
+impl Steps for CpuEnvs {
+    fn step(&mut self, actions: &[u8], b: &mut Buffers) {
+        CpuEnvs::step(self, actions, &mut b.out()).unwrap();
+    }
+    fn final_obs(&mut self) -> Vec<f32> {
+        CpuEnvs::final_obs(self).to_vec()
+    }
+    fn drain(&mut self) -> Vec<EpisodeStats> {
+        self.drain_finished()
+    }
+}
+
+/// What one step showed, bit for bit: outputs, the final observations of the environments
+/// it truncated, and the summaries drained after it (every 7th step: some are left
+/// undrained at the end).
+#[derive(Debug, PartialEq)]
+struct Shown {
+    obs: Vec<u32>,
+    rewards: Vec<u32>,
+    terminated: Vec<u8>,
+    truncated: Vec<u8>,
+    final_obs: Vec<u32>,
+    finished: Vec<EpisodeStats>,
+}
+
+fn record(envs: &mut dyn Steps, d: usize, actions: &[Vec<u8>]) -> Vec<Shown> {
+    let n = actions[0].len();
+    let mut b = Buffers::new(n, d);
+    let mut shown = Vec::with_capacity(actions.len());
+    for (s, a) in actions.iter().enumerate() {
+        envs.step(a, &mut b);
+        let fin = envs.final_obs();
+        let final_obs = (0..n)
+            .filter(|&i| b.truncated[i] != 0)
+            .flat_map(|i| bits(&fin[i * d..(i + 1) * d]))
+            .collect();
+        let drain = s % 7 == 6;
+        shown.push(Shown {
+            obs: bits(&b.obs),
+            rewards: bits(&b.rewards),
+            terminated: b.terminated.clone(),
+            truncated: b.truncated.clone(),
+            final_obs,
+            finished: if drain { envs.drain() } else { Vec::new() },
+        });
+    }
+    shown
+}
+
+fn random_actions(p: &EnvParams, n: usize, steps: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..steps)
+        .map(|_| {
+            (0..n)
+                .map(|_| rng.random_range(0..p.actions.len() as u8))
+                .collect()
+        })
+        .collect()
+}
+
+/// Episodes that ended in `shown`, and the summaries drained in it.
+fn ended_and_logged(shown: &[Shown]) -> (usize, usize) {
+    let ended = shown
+        .iter()
+        .flat_map(|s| s.terminated.iter().zip(&s.truncated))
+        .filter(|&(&t, &u)| t != 0 || u != 0)
+        .count();
+    (ended, shown.iter().map(|s| s.finished.len()).sum())
+}
+
+/// A day among `days` by symbol and date, as a resuming caller finds it.
+fn finder(days: &[Arc<DayData>]) -> impl Fn(&str, NaiveDate) -> Option<Arc<DayData>> + '_ {
+    |symbol, date| {
+        days.iter()
+            .find(|d| d.symbol == symbol && d.date == date)
+            .cloned()
+    }
+}
+
+/// A snapshot's JSON header, and its state buffers with the two fields that name device
+/// slots and queue positions (renumbered by a resume) zeroed.
+fn snapshot_parts(bytes: &[u8], n: usize) -> (serde_json::Value, Vec<u8>) {
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let mut state = bytes[8 + len..].to_vec();
+    for field in ["day_slot", "ep_head"] {
+        let f = layout::field(field).index;
+        state[4 * f * n..4 * (f + 1) * n].fill(0);
+    }
+    (header, state)
+}
+
 macro_rules! conformance {
     ($backend:ident, $api:expr) => {
         mod $backend {
@@ -224,7 +319,7 @@ macro_rules! conformance {
                 let p = params(|_| {});
                 let dir = tempfile::tempdir().unwrap();
                 let days = synth_days(dir.path(), &p, "1m");
-                if available($api, test).is_none() {
+                if common::gpu_available($api, test).is_none() {
                     return;
                 }
                 // A day larger than a slot.
@@ -253,6 +348,258 @@ macro_rules! conformance {
                     Err(sim_train::Error::Device(e)) => assert!(e.contains("at most"), "{e}"),
                     Err(e) => panic!("{e}"),
                     Ok(_) => panic!("2^31 environments fit"),
+                }
+            }
+
+            /// A snapshot taken mid-run resumes bit for bit: fresh environments that ran
+            /// their own steps (other slots, other queue positions) load it and then show
+            /// what the saved ones show, and what the CPU engine shows. Scenarios: recycled
+            /// day slots, every variant with short queues saved at each point of the top-up
+            /// cycle, and one-step episodes saved with queue entries taken since the last
+            /// top-up (the host learns of them only from the device) and with empty queues.
+            #[test]
+            fn resumes_bit_for_bit_from_a_snapshot() {
+                let test = concat!(
+                    stringify!($backend),
+                    "::resumes_bit_for_bit_from_a_snapshot"
+                );
+                let queue = |q, slots| GpuOptions {
+                    queue_len: Some(q),
+                    day_slots: slots,
+                    ..Default::default()
+                };
+                // (label, params, envs, options, steps before the snapshot)
+                let mut cases = vec![(
+                    "recycled slots",
+                    params(|c| c.max_episode_steps = 5),
+                    2,
+                    // Each env needs n · (q + 1) = 8 slots, for 9 days.
+                    queue(3, Some(8)),
+                    157,
+                )];
+                for (k, (label, p)) in variants().into_iter().enumerate() {
+                    cases.push((label, p, 13, queue(4, None), 201 + k));
+                }
+                // Top-ups before steps 3, 7, …: after 6 steps one entry is left, after 7
+                // none.
+                for k in [6, 7] {
+                    let p = params(|c| c.max_episode_steps = 1);
+                    cases.push(("one-step episodes", p, 5, queue(4, None), k));
+                }
+                let m = 300;
+                let (mut short, mut empty, mut pending) = (false, false, false);
+                for (label, p, n, opts, k) in cases {
+                    let dir = tempfile::tempdir().unwrap();
+                    let days = synth_days(dir.path(), &p, "1m");
+                    let d = p.obs_dim();
+                    let Some(mut saved) = open($api, test, &p, &days, n, opts) else {
+                        return;
+                    };
+                    let src = StartTimes::new(&days, &TIMES, 11).unwrap();
+                    let mut cpu = CpuEnvs::new(p.clone(), n, Box::new(src)).unwrap();
+                    let actions = random_actions(&p, n, k + m, 7);
+                    let before = record(&mut saved, d, &actions[..k]);
+                    record(&mut cpu, d, &actions[..k]);
+                    cpu.drain_finished();
+                    let snap = saved.save_state().unwrap();
+                    let queued = snapshot_parts(&snap, n).0["queued"].clone();
+                    let lens = queued
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e.as_array().unwrap().len());
+                    let q = opts.queue_len.unwrap();
+                    short |= lens.clone().any(|l| l < q);
+                    empty |= lens.clone().any(|l| l == 0);
+                    // Saving drained the device's log: nothing that ended is lost.
+                    let (ended, logged) = ended_and_logged(&before);
+                    let late = saved.drain_finished().unwrap().len();
+                    assert_eq!(
+                        logged + late,
+                        ended,
+                        "{label}: summaries before the snapshot"
+                    );
+                    pending |= late > 0;
+
+                    let wanted = GpuEnvs::snapshot_days(&snap).unwrap();
+                    assert!(!wanted.is_empty() && wanted.len() <= days.len());
+                    let mut resumed = open($api, test, &p, &days, n, opts).unwrap();
+                    record(&mut resumed, d, &random_actions(&p, n, 9, 99));
+                    resumed.load_state(&snap, &finder(&days)).unwrap();
+
+                    let (mut b0, mut b1) = (Buffers::new(n, d), Buffers::new(n, d));
+                    saved.observe(&mut b0.out()).unwrap();
+                    resumed.observe(&mut b1.out()).unwrap();
+                    assert_eq!(
+                        bits(&b0.obs),
+                        bits(&b1.obs),
+                        "{label}: observations on resume"
+                    );
+                    let want = record(&mut saved, d, &actions[k..]);
+                    let got = record(&mut resumed, d, &actions[k..]);
+                    let cpu_got = record(&mut cpu, d, &actions[k..]);
+                    for (s, (w, g)) in want.iter().zip(&got).enumerate() {
+                        assert_eq!(w, g, "{label}: step {s} after the resume");
+                        assert_eq!(
+                            &cpu_got[s], g,
+                            "{label}: step {s} after the resume, vs the CPU"
+                        );
+                    }
+                    let (ended, logged) = ended_and_logged(&got);
+                    assert!(
+                        ended >= n,
+                        "{label}: {ended} episodes ended after the resume"
+                    );
+                    let rest = resumed.drain_finished().unwrap();
+                    assert_eq!(
+                        saved.drain_finished().unwrap(),
+                        rest,
+                        "{label}: last summaries"
+                    );
+                    assert_eq!(
+                        cpu.drain_finished(),
+                        rest,
+                        "{label}: last summaries, vs the CPU"
+                    );
+                    assert_eq!(
+                        logged + rest.len(),
+                        ended,
+                        "{label}: summaries after the resume"
+                    );
+                    assert_eq!(
+                        saved.episodes(),
+                        resumed.episodes(),
+                        "{label}: episode counts"
+                    );
+                    // Both are in the same place again: the same queues, source state and
+                    // counters, and the same state but for slot numbers and queue positions.
+                    let (s0, s1) = (saved.save_state().unwrap(), resumed.save_state().unwrap());
+                    let ((h0, st0), (h1, st1)) = (snapshot_parts(&s0, n), snapshot_parts(&s1, n));
+                    assert_eq!(h0, h1, "{label}: snapshot headers after {m} steps");
+                    assert!(st0 == st1, "{label}: snapshot state after {m} steps");
+                }
+                assert!(short, "a snapshot with entries taken since the last top-up");
+                assert!(empty, "a snapshot with an empty queue");
+                assert!(pending, "a snapshot taken with summaries on the device");
+            }
+
+            /// A snapshot of other sizes, over a day that is not loaded, or not a GPU
+            /// snapshot at all, is refused with an error that says what is wrong, and the
+            /// environments it was given step on exactly as an untouched twin.
+            #[test]
+            fn refuses_a_snapshot_that_does_not_fit() {
+                let test = concat!(
+                    stringify!($backend),
+                    "::refuses_a_snapshot_that_does_not_fit"
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let p = params(|_| {});
+                let days = synth_days(dir.path(), &p, "1m");
+                let opts = GpuOptions {
+                    queue_len: Some(4),
+                    ..Default::default()
+                };
+                let Some(mut saved) = open($api, test, &p, &days, 6, opts) else {
+                    return;
+                };
+                record(&mut saved, p.obs_dim(), &random_actions(&p, 6, 50, 3));
+                let snap = saved.save_state().unwrap();
+                let cpu_snap = CpuEnvs::new(
+                    p.clone(),
+                    6,
+                    Box::new(StartTimes::new(&days, &TIMES, 11).unwrap()),
+                )
+                .unwrap()
+                .save_state();
+                let hidden = GpuEnvs::snapshot_days(&snap).unwrap().pop().unwrap();
+                let without = |s: &str, d: NaiveDate| {
+                    (s != hidden.0 || d != hidden.1)
+                        .then(|| finder(&days)(s, d))
+                        .flatten()
+                };
+                let pf = params(|c| c.features = vec!["ret_1".into()]);
+                let dir_f = tempfile::tempdir().unwrap();
+                let days_f = synth_days(dir_f.path(), &pf, "1m");
+                // (label, params, days, envs, day finder, snapshot, the error says)
+                type Finder<'a> = &'a dyn Fn(&str, NaiveDate) -> Option<Arc<DayData>>;
+                let all: Finder = &finder(&days);
+                let all_f: Finder = &finder(&days_f);
+                let cases: [(
+                    &str,
+                    &Arc<EnvParams>,
+                    &[Arc<DayData>],
+                    usize,
+                    Finder,
+                    &[u8],
+                    &str,
+                ); 5] = [
+                    (
+                        "env count",
+                        &p,
+                        &days,
+                        7,
+                        all,
+                        &snap,
+                        "environments: saved 6, here 7",
+                    ),
+                    (
+                        "obs dim",
+                        &pf,
+                        &days_f,
+                        6,
+                        all_f,
+                        &snap,
+                        "observation values: saved",
+                    ),
+                    (
+                        "missing day",
+                        &p,
+                        &days,
+                        6,
+                        &without,
+                        &snap,
+                        "is not among the loaded days",
+                    ),
+                    (
+                        "truncated",
+                        &p,
+                        &days,
+                        6,
+                        all,
+                        &snap[..snap.len() - 8],
+                        "state buffers hold",
+                    ),
+                    (
+                        "cpu snapshot",
+                        &p,
+                        &days,
+                        6,
+                        all,
+                        &cpu_snap,
+                        "not a GPU backend snapshot",
+                    ),
+                ];
+                for (label, p, days, n, find, bytes, says) in cases {
+                    let mut target = open($api, test, p, days, n, opts).unwrap();
+                    let mut twin = open($api, test, p, days, n, opts).unwrap();
+                    let actions = random_actions(p, n, 90, 4);
+                    record(&mut target, p.obs_dim(), &actions[..30]);
+                    record(&mut twin, p.obs_dim(), &actions[..30]);
+                    match target.load_state(bytes, find) {
+                        Err(sim_train::Error::Data(e)) => {
+                            assert!(
+                                e.starts_with("environment snapshot: ") && e.contains(says),
+                                "{label}: {e}"
+                            )
+                        }
+                        Err(e) => panic!("{label}: {e}"),
+                        Ok(()) => panic!("{label}: the snapshot was loaded"),
+                    }
+                    assert_eq!(
+                        record(&mut target, p.obs_dim(), &actions[30..]),
+                        record(&mut twin, p.obs_dim(), &actions[30..]),
+                        "{label}: the refused snapshot changed the environments"
+                    );
                 }
             }
         }

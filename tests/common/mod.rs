@@ -205,3 +205,25 @@ pub fn journal_fills(records: &[sim_train::live::journal::Record]) -> Vec<FillRo
     fills.sort_by(|a, b| a.0.cmp(&b.0));
     fills
 }
+
+/// Whether the GPU backend `api` can run here; `None` after a visible SKIP line when it
+/// cannot. `SIM_TRAIN_REQUIRE_WGPU=1` (set by scripts/test.sh, which installs lavapipe)
+/// turns a missing wgpu adapter into a failure.
+#[allow(dead_code)] // not every test binary runs a GPU backend
+pub fn gpu_available(api: sim_train::env::gpu::GpuApi, test: &str) -> Option<()> {
+    use sim_train::env::gpu::GpuApi;
+    match sim_train::env::gpu::open_device(api) {
+        Ok(_) => Some(()),
+        Err(why) => {
+            let required =
+                api == GpuApi::Wgpu && std::env::var_os("SIM_TRAIN_REQUIRE_WGPU").is_some();
+            assert!(
+                !required,
+                "{test}: SIM_TRAIN_REQUIRE_WGPU is set but wgpu cannot run: {why}"
+            );
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIP {test} ({}): {why}", api.name());
+            None
+        }
+    }
+}

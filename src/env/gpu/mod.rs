@@ -25,6 +25,20 @@
 //!   [`GpuEnvs::drain_finished`]), sorted into the CPU engine's order (step, then
 //!   environment).
 //!
+//! # Snapshots
+//! [`GpuEnvs::save_state`] writes everything that decides future steps, as
+//! [`super::CpuEnvs::save_state`] does for the CPU engine: a length-prefixed JSON header
+//! (sizes, counters, the episode source's state, the steps left before the next top-up,
+//! and per environment the day of its running episode and its queued (day, start row)
+//! entries in order) followed by the three state buffers as the device holds them. The
+//! source was drawn ahead of the queues, so its state and the queue contents together
+//! continue the same episode sequence, and the queues are topped up at the same steps as
+//! in an uninterrupted run (which a source with one shared stream needs). Days are named
+//! by (symbol, date, bar length), never by slot: [`GpuEnvs::load_state`] uploads them into
+//! fresh slots and renumbers the queues, so a snapshot resumes on any backend and after
+//! any slot history. The finished-episode log is not part of it (saving drains the
+//! device's log into [`GpuEnvs::drain_finished`]'s list).
+//!
 //! Episode sources whose draws depend only on the environment and how many episodes it
 //! drew before (the built-in [`super::StartTimes`]) give every backend the same episodes;
 //! a source with one shared random stream (the scanner's curriculum sampler) is drawn in
@@ -155,7 +169,7 @@ pub struct Capacity {
 
 /// One GPU API's side of the backend: buffers, copies and launches, in submission order
 /// on one queue / stream.
-pub trait Device {
+pub trait Device: Send {
     /// The device and API, e.g. "NVIDIA H100 80GB HBM3 (CUDA 13.0)".
     fn describe(&self) -> String;
     fn capacity(&self) -> Capacity;
@@ -170,6 +184,11 @@ pub trait Device {
     fn launch(&mut self, entry: Entry) -> Result<()>;
     /// Waits until all submitted work is done.
     fn sync(&mut self) -> Result<()>;
+    /// The CUDA device address of `buf`, for a learner on the same device that reads and
+    /// writes it in place (`None`: not CUDA memory).
+    fn device_ptr(&self, _buf: Buf) -> Option<u64> {
+        None
+    }
 }
 
 /// Opens a device of `api`: a clear error when the backend was not compiled in or no
@@ -244,12 +263,61 @@ pub struct GpuEnvs {
 /// Bytes of one environment's share of every per-environment buffer.
 fn bytes_per_env(p: &EnvParams, q: usize) -> u64 {
     let (nu, ni, nf) = layout::class_counts();
-    let ring = if p.uses_sharpe() {
+    (4 * nu + 8 * ni + 8 * (nf + ring_width(p)) + 1 + 2 * 4 * p.obs_dim() + 4 + 4 + 8 * q) as u64
+}
+
+/// Rolling-Sharpe window per environment (0 when the term is off).
+fn ring_width(p: &EnvParams) -> usize {
+    if p.uses_sharpe() {
         p.sharpe_window as usize
     } else {
         0
-    };
-    (4 * nu + 8 * ni + 8 * (nf + ring) + 1 + 2 * 4 * p.obs_dim() + 4 + 4 + 8 * q) as u64
+    }
+}
+
+/// A day as a snapshot names it: symbol, date, bar length in ms.
+type DayKey = (String, chrono::NaiveDate, u32);
+
+/// What a [`GpuEnvs::save_state`] snapshot records besides the state buffers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotMeta {
+    /// [`layout::LAYOUT_VERSION`] of the state buffers.
+    layout: u32,
+    envs: usize,
+    obs_dim: usize,
+    ring_w: usize,
+    queue_len: usize,
+    tick: u32,
+    /// Steps before the queues must be topped up ([`GpuEnvs`]'s `min_left`): restored, so
+    /// the source is drawn at the same steps as in a run that was never interrupted.
+    refill_in: usize,
+    episodes: u64,
+    dropped: u64,
+    source: serde_json::Value,
+    /// Every day a running or queued episode is on, each once.
+    days: Vec<DayKey>,
+    /// Per environment: the day (index into `days`) of its running episode.
+    running: Vec<u32>,
+    /// Per environment: its queued episodes, next first, as (index into `days`, start row).
+    queued: Vec<Vec<(u32, u32)>>,
+}
+
+/// A snapshot's header: its length and content.
+fn snapshot_meta(bytes: &[u8]) -> Result<(usize, SnapshotMeta)> {
+    let bad = |what: String| Error::Data(format!("environment snapshot: {what}"));
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(|| bad("truncated header".into()))?;
+    let json = bytes
+        .get(8..8usize.saturating_add(len))
+        .ok_or_else(|| bad("truncated header".into()))?;
+    let meta = serde_json::from_slice(json).map_err(|e| {
+        bad(format!(
+            "unreadable header (not a GPU backend snapshot?): {e}"
+        ))
+    })?;
+    Ok((len, meta))
 }
 
 impl GpuEnvs {
@@ -430,6 +498,16 @@ impl GpuEnvs {
             self.refill()?;
         }
         self.dev.write(Buf::Actions, 0, &padded(actions))?;
+        self.step_in_place()
+    }
+
+    /// One step with the actions a learner on the device wrote into the [`Buf::Actions`]
+    /// buffer itself (through [`GpuEnvs::device_ptr`], in stream order before this call);
+    /// the kernels trust them to be in `0..n_actions`.
+    pub fn step_in_place(&mut self) -> Result<()> {
+        if self.min_left == 0 {
+            self.refill()?;
+        }
         self.dev.write(
             Buf::Ctl,
             4 * layout::CTL_TICK as u64,
@@ -439,6 +517,14 @@ impl GpuEnvs {
         self.tick += 1;
         self.min_left -= 1;
         Ok(())
+    }
+
+    /// The CUDA device address of `buf` (CUDA backend only): observations (`2·n·obs_dim`
+    /// f32, the final observations after the first `n·obs_dim`), rewards (`n` f32), flags
+    /// (`n` u32: bit 0 terminated, bit 1 truncated) and actions (`n` bytes). The buffers
+    /// live, unmoved, as long as the environments.
+    pub fn device_ptr(&self, buf: Buf) -> Option<u64> {
+        self.dev.device_ptr(buf)
     }
 
     /// Copies the latest step's observations, rewards and flags to `out`.
@@ -483,6 +569,225 @@ impl GpuEnvs {
     pub fn drain_finished(&mut self) -> Result<Vec<EpisodeStats>> {
         self.drain_log()?;
         Ok(std::mem::take(&mut self.finished))
+    }
+
+    /// Everything that decides future steps, for a checkpoint (module docs, "Snapshots").
+    /// Needs `&mut`: it reads the device. The device's episode log is drained first into
+    /// the list [`Self::drain_finished`] returns (the log is not part of the snapshot), and
+    /// the queue entries the device took since the last top-up are accounted.
+    pub fn save_state(&mut self) -> Result<Vec<u8>> {
+        self.drain_log()?;
+        self.sync_heads()?;
+        let (n, q) = (self.n, self.q);
+        let mut days: Vec<DayKey> = Vec::new();
+        let mut index: HashMap<u32, u32> = HashMap::new();
+        let mut day_of = |slot: u32| {
+            *index.entry(slot).or_insert_with(|| {
+                let d = self.slot_day[slot as usize]
+                    .as_ref()
+                    .expect("the slot of a running or queued episode holds its day");
+                days.push((d.symbol.clone(), d.date, d.bar_ms));
+                days.len() as u32 - 1
+            })
+        };
+        let mut running = Vec::with_capacity(n);
+        let mut queued = Vec::with_capacity(n);
+        for i in 0..n {
+            running.push(day_of(self.cur[i]));
+            let entries = (self.head[i]..self.tail[i]).map(|k| {
+                let e = 2 * (i * q + k as usize % q);
+                (day_of(self.queue_host[e]), self.queue_host[e + 1])
+            });
+            queued.push(entries.collect::<Vec<_>>());
+        }
+        let (lu, li, lf) = self.state_bytes();
+        let mut su = vec![0u32; lu / 4];
+        self.dev
+            .read(Buf::StateU32, 0, bytemuck::cast_slice_mut(&mut su))?;
+        let u_slot = layout::field("day_slot").index;
+        if let Some(i) = (0..n).find(|&i| su[u_slot * n + i] != self.cur[i]) {
+            return Err(Error::Device(format!(
+                "environment {i} runs on day slot {}, the host expected {}: the device state is inconsistent",
+                su[u_slot * n + i],
+                self.cur[i]
+            )));
+        }
+        let meta = SnapshotMeta {
+            layout: layout::LAYOUT_VERSION,
+            envs: n,
+            obs_dim: self.obs_dim(),
+            ring_w: ring_width(&self.params),
+            queue_len: q,
+            tick: self.tick,
+            refill_in: self.min_left,
+            episodes: self.episodes,
+            dropped: self.dropped,
+            source: self.source.save_state(),
+            days,
+            running,
+            queued,
+        };
+        let meta = serde_json::to_vec(&meta).expect("a plain struct serializes");
+        let mut out = Vec::with_capacity(8 + meta.len() + lu + li + lf);
+        out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        out.extend_from_slice(&meta);
+        out.extend_from_slice(bytemuck::cast_slice(&su));
+        let at = out.len();
+        out.resize(at + li + lf, 0);
+        self.dev.read(Buf::StateI64, 0, &mut out[at..at + li])?;
+        self.dev.read(Buf::StateF64, 0, &mut out[at + li..])?;
+        Ok(out)
+    }
+
+    /// Every (symbol, date) a [`GpuEnvs::save_state`] snapshot runs or queues an episode
+    /// on, each once: the days a caller loads before [`GpuEnvs::load_state`].
+    pub fn snapshot_days(bytes: &[u8]) -> Result<Vec<(String, chrono::NaiveDate)>> {
+        let (_, meta) = snapshot_meta(bytes)?;
+        let mut days: Vec<_> = (meta.days.into_iter())
+            .map(|(symbol, date, _)| (symbol, date))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+
+    /// Restores a [`GpuEnvs::save_state`] snapshot into environments built from the same
+    /// config, on any backend; `day` finds a loaded day by symbol and date, as for
+    /// [`super::CpuEnvs::load_state`] (it must have the saved bar length). Sizes, days and
+    /// queues are checked before anything changes, and errors say what differs. The days
+    /// get fresh slots and the queues a fresh numbering; [`Self::observe`] then gives the
+    /// saved environments' observations.
+    pub fn load_state(
+        &mut self,
+        bytes: &[u8],
+        day: &dyn Fn(&str, chrono::NaiveDate) -> Option<Arc<DayData>>,
+    ) -> Result<()> {
+        let bad = |what: String| Error::Data(format!("environment snapshot: {what}"));
+        let (len, meta) = snapshot_meta(bytes)?;
+        let (n, q) = (self.n, self.q);
+        if meta.layout != layout::LAYOUT_VERSION {
+            return Err(bad(format!(
+                "its state has GPU layout version {}, this build's is version {}: resume with the build that saved it",
+                meta.layout,
+                layout::LAYOUT_VERSION
+            )));
+        }
+        let differs: Vec<String> = [
+            ("environments", meta.envs, n),
+            ("observation values", meta.obs_dim, self.obs_dim()),
+            ("sharpe window", meta.ring_w, ring_width(&self.params)),
+            ("queue length", meta.queue_len, q),
+        ]
+        .iter()
+        .filter(|(_, saved, here)| saved != here)
+        .map(|(what, saved, here)| format!("{what}: saved {saved}, here {here}"))
+        .collect();
+        if !differs.is_empty() {
+            return Err(bad(format!(
+                "it does not fit these environments ({}): resume with the saved run's config",
+                differs.join("; ")
+            )));
+        }
+        let (lu, li, lf) = self.state_bytes();
+        let body = &bytes[8 + len..];
+        if body.len() != lu + li + lf {
+            return Err(bad(format!(
+                "its state buffers hold {} bytes, these environments' {}",
+                body.len(),
+                lu + li + lf
+            )));
+        }
+        let known = |d: u32| (d as usize) < meta.days.len();
+        if meta.running.len() != n
+            || meta.queued.len() != n
+            || !meta.running.iter().all(|&d| known(d))
+            || !meta.queued.iter().flatten().all(|&(d, _)| known(d))
+            || meta
+                .queued
+                .iter()
+                .any(|e| e.len() > q || e.len() < meta.refill_in)
+        {
+            return Err(bad("its episode queues are malformed".into()));
+        }
+        if meta.days.len() > self.slot_day.len() {
+            return Err(bad(format!(
+                "its episodes are on {} days at once, these environments have {} day slots: raise GpuOptions::day_slots",
+                meta.days.len(),
+                self.slot_day.len()
+            )));
+        }
+        let days = meta
+            .days
+            .iter()
+            .map(|(symbol, date, bar_ms)| {
+                let d = day(symbol, *date).ok_or_else(|| {
+                    bad(format!(
+                        "{symbol} {date} is not among the loaded days: resume over the saved run's data"
+                    ))
+                })?;
+                if d.bar_ms != *bar_ms {
+                    return Err(bad(format!(
+                        "{symbol} {date} was saved with {bar_ms} ms bars, the loaded day has {} ms bars: resume over the saved run's data",
+                        d.bar_ms
+                    )));
+                }
+                check_day(&self.params, &d)?;
+                self.check_fits(&d)?;
+                Ok(d)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for &(d, start_row) in meta.queued.iter().flatten() {
+            let day = days[d as usize].clone();
+            super::Episode { day, start_row }.check()?;
+        }
+        // The source checks its state before taking it: the last check, the first change.
+        self.source.load_state(&meta.source)?;
+
+        // Fresh slots, and entry k of each queue at position k (device and host heads 0).
+        self.slot_day.fill(None);
+        self.slot_refs.fill(0);
+        self.slot_of.clear();
+        let mut su = vec![0u32; lu / 4];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut su).copy_from_slice(&body[..lu]);
+        let u_slot = layout::field("day_slot").index;
+        let u_head = layout::field("ep_head").index;
+        for i in 0..n {
+            let slot = self.slot_for(days[meta.running[i] as usize].clone())?;
+            self.slot_refs[slot as usize] += 1;
+            self.cur[i] = slot;
+            su[u_slot * n + i] = slot;
+            su[u_head * n + i] = 0;
+            self.queued[i].clear();
+            (self.head[i], self.tail[i]) = (0, 0);
+            for &(d, start_row) in &meta.queued[i] {
+                self.enqueue(i, days[d as usize].clone(), start_row)?;
+            }
+        }
+        self.dev
+            .write(Buf::StateU32, 0, bytemuck::cast_slice(&su))?;
+        self.dev.write(Buf::StateI64, 0, &body[lu..lu + li])?;
+        self.dev.write(Buf::StateF64, 0, &body[lu + li..])?;
+        self.upload_queues(0..n)?;
+        self.dev.write(
+            Buf::Ctl,
+            4 * layout::CTL_LOG_COUNT as u64,
+            &0u32.to_ne_bytes(),
+        )?;
+        self.tick = meta.tick;
+        self.episodes = meta.episodes;
+        self.dropped = meta.dropped;
+        self.finished.clear();
+        // At most the fewest queued entries (checked above): a step takes at most one per
+        // environment.
+        self.min_left = meta.refill_in;
+        Ok(())
+    }
+
+    /// Bytes of the three state buffers: `u32`, `i64`, and `f64` with the rolling windows.
+    fn state_bytes(&self) -> (usize, usize, usize) {
+        let (nu, ni, nf) = layout::class_counts();
+        let ring_w = ring_width(&self.params);
+        (4 * nu * self.n, 8 * ni * self.n, 8 * (nf + ring_w) * self.n)
     }
 
     /// Reads and empties the device's episode log (its days are still in their slots:
@@ -543,25 +848,8 @@ impl GpuEnvs {
     /// and uploads them (and any new day).
     fn refill(&mut self) -> Result<()> {
         self.drain_log()?;
-        let (u_head, n) = (layout::field("ep_head").index, self.n);
-        let mut heads = vec![0u32; n];
-        self.dev.read(
-            Buf::StateU32,
-            (4 * u_head * n) as u64,
-            bytemuck::cast_slice_mut(&mut heads),
-        )?;
-        for (i, &h) in heads.iter().enumerate() {
-            if h < self.head[i] || h - self.head[i] > self.queued[i].len() as u32 {
-                return Err(Error::Device(format!(
-                    "environment {i} took {} episodes from a queue of {}: the device state is inconsistent",
-                    h.wrapping_sub(self.head[i]),
-                    self.queued[i].len()
-                )));
-            }
-            while self.head[i] < h {
-                self.take_entry(i);
-            }
-        }
+        self.sync_heads()?;
+        let n = self.n;
         let mut lo = n;
         let mut hi = 0;
         for i in 0..n {
@@ -581,6 +869,31 @@ impl GpuEnvs {
             self.upload_queues(lo..hi)?;
         }
         self.min_left = self.q;
+        Ok(())
+    }
+
+    /// Reads how many queue entries each environment took (the device's `ep_head`) and
+    /// takes them on the host too, releasing the slots of the episodes they replaced.
+    fn sync_heads(&mut self) -> Result<()> {
+        let (u_head, n) = (layout::field("ep_head").index, self.n);
+        let mut heads = vec![0u32; n];
+        self.dev.read(
+            Buf::StateU32,
+            (4 * u_head * n) as u64,
+            bytemuck::cast_slice_mut(&mut heads),
+        )?;
+        for (i, &h) in heads.iter().enumerate() {
+            if h < self.head[i] || h - self.head[i] > self.queued[i].len() as u32 {
+                return Err(Error::Device(format!(
+                    "environment {i} took {} episodes from a queue of {}: the device state is inconsistent",
+                    h.wrapping_sub(self.head[i]),
+                    self.queued[i].len()
+                )));
+            }
+            while self.head[i] < h {
+                self.take_entry(i);
+            }
+        }
         Ok(())
     }
 
@@ -614,12 +927,8 @@ impl GpuEnvs {
             .write(Buf::Queue, (4 * envs.start * w) as u64, bytes)
     }
 
-    /// The slot holding `day`, uploading it into a free slot first if none does.
-    fn slot_for(&mut self, day: Arc<DayData>) -> Result<u32> {
-        let key = (day.symbol.clone(), day.date, day.bar_ms);
-        if let Some(&s) = self.slot_of.get(&key) {
-            return Ok(s);
-        }
+    /// Refuses a day that a slot cannot hold.
+    fn check_fits(&self, day: &DayData) -> Result<()> {
         if day.rows() > self.slot_rows {
             return Err(Error::Data(format!(
                 "{} {}: the day has {} bars, a GPU day slot holds {}: raise the slot size (GpuOptions::slot_rows) to at least {}",
@@ -638,6 +947,16 @@ impl GpuEnvs {
                 day.halts.len()
             )));
         }
+        Ok(())
+    }
+
+    /// The slot holding `day`, uploading it into a free slot first if none does.
+    fn slot_for(&mut self, day: Arc<DayData>) -> Result<u32> {
+        let key = (day.symbol.clone(), day.date, day.bar_ms);
+        if let Some(&s) = self.slot_of.get(&key) {
+            return Ok(s);
+        }
+        self.check_fits(&day)?;
         let free = (0..self.slot_refs.len())
             .find(|&s| self.slot_refs[s] == 0 && self.slot_day[s].is_none())
             .or_else(|| (0..self.slot_refs.len()).find(|&s| self.slot_refs[s] == 0))
@@ -710,11 +1029,7 @@ fn buffer_sizes(
 ) -> [u64; N_BUFS] {
     let k = params.feature_cols.len();
     let d = params.obs_dim();
-    let ring_w = if params.uses_sharpe() {
-        params.sharpe_window as usize
-    } else {
-        0
-    };
+    let ring_w = ring_width(params);
     let (nu, ni, nf) = layout::class_counts();
     let mut sizes = [0u64; N_BUFS];
     let mut set =
