@@ -210,32 +210,10 @@ pub fn build_synthetic(
     Ok((cache_dir, built))
 }
 
-/// The environment backends `bench env` can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvBackendKind {
-    Cpu,
-    /// CUDA kernels (src/env/gpu/cuda.rs, kernels/env_step.cu).
-    Cuda,
-    /// WGSL compute shaders through wgpu (src/env/gpu/wgpu.rs, shaders/env_step.wgsl).
-    Wgpu,
-}
-
-impl EnvBackendKind {
-    /// The GPU API, for the GPU backends.
-    pub fn gpu(self) -> Option<crate::env::gpu::GpuApi> {
-        match self {
-            EnvBackendKind::Cpu => None,
-            EnvBackendKind::Cuda => Some(crate::env::gpu::GpuApi::Cuda),
-            EnvBackendKind::Wgpu => Some(crate::env::gpu::GpuApi::Wgpu),
-        }
-    }
-}
-
 /// What `bench env` runs.
 #[derive(Clone, Debug)]
 pub struct EnvBenchRequest {
-    pub backend: EnvBackendKind,
+    pub backend: crate::env::Backend,
     pub envs: usize,
     pub steps: usize,
     /// Feature columns in the observation (the first K of feature set v1); None = as
@@ -249,7 +227,7 @@ pub struct EnvBenchRequest {
 #[derive(Clone, Debug, Serialize)]
 pub struct EnvBench {
     pub bench: &'static str,
-    pub backend: EnvBackendKind,
+    pub backend: crate::env::Backend,
     pub machine: Machine,
     /// The device that stepped the environments: the CPU, or the GPU and its API.
     pub device: String,
@@ -441,6 +419,8 @@ pub fn sum_f32(xs: &[f32]) -> f32 {
 #[derive(Clone, Debug)]
 pub struct TrainBenchRequest {
     pub device: crate::learn::DeviceChoice,
+    /// Engine stepping the environments.
+    pub backend: crate::env::Backend,
     pub envs: usize,
     pub rollout_steps: usize,
     /// Updates timed (after one untimed warm-up update).
@@ -452,7 +432,13 @@ pub struct TrainBenchRequest {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainBench {
     pub bench: &'static str,
+    /// The learner's device.
     pub device: String,
+    pub backend: crate::env::Backend,
+    /// Where the environments ran (the GPU and its API for the GPU backends), and
+    /// whether the learner stepped them in place on its device (zero-copy).
+    pub env_device: String,
+    pub zero_copy: bool,
     pub machine: Machine,
     pub threads: usize,
     pub envs: usize,
@@ -481,6 +467,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
     use crate::learn::policy::{Policy, PolicyShape};
     use crate::learn::ppo::Ppo;
     use crate::learn::run::{build_envs, pick_device};
+    use tch::Device;
     if req.envs == 0 || req.rollout_steps == 0 || req.updates == 0 {
         return Err(Error::Usage(
             "--envs, --steps and --updates must be at least 1".into(),
@@ -490,6 +477,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
     let t = &mut r.config.train;
     t.env = crate::learn::TrainEnv::Market;
     t.device = req.device;
+    t.backend = req.backend;
     t.num_envs = req.envs;
     t.rollout_steps = req.rollout_steps;
     t.validate().map_err(Error::Config)?;
@@ -519,7 +507,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
-    let mut env = build_envs(&r, Some(&cache), None)?;
+    let mut env = build_envs(&r, Some(&cache), None, device)?;
     let shape = PolicyShape {
         obs_dim: env.obs_dim(),
         n_actions: env.num_actions(),
@@ -527,6 +515,8 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         hidden: cfg.hidden,
     };
     let obs_dim = shape.obs_dim;
+    let zero_copy = env.on_device().is_some();
+    let env_device = env.describe();
     let mut ppo = Ppo::new(&cfg, env.as_mut(), Policy::new(shape, device, cfg.seed))?;
     let (mut env_s, mut inf_s, mut learn_s) = (0.0, 0.0, 0.0);
     let mut drained = Vec::new();
@@ -539,11 +529,15 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
             }
             let (e, i) = ppo.rollout(env.as_mut())?;
             let s = ppo.update(cfg.learning_rate);
-            env.drain_episodes(&mut drained);
+            env.drain_episodes(&mut drained)?;
             drained.clear();
             env_s += e;
             inf_s += i;
             learn_s += s.learn_s;
+        }
+        // The update reads its losses back, so the device is idle here; say so anyway.
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
         }
         Ok(start.elapsed().as_secs_f64())
     })?;
@@ -552,6 +546,9 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
     Ok(TrainBench {
         bench: "train",
         device: format!("{device:?}").to_lowercase(),
+        backend: req.backend,
+        env_device,
+        zero_copy,
         machine: Machine::detect(),
         threads,
         envs: req.envs,

@@ -361,22 +361,192 @@ fn market_config(extra: &[&str]) -> Resolved {
     load(None, &sets).unwrap()
 }
 
-#[test]
-fn resume_is_bit_identical_on_the_market() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = synth_cache(
-        tmp.path(),
+/// 2 synthetic symbols × 3 days of 1 m bars.
+fn small_market_cache(dir: &Path) -> std::path::PathBuf {
+    synth_cache(
+        dir,
         &["synth.symbols=2", "synth.days=3", "synth.bar=\"1m\""],
-    );
-    // Episodes truncated every 50 steps as well as ended by the close, so the resumed
-    // run crosses resets, truncation bootstraps and rolling state.
-    let r = market_config(&[
+    )
+}
+
+/// Episodes truncated every 50 steps as well as ended by the close, so a run crosses
+/// resets, truncation bootstraps and rolling state; the environments on `backend`.
+fn market_backend_config(backend: &str) -> Resolved {
+    market_config(&[
         "env.max_episode_steps=50",
         "env.start_times=[\"09:30:00\", \"12:00:00\", \"15:30:00\"]",
         "env.reward.kind=\"hybrid\"",
-    ]);
+        &format!("train.backend=\"{backend}\""),
+    ])
+}
+
+#[test]
+fn resume_is_bit_identical_on_the_market() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = small_market_cache(tmp.path());
+    let r = market_backend_config("cpu");
     assert_eq!(r.config.train.updates(), 6);
     assert_resume_is_exact(&r, Some(&cache), 3);
+}
+
+#[test]
+fn training_on_wgpu_equals_training_on_the_cpu() {
+    let test = "training_on_wgpu_equals_training_on_the_cpu";
+    if common::gpu_available(sim_train::env::gpu::GpuApi::Wgpu, test).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = small_market_cache(tmp.path());
+    let (cpu, gpu) = (tmp.path().join("cpu"), tmp.path().join("wgpu"));
+    let a = run(
+        &market_backend_config("cpu"),
+        &cpu,
+        false,
+        Some(&cache),
+        None,
+    )
+    .unwrap();
+    let b = run(
+        &market_backend_config("wgpu"),
+        &gpu,
+        false,
+        Some(&cache),
+        None,
+    )
+    .unwrap();
+    assert!(a.finished && b.finished);
+    assert_eq!(a.backend, "cpu");
+    assert!(b.backend.starts_with("wgpu: "), "{}", b.backend);
+    // The environments are bit-identical (tests/gpu_conformance.rs), so is everything the
+    // learner did with them: weights, Adam moments, carried state, every logged number.
+    let (ta, tb) = (checkpoint_tensors(&cpu), checkpoint_tensors(&gpu));
+    assert_eq!(ta.len(), tb.len());
+    for ((na, x), (nb, y)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        assert!(x.equal(y), "{na} differs between the cpu and wgpu runs");
+    }
+    assert_eq!(metrics_without_timing(&cpu), metrics_without_timing(&gpu));
+    assert_eq!(a.episodes, b.episodes);
+    assert!(a.episodes > 0);
+}
+
+#[test]
+fn resume_is_bit_identical_on_wgpu() {
+    let test = "resume_is_bit_identical_on_wgpu";
+    if common::gpu_available(sim_train::env::gpu::GpuApi::Wgpu, test).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = small_market_cache(tmp.path());
+    assert_resume_is_exact(&market_backend_config("wgpu"), Some(&cache), 3);
+}
+
+/// The learner's rollout over environments it steps in place (what runs on CUDA
+/// environments next to a CUDA learner), here over CPU tensors: the same actions,
+/// environments, statistics and updates as the host rollout, up to the rounding of
+/// libtorch's reductions (the observation statistics) against the host's loops.
+#[test]
+fn in_place_rollout_matches_the_host_rollout() {
+    use sim_train::learn::device_env::HostSteps;
+    use sim_train::learn::ppo::Ppo;
+    use sim_train::learn::run::build_envs;
+    use sim_train::learn::vec_env::VecEnv;
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = small_market_cache(tmp.path());
+    let r = market_config(&[
+        "env.max_episode_steps=20",
+        "env.start_times=[\"09:30:00\", \"15:50:00\"]",
+    ]);
+    let cfg = r.config.train.clone();
+    let make = || build_envs(&r, Some(&cache), None, Device::Cpu).unwrap();
+    let mut host = make();
+    let mut in_place: Box<dyn VecEnv> = Box::new(HostSteps::new(make()).unwrap());
+    assert!(host.on_device().is_none() && in_place.on_device().is_some());
+    let shape = PolicyShape {
+        obs_dim: host.obs_dim(),
+        n_actions: host.num_actions(),
+        encoder: cfg.encoder.clone(),
+        hidden: cfg.hidden,
+    };
+    let policy = || Policy::new(shape.clone(), Device::Cpu, cfg.seed);
+    let mut a = Ppo::new(&cfg, host.as_mut(), policy()).unwrap();
+    let mut b = Ppo::new(&cfg, in_place.as_mut(), policy()).unwrap();
+    let close = |x: f64, y: f64, what: &str| {
+        assert!(
+            (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+            "{what}: host {x}, in place {y}"
+        )
+    };
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for update in 1..=3 {
+        a.rollout(host.as_mut()).unwrap();
+        b.rollout(in_place.as_mut()).unwrap();
+        // Same actions ⇒ the environments (deterministic) wrote the same observations.
+        assert_eq!(a.next_obs, b.next_obs, "update {update}: observations");
+        assert_eq!(
+            a.next_first, b.next_first,
+            "update {update}: episode starts"
+        );
+        let (na, nb) = (a.obs_norm.as_ref().unwrap(), b.obs_norm.as_ref().unwrap());
+        for j in 0..na.dim() {
+            close(na.mean[j], nb.mean[j], "observation mean");
+            close(na.var[j], nb.var[j], "observation variance");
+        }
+        let (sa, sb) = (a.update(1e-3), b.update(1e-3));
+        close(sa.policy_loss, sb.policy_loss, "policy loss");
+        close(sa.value_loss, sb.value_loss, "value loss");
+        close(sa.entropy, sb.entropy, "entropy");
+        close(
+            sa.explained_variance,
+            sb.explained_variance,
+            "explained variance",
+        );
+        host.drain_episodes(&mut ea).unwrap();
+        in_place.drain_episodes(&mut eb).unwrap();
+    }
+    for ((n, x), (_, y)) in a
+        .policy
+        .named_parameters()
+        .iter()
+        .zip(&b.policy.named_parameters())
+    {
+        let diff = (x - y).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{n} differs by {diff}");
+    }
+    // Both kinds of episode end happened, so both bootstrap paths ran.
+    let lengths = |e: &[sim_train::learn::vec_env::EpisodeLog]| -> Vec<(u32, u64)> {
+        e.iter().map(|x| (x.length, x.reward.to_bits())).collect()
+    };
+    assert_eq!(lengths(&ea), lengths(&eb));
+    assert!(ea.iter().any(|e| e.length == 20), "no truncated episode");
+    assert!(ea.iter().any(|e| e.length < 20), "no terminated episode");
+}
+
+#[test]
+fn gpu_backends_refuse_what_they_cannot_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    sim_train()
+        .args(["train", "--env", "sanity-bandit", "--backend", "wgpu"])
+        .args(["--device", "cpu", "--run-dir", dir.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "train.backend = wgpu steps the market environments",
+        ));
+    assert!(!dir.exists(), "a refused run left its run dir");
+    // CUDA environments next to a CPU learner run (through host memory) where a driver
+    // exists; here, without one, the error says so before anything is written.
+    if sim_train::env::gpu::open_device(sim_train::env::gpu::GpuApi::Cuda).is_err() {
+        let cache = synth_cache(tmp.path(), &["synth.symbols=1", "synth.days=1"]);
+        sim_train()
+            .args(["bench", "train", "--backend", "cuda", "--device", "cpu"])
+            .args(["--envs", "8", "--steps", "4", "--updates", "1"])
+            .args(["--cache", cache.to_str().unwrap()])
+            .assert()
+            .code(6)
+            .stderr(predicate::str::contains("--backend cuda"));
+    }
 }
 
 #[test]

@@ -342,6 +342,9 @@ pub struct BenchTrainArgs {
     /// Device of the policy and learner.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: crate::learn::DeviceChoice,
+    /// Environment backend (cuda with --device cuda: zero-copy, on one GPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: crate::env::Backend,
     /// Number of environments.
     #[arg(long, default_value_t = 1024)]
     pub envs: usize,
@@ -363,7 +366,7 @@ pub struct BenchTrainArgs {
 pub struct BenchEnvArgs {
     /// Environment backend.
     #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: crate::bench::EnvBackendKind,
+    pub backend: crate::env::Backend,
     /// Number of environments stepped together.
     #[arg(long, default_value_t = 4096)]
     pub envs: usize,

@@ -444,6 +444,7 @@ pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32
         resolved,
         &crate::bench::TrainBenchRequest {
             device: a.device,
+            backend: a.backend,
             envs: a.envs,
             rollout_steps: a.steps,
             updates: a.updates,
@@ -454,10 +455,12 @@ pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         println!(
-            "bench train on {} ({} threads), device {}: {} envs × T {}, hidden {}, encoder {:?}, {} epochs × {} minibatches, obs_dim {} ({})",
+            "bench train on {} ({} threads), learner {}, environments {}{}: {} envs × T {}, hidden {}, encoder {:?}, {} epochs × {} minibatches, obs_dim {} ({})",
             r.machine.cpu,
             r.threads,
             r.device,
+            r.env_device,
+            if r.zero_copy { " (zero-copy)" } else { "" },
             r.envs,
             r.rollout_steps,
             r.hidden,

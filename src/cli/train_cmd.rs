@@ -30,6 +30,9 @@ pub struct TrainArgs {
     /// Device (default: train.device).
     #[arg(long, value_enum)]
     pub device: Option<DeviceChoice>,
+    /// Engine stepping the market environments (default: train.backend).
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::env::Backend>,
     /// Day cache of the market environments (a resume reuses the saved one by default).
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -50,10 +53,11 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
                 || !global.set.is_empty()
                 || a.env.is_some()
                 || a.device.is_some()
+                || a.backend.is_some()
                 || a.index.is_some()
             {
                 return Err(Error::Usage(format!(
-                    "--resume continues {} with its saved {RESOLVED_FILE}: drop --config, --set, --env, --device and --index (start a new run to change settings)",
+                    "--resume continues {} with its saved {RESOLVED_FILE}: drop --config, --set, --env, --device, --backend and --index (start a new run to change settings)",
                     dir.display()
                 )));
             }
@@ -78,6 +82,9 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
                     DeviceChoice::Auto => "auto",
                 };
                 sets.push(format!("train.device=\"{name}\""));
+            }
+            if let Some(b) = a.backend {
+                sets.push(format!("train.backend=\"{}\"", b.name()));
             }
             (
                 crate::config::load(global.config.as_deref(), &sets)?,

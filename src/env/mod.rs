@@ -50,7 +50,40 @@ pub use episodes::{Episode, EpisodeSource, StartTimes};
 pub use params::{ACCOUNT_FIELDS, EnvConfig, EnvParams};
 pub use reference::ReferenceEnv;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The engine that steps the environments (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// [`CpuEnvs`]: struct-of-arrays on every core (rayon).
+    #[default]
+    Cpu,
+    /// CUDA kernels (`kernels/env_step.cu`, [`gpu::cuda`]) on an NVIDIA GPU.
+    Cuda,
+    /// WGSL compute shaders (`shaders/env_step.wgsl`, [`gpu::wgpu`]) on any Vulkan, Metal
+    /// or DX12 GPU.
+    Wgpu,
+}
+
+impl Backend {
+    /// The GPU API, for the GPU backends.
+    pub fn gpu(self) -> Option<gpu::GpuApi> {
+        match self {
+            Backend::Cpu => None,
+            Backend::Cuda => Some(gpu::GpuApi::Cuda),
+            Backend::Wgpu => Some(gpu::GpuApi::Wgpu),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+}
 
 /// Why an episode ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -43,6 +43,9 @@ pub struct TrainConfig {
     pub env: TrainEnv,
     /// Device of the policy and the learner (`--device` overrides).
     pub device: DeviceChoice,
+    /// Engine stepping the market environments (`--backend` overrides): with `cuda` and a
+    /// CUDA learner the observations, rewards, flags and actions never leave the GPU.
+    pub backend: crate::env::Backend,
     /// Seed of the weights, the action sampling and the minibatch order.
     pub seed: u64,
     /// CPU threads for the environments and libtorch; 0 = every core.
@@ -113,6 +116,7 @@ impl Default for TrainConfig {
         TrainConfig {
             env: TrainEnv::Market,
             device: DeviceChoice::Auto,
+            backend: crate::env::Backend::Cpu,
             seed: 1,
             threads: 0,
             total_steps: 2_000_000,
@@ -237,6 +241,13 @@ impl TrainConfig {
         ];
         if let Some((k, v)) = nonneg.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
             return Err(format!("train.{k} = {v}: must be a non-negative number"));
+        }
+        if self.backend != crate::env::Backend::Cpu && self.env != TrainEnv::Market {
+            return Err(format!(
+                "train.backend = {} steps the market environments; train.env = {} runs on the CPU: set train.backend = \"cpu\"",
+                self.backend.name(),
+                self.env.name()
+            ));
         }
         if let (Some(f), Some(t)) = (self.from, self.to)
             && f > t

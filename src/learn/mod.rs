@@ -7,6 +7,7 @@
 //! - [`gae`]: the advantages,
 //! - [`ppo`]: rollouts and updates, one linear file,
 //! - [`vec_env`]: what the learner steps (market or sanity environments),
+//! - [`device_env`]: environments the learner steps in place on its device (zero-copy),
 //! - [`sanity`]: tasks a correct learner solves in seconds,
 //! - [`run`]: a training run (run dir, logs, progress, checkpoints, exact resume),
 //! - [`eval`]: a trained policy through the backtest engine, against baselines,
@@ -22,6 +23,8 @@
 #[cfg(feature = "torch")]
 pub mod checkpoint;
 pub mod config;
+#[cfg(feature = "torch")]
+pub mod device_env;
 pub mod eval;
 #[cfg(feature = "torch")]
 pub mod export;

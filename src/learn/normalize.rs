@@ -21,7 +21,7 @@ pub struct ObsNorm {
     pub clip: f32,
 }
 
-const EPS: f64 = 1e-8;
+pub(crate) const EPS: f64 = 1e-8;
 
 impl ObsNorm {
     pub fn new(dim: usize, clip: f32) -> ObsNorm {

@@ -147,10 +147,7 @@ impl Policy {
         let (t, b) = (size[0] as usize, size[1] as usize);
         assert_eq!(first.len(), t * b, "first flags are not T × B");
         let dev = self.device();
-        let mut x = obs.shallow_clone();
-        for (w, bias) in &self.encoder {
-            x = x.linear(w, Some(bias)).tanh();
-        }
+        let x = self.encode(obs);
         let keep0: Vec<f32> = first[..b].iter().map(|f| 1.0 - f).collect();
         let keep0 = Tensor::from_slice(&keep0).to_device(dev).unsqueeze(-1);
         let (h0, c0) = (&state.h * &keep0, &state.c * &keep0);
@@ -179,17 +176,27 @@ impl Policy {
                 .view([t as i64, b as i64, hidden]);
             (hs, None)
         };
+        (self.heads(&hs), last)
+    }
+
+    /// The observation encoder over `[.., obs_dim]`.
+    fn encode(&self, obs: &Tensor) -> Tensor {
+        let mut x = obs.shallow_clone();
+        for (w, bias) in &self.encoder {
+            x = x.linear(w, Some(bias)).tanh();
+        }
+        x
+    }
+
+    /// The actor and critic heads over LSTM outputs `[.., hidden]`.
+    fn heads(&self, hs: &Tensor) -> PolicyOut {
         let logits = hs.linear(&self.actor_w, Some(&self.actor_b));
-        let values = hs
-            .linear(&self.critic_w, Some(&self.critic_b))
-            .squeeze_dim(-1);
-        (
-            PolicyOut {
-                log_probs: logits.log_softmax(-1, Kind::Float),
-                values,
-            },
-            last,
-        )
+        PolicyOut {
+            log_probs: logits.log_softmax(-1, Kind::Float),
+            values: hs
+                .linear(&self.critic_w, Some(&self.critic_b))
+                .squeeze_dim(-1),
+        }
     }
 
     /// libtorch's LSTM over `x` (`[T, B, in]`) from `(h0, c0)` (`[B, hidden]`): the
@@ -239,14 +246,31 @@ impl Policy {
     /// One step for a batch: `obs` `[B, obs_dim]`, `first` (`B`) as in
     /// [`Policy::sequence`]; returns the outputs and the next state.
     pub fn step(&self, obs: &Tensor, first: &[f32], state: &LstmState) -> (PolicyOut, LstmState) {
-        let (out, next) = self.sequence(&obs.unsqueeze(0), first, state);
-        (
-            PolicyOut {
-                log_probs: out.log_probs.squeeze_dim(0),
-                values: out.values.squeeze_dim(0),
-            },
-            next.expect("a one-step sequence has no inner episode start"),
+        let keep: Vec<f32> = first.iter().map(|f| 1.0 - f).collect();
+        self.step_masked(
+            obs,
+            &Tensor::from_slice(&keep).to_device(self.device()),
+            state,
         )
+    }
+
+    /// [`Policy::step`] with the episode starts on the device: `keep` (`[B]` f32) is 0.0
+    /// where an episode begins (the state is zeroed), 1.0 elsewhere.
+    pub fn step_masked(
+        &self,
+        obs: &Tensor,
+        keep: &Tensor,
+        state: &LstmState,
+    ) -> (PolicyOut, LstmState) {
+        let keep = keep.unsqueeze(-1);
+        let (h0, c0) = (&state.h * &keep, &state.c * &keep);
+        let (hs, h, c) = self.fused_lstm(&self.encode(&obs.unsqueeze(0)), &h0, &c0);
+        let out = self.heads(&hs.squeeze_dim(0));
+        let next = LstmState {
+            h: h.squeeze_dim(0),
+            c: c.squeeze_dim(0),
+        };
+        (out, next)
     }
 }
 

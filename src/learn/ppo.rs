@@ -22,6 +22,7 @@
 //! the observation statistics, the carried LSTM state and the environments resumes exactly.
 
 use super::config::TrainConfig;
+use super::device_env::{self, DeviceNorm, DeviceSteps};
 use super::gae::{GaeInput, gae};
 use super::network::sample;
 use super::normalize::ObsNorm;
@@ -165,6 +166,20 @@ pub struct Ppo {
     pub obs_norm: Option<ObsNorm>,
     /// The current step's observations as the policy reads them (normalized).
     step_obs: Vec<f32>,
+    /// The latest rollout's observations, actions and log-probabilities when it ran in
+    /// place on the device ([`Ppo::rollout`] on [`DeviceSteps`]); `None` after a host
+    /// rollout (they are in `obs`, `actions`, `logp`).
+    on_device: Option<DeviceRollout>,
+}
+
+/// What an in-place rollout leaves on the device for the update.
+struct DeviceRollout {
+    /// `[T, N, obs_dim]` f32, normalized as the policy read them.
+    obs: Tensor,
+    /// `[T, N]` i64.
+    actions: Tensor,
+    /// `[T, N]` f32.
+    logp: Tensor,
 }
 
 impl Ppo {
@@ -183,7 +198,8 @@ impl Ppo {
             n,
             obs_dim: d,
             n_actions: a,
-            obs: vec![0.0; t * n * d],
+            // Sized by the first host rollout (an in-place rollout keeps them on the device).
+            obs: Vec::new(),
             first: vec![0.0; t * n],
             actions: vec![0; t * n],
             logp: vec![0.0; t * n],
@@ -200,6 +216,7 @@ impl Ppo {
             step_logp: vec![0.0; n * a],
             obs_norm: cfg.norm_obs.then(|| ObsNorm::new(d, cfg.obs_clip as f32)),
             step_obs: vec![0.0; n * d],
+            on_device: None,
             policy,
         })
     }
@@ -214,12 +231,18 @@ impl Ppo {
             .to_device(self.device())
     }
 
-    /// Collects one rollout; returns (env seconds, inference seconds).
+    /// Collects one rollout; returns (env seconds, inference seconds). Environments that
+    /// live on the learner's device ([`VecEnv::on_device`]) are stepped in place.
     pub fn rollout(&mut self, env: &mut dyn VecEnv) -> Result<(f64, f64)> {
+        if let Some(steps) = env.on_device() {
+            return self.rollout_in_place(steps);
+        }
         let (n, d, a) = (self.n, self.obs_dim, self.n_actions);
         let bptt = self.cfg.bptt_len();
         let (mut env_s, mut inf_s) = (0.0, 0.0);
         self.chunk_states.clear();
+        self.on_device = None;
+        self.obs.resize(self.cfg.rollout_steps * n * d, 0.0);
         for t in 0..self.cfg.rollout_steps {
             let clock = Instant::now();
             if t % bptt == 0 {
@@ -304,6 +327,128 @@ impl Ppo {
         Ok((env_s, inf_s))
     }
 
+    /// [`Ppo::rollout`] with the environments' buffers on the device ([`DeviceSteps`]):
+    /// the same steps as the host rollout (the same uniform draws from the trainer's RNG,
+    /// inverse-CDF sampling, observation statistics, truncation bootstrap), as tensor ops
+    /// that never copy observations, actions or rewards through host memory. What the
+    /// update and the checkpoints read on the host (rewards, values, flags, the carried
+    /// observations and statistics) comes down once, at the end. One host synchronization
+    /// per step remains: whether any episode was truncated (rare), which decides whether
+    /// the bootstrap values are computed.
+    fn rollout_in_place(&mut self, envs: &mut dyn DeviceSteps) -> Result<(f64, f64)> {
+        let (n, d) = (self.n as i64, self.obs_dim as i64);
+        let t_len = self.cfg.rollout_steps;
+        let bptt = self.cfg.bptt_len();
+        let dev = self.device();
+        let clock = Instant::now();
+        self.chunk_states.clear();
+        let mut norm = self.obs_norm.as_ref().map(|o| DeviceNorm::upload(o, dev));
+        // The host rollout draws u for step t, env i in this order.
+        let u: Vec<f32> = (0..t_len * self.n).map(|_| self.rng.random()).collect();
+        let u = Tensor::from_slice(&u)
+            .view([t_len as i64, n])
+            .to_device(dev);
+        let f32_tn = || Tensor::zeros([t_len as i64, n], (Kind::Float, dev));
+        let store = DeviceRollout {
+            obs: Tensor::zeros([t_len as i64, n, d], (Kind::Float, dev)),
+            actions: Tensor::zeros([t_len as i64, n], (Kind::Int64, dev)),
+            logp: f32_tn(),
+        };
+        let (values, rewards, final_values, first_s) = (f32_tn(), f32_tn(), f32_tn(), f32_tn());
+        let flags = Tensor::zeros([t_len as i64, n], (Kind::Int, dev));
+        let mut first = Tensor::from_slice(&self.next_first).to_device(dev);
+        let views = envs.views();
+        // The carried observations (a resumed run's come from its checkpoint).
+        views.obs.shallow_clone().copy_(
+            &Tensor::from_slice(&self.next_obs)
+                .view([n, d])
+                .to_device(dev),
+        );
+        let mut env_s = 0.0;
+        for t in 0..t_len {
+            let ti = t as i64;
+            if t % bptt == 0 {
+                self.chunk_states.push(self.state.copy());
+            }
+            let views = envs.views();
+            let x = match &mut norm {
+                Some(nm) => {
+                    nm.update(&views.obs);
+                    nm.normalize(&views.obs)
+                }
+                None => views.obs.copy(),
+            };
+            let keep = first.ones_like() - &first;
+            let (out, next_state) =
+                tch::no_grad(|| self.policy.step_masked(&x, &keep, &self.state));
+            let pick = device_env::sample(&out.log_probs, &u.get(ti));
+            store.obs.get(ti).copy_(&x);
+            store.actions.get(ti).copy_(&pick);
+            store.logp.get(ti).copy_(
+                &out.log_probs
+                    .gather(-1, &pick.unsqueeze(-1), false)
+                    .squeeze_dim(-1),
+            );
+            values.get(ti).copy_(&out.values);
+            first_s.get(ti).copy_(&first);
+            views
+                .actions
+                .shallow_clone()
+                .copy_(&pick.to_kind(Kind::Uint8));
+            let step_clock = Instant::now();
+            envs.step_in_place()?;
+            env_s += step_clock.elapsed().as_secs_f64();
+            let views = envs.views();
+            let f = views.flags.shallow_clone();
+            rewards.get(ti).copy_(&views.rewards);
+            flags.get(ti).copy_(&f);
+            let cut = f.bitwise_and(3).eq(2); // truncated, not terminated
+            if cut.any().int64_value(&[]) != 0 {
+                let idx = cut.nonzero().squeeze_dim(-1);
+                let last = views.final_obs.index_select(0, &idx);
+                let last = match &norm {
+                    Some(nm) => nm.normalize(&last),
+                    None => last,
+                };
+                let keep_all = Tensor::ones([idx.size()[0]], (Kind::Float, dev));
+                let (v, _) = tch::no_grad(|| {
+                    self.policy
+                        .step_masked(&last, &keep_all, &next_state.select(&idx))
+                });
+                let _ = final_values.get(ti).index_copy_(0, &idx, &v.values);
+            }
+            first = f.ne(0).to_kind(Kind::Float);
+            self.state = next_state;
+        }
+        // Down once: what GAE, the logs and the checkpoints read on the host.
+        let tn = t_len * self.n;
+        let host_f32 = |x: &Tensor, dst: &mut Vec<f32>| {
+            let len = dst.len();
+            x.to_device(Device::Cpu).view([-1]).copy_data(dst, len)
+        };
+        host_f32(&values, &mut self.values);
+        host_f32(&rewards, &mut self.rewards);
+        host_f32(&final_values, &mut self.final_values);
+        host_f32(&first_s, &mut self.first);
+        let mut fl = vec![0i32; tn];
+        flags
+            .to_device(Device::Cpu)
+            .view([-1])
+            .copy_data(&mut fl, tn);
+        for (k, f) in fl.iter().enumerate() {
+            self.terminated[k] = (f & 1) as u8;
+            self.truncated[k] = (f >> 1 & 1) as u8;
+        }
+        host_f32(&envs.views().obs, &mut self.next_obs);
+        host_f32(&first, &mut self.next_first);
+        if let (Some(nm), Some(host)) = (&norm, &mut self.obs_norm) {
+            nm.download(host);
+        }
+        self.on_device = Some(store);
+        let total = clock.elapsed().as_secs_f64();
+        Ok((env_s, total - env_s))
+    }
+
     /// `step_obs` ← the current observations as the policy reads them.
     fn normalize_next_obs(&mut self) {
         match &self.obs_norm {
@@ -350,11 +495,20 @@ impl Ppo {
         });
 
         let (t, ni) = (t_len as i64, n as i64);
-        let obs = self.tensor(&self.obs, &[t, ni, d as i64]);
-        let actions = Tensor::from_slice(&self.actions)
-            .view([t, ni])
-            .to_device(dev);
-        let old_logp = self.tensor(&self.logp, &[t, ni]);
+        let (obs, actions, old_logp) = match &self.on_device {
+            Some(r) => (
+                r.obs.shallow_clone(),
+                r.actions.shallow_clone(),
+                r.logp.shallow_clone(),
+            ),
+            None => (
+                self.tensor(&self.obs, &[t, ni, d as i64]),
+                Tensor::from_slice(&self.actions)
+                    .view([t, ni])
+                    .to_device(dev),
+                self.tensor(&self.logp, &[t, ni]),
+            ),
+        };
         let old_values = self.tensor(&self.values, &[t, ni]);
         let advantages = self.tensor(&g.advantages, &[t, ni]);
         let returns = self.tensor(&g.returns, &[t, ni]);

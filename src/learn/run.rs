@@ -19,6 +19,7 @@ use super::sanity::{Bandit, Memory};
 use super::vec_env::{EpisodeLog, MarketEnvs, VecEnv};
 use crate::cache::catalog::{sync_dir, write_atomic};
 use crate::config::{RESOLVED_FILE, Resolved};
+use crate::env::gpu::{GpuApi, GpuEnvs};
 use crate::env::{CpuEnvs, DaySelection, EnvParams, StartTimes, load_days};
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,9 @@ pub struct Summary {
     pub version: String,
     pub env: String,
     pub device: String,
+    /// Where the environments ran (`train.backend`; "cpu", or the GPU and its API).
+    #[serde(default)]
+    pub backend: String,
     pub run_dir: PathBuf,
     pub cache: Option<PathBuf>,
     pub index: Option<PathBuf>,
@@ -173,11 +177,14 @@ fn device_name(d: Device) -> String {
 /// Builds the environments a config asks for. Market episodes come from the scanner
 /// index's curriculum sampler when `index` is given (days loaded in the background from
 /// the index's cache, or `cache`), else from `env.start_times` over the days of `cache`
-/// that `train.symbols` / `from` / `to` select (loaded up front).
+/// that `train.symbols` / `from` / `to` select (loaded up front). They run on
+/// `train.backend`; CUDA environments next to a learner on `device` = CUDA share their
+/// buffers with it ([`MarketEnvs::share_with`]).
 pub fn build_envs(
     resolved: &Resolved,
     cache: Option<&Path>,
     index: Option<&Path>,
+    device: Device,
 ) -> Result<Box<dyn VecEnv>> {
     let t = &resolved.config.train;
     Ok(match t.env {
@@ -200,8 +207,7 @@ pub fn build_envs(
                 };
                 let sampler = crate::scan::Sampler::new(idx, s, sel)?
                     .with_preloader(params.clone(), &resolved.config.preload)?;
-                let envs = CpuEnvs::new(params, t.num_envs, Box::new(sampler))?;
-                return Ok(Box::new(MarketEnvs::new(envs, &[], &cache)));
+                return market_envs(t, params, Box::new(sampler), &[], &cache, device);
             }
             let cache = cache.ok_or_else(|| {
                 Error::Usage(
@@ -220,10 +226,30 @@ pub fn build_envs(
                 .map(|s| crate::env::params::parse_hms(s).map_err(Error::Config))
                 .collect::<Result<Vec<u32>>>()?;
             let source = StartTimes::new(&days, &starts, env_cfg.seed)?;
-            let envs = CpuEnvs::new(params, t.num_envs, Box::new(source))?;
-            Box::new(MarketEnvs::new(envs, &days, cache))
+            return market_envs(t, params, Box::new(source), &days, cache, device);
         }
     })
+}
+
+/// The market environments on `train.backend`.
+fn market_envs(
+    t: &super::TrainConfig,
+    params: std::sync::Arc<EnvParams>,
+    source: Box<dyn crate::env::EpisodeSource>,
+    days: &[std::sync::Arc<crate::env::DayData>],
+    cache: &Path,
+    device: Device,
+) -> Result<Box<dyn VecEnv>> {
+    let Some(api) = t.backend.gpu() else {
+        let envs = CpuEnvs::new(params, t.num_envs, source)?;
+        return Ok(Box::new(MarketEnvs::new(envs, days, cache)));
+    };
+    let envs = GpuEnvs::new(api, params, t.num_envs, source, Default::default())?;
+    let mut envs = MarketEnvs::gpu(envs, days, cache);
+    if api == GpuApi::Cuda && device.is_cuda() {
+        envs.share_with(device)?;
+    }
+    Ok(Box::new(envs))
 }
 
 /// Hash of the config's values (not of where they came from: a resume reads them back
@@ -272,7 +298,7 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
 
     // Data errors come before the run dir is created.
-    let mut env = build_envs(resolved, cache.as_deref(), index.as_deref())?;
+    let mut env = build_envs(resolved, cache.as_deref(), index.as_deref(), device)?;
     if ckpt.is_none() {
         prepare_new_run_dir(dir)?;
     }
@@ -354,7 +380,7 @@ fn run_updates(
     let mut episodes = Vec::new();
     let mut last_ckpt = None;
     let mut done_here = 0u64;
-    let checkpoint = |ppo: &Ppo, env: &dyn VecEnv, at: &Counters| {
+    let checkpoint = |ppo: &Ppo, env: &mut dyn VecEnv, at: &Counters| {
         save_checkpoint(dir, ppo, env, at, &hash, &data, cfg.keep_checkpoints)
     };
     while at.update < updates {
@@ -372,7 +398,7 @@ fn run_updates(
         at.global_step += cfg.batch_steps();
         steps_here += cfg.batch_steps();
         episodes.clear();
-        env.drain_episodes(&mut episodes);
+        env.drain_episodes(&mut episodes)?;
         at.episodes += episodes.len() as u64;
         let secs = clock.elapsed().as_secs_f64();
         env_s += stats.env_s;
@@ -431,6 +457,7 @@ fn run_updates(
         version: env!("CARGO_PKG_VERSION").into(),
         env: cfg.env.name().into(),
         device: device_name(device),
+        backend: env.describe(),
         run_dir: dir.clone(),
         cache: data.cache.clone(),
         index: data.index.clone(),
@@ -672,7 +699,7 @@ fn check_compatible(s: &CkptState, resolved: &Resolved) -> Result<()> {
 fn save_checkpoint(
     dir: &Path,
     ppo: &Ppo,
-    env: &dyn VecEnv,
+    env: &mut dyn VecEnv,
     at: &Counters,
     hash: &str,
     data: &DataPaths,
@@ -706,7 +733,7 @@ fn save_checkpoint(
         let tp = tmp.join("tensors.ot");
         Tensor::save_multi(&named, &tp)
             .map_err(|e| Error::io(&tp, std::io::Error::other(e.to_string())))?;
-        write_file_synced(&tmp.join("envs.bin"), &env.save_state())?;
+        write_file_synced(&tmp.join("envs.bin"), &env.save_state()?)?;
         let state = CkptState {
             version: env!("CARGO_PKG_VERSION").into(),
             config_hash: hash.into(),

@@ -75,11 +75,12 @@ impl VecEnv for Bandit {
     fn final_obs(&self) -> &[f32] {
         &self.final_obs
     }
-    fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>) {
+    fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>) -> Result<()> {
         into.append(&mut self.episodes);
+        Ok(())
     }
-    fn save_state(&self) -> Vec<u8> {
-        Vec::new()
+    fn save_state(&mut self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
     }
     fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
         if !bytes.is_empty() {
@@ -175,10 +176,11 @@ impl VecEnv for Memory {
     fn final_obs(&self) -> &[f32] {
         &self.final_obs
     }
-    fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>) {
+    fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>) -> Result<()> {
         into.append(&mut self.episodes);
+        Ok(())
     }
-    fn save_state(&self) -> Vec<u8> {
+    fn save_state(&mut self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(16 + self.n * 9);
         out.extend_from_slice(&(self.n as u64).to_le_bytes());
         out.extend_from_slice(&self.rng.get_word_pos().to_le_bytes());
@@ -189,7 +191,7 @@ impl VecEnv for Memory {
         for r in &self.reward_sum {
             out.extend_from_slice(&r.to_le_bytes());
         }
-        out
+        Ok(out)
     }
     fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
         let n = read_u64(bytes, 0, "memory task")? as usize;

@@ -3,16 +3,22 @@
 //! loaded dynamically: the binary builds and starts without CUDA).
 //!
 //! # Ordering
-//! Every copy and every launch goes to **one stream**, in submission order, so a kernel
-//! sees every earlier upload and a read sees every earlier step. Host→device copies are
-//! asynchronous (`cuMemcpyHtoDAsync`: from pageable memory the driver stages the bytes
-//! before it returns, so the caller's buffer may be dropped at once); a read waits for the
-//! stream, and so for all work submitted before it. [`super::GpuEnvs`] uploads days and
-//! queue entries only between steps, never while a step could read them. The context's
-//! cross-stream event tracking is turned off: with one stream it only costs time. Work
-//! that another library (a learner on the GPU) issues on its own stream must be ordered
-//! against [`CudaDevice::stream`] by the caller (e.g. synchronize it, or wait on an
-//! event recorded on it), before reading [`CudaDevice::device_ptr`] buffers.
+//! Every copy and every launch goes to **one stream**, the primary context's legacy
+//! default stream, in submission order, so a kernel sees every earlier upload and a read
+//! sees every earlier step. It is also libtorch's current stream (tch never sets another),
+//! so a learner on the same GPU that reads and writes the buffers in place
+//! ([`CudaDevice::device_ptr`], `crate::learn::device_env`) is ordered with the steps
+//! without any synchronization. A read waits for the stream, and so for all work submitted
+//! before it. [`super::GpuEnvs`] uploads days and queue entries only between steps, never
+//! while a step could read them. The context's cross-stream event tracking is turned off:
+//! with one stream it only costs time.
+//!
+//! # Uploads
+//! Small copies (queue entries, the step counter) go straight from pageable memory
+//! (`cuMemcpyHtoDAsync` stages them before it returns). Large ones (days going into their
+//! slots) go through two pinned staging buffers of [`STAGING_BYTES`] in turn: the next
+//! chunk is written into one while the other's copy runs, and a buffer is refilled only
+//! after the event recorded behind its previous copy has passed (double buffering).
 //!
 //! # Bit-exact arithmetic
 //! The kernels compile with [`NVRTC_OPTIONS`]: no multiply-add contraction
@@ -32,12 +38,18 @@ use super::layout;
 use super::{BLOCK, Buf, Capacity, Device, Entry, N_BUFS};
 use crate::error::{Error, Result};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+    CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
+    PinnedHostSlice, PushKernelArg,
 };
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 use std::sync::{Arc, Mutex, OnceLock};
 
 const SOURCE: &str = include_str!("../../../kernels/env_step.cu");
+
+/// Bytes of each pinned staging buffer for large uploads.
+pub const STAGING_BYTES: usize = 8 << 20;
+/// Uploads of at least this many bytes go through the staging buffers.
+const STAGED_FROM: usize = 64 << 10;
 const SOURCE_NAME: &str = "kernels/env_step.cu";
 
 /// The options NVRTC compiles the kernels with (plus `--gpu-architecture=<arch>` when an
@@ -264,6 +276,10 @@ fn driver_version() -> Option<String> {
 pub struct CudaDevice {
     /// Dropped first: the allocations are freed on the stream before it goes.
     bufs: Vec<CudaSlice<u8>>,
+    /// Pinned staging buffers for large uploads, each with the event behind its latest
+    /// copy (allocated on the first large upload).
+    staging: Vec<(PinnedHostSlice<u8>, CudaEvent)>,
+    next_staging: usize,
     groups: u32,
     /// `reset_all`, `observe`, `step` (they hold the module).
     funcs: [CudaFunction; 3],
@@ -295,9 +311,8 @@ impl CudaDevice {
             ));
         }
         let ctx = CudaContext::new(0).map_err(|e| dev_err("creating the context", e))?;
-        let stream = ctx
-            .new_stream()
-            .map_err(|e| dev_err("creating the stream", e))?;
+        // The legacy default stream: libtorch's too (module docs).
+        let stream = ctx.default_stream();
         // SAFETY: one stream does all the work (module docs), so no allocation needs the
         // events that order uses across streams.
         unsafe { ctx.disable_event_tracking() };
@@ -333,6 +348,8 @@ impl CudaDevice {
         ];
         Ok(CudaDevice {
             bufs: Vec::new(),
+            staging: Vec::new(),
+            next_staging: 0,
             groups: 0,
             funcs,
             stream,
@@ -347,18 +364,51 @@ impl CudaDevice {
         &self.stream
     }
 
-    /// The device address of `buf` (e.g. [`Buf::Obs`], [`Buf::Rewards`], [`Buf::Flags`],
-    /// [`Buf::Actions`], for a learner reading or writing them in place); 0 before
-    /// [`Device::alloc`]. Valid while this device lives; order accesses against
-    /// [`CudaDevice::stream`].
-    pub fn device_ptr(&self, buf: Buf) -> u64 {
-        match self.bufs.get(buf as usize) {
-            Some(s) => {
-                let (ptr, _sync) = s.device_ptr(&self.stream);
-                ptr
+    /// Copies `bytes` to `buf` at byte `start` through the pinned staging buffers, chunk
+    /// by chunk, alternating between them (module docs: Uploads).
+    fn write_staged(&mut self, buf: Buf, start: usize, bytes: &[u8]) -> Result<()> {
+        if self.staging.is_empty() {
+            for _ in 0..2 {
+                // SAFETY: the buffer is written before any copy reads it.
+                let host = unsafe { self.ctx.alloc_pinned::<u8>(STAGING_BYTES) }
+                    .map_err(|e| dev_err("allocating pinned staging memory", e))?;
+                let event = self
+                    .ctx
+                    .new_event(None)
+                    .map_err(|e| dev_err("creating an event", e))?;
+                self.staging.push((host, event));
             }
-            None => 0,
         }
+        let (base, _sync) = self.bufs[buf as usize].device_ptr(&self.stream);
+        let mut done = 0;
+        for chunk in bytes.chunks(STAGING_BYTES) {
+            let (host, event) = &mut self.staging[self.next_staging];
+            self.next_staging = (self.next_staging + 1) % 2;
+            // The copy that last read this buffer has finished.
+            event
+                .synchronize()
+                .map_err(|e| dev_err("waiting for a staged copy", e))?;
+            let host = host
+                .as_mut_slice()
+                .map_err(|e| dev_err("pinned staging memory", e))?;
+            host[..chunk.len()].copy_from_slice(chunk);
+            let dst = base + (start + done) as u64;
+            // SAFETY: `dst .. dst + chunk.len()` lies inside the buffer (`buf_range` checked
+            // the whole write); the pinned source stays untouched until `event` passes.
+            unsafe {
+                cudarc::driver::result::memcpy_htod_async(
+                    dst,
+                    &host[..chunk.len()],
+                    self.stream.cu_stream(),
+                )
+            }
+            .map_err(|e| dev_err(&format!("copy to {buf:?}"), e))?;
+            event
+                .record(&self.stream)
+                .map_err(|e| dev_err("recording an event", e))?;
+            done += chunk.len();
+        }
+        Ok(())
     }
 
     fn buf_range(&self, buf: Buf, offset: u64, len: usize) -> Result<std::ops::Range<usize>> {
@@ -418,6 +468,9 @@ impl Device for CudaDevice {
             return Ok(());
         }
         let r = self.buf_range(buf, offset, bytes.len())?;
+        if bytes.len() >= STAGED_FROM {
+            return self.write_staged(buf, r.start, bytes);
+        }
         let mut dst = self.bufs[buf as usize].slice_mut(r);
         self.stream
             .memcpy_htod(bytes, &mut dst)
@@ -466,5 +519,12 @@ impl Device for CudaDevice {
         self.stream
             .synchronize()
             .map_err(|e| dev_err("running the step kernels", e))
+    }
+
+    fn device_ptr(&self, buf: Buf) -> Option<u64> {
+        self.bufs.get(buf as usize).map(|s| {
+            let (ptr, _sync) = s.device_ptr(&self.stream);
+            ptr
+        })
     }
 }
