@@ -20,8 +20,10 @@
 //! `device` names the GPU and its API.
 //!
 //! `bench train`: PPO-LSTM updates (`[train]` sizes, the request's envs and T) on the
-//! market environments over cached or synthetic days, one warm-up update then the timed
-//! ones: `train_steps_per_s` end to end and the env / inference / learn seconds per update.
+//! market environments of a backend over cached or synthetic days, one warm-up update then
+//! the timed ones: `train_steps_per_s` end to end and the env / inference / learn seconds
+//! per update; `zero_copy` says whether the learner stepped CUDA environments in place
+//! (`--device cuda --backend cuda`). The time ends when the device has finished.
 
 use crate::bars::BarSize;
 use crate::build::{BuildRequest, build_cache};

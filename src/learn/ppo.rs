@@ -334,7 +334,9 @@ impl Ppo {
     /// update and the checkpoints read on the host (rewards, values, flags, the carried
     /// observations and statistics) comes down once, at the end. One host synchronization
     /// per step remains: whether any episode was truncated (rare), which decides whether
-    /// the bootstrap values are computed.
+    /// the bootstrap values are computed. On a GPU, work runs asynchronously, so the env
+    /// seconds returned are those spent submitting steps (and topping queues up); the
+    /// total is exact, as the downloads at the end wait for everything.
     fn rollout_in_place(&mut self, envs: &mut dyn DeviceSteps) -> Result<(f64, f64)> {
         let (n, d) = (self.n as i64, self.obs_dim as i64);
         let t_len = self.cfg.rollout_steps;
