@@ -13,9 +13,9 @@
 //! Every number is computed with the same operations in the same order as
 //! [`super::reference::ReferenceEnv`], which the tests check bit for bit.
 
-use super::day::DayData;
+use super::day::{BarRec, DayData};
 use super::episodes::EpisodeSource;
-use super::exec::{self, Ledger};
+use super::exec::{self, Ledger, select};
 use super::params::EnvParams;
 use super::{EndReason, EpisodeStats, StepOut};
 use crate::error::{Error, Result};
@@ -72,6 +72,13 @@ macro_rules! soa {
         }
 
         impl<'a> $view<'a> {
+            /// Whether every field holds `n` environments (checked once per block, this
+            /// lets the compiler drop the per-field bounds checks).
+            #[inline(always)]
+            fn holds(&self, n: usize) -> bool {
+                true $(&& self.$f.len() == n)*
+            }
+
             fn split_at(self, mid: usize) -> (Self, Self) {
                 $(let $f = self.$f.split_at_mut(mid);)*
                 ($view { $($f: $f.0,)* }, $view { $($f: $f.1,)* })
@@ -121,6 +128,25 @@ pub(crate) const REASONS: [EndReason; 3] = [
     EndReason::LossLimit,
     EndReason::MaxSteps,
 ];
+
+/// Prefetches the lines of bar `r`'s record and feature row (addresses past the end of
+/// the day are harmless: a prefetch never faults).
+#[inline(always)]
+fn prefetch_row(day: &DayData, r: usize) {
+    // A 48-byte record straddles two lines at every other row: ask for both.
+    let bar = day.bars.as_ptr().wrapping_add(r);
+    prefetch(bar);
+    prefetch((bar as *const u8).wrapping_add(std::mem::size_of::<BarRec>() - 1));
+    // The feature row: one prefetch per 64 bytes from its start, and its last value (a
+    // 76-byte row can touch three lines).
+    let row = day.features.as_ptr().wrapping_add(r * day.k);
+    let mut at = 0;
+    while at < day.k {
+        prefetch(row.wrapping_add(at));
+        at += 16;
+    }
+    prefetch(row.wrapping_add(day.k.saturating_sub(1)));
+}
 
 /// Fewest environments per parallel task.
 const MIN_CHUNK: usize = 128;
@@ -539,7 +565,7 @@ pub(crate) fn check_day(p: &EnvParams, day: &DayData) -> Result<()> {
 
 /// Writes the observation of bar `row` for an account (see [`exec::account_obs`]).
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn write_obs(
     p: &EnvParams,
     day: &DayData,
@@ -647,12 +673,11 @@ fn run_parallel(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize, grain: usize) {
 
 /// Pass 1 for one chunk, in blocks of [`BLOCK`] environments.
 fn step_chunk(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
-    let n = c.days.len();
-    let mut lo = 0;
-    while lo < n {
-        let hi = (lo + BLOCK).min(n);
-        step_block(p, &mut c, lo, hi, d, w);
-        lo = hi;
+    while c.len() > 0 {
+        let m = c.len().min(BLOCK);
+        let (block, rest) = c.split(m, d, w);
+        step_block(p, block, d, w);
+        c = rest;
     }
 }
 
@@ -667,81 +692,83 @@ const BLOCK: usize = 64;
 /// - phase 2: whether and how much a working order fills at `t+1`, and its costs;
 /// - phase 3: the books, borrow, mark and episode end;
 /// - phase 4: the reward; phase 5: the observation.
-fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, w: usize) {
-    let s = &mut c.state;
+fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
+    let n = c.len();
+    // One check of every length up front (a bug, never user input, could fail it) lets
+    // the compiler drop the bounds check of each field access below.
+    assert!(
+        n <= BLOCK
+            && c.state.holds(n)
+            && c.actions.len() == n
+            && c.ring.len() == n * w
+            && c.obs.len() == n * d
+            && c.rewards.len() == n
+            && c.terminated.len() == n
+            && c.truncated.len() == n
+    );
+    let s = c.state;
     let wts = &p.weights;
     let mut fill_shares = [0i64; BLOCK];
     let mut fill_price = [0f64; BLOCK];
     let mut fill_costs = [exec::Costs::default(); BLOCK];
 
     // 1. Decision at t's close.
-    for i in lo..hi {
+    for i in 0..n {
         let day = &*c.days[i];
         let t = s.row[i] as usize;
         let bar_t = &day.bars[t];
         // Thousands of environments read a bar and a feature row each, from as many days:
-        // streams no hardware prefetcher follows. Ask for bar t+1's lines now; phase 2
-        // and 3 read them after the whole block's decisions.
-        prefetch(day.bars.as_ptr().wrapping_add(t + 1));
-        let row = day.features.as_ptr().wrapping_add((t + 1) * day.k);
-        prefetch(row);
-        prefetch(row.wrapping_add(day.k.saturating_sub(1)));
+        // streams no hardware prefetcher follows. Ask for bar t+1's lines now (phases 2
+        // and 3 read them after the whole block's decisions), and for bar t+2's, which
+        // the next step reads: a page walk under nested paging outlasts one block.
+        prefetch_row(day, t + 1);
+        prefetch_row(day, t + 2);
         let position = s.position[i];
-        let pend_left = s.pend_left[i];
-        let current = if pend_left != 0 {
-            s.pend_target[i]
-        } else {
-            position
-        };
+        let (pend_left, pend_target) = (s.pend_left[i], s.pend_target[i]);
+        let pending = pend_left != 0;
+        let current = select(pending, pend_target, position);
         let target = exec::decide_target(p, p.actions[c.actions[i] as usize], bar_t.close, current);
-        if !(pend_left != 0 && s.pend_target[i] == target) {
-            if target != position {
-                s.pend_target[i] = target;
-                s.pend_left[i] = target - position;
-                s.pend_arrival[i] = bar_t.ts_ms + day.bar_ms + p.latency_ms;
-            } else {
-                s.pend_left[i] = 0;
-            }
-        }
+        // Keep the working order, send a new one, or cancel it: selected, not branched
+        // (what the agent decides is a coin flip to the branch predictor).
+        let keep = pending & (pend_target == target);
+        let send = !keep & (target != position);
+        s.pend_target[i] = select(send, target, pend_target);
+        s.pend_left[i] = select(keep, pend_left, select(send, target - position, 0));
+        s.pend_arrival[i] = select(
+            send,
+            bar_t.ts_ms + day.bar_ms + p.latency_ms,
+            s.pend_arrival[i],
+        );
     }
 
     // 2. Fills at t+1: rejection, participation cap, reference price and costs.
-    for i in lo..hi {
-        let b = i - lo;
-        fill_shares[b] = 0;
+    // Every environment's costs are computed, whether its order fills or not: cheaper
+    // than a mispredicted branch on half of them.
+    for i in 0..n {
+        let b = i;
         let pend_left = s.pend_left[i];
-        if pend_left == 0 {
-            continue;
-        }
+        let arrival = s.pend_arrival[i];
         let day = &*c.days[i];
         let bar_f = &day.bars[s.row[i] as usize + 1];
-        if bar_f.ts_ms < s.pend_arrival[i] {
-            continue;
-        }
-        if bar_f.halted() || day.in_halt(s.pend_arrival[i]) {
-            s.pend_left[i] = 0;
-            s.rejected[i] += 1;
-            continue;
-        }
+        let arrived = (pend_left != 0) & (bar_f.ts_ms >= arrival);
+        let rejected = arrived & (bar_f.halted() || day.in_halt(arrival));
         let q = pend_left.abs().min(exec::participation_cap(p, bar_f));
-        if q > 0 {
-            let shares = q * pend_left.signum();
-            let (price, half) = exec::open_basis(p, bar_f);
-            fill_shares[b] = shares;
-            fill_price[b] = price;
-            fill_costs[b] = exec::fill_costs(p, q as f64, price, half, bar_f);
-            s.pend_left[i] = pend_left - shares;
-        }
-        if !p.carry_remainder {
-            s.pend_left[i] = 0;
-        }
+        let fills = arrived & !rejected & (q > 0);
+        let shares = select(fills, q * pend_left.signum(), 0);
+        let (price, half) = exec::open_basis(p, bar_f);
+        fill_shares[b] = shares;
+        fill_price[b] = price;
+        fill_costs[b] = exec::fill_costs(p, q as f64, price, half, bar_f);
+        let left = select(p.carry_remainder & !rejected, pend_left - shares, 0);
+        s.pend_left[i] = select(arrived, left, pend_left);
+        s.rejected[i] += rejected as u32;
     }
 
     // 3. Books, borrow, mark, episode end (with the forced exit).
     let mut equity_b = [0f64; BLOCK];
     let mut traded_b = [0f64; BLOCK];
-    for i in lo..hi {
-        let b = i - lo;
+    for i in 0..n {
+        let b = i;
         let day = &*c.days[i];
         let t = s.row[i] as usize;
         let f = t + 1;
@@ -756,12 +783,10 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
             fills: s.fills[i],
         };
         let e0 = s.equity0[i];
-        let mut traded = 0.0;
         let shares = fill_shares[b];
-        if shares != 0 {
-            l.book_costed(shares, fill_price[b], fill_costs[b], bar_f.ts_ms);
-            traded += shares.abs() as f64 * fill_price[b];
-        }
+        let filled = shares != 0;
+        l.book_if(filled, shares, fill_price[b], fill_costs[b], bar_f.ts_ms);
+        let mut traded = select(filled, shares.abs() as f64 * fill_price[b], 0.0);
         l.borrow(p, bar_f.close, bar_f.ts_ms - day.bars[t].ts_ms);
         let steps = s.steps[i] + 1;
         let mut equity = l.equity(bar_f.close);
@@ -799,8 +824,8 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
     }
 
     // 4. Reward.
-    for i in lo..hi {
-        let b = i - lo;
+    for i in 0..n {
+        let b = i;
         let (equity, traded, steps) = (equity_b[b], traded_b[b], s.steps[i]);
         let (pnl, dd_increase, turnover, peak) = exec::step_fractions(
             equity,
@@ -844,7 +869,7 @@ fn step_block(p: &EnvParams, c: &mut Chunk<'_>, lo: usize, hi: usize, d: usize, 
     }
 
     // 5. Observations of the environments still running (the others are reset in pass 2).
-    for i in lo..hi {
+    for i in 0..n {
         if s.ended[i] != 0 {
             continue;
         }

@@ -10,6 +10,12 @@
 //! spread, impact and commission on top, as separate cash costs. Realized P&L is measured
 //! at reference prices against the average entry price, so for every trajectory
 //! `equity − initial = realized + unrealized − costs` exactly in real arithmetic.
+//!
+//! Branch-free by design: with random (or simply undecided) actions, whether an order
+//! goes out, which side a fill is on or whether it adds to the position are coin flips
+//! that no branch predictor learns. The functions below compute every case and *select*
+//! the result (conditional moves), so one step costs the same whatever the agent does;
+//! the selected values are the ones the branching formulas compute, bit for bit.
 
 use super::day::BarRec;
 use super::params::{Commission, EnvParams, RewardWeights};
@@ -34,10 +40,63 @@ impl Costs {
 /// else the open and the configured half-spread.
 #[inline]
 pub fn open_basis(p: &EnvParams, bar: &BarRec) -> (f64, f64) {
-    if bar.has_quote() {
-        ((bar.bid + bar.ask) * 0.5, (bar.ask - bar.bid) * 0.5)
-    } else {
-        (bar.open, bar.open * p.half_spread_frac)
+    let quoted = bar.has_quote();
+    let mid = (bar.bid + bar.ask) * 0.5;
+    let half = (bar.ask - bar.bid) * 0.5;
+    (
+        select(quoted, mid, bar.open),
+        select(quoted, half, bar.open * p.half_spread_frac),
+    )
+}
+
+/// `if c { a } else { b }` for computed values, lowered to a conditional move rather
+/// than a branch (see the module docs).
+#[inline(always)]
+pub fn select<T: Select>(c: bool, a: T, b: T) -> T {
+    T::select(c, a, b)
+}
+
+/// Types [`select`] picks between without a branch.
+pub trait Select: Copy {
+    fn select(c: bool, a: Self, b: Self) -> Self;
+}
+
+macro_rules! select_int {
+    ($($t:ty),*) => {$(
+        impl Select for $t {
+            #[inline(always)]
+            fn select(c: bool, a: Self, b: Self) -> Self {
+                std::hint::select_unpredictable(c, a, b)
+            }
+        }
+    )*};
+}
+select_int!(i64, u32, u8, bool);
+
+impl Select for f64 {
+    /// A conditional move of the bits through general registers: x86-64 has no
+    /// conditional move between SSE registers, so LLVM lowers every scalar `f64` select
+    /// (hinted unpredictable or not, and through bit casts too) to a branch.
+    #[inline(always)]
+    fn select(c: bool, a: Self, b: Self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut r = b.to_bits();
+            // SAFETY: register-only instructions (no memory, no stack, flags clobbered).
+            unsafe {
+                std::arch::asm!(
+                    "test {c}, {c}",
+                    "cmovnz {r}, {a}",
+                    c = in(reg_byte) c as u8,
+                    a = in(reg) a.to_bits(),
+                    r = inout(reg) r,
+                    options(pure, nomem, nostack),
+                );
+            }
+            f64::from_bits(r)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        std::hint::select_unpredictable(c, a, b)
     }
 }
 
@@ -88,11 +147,8 @@ pub fn decide_target(p: &EnvParams, frac: f64, price: f64, current: i64) -> i64 
     let max_shares = ((p.max_position_usd / price) as i64) as f64;
     let target = round_half_away(frac * max_shares);
     let diff = (target - current).abs() as f64;
-    if target != 0 && diff < p.min_order_frac * max_shares {
-        current
-    } else {
-        target
-    }
+    let hold = (target != 0) & (diff < p.min_order_frac * max_shares);
+    select(hold, current, target)
 }
 
 /// Rounds half away from zero through truncation (`f64::round` calls libm on baseline
@@ -101,31 +157,35 @@ pub fn decide_target(p: &EnvParams, frac: f64, price: f64, current: i64) -> i64 
 #[inline]
 pub fn round_half_away(x: f64) -> i64 {
     let r = (x.abs() + 0.5) as i64;
-    if x < 0.0 { -r } else { r }
+    // Negated when x < 0, branch-free: (r ^ -1) + 1 = -r.
+    let neg = -((x < 0.0) as i64);
+    (r ^ neg) - neg
 }
 
 /// Position after a signed fill of `q` shares at `price`: `(shares, avg_price, realized)`.
 /// Adding to a position averages the entry price; reducing realizes P&L against it; a
-/// flip realizes the old side and opens the rest at `price`.
+/// flip realizes the old side and opens the rest at `price`. `q` must not be 0 (the average of an empty fill is not defined).
 #[inline]
 pub fn apply_fill(pos: i64, avg: f64, q: i64, price: f64) -> (i64, f64, f64) {
     let new_pos = pos + q;
-    if pos == 0 || (pos > 0) == (q > 0) {
-        // Share counts convert from i64 (one instruction; from u64, baseline x86-64 takes six).
-        let (a, b) = (pos.abs() as f64, q.abs() as f64);
-        return (new_pos, (a * avg + b * price) / (a + b), 0.0);
-    }
-    let closed = q.abs().min(pos.abs()) as f64;
-    let side = if pos > 0 { 1.0 } else { -1.0 };
+    // Share counts convert from i64 (one instruction; from u64, baseline x86-64 takes six).
+    let (a, b) = (pos.abs() as f64, q.abs() as f64);
+    // Both cases are computed and one is selected (see the module docs).
+    let adding = (pos == 0) | ((pos > 0) == (q > 0));
+    let added_avg = (a * avg + b * price) / (a + b);
+    let closed = a.min(b);
+    let side = select(pos > 0, 1.0, -1.0);
     let realized = closed * (price - avg) * side;
-    let new_avg = if new_pos == 0 {
-        0.0
-    } else if (new_pos > 0) == (pos > 0) {
-        avg
-    } else {
-        price
-    };
-    (new_pos, new_avg, realized)
+    let reduced_avg = select(
+        new_pos == 0,
+        0.0,
+        select((new_pos > 0) == (pos > 0), avg, price),
+    );
+    (
+        new_pos,
+        select(adding, added_avg, reduced_avg),
+        select(adding, 0.0, realized),
+    )
 }
 
 /// The trading account of one episode: what fills change.
@@ -164,29 +224,52 @@ impl Ledger {
     /// realized P&L.
     #[inline]
     pub fn book_costed(&mut self, shares: i64, price: f64, costs: Costs, ts_ms: u32) -> f64 {
-        let (pos, avg, realized) = apply_fill(self.position, self.avg_price, shares, price);
-        self.cash = self.cash - shares as f64 * price - costs.total();
-        self.costs += costs.total();
-        self.realized += realized;
-        if pos == 0 {
-            self.entry_ms = 0;
-        } else if self.position == 0 || (pos > 0) != (self.position > 0) {
-            self.entry_ms = ts_ms;
-        }
-        self.position = pos;
-        self.avg_price = avg;
-        self.fills += 1;
-        realized
+        self.book_if(true, shares, price, costs, ts_ms)
+    }
+
+    /// [`Ledger::book_costed`] when `filled`, else nothing (and 0 realized), without a
+    /// branch on `filled`: every field is computed and the old or the new value selected.
+    #[inline]
+    pub fn book_if(
+        &mut self,
+        filled: bool,
+        shares: i64,
+        price: f64,
+        costs: Costs,
+        ts_ms: u32,
+    ) -> f64 {
+        // apply_fill of 0 shares is not defined; its result is dropped then.
+        let q = select(filled, shares, 1);
+        let (pos, avg, realized) = apply_fill(self.position, self.avg_price, q, price);
+        let total = costs.total();
+        let entry = select(
+            pos == 0,
+            0,
+            select(
+                (self.position == 0) | ((pos > 0) != (self.position > 0)),
+                ts_ms,
+                self.entry_ms,
+            ),
+        );
+        self.cash = select(filled, self.cash - shares as f64 * price - total, self.cash);
+        self.costs = select(filled, self.costs + total, self.costs);
+        self.realized = select(filled, self.realized + realized, self.realized);
+        self.entry_ms = select(filled, entry, self.entry_ms);
+        self.position = select(filled, pos, self.position);
+        self.avg_price = select(filled, avg, self.avg_price);
+        self.fills += filled as u32;
+        select(filled, realized, 0.0)
     }
 
     /// Charges borrow on a short position held for `dt_ms`, valued at `price`.
     #[inline]
     pub fn borrow(&mut self, p: &EnvParams, price: f64, dt_ms: u32) {
-        if self.position < 0 {
-            let cost = (-self.position) as f64 * price * p.borrow_per_ms * dt_ms as f64;
-            self.cash -= cost;
-            self.costs += cost;
-        }
+        // Branch-free: a long or flat account pays 0.0, which leaves both sums' bits as
+        // they are (neither is ever -0.0).
+        let cost = (-self.position) as f64 * price * p.borrow_per_ms * dt_ms as f64;
+        let cost = select(self.position < 0, cost, 0.0);
+        self.cash -= cost;
+        self.costs += cost;
     }
 
     /// Equity marked at `price`.
@@ -326,6 +409,50 @@ mod tests {
         assert_eq!(apply_fill(150, 11.0, -250, 9.0), (-100, 9.0, -300.0));
         // Cover the short at 8: realize 100·1 = 100, flat.
         assert_eq!(apply_fill(-100, 9.0, 100, 8.0), (0, 0.0, 100.0));
+    }
+
+    #[test]
+    fn select_returns_the_exact_bits_of_the_chosen_value() {
+        let pairs = [
+            (1.5, -2.25),
+            (-0.0, 0.0),
+            (f64::NAN, f64::INFINITY),
+            (5e-324, -1e308),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(select(true, a, b).to_bits(), a.to_bits());
+            assert_eq!(select(false, a, b).to_bits(), b.to_bits());
+            assert_eq!(select(false, b, a).to_bits(), a.to_bits());
+        }
+        assert_eq!(select(true, -3i64, 4), -3);
+        assert_eq!(select(false, -3i64, 4), 4);
+        assert_eq!(select(true, 7u32, 9), 7);
+        assert_eq!(select(false, 1u8, 2), 2);
+    }
+
+    #[test]
+    fn round_half_away_equals_f64_round() {
+        let xs = [
+            -2.5,
+            -1.5,
+            -0.5,
+            -0.49,
+            -0.0,
+            0.0,
+            0.49,
+            0.5,
+            1.5,
+            2.5,
+            7.3,
+            -7.7,
+            1e15 + 0.5,
+            -(1e15 + 0.5),
+            123_456.5,
+            -123_456.5,
+        ];
+        for x in xs {
+            assert_eq!(round_half_away(x), x.round() as i64, "{x}");
+        }
     }
 
     #[test]
