@@ -686,9 +686,10 @@ fn step_chunk(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
 /// memory misses instead of waiting on one environment's long chain.
 const BLOCK: usize = 64;
 
-/// The step of environments `lo..hi` of a chunk (see [`super`] for the rules; the
-/// reference engine spells out the same sequence with named types):
-/// - phase 1: the decision at `t`'s close, and a prefetch of bar `t+1` and its features;
+/// The step of one block of at most [`BLOCK`] environments (see [`super`] for the rules;
+/// the reference engine spells out the same sequence with named types):
+/// - phase 1: the decision at `t`'s close, and a prefetch of bars `t+1` and `t+2` and
+///   their features;
 /// - phase 2: whether and how much a working order fills at `t+1`, and its costs;
 /// - phase 3: the books, borrow, mark and episode end;
 /// - phase 4: the reward; phase 5: the observation.
@@ -745,7 +746,6 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     // Every environment's costs are computed, whether its order fills or not: cheaper
     // than a mispredicted branch on half of them.
     for i in 0..n {
-        let b = i;
         let pend_left = s.pend_left[i];
         let arrival = s.pend_arrival[i];
         let day = &*c.days[i];
@@ -756,9 +756,9 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         let fills = arrived & !rejected & (q > 0);
         let shares = select(fills, q * pend_left.signum(), 0);
         let (price, half) = exec::open_basis(p, bar_f);
-        fill_shares[b] = shares;
-        fill_price[b] = price;
-        fill_costs[b] = exec::fill_costs(p, q as f64, price, half, bar_f);
+        fill_shares[i] = shares;
+        fill_price[i] = price;
+        fill_costs[i] = exec::fill_costs(p, q as f64, price, half, bar_f);
         let left = select(p.carry_remainder & !rejected, pend_left - shares, 0);
         s.pend_left[i] = select(arrived, left, pend_left);
         s.rejected[i] += rejected as u32;
@@ -768,7 +768,6 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     let mut equity_b = [0f64; BLOCK];
     let mut traded_b = [0f64; BLOCK];
     for i in 0..n {
-        let b = i;
         let day = &*c.days[i];
         let t = s.row[i] as usize;
         let f = t + 1;
@@ -783,10 +782,10 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
             fills: s.fills[i],
         };
         let e0 = s.equity0[i];
-        let shares = fill_shares[b];
+        let shares = fill_shares[i];
         let filled = shares != 0;
-        l.book_if(filled, shares, fill_price[b], fill_costs[b], bar_f.ts_ms);
-        let mut traded = select(filled, shares.abs() as f64 * fill_price[b], 0.0);
+        l.book_if(filled, shares, fill_price[i], fill_costs[i], bar_f.ts_ms);
+        let mut traded = select(filled, shares.abs() as f64 * fill_price[i], 0.0);
         l.borrow(p, bar_f.close, bar_f.ts_ms - day.bars[t].ts_ms);
         let steps = s.steps[i] + 1;
         let mut equity = l.equity(bar_f.close);
@@ -819,14 +818,13 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         s.entry_ms[i] = l.entry_ms;
         s.fills[i] = l.fills;
         s.ended[i] = ended;
-        equity_b[b] = equity;
-        traded_b[b] = traded;
+        equity_b[i] = equity;
+        traded_b[i] = traded;
     }
 
     // 4. Reward.
     for i in 0..n {
-        let b = i;
-        let (equity, traded, steps) = (equity_b[b], traded_b[b], s.steps[i]);
+        let (equity, traded, steps) = (equity_b[i], traded_b[i], s.steps[i]);
         let (pnl, dd_increase, turnover, peak) = exec::step_fractions(
             equity,
             s.prev_equity[i],
