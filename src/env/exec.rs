@@ -71,7 +71,7 @@ macro_rules! select_int {
         }
     )*};
 }
-select_int!(i64, u32, u8, bool);
+select_int!(i64, u32, u8);
 
 impl Select for f64 {
     /// A conditional move of the bits through general registers: x86-64 has no
