@@ -224,6 +224,8 @@ pub struct EnvBenchRequest {
     /// A cache to step over; None = a synthetic one (`bench.symbols` × `bench.days` of
     /// `bench.bar`) built in a temporary folder.
     pub cache: Option<PathBuf>,
+    /// Instruction set of the CPU step; None = the widest this CPU runs.
+    pub simd: Option<crate::env::Simd>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -233,6 +235,8 @@ pub struct EnvBench {
     pub machine: Machine,
     /// The device that stepped the environments: the CPU, or the GPU and its API.
     pub device: String,
+    /// Instruction set of the CPU step (None on a GPU backend).
+    pub simd: Option<crate::env::Simd>,
     pub threads: usize,
     pub envs: usize,
     pub steps: usize,
@@ -276,6 +280,11 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     use crate::env::{Buffers, CpuEnvs, DaySelection, EnvParams, StartTimes, load_days};
     if req.envs == 0 || req.steps == 0 {
         return Err(Error::Usage("--envs and --steps must be at least 1".into()));
+    }
+    if req.simd.is_some() && req.backend.gpu().is_some() {
+        return Err(Error::Usage(
+            "--simd picks the CPU step's instruction set: use it with --backend cpu".into(),
+        ));
     }
     let mut env_cfg = resolved.config.env.clone();
     if let Some(k) = req.obs_features {
@@ -321,9 +330,12 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     let pool = random_actions(n, ACTION_POOL, params.actions.len(), 0x2545_F491_4F6C_DD1D);
     let warmup = req.steps.div_ceil(20).min(200);
     let machine = Machine::detect();
-    let (elapsed, episodes, bytes, device) = match req.backend.gpu() {
+    let (elapsed, episodes, bytes, device, simd) = match req.backend.gpu() {
         None => {
             let mut envs = CpuEnvs::new(params.clone(), n, Box::new(source))?;
+            if let Some(simd) = req.simd {
+                envs.set_simd(simd)?;
+            }
             let mut buf = Buffers::new(n, params.obs_dim());
             let mut k = 0;
             let mut run = |steps: usize, envs: &mut CpuEnvs| -> Result<()> {
@@ -343,8 +355,19 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
                 run(req.steps, &mut envs)?;
                 Ok(t.elapsed().as_secs_f64())
             })?;
-            let device = format!("{} ({} threads)", machine.cpu, rayon::current_num_threads());
-            (elapsed, envs.episodes(), envs.bytes_per_step(), device)
+            let device = format!(
+                "{} ({} threads, {})",
+                machine.cpu,
+                rayon::current_num_threads(),
+                envs.simd().name()
+            );
+            (
+                elapsed,
+                envs.episodes(),
+                envs.bytes_per_step(),
+                device,
+                Some(envs.simd()),
+            )
         }
         Some(api) => {
             // Outputs stay on the device, as for a GPU learner; the actions go up each
@@ -375,6 +398,7 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
                 envs.episodes(),
                 envs.bytes_per_step(),
                 envs.device_name(),
+                None,
             )
         }
     };
@@ -384,6 +408,7 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
         backend: req.backend,
         machine,
         device,
+        simd,
         threads: rayon::current_num_threads(),
         envs: n,
         steps: req.steps,

@@ -1,6 +1,7 @@
 //! Properties of the environment on real (LEAN) and synthetic days:
 //! - the CPU batch engine equals the scalar reference bit for bit on random actions, with
-//!   auto-resets, for every reward kind and execution variant, for any thread count;
+//!   auto-resets, for every reward kind and execution variant, for any thread count and
+//!   at every instruction set the CPU runs;
 //! - accounting: equity − initial = realized + unrealized − costs, to the cent, at every
 //!   step of random trajectories, and the fills' cash flows rebuild the cash;
 //! - no look-ahead: rewriting every bar after t changes no observation, reward or fill up
@@ -12,17 +13,32 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_train::env::params::parse_hms;
 use sim_train::env::{
-    Buffers, CpuEnvs, DayData, EnvParams, Episode, EpisodeSource, EpisodeStats, ReferenceEnv,
+    Buffers, CpuEnvs, DayData, EnvParams, Episode, EpisodeSource, EpisodeStats, ReferenceEnv, Simd,
     StartTimes,
 };
 use std::sync::Arc;
 
 use common::envs::{params, real_days, synth_days, variants};
 
-/// Steps `n` reference environments exactly as the batch engine does (step all, then
-/// reset the ended ones in environment order) and the batch engine itself, with the same
-/// random actions, comparing every output bit.
+/// [`assert_parity_at`] for every instruction set this CPU runs (each is its own
+/// compilation of the batch step).
 fn assert_parity(label: &str, p: &Arc<EnvParams>, days: &[Arc<DayData>], n: usize, steps: usize) {
+    for simd in Simd::available() {
+        assert_parity_at(&format!("{label} {simd:?}"), simd, p, days, n, steps);
+    }
+}
+
+/// Steps `n` reference environments exactly as the batch engine does (step all, then
+/// reset the ended ones in environment order) and the batch engine itself at `simd`, with
+/// the same random actions, comparing every output bit.
+fn assert_parity_at(
+    label: &str,
+    simd: Simd,
+    p: &Arc<EnvParams>,
+    days: &[Arc<DayData>],
+    n: usize,
+    steps: usize,
+) {
     let times: Vec<u32> = ["09:30:00", "10:00:00", "12:30:00", "15:58:00"]
         .iter()
         .map(|t| parse_hms(t).unwrap())
@@ -33,6 +49,7 @@ fn assert_parity(label: &str, p: &Arc<EnvParams>, days: &[Arc<DayData>], n: usiz
         Box::new(StartTimes::new(days, &times, 11).unwrap()),
     )
     .unwrap();
+    batch.set_simd(simd).unwrap();
     let mut source = StartTimes::new(days, &times, 11).unwrap();
     let mut refs: Vec<ReferenceEnv> = (0..n)
         .map(|i| ReferenceEnv::new(p.clone(), source.next_episode(i).unwrap()).unwrap())

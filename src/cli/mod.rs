@@ -380,6 +380,10 @@ pub struct BenchEnvArgs {
     /// Cache to step over (default: a synthetic one of bench.symbols × bench.days).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Instruction set of the CPU step: baseline | avx2 | avx512 (default: the widest
+    /// this CPU runs; every level computes the same bits).
+    #[arg(long)]
+    pub simd: Option<String>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

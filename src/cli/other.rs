@@ -413,6 +413,12 @@ pub fn calendar(a: &CalendarArgs, resolved: &Resolved) -> Result<i32> {
 }
 
 pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
+    let simd = match &a.simd {
+        None => None,
+        Some(s) => Some(crate::env::Simd::parse(s).ok_or_else(|| {
+            Error::Usage(format!("--simd {s}: expected baseline, avx2 or avx512"))
+        })?),
+    };
     let r = crate::bench::bench_env(
         resolved,
         &crate::bench::EnvBenchRequest {
@@ -421,6 +427,7 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
             steps: a.steps,
             obs_features: a.obs_features,
             cache: a.cache.clone(),
+            simd,
         },
     )?;
     if a.json {

@@ -10,8 +10,12 @@
 //!    observation written. Drawing in a fixed order keeps runs reproducible for any thread
 //!    count.
 //!
+//! Pass 1 steps blocks of 64 environments phase by phase, each phase a branch-free loop
+//! over the block, which the compiler vectorizes; it is compiled once per [`Simd`] level
+//! (AVX-512, AVX2, the baseline) and the widest the CPU runs is used.
+//!
 //! Every number is computed with the same operations in the same order as
-//! [`super::reference::ReferenceEnv`], which the tests check bit for bit.
+//! [`super::reference::ReferenceEnv`], which the tests check bit for bit at every level.
 
 use super::day::{BarRec, DayData};
 use super::episodes::EpisodeSource;
@@ -185,6 +189,7 @@ pub struct CpuEnvs {
     /// `n × obs_dim`: the last observation of each environment whose episode was
     /// truncated in the latest step (other rows are stale).
     final_obs: Vec<f32>,
+    simd: Simd,
 }
 
 /// A snapshot's header: its length and content.
@@ -250,6 +255,7 @@ impl CpuEnvs {
             episodes: 0,
             final_obs: vec![0.0; n * params.obs_dim()],
             params,
+            simd: Simd::best(),
         };
         for (i, start) in starts.into_iter().enumerate() {
             envs.init_env(i, start);
@@ -259,6 +265,28 @@ impl CpuEnvs {
 
     pub fn num_envs(&self) -> usize {
         self.days.len()
+    }
+
+    /// The instruction set the step runs (the widest this CPU has, unless set).
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// Runs the step compiled for `simd` (to compare levels; results are the same bits).
+    pub fn set_simd(&mut self, simd: Simd) -> Result<()> {
+        if !simd.supported() {
+            return Err(Error::Usage(format!(
+                "this CPU cannot run the {} step (it runs: {})",
+                simd.name(),
+                Simd::available()
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        self.simd = simd;
+        Ok(())
     }
 
     pub fn obs_dim(&self) -> usize {
@@ -417,7 +445,7 @@ impl CpuEnvs {
         // About four tasks per thread: enough to balance, few enough that scheduling is
         // noise. Results do not depend on the split.
         let grain = (n / (4 * rayon::current_num_threads())).max(MIN_CHUNK);
-        run_parallel(&self.params, chunk, d, self.ring_w, grain);
+        run_parallel(&self.params, chunk, d, self.ring_w, grain, self.simd);
         self.reset_ended(out)
     }
 
@@ -658,21 +686,113 @@ impl<'a> Chunk<'a> {
     }
 }
 
-fn run_parallel(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize, grain: usize) {
+fn run_parallel(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize, grain: usize, simd: Simd) {
     if c.len() <= grain {
-        step_chunk(p, c, d, w);
+        step_chunk(p, c, d, w, simd);
         return;
     }
     let mid = c.len() / 2;
     let (a, b) = c.split(mid, d, w);
     rayon::join(
-        || run_parallel(p, a, d, w, grain),
-        || run_parallel(p, b, d, w, grain),
+        || run_parallel(p, a, d, w, grain, simd),
+        || run_parallel(p, b, d, w, grain, simd),
     );
 }
 
-/// Pass 1 for one chunk, in blocks of [`BLOCK`] environments.
-fn step_chunk(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
+/// The instruction sets the batch step is compiled for; [`CpuEnvs`] runs the widest the
+/// CPU has ([`Simd::best`]). Every level computes the same bits: the step's phases are
+/// straight-line loops over a block of environments, which the compiler vectorizes with
+/// exact IEEE operations (no reassociation, no fused multiply-add) at any width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Simd {
+    /// The target's baseline (SSE2 on x86-64): 2 `f64` lanes.
+    Baseline,
+    /// x86-64 AVX2: 4 `f64` lanes; `f64`↔`i64` conversions are per lane.
+    Avx2,
+    /// x86-64 AVX-512 (F, DQ, VL, BW): 8 `f64` lanes, vector `f64`↔`i64` conversions.
+    Avx512,
+}
+
+impl Simd {
+    /// Whether this CPU runs code compiled for `self`.
+    pub fn supported(self) -> bool {
+        match self {
+            Simd::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512dq")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512bw")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The levels this CPU runs, narrowest first.
+    pub fn available() -> Vec<Simd> {
+        [Simd::Baseline, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|s| s.supported())
+            .collect()
+    }
+
+    /// The widest level this CPU runs.
+    pub fn best() -> Simd {
+        *Simd::available()
+            .last()
+            .expect("the baseline is always available")
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Baseline => "baseline",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Simd> {
+        [Simd::Baseline, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .find(|l| l.name() == s)
+    }
+}
+
+/// Pass 1 for one chunk at `simd` (which the CPU must support: [`CpuEnvs::set_simd`]
+/// checks it).
+fn step_chunk(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize, simd: Simd) {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd` is supported by this CPU (checked when it was chosen).
+        Simd::Avx512 => unsafe { step_chunk_avx512(p, c, d, w) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Simd::Avx2 => unsafe { step_chunk_avx2(p, c, d, w) },
+        _ => step_chunk_blocks(p, c, d, w),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+fn step_chunk_avx512(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
+    step_chunk_blocks(p, c, d, w);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn step_chunk_avx2(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
+    step_chunk_blocks(p, c, d, w);
+}
+
+/// Pass 1 for one chunk, in blocks of [`BLOCK`] environments (inlined into each
+/// [`Simd`] level's function, which compiles it for its instruction set).
+#[inline(always)]
+fn step_chunk_blocks(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
     while c.len() > 0 {
         let m = c.len().min(BLOCK);
         let (block, rest) = c.split(m, d, w);
@@ -686,13 +806,69 @@ fn step_chunk(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
 /// memory misses instead of waiting on one environment's long chain.
 const BLOCK: usize = 64;
 
+/// The market fields of one bar per environment of a block, gathered from their days.
+struct BlockBars {
+    ts: [u32; BLOCK],
+    flags: [u32; BLOCK],
+    open: [f64; BLOCK],
+    close: [f64; BLOCK],
+    bid: [f64; BLOCK],
+    ask: [f64; BLOCK],
+    volume: [f32; BLOCK],
+    sigma: [f32; BLOCK],
+}
+
+impl BlockBars {
+    #[inline(always)]
+    fn new() -> Self {
+        BlockBars {
+            ts: [0; BLOCK],
+            flags: [0; BLOCK],
+            open: [0.0; BLOCK],
+            close: [0.0; BLOCK],
+            bid: [0.0; BLOCK],
+            ask: [0.0; BLOCK],
+            volume: [0.0; BLOCK],
+            sigma: [0.0; BLOCK],
+        }
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: usize, b: &BarRec) {
+        self.ts[i] = b.ts_ms;
+        self.flags[i] = b.flags;
+        self.open[i] = b.open;
+        self.close[i] = b.close;
+        self.bid[i] = b.bid;
+        self.ask[i] = b.ask;
+        self.volume[i] = b.volume;
+        self.sigma[i] = b.sigma;
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> BarRec {
+        BarRec {
+            ts_ms: self.ts[i],
+            flags: self.flags[i],
+            open: self.open[i],
+            close: self.close[i],
+            bid: self.bid[i],
+            ask: self.ask[i],
+            volume: self.volume[i],
+            sigma: self.sigma[i],
+        }
+    }
+}
+
 /// The step of one block of at most [`BLOCK`] environments (see [`super`] for the rules;
 /// the reference engine spells out the same sequence with named types):
-/// - phase 1: the decision at `t`'s close, and a prefetch of bars `t+1` and `t+2` and
-///   their features;
+/// - phase 0: gather each environment's action and bars `t` and `t+1` from its day, and
+///   prefetch bars `t+1` and `t+2` with their features;
+/// - phase 1: the decision at `t`'s close;
 /// - phase 2: whether and how much a working order fills at `t+1`, and its costs;
-/// - phase 3: the books, borrow, mark and episode end;
+/// - phase 3: the books, borrow, mark and episode end (forced exits after it, rare);
 /// - phase 4: the reward; phase 5: the observation.
+#[inline(always)]
 fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     let n = c.len();
     // One check of every length up front (a bug, never user input, could fail it) lets
@@ -709,69 +885,83 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     );
     let s = c.state;
     let wts = &p.weights;
-    let mut fill_shares = [0i64; BLOCK];
-    let mut fill_price = [0f64; BLOCK];
-    let mut fill_costs = [exec::Costs::default(); BLOCK];
 
-    // 1. Decision at t's close.
+    // 0. Gather.
+    let mut bt = BlockBars::new();
+    let mut bf = BlockBars::new();
+    let mut frac = [0f64; BLOCK];
+    let mut bar_ms = [0u32; BLOCK];
+    let mut last = [false; BLOCK];
+    let mut any_halts = false;
     for i in 0..n {
         let day = &*c.days[i];
         let t = s.row[i] as usize;
-        let bar_t = &day.bars[t];
         // Thousands of environments read a bar and a feature row each, from as many days:
-        // streams no hardware prefetcher follows. Ask for bar t+1's lines now (phases 2
-        // and 3 read them after the whole block's decisions), and for bar t+2's, which
-        // the next step reads: a page walk under nested paging outlasts one block.
+        // streams no hardware prefetcher follows. Ask for bar t+1's lines (phase 5 reads
+        // its features), and for bar t+2's, which the next step reads: a page walk under
+        // nested paging outlasts one block.
         prefetch_row(day, t + 1);
         prefetch_row(day, t + 2);
+        bt.set(i, &day.bars[t]);
+        bf.set(i, &day.bars[t + 1]);
+        frac[i] = p.actions[c.actions[i] as usize];
+        bar_ms[i] = day.bar_ms;
+        last[i] = (t + 1) as u32 == day.last_row;
+        any_halts |= !day.halts.is_empty();
+    }
+
+    // 1. Decision at t's close. Keep the working order, send a new one, or cancel it:
+    // selected, not branched (what the agent decides is a coin flip to the branch
+    // predictor).
+    for i in 0..n {
         let position = s.position[i];
         let (pend_left, pend_target) = (s.pend_left[i], s.pend_target[i]);
         let pending = pend_left != 0;
         let current = select(pending, pend_target, position);
-        let target = exec::decide_target(p, p.actions[c.actions[i] as usize], bar_t.close, current);
-        // Keep the working order, send a new one, or cancel it: selected, not branched
-        // (what the agent decides is a coin flip to the branch predictor).
+        let target = exec::decide_target(p, frac[i], bt.close[i], current);
         let keep = pending & (pend_target == target);
         let send = !keep & (target != position);
         s.pend_target[i] = select(send, target, pend_target);
         s.pend_left[i] = select(keep, pend_left, select(send, target - position, 0));
-        s.pend_arrival[i] = select(
-            send,
-            bar_t.ts_ms + day.bar_ms + p.latency_ms,
-            s.pend_arrival[i],
-        );
+        s.pend_arrival[i] = select(send, bt.ts[i] + bar_ms[i] + p.latency_ms, s.pend_arrival[i]);
+    }
+    // Orders arriving inside a halt of their day are rejected (days with halts are rare).
+    let mut halt_at_arrival = [false; BLOCK];
+    if any_halts {
+        for ((h, day), &arrival) in halt_at_arrival.iter_mut().zip(c.days).zip(&*s.pend_arrival) {
+            *h = day.in_halt(arrival);
+        }
     }
 
     // 2. Fills at t+1: rejection, participation cap, reference price and costs.
     // Every environment's costs are computed, whether its order fills or not: cheaper
     // than a mispredicted branch on half of them.
+    let mut fill_shares = [0i64; BLOCK];
+    let mut fill_price = [0f64; BLOCK];
+    let mut fill_total = [0f64; BLOCK];
     for i in 0..n {
         let pend_left = s.pend_left[i];
         let arrival = s.pend_arrival[i];
-        let day = &*c.days[i];
-        let bar_f = &day.bars[s.row[i] as usize + 1];
+        let bar_f = bf.get(i);
         let arrived = (pend_left != 0) & (bar_f.ts_ms >= arrival);
-        let rejected = arrived & (bar_f.halted() || day.in_halt(arrival));
-        let q = pend_left.abs().min(exec::participation_cap(p, bar_f));
+        let rejected = arrived & (bar_f.halted() | halt_at_arrival[i]);
+        let q = pend_left.abs().min(exec::participation_cap(p, &bar_f));
         let fills = arrived & !rejected & (q > 0);
         let shares = select(fills, q * pend_left.signum(), 0);
-        let (price, half) = exec::open_basis(p, bar_f);
+        let (price, half) = exec::open_basis(p, &bar_f);
         fill_shares[i] = shares;
         fill_price[i] = price;
-        fill_costs[i] = exec::fill_costs(p, q as f64, price, half, bar_f);
+        fill_total[i] = exec::fill_costs(p, q as f64, price, half, &bar_f).total();
         let left = select(p.carry_remainder & !rejected, pend_left - shares, 0);
         s.pend_left[i] = select(arrived, left, pend_left);
         s.rejected[i] += rejected as u32;
     }
 
-    // 3. Books, borrow, mark, episode end (with the forced exit).
+    // 3. Books, borrow, mark, episode end.
     let mut equity_b = [0f64; BLOCK];
     let mut traded_b = [0f64; BLOCK];
+    let mut any_exit = false;
     for i in 0..n {
-        let day = &*c.days[i];
-        let t = s.row[i] as usize;
-        let f = t + 1;
-        let bar_f = &day.bars[f];
         let mut l = Ledger {
             cash: s.cash[i],
             position: s.position[i],
@@ -784,31 +974,16 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         let e0 = s.equity0[i];
         let shares = fill_shares[i];
         let filled = shares != 0;
-        l.book_if(filled, shares, fill_price[i], fill_costs[i], bar_f.ts_ms);
-        let mut traded = select(filled, shares.abs() as f64 * fill_price[i], 0.0);
-        l.borrow(p, bar_f.close, bar_f.ts_ms - day.bars[t].ts_ms);
+        l.book_total_if(filled, shares, fill_price[i], fill_total[i], bf.ts[i]);
+        let traded = select(filled, shares.abs() as f64 * fill_price[i], 0.0);
+        l.borrow(p, bf.close[i], bf.ts[i] - bt.ts[i]);
         let steps = s.steps[i] + 1;
-        let mut equity = l.equity(bar_f.close);
-        let ended: u8 = if f as u32 == day.last_row {
-            1
-        } else if p.loss_limit > 0.0 && equity - e0 <= -p.loss_limit * e0 {
-            2
-        } else if p.max_episode_steps > 0 && steps >= p.max_episode_steps {
-            3
-        } else {
-            0
-        };
-        if ended == 1 || ended == 2 {
-            s.pend_left[i] = 0;
-            let pos = l.position;
-            if pos != 0 {
-                let (price, half) = exec::close_basis(p, bar_f);
-                l.book(p, -pos, price, half, bar_f);
-                traded += pos.abs() as f64 * price;
-            }
-            equity = l.cash;
-        }
-        s.row[i] = f as u32;
+        let equity = l.equity(bf.close[i]);
+        let lost = (p.loss_limit > 0.0) & (equity - e0 <= -p.loss_limit * e0);
+        let maxed = (p.max_episode_steps > 0) & (steps >= p.max_episode_steps);
+        let ended: u8 = select(last[i], 1, select(lost, 2, select(maxed, 3, 0)));
+        any_exit |= last[i] | lost;
+        s.row[i] += 1;
         s.steps[i] = steps;
         s.position[i] = l.position;
         s.avg_price[i] = l.avg_price;
@@ -821,48 +996,99 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         equity_b[i] = equity;
         traded_b[i] = traded;
     }
+    // Terminated episodes leave flat: the working order is cancelled and the position
+    // closed at the bar's close, with costs.
+    if any_exit {
+        for i in 0..n {
+            if s.ended[i] != 1 && s.ended[i] != 2 {
+                continue;
+            }
+            s.pend_left[i] = 0;
+            let mut l = Ledger {
+                cash: s.cash[i],
+                position: s.position[i],
+                avg_price: s.avg_price[i],
+                realized: s.realized[i],
+                costs: s.costs[i],
+                entry_ms: s.entry_ms[i],
+                fills: s.fills[i],
+            };
+            let pos = l.position;
+            if pos != 0 {
+                let bar_f = bf.get(i);
+                let (price, half) = exec::close_basis(p, &bar_f);
+                l.book(p, -pos, price, half, &bar_f);
+                traded_b[i] += pos.abs() as f64 * price;
+            }
+            equity_b[i] = l.cash;
+            s.position[i] = l.position;
+            s.avg_price[i] = l.avg_price;
+            s.cash[i] = l.cash;
+            s.realized[i] = l.realized;
+            s.costs[i] = l.costs;
+            s.entry_ms[i] = l.entry_ms;
+            s.fills[i] = l.fills;
+        }
+    }
 
     // 4. Reward.
+    let mut dsr = [0f64; BLOCK];
+    let mut pnl_b = [0f64; BLOCK];
+    let mut dd_b = [0f64; BLOCK];
+    let mut turn_b = [0f64; BLOCK];
     for i in 0..n {
-        let (equity, traded, steps) = (equity_b[i], traded_b[i], s.steps[i]);
         let (pnl, dd_increase, turnover, peak) = exec::step_fractions(
-            equity,
+            equity_b[i],
             s.prev_equity[i],
             s.peak_equity[i],
             s.inv_equity0[i],
-            traded,
+            traded_b[i],
         );
-        let dsr = if wts.dsr != 0.0 {
-            exec::dsr_step(
+        pnl_b[i] = pnl;
+        dd_b[i] = dd_increase;
+        turn_b[i] = turnover;
+        s.peak_equity[i] = peak;
+    }
+    if wts.dsr != 0.0 {
+        for i in 0..n {
+            dsr[i] = exec::dsr_step(
                 &mut s.dsr_a[i],
                 &mut s.dsr_b[i],
-                pnl,
+                pnl_b[i],
                 p.dsr_eta,
                 p.dsr_eps,
-                steps > p.dsr_warmup,
-            )
-        } else {
-            0.0
-        };
-        let sharpe = if wts.sharpe != 0.0 {
-            exec::rolling_sharpe(
+                s.steps[i] > p.dsr_warmup,
+            );
+        }
+    }
+    let mut sharpe = [0f64; BLOCK];
+    if wts.sharpe != 0.0 {
+        for i in 0..n {
+            sharpe[i] = exec::rolling_sharpe(
                 &mut c.ring[i * w..(i + 1) * w],
-                steps - 1,
+                s.steps[i] - 1,
                 &mut s.sharpe_sum[i],
                 &mut s.sharpe_sumsq[i],
-                pnl,
-            )
-        } else {
-            0.0
-        };
-        let reward = exec::reward(wts, p.reward_scale, pnl, dsr, sharpe, dd_increase, turnover);
-        s.prev_equity[i] = equity;
-        s.peak_equity[i] = peak;
+                pnl_b[i],
+            );
+        }
+    }
+    for i in 0..n {
+        let reward = exec::reward(
+            wts,
+            p.reward_scale,
+            pnl_b[i],
+            dsr[i],
+            sharpe[i],
+            dd_b[i],
+            turn_b[i],
+        );
+        s.prev_equity[i] = equity_b[i];
         s.reward_sum[i] += reward;
-        s.turnover[i] += traded;
+        s.turnover[i] += traded_b[i];
         let ended = s.ended[i];
         c.rewards[i] = reward as f32;
-        c.terminated[i] = (ended == 1 || ended == 2) as u8;
+        c.terminated[i] = ((ended == 1) | (ended == 2)) as u8;
         c.truncated[i] = (ended == 3) as u8;
     }
 

@@ -14,8 +14,12 @@
 //! Branch-free by design: with random (or simply undecided) actions, whether an order
 //! goes out, which side a fill is on or whether it adds to the position are coin flips
 //! that no branch predictor learns. The functions below compute every case and *select*
-//! the result (conditional moves), so one step costs the same whatever the agent does;
-//! the selected values are the ones the branching formulas compute, bit for bit.
+//! the result, so the batch engine steps a block of environments as straight-line loops
+//! that the compiler vectorizes (a select becomes a blend of lanes; see
+//! [`super::cpu`]); the selected values are the ones the branching formulas compute, bit
+//! for bit. (In scalar code, x86-64 has no conditional move for `f64`, and LLVM lowers
+//! an `f64` select to a branch: the scalar reference engine pays for that, the batch
+//! engine does not.)
 
 use super::day::BarRec;
 use super::params::{Commission, EnvParams, RewardWeights};
@@ -49,55 +53,12 @@ pub fn open_basis(p: &EnvParams, bar: &BarRec) -> (f64, f64) {
     )
 }
 
-/// `if c { a } else { b }` for computed values, lowered to a conditional move rather
-/// than a branch (see the module docs).
+/// `if c { a } else { b }` for computed values, both already evaluated: in the batch
+/// engine's vectorized loops a blend of lanes, elsewhere a conditional move where the
+/// target has one for the type (see the module docs).
 #[inline(always)]
-pub fn select<T: Select>(c: bool, a: T, b: T) -> T {
-    T::select(c, a, b)
-}
-
-/// Types [`select`] picks between without a branch.
-pub trait Select: Copy {
-    fn select(c: bool, a: Self, b: Self) -> Self;
-}
-
-macro_rules! select_int {
-    ($($t:ty),*) => {$(
-        impl Select for $t {
-            #[inline(always)]
-            fn select(c: bool, a: Self, b: Self) -> Self {
-                std::hint::select_unpredictable(c, a, b)
-            }
-        }
-    )*};
-}
-select_int!(i64, u32, u8);
-
-impl Select for f64 {
-    /// A conditional move of the bits through general registers: x86-64 has no
-    /// conditional move between SSE registers, so LLVM lowers every scalar `f64` select
-    /// (hinted unpredictable or not, and through bit casts too) to a branch.
-    #[inline(always)]
-    fn select(c: bool, a: Self, b: Self) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let mut r = b.to_bits();
-            // SAFETY: register-only instructions (no memory, no stack, flags clobbered).
-            unsafe {
-                std::arch::asm!(
-                    "test {c}, {c}",
-                    "cmovnz {r}, {a}",
-                    c = in(reg_byte) c as u8,
-                    a = in(reg) a.to_bits(),
-                    r = inout(reg) r,
-                    options(pure, nomem, nostack),
-                );
-            }
-            f64::from_bits(r)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        std::hint::select_unpredictable(c, a, b)
-    }
+pub fn select<T>(c: bool, a: T, b: T) -> T {
+    std::hint::select_unpredictable(c, a, b)
 }
 
 /// Reference price and half-spread of a forced exit at `bar`'s close: the close, with the
@@ -224,24 +185,24 @@ impl Ledger {
     /// realized P&L.
     #[inline]
     pub fn book_costed(&mut self, shares: i64, price: f64, costs: Costs, ts_ms: u32) -> f64 {
-        self.book_if(true, shares, price, costs, ts_ms)
+        self.book_total_if(true, shares, price, costs.total(), ts_ms)
     }
 
-    /// [`Ledger::book_costed`] when `filled`, else nothing (and 0 realized), without a
-    /// branch on `filled`: every field is computed and the old or the new value selected.
+    /// [`Ledger::book_costed`] when `filled` (with the fill's `total` cost), else nothing
+    /// (and 0 realized), without a branch on `filled`: every field is computed and the
+    /// old or the new value selected.
     #[inline]
-    pub fn book_if(
+    pub fn book_total_if(
         &mut self,
         filled: bool,
         shares: i64,
         price: f64,
-        costs: Costs,
+        total: f64,
         ts_ms: u32,
     ) -> f64 {
         // apply_fill of 0 shares is not defined; its result is dropped then.
         let q = select(filled, shares, 1);
         let (pos, avg, realized) = apply_fill(self.position, self.avg_price, q, price);
-        let total = costs.total();
         let entry = select(
             pos == 0,
             0,

@@ -44,7 +44,7 @@ pub mod gpu;
 pub mod params;
 pub mod reference;
 
-pub use cpu::CpuEnvs;
+pub use cpu::{CpuEnvs, Simd};
 pub use day::{BarRec, DayData, DaySelection, load_days};
 pub use episodes::{Episode, EpisodeSource, StartTimes};
 pub use params::{ACCOUNT_FIELDS, EnvConfig, EnvParams};
