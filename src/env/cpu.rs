@@ -133,23 +133,27 @@ pub(crate) const REASONS: [EndReason; 3] = [
     EndReason::MaxSteps,
 ];
 
-/// Prefetches the lines of bar `r`'s record and feature row (addresses past the end of
-/// the day are harmless: a prefetch never faults).
+/// Prefetches every line a step from row `t` reads: bar records `t` and `t+1` (96
+/// contiguous bytes, up to three lines) and feature row `t+1` (up to three lines for 19
+/// features). Addresses past the end of the day are harmless: a prefetch never faults.
 #[inline(always)]
-fn prefetch_row(day: &DayData, r: usize) {
-    // A 48-byte record straddles two lines at every other row: ask for both.
-    let bar = day.bars.as_ptr().wrapping_add(r);
-    prefetch(bar);
-    prefetch((bar as *const u8).wrapping_add(std::mem::size_of::<BarRec>() - 1));
-    // The feature row: one prefetch per 64 bytes from its start, and its last value (a
-    // 76-byte row can touch three lines).
-    let row = day.features.as_ptr().wrapping_add(r * day.k);
+fn prefetch_step(day: &DayData, t: usize) {
+    let bars = day.bars.as_ptr().wrapping_add(t) as *const u8;
+    let span = 2 * std::mem::size_of::<BarRec>();
     let mut at = 0;
-    while at < day.k {
-        prefetch(row.wrapping_add(at));
-        at += 16;
+    while at < span {
+        prefetch(bars.wrapping_add(at));
+        at += 64;
     }
-    prefetch(row.wrapping_add(day.k.saturating_sub(1)));
+    prefetch(bars.wrapping_add(span - 1));
+    let row = day.features.as_ptr().wrapping_add((t + 1) * day.k) as *const u8;
+    let len = 4 * day.k;
+    let mut at = 0;
+    while at < len {
+        prefetch(row.wrapping_add(at));
+        at += 64;
+    }
+    prefetch(row.wrapping_add(len.saturating_sub(1)));
 }
 
 /// Fewest environments per parallel task.
@@ -793,11 +797,23 @@ fn step_chunk_avx2(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
 /// [`Simd`] level's function, which compiles it for its instruction set).
 #[inline(always)]
 fn step_chunk_blocks(p: &EnvParams, mut c: Chunk<'_>, d: usize, w: usize) {
+    prefetch_block(&c, 0..c.len().min(BLOCK));
     while c.len() > 0 {
         let m = c.len().min(BLOCK);
+        // The next block's lines arrive while this one is stepped.
+        prefetch_block(&c, m..c.len().min(2 * BLOCK));
         let (block, rest) = c.split(m, d, w);
         step_block(p, block, d, w);
         c = rest;
+    }
+}
+
+/// Prefetches what the step of environments `range` of `c` reads from their days: bars
+/// `t` and `t+1` and feature row `t+1`.
+#[inline(always)]
+fn prefetch_block(c: &Chunk<'_>, range: std::ops::Range<usize>) {
+    for i in range {
+        prefetch_step(&c.days[i], c.state.row[i] as usize);
     }
 }
 
@@ -896,12 +912,6 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     for i in 0..n {
         let day = &*c.days[i];
         let t = s.row[i] as usize;
-        // Thousands of environments read a bar and a feature row each, from as many days:
-        // streams no hardware prefetcher follows. Ask for bar t+1's lines (phase 5 reads
-        // its features), and for bar t+2's, which the next step reads: a page walk under
-        // nested paging outlasts one block.
-        prefetch_row(day, t + 1);
-        prefetch_row(day, t + 2);
         bt.set(i, &day.bars[t]);
         bf.set(i, &day.bars[t + 1]);
         frac[i] = p.actions[c.actions[i] as usize];
