@@ -790,7 +790,7 @@ fn rule_baselines_are_causal_on_real_and_synthetic_days() {
         // The baseline's vwap_dev is the cache's feature, row for row.
         let cached = DayCache::open(day_path(&cache, "SPY", d(2013, 10, 7))).unwrap();
         assert_eq!(
-            days[0].features,
+            &*days[0].features,
             cached.feature(feature_index("vwap_dev").unwrap())
         );
     }

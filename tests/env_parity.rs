@@ -242,8 +242,8 @@ fn accounting_identity_holds_to_the_cent_on_real_days() {
 /// the timestamps, keeping them ordered inside the session).
 fn rewrite_after(day: &DayData, t: usize, rng: &mut ChaCha8Rng) -> DayData {
     let mut d = day.clone();
-    for i in t + 1..d.bars.len() {
-        let b = &mut d.bars[i];
+    let mut bars = d.bars.to_vec();
+    for b in &mut bars[t + 1..] {
         let m = rng.random_range(0.5..1.5);
         b.open *= m;
         b.close *= rng.random_range(0.5..1.5);
@@ -253,9 +253,12 @@ fn rewrite_after(day: &DayData, t: usize, rng: &mut ChaCha8Rng) -> DayData {
         b.volume = rng.random_range(1.0..1e5);
         b.sigma = rng.random_range(0.0..0.1);
     }
-    for x in &mut d.features[(t + 1) * d.k..] {
+    let mut features = d.features.to_vec();
+    for x in &mut features[(t + 1) * d.k..] {
         *x = rng.random_range(-3.0..3.0);
     }
+    d.bars = bars.into();
+    d.features = features.into();
     d.halts.push((
         d.bars[t].ts_ms + d.bar_ms + 1,
         d.bars[t].ts_ms + d.bar_ms + 5_000,

@@ -12,6 +12,7 @@
 //! both representable on every GPU backend (as u32 and as a pair of u32 words).
 
 use super::params::{EnvParams, SessionKind};
+use super::store::{SharedSlice, pack2};
 use crate::bars::BarSize;
 use crate::cache::DayCache;
 use crate::features::feature_index;
@@ -68,9 +69,11 @@ pub struct DayData {
     pub bar_ms: u32,
     /// UTC nanoseconds of New York midnight (to turn `ts_ms` back into timestamps).
     pub midnight_ns: i64,
-    pub bars: Vec<BarRec>,
+    /// The bar records; they and `features` share one buffer on huge pages where the
+    /// system provides them ([`super::store`]).
+    pub bars: SharedSlice<BarRec>,
     /// Row-major observation features, `bars.len() × k`.
-    pub features: Vec<f32>,
+    pub features: SharedSlice<f32>,
     /// Feature columns per row.
     pub k: usize,
     /// First and last row of the traded session (inclusive); `first_row > last_row` when
@@ -175,6 +178,10 @@ impl DayData {
         halts: Vec<(u32, u32)>,
     ) -> DayData {
         assert_eq!(features.len(), bars.len() * k, "features must be rows × k");
+        let (bars, features) = pack2(bars.len(), features.len(), |b, f| {
+            b.copy_from_slice(&bars);
+            f.copy_from_slice(&features);
+        });
         let (open_ms, close_ms) = session_ms;
         let first = bars.partition_point(|b| b.ts_ms < open_ms);
         let end = bars.partition_point(|b| b.ts_ms < close_ms);
@@ -217,8 +224,8 @@ impl DayData {
             bar,
             bar_ms: bar.secs() * 1000,
             midnight_ns,
-            bars: Vec::new(),
-            features: Vec::new(),
+            bars: SharedSlice::default(),
+            features: SharedSlice::default(),
             k,
             first_row: GROWING,
             last_row: GROWING,

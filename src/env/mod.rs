@@ -43,6 +43,7 @@ pub mod exec;
 pub mod gpu;
 pub mod params;
 pub mod reference;
+pub mod store;
 
 pub use cpu::{CpuEnvs, Simd};
 pub use day::{BarRec, DayData, DaySelection, load_days};
