@@ -127,6 +127,33 @@ soa! {
     }
 }
 
+impl EnvStateView<'_> {
+    /// Environment `i`'s account.
+    #[inline(always)]
+    fn ledger(&self, i: usize) -> Ledger {
+        Ledger {
+            cash: self.cash[i],
+            position: self.position[i],
+            avg_price: self.avg_price[i],
+            realized: self.realized[i],
+            costs: self.costs[i],
+            entry_ms: self.entry_ms[i],
+            fills: self.fills[i],
+        }
+    }
+
+    #[inline(always)]
+    fn set_ledger(&mut self, i: usize, l: &Ledger) {
+        self.cash[i] = l.cash;
+        self.position[i] = l.position;
+        self.avg_price[i] = l.avg_price;
+        self.realized[i] = l.realized;
+        self.costs[i] = l.costs;
+        self.entry_ms[i] = l.entry_ms;
+        self.fills[i] = l.fills;
+    }
+}
+
 pub(crate) const REASONS: [EndReason; 3] = [
     EndReason::SessionClose,
     EndReason::LossLimit,
@@ -899,7 +926,7 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
             && c.terminated.len() == n
             && c.truncated.len() == n
     );
-    let s = c.state;
+    let mut s = c.state;
     let wts = &p.weights;
 
     // 0. Gather.
@@ -972,15 +999,7 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     let mut traded_b = [0f64; BLOCK];
     let mut any_exit = false;
     for i in 0..n {
-        let mut l = Ledger {
-            cash: s.cash[i],
-            position: s.position[i],
-            avg_price: s.avg_price[i],
-            realized: s.realized[i],
-            costs: s.costs[i],
-            entry_ms: s.entry_ms[i],
-            fills: s.fills[i],
-        };
+        let mut l = s.ledger(i);
         let e0 = s.equity0[i];
         let shares = fill_shares[i];
         let filled = shares != 0;
@@ -995,13 +1014,7 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         any_exit |= last[i] | lost;
         s.row[i] += 1;
         s.steps[i] = steps;
-        s.position[i] = l.position;
-        s.avg_price[i] = l.avg_price;
-        s.cash[i] = l.cash;
-        s.realized[i] = l.realized;
-        s.costs[i] = l.costs;
-        s.entry_ms[i] = l.entry_ms;
-        s.fills[i] = l.fills;
+        s.set_ledger(i, &l);
         s.ended[i] = ended;
         equity_b[i] = equity;
         traded_b[i] = traded;
@@ -1014,15 +1027,7 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
                 continue;
             }
             s.pend_left[i] = 0;
-            let mut l = Ledger {
-                cash: s.cash[i],
-                position: s.position[i],
-                avg_price: s.avg_price[i],
-                realized: s.realized[i],
-                costs: s.costs[i],
-                entry_ms: s.entry_ms[i],
-                fills: s.fills[i],
-            };
+            let mut l = s.ledger(i);
             let pos = l.position;
             if pos != 0 {
                 let bar_f = bf.get(i);
@@ -1031,13 +1036,7 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
                 traded_b[i] += pos.abs() as f64 * price;
             }
             equity_b[i] = l.cash;
-            s.position[i] = l.position;
-            s.avg_price[i] = l.avg_price;
-            s.cash[i] = l.cash;
-            s.realized[i] = l.realized;
-            s.costs[i] = l.costs;
-            s.entry_ms[i] = l.entry_ms;
-            s.fills[i] = l.fills;
+            s.set_ledger(i, &l);
         }
     }
 
