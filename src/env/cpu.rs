@@ -20,7 +20,7 @@
 use super::day::{BarRec, DayData};
 use super::episodes::EpisodeSource;
 use super::exec::{self, Ledger, select};
-use super::params::EnvParams;
+use super::params::{ACCOUNT_FIELDS, EnvParams};
 use super::{EndReason, EpisodeStats, StepOut};
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -930,7 +930,9 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     let wts = &p.weights;
 
     // 0. Gather.
-    let mut bt = BlockBars::new();
+    let mut close_t = [0f64; BLOCK];
+    let mut ts_t = [0u32; BLOCK];
+    let mut close_ms = [0u32; BLOCK];
     let mut bf = BlockBars::new();
     let mut frac = [0f64; BLOCK];
     let mut bar_ms = [0u32; BLOCK];
@@ -939,7 +941,10 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
     for i in 0..n {
         let day = &*c.days[i];
         let t = s.row[i] as usize;
-        bt.set(i, &day.bars[t]);
+        let bar_t = &day.bars[t];
+        close_t[i] = bar_t.close;
+        ts_t[i] = bar_t.ts_ms;
+        close_ms[i] = day.close_ms;
         bf.set(i, &day.bars[t + 1]);
         frac[i] = p.actions[c.actions[i] as usize];
         bar_ms[i] = day.bar_ms;
@@ -955,12 +960,12 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         let (pend_left, pend_target) = (s.pend_left[i], s.pend_target[i]);
         let pending = pend_left != 0;
         let current = select(pending, pend_target, position);
-        let target = exec::decide_target(p, frac[i], bt.close[i], current);
+        let target = exec::decide_target(p, frac[i], close_t[i], current);
         let keep = pending & (pend_target == target);
         let send = !keep & (target != position);
         s.pend_target[i] = select(send, target, pend_target);
         s.pend_left[i] = select(keep, pend_left, select(send, target - position, 0));
-        s.pend_arrival[i] = select(send, bt.ts[i] + bar_ms[i] + p.latency_ms, s.pend_arrival[i]);
+        s.pend_arrival[i] = select(send, ts_t[i] + bar_ms[i] + p.latency_ms, s.pend_arrival[i]);
     }
     // Orders arriving inside a halt of their day are rejected (days with halts are rare).
     let mut halt_at_arrival = [false; BLOCK];
@@ -1005,7 +1010,7 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         let filled = shares != 0;
         l.book_total_if(filled, shares, fill_price[i], fill_total[i], bf.ts[i]);
         let traded = select(filled, shares.abs() as f64 * fill_price[i], 0.0);
-        l.borrow(p, bf.close[i], bf.ts[i] - bt.ts[i]);
+        l.borrow(p, bf.close[i], bf.ts[i] - ts_t[i]);
         let steps = s.steps[i] + 1;
         let equity = l.equity(bf.close[i]);
         let lost = (p.loss_limit > 0.0) & (equity - e0 <= -p.loss_limit * e0);
@@ -1101,22 +1106,35 @@ fn step_block(p: &EnvParams, c: Chunk<'_>, d: usize, w: usize) {
         c.truncated[i] = (ended == 3) as u8;
     }
 
-    // 5. Observations of the environments still running (the others are reset in pass 2).
+    // 5. Observations of the environments still running (the others are reset in pass 2):
+    // the block's account fields in one loop, then each environment's row.
+    let mut acct = [[0f32; BLOCK]; ACCOUNT_FIELDS.len()];
     for i in 0..n {
-        if s.ended[i] != 0 {
-            continue;
-        }
-        write_obs(
+        let a = exec::account_obs(
             p,
-            &c.days[i],
-            s.row[i] as usize,
+            &bf.get(i),
+            bar_ms[i],
+            close_ms[i],
             s.position[i],
             s.avg_price[i],
             s.entry_ms[i],
             s.pend_left[i],
             s.inv_equity0[i],
-            &mut c.obs[i * d..(i + 1) * d],
         );
+        for (field, v) in acct.iter_mut().zip(a) {
+            field[i] = v;
+        }
+    }
+    let k = d - ACCOUNT_FIELDS.len();
+    for i in 0..n {
+        if s.ended[i] != 0 {
+            continue;
+        }
+        let obs = &mut c.obs[i * d..(i + 1) * d];
+        copy_row(&mut obs[..k], c.days[i].feature_row(s.row[i] as usize));
+        for (o, field) in obs[k..].iter_mut().zip(&acct) {
+            *o = field[i];
+        }
     }
 }
 
