@@ -849,7 +849,8 @@ fn prefetch_block(c: &Chunk<'_>, range: std::ops::Range<usize>) {
 /// memory misses instead of waiting on one environment's long chain.
 const BLOCK: usize = 64;
 
-/// The market fields of one bar per environment of a block, gathered from their days.
+/// The market fields of one bar per environment of a block (bar `t+1`), gathered from
+/// their days.
 struct BlockBars {
     ts: [u32; BLOCK],
     flags: [u32; BLOCK],
@@ -905,8 +906,9 @@ impl BlockBars {
 
 /// The step of one block of at most [`BLOCK`] environments (see [`super`] for the rules;
 /// the reference engine spells out the same sequence with named types):
-/// - phase 0: gather each environment's action and bars `t` and `t+1` from its day, and
-///   prefetch bars `t+1` and `t+2` with their features;
+/// - phase 0: gather each environment's action, bar `t`'s close and start, bar `t+1` and
+///   its day's constants into block-local arrays (the lines were prefetched while the
+///   previous block stepped: [`step_chunk_blocks`]);
 /// - phase 1: the decision at `t`'s close;
 /// - phase 2: whether and how much a working order fills at `t+1`, and its costs;
 /// - phase 3: the books, borrow, mark and episode end (forced exits after it, rare);
