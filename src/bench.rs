@@ -286,6 +286,9 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
             "--simd picks the CPU step's instruction set: use it with --backend cpu".into(),
         ));
     }
+    if let Some(simd) = req.simd {
+        simd.require()?; // before the synthetic days are built
+    }
     let mut env_cfg = resolved.config.env.clone();
     if let Some(k) = req.obs_features {
         if k > N_FEATURES {

@@ -255,6 +255,13 @@ fn errors_are_one_line_with_meaningful_exit_codes() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(one_line(&o.stderr).contains("features.warmup_days"));
+    // Unknown instruction set for the CPU step (refused before any data is built).
+    let o = sim_train()
+        .args(["bench", "env", "--simd", "avx3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line(&o.stderr).contains("--simd avx3"));
     // Impossible date range.
     let o = sim_train()
         .args([

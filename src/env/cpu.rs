@@ -305,17 +305,7 @@ impl CpuEnvs {
 
     /// Runs the step compiled for `simd` (to compare levels; results are the same bits).
     pub fn set_simd(&mut self, simd: Simd) -> Result<()> {
-        if !simd.supported() {
-            return Err(Error::Usage(format!(
-                "this CPU cannot run the {} step (it runs: {})",
-                simd.name(),
-                Simd::available()
-                    .iter()
-                    .map(|s| s.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        simd.require()?;
         self.simd = simd;
         Ok(())
     }
@@ -762,6 +752,22 @@ impl Simd {
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
+    }
+
+    /// Ok when this CPU runs `self`, else a usage error naming the levels it runs.
+    pub fn require(self) -> Result<()> {
+        if self.supported() {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "this CPU cannot run the {} step (it runs: {})",
+            self.name(),
+            Simd::available()
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
 
     /// The levels this CPU runs, narrowest first.

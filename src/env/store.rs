@@ -269,6 +269,14 @@ mod tests {
         // SAFETY: test of a live, zeroed allocation of that size.
         let bytes = unsafe { std::slice::from_raw_parts(big.ptr.as_ptr(), big.layout.size()) };
         assert!(bytes.iter().all(|&b| b == 0));
+        // Half a huge page takes a whole one; less stays an ordinary allocation.
+        let half = HugeBuf::zeroed(HUGE_PAGE / 2);
+        assert_eq!(half.layout.size(), HUGE_PAGE);
+        assert_eq!(half.ptr.as_ptr() as usize % HUGE_PAGE, 0);
+        assert_eq!(
+            HugeBuf::zeroed(HUGE_PAGE / 2 - 1).layout.size(),
+            HUGE_PAGE / 2 - 1
+        );
         let small = HugeBuf::zeroed(100);
         assert_eq!(small.ptr.as_ptr() as usize % LINE, 0);
     }
