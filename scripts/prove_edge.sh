@@ -7,10 +7,7 @@
 #   scripts/prove_edge.sh [OUT_DIR]     (default: data/edge)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh core torch
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sim-train/target}"
-cargo build --release --bin sim-train
-bin="$CARGO_TARGET_DIR/release/sim-train"
+bin="$(scripts/build.sh)/sim-train"
 out="${1:-data/edge}"
 holdout_from=2024-04-26
 min_t=3

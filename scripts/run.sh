@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a synthetic universe → day caches → verification →
-# summary (data/pipeline/summary.json). Extra arguments go to `sim-train pipeline`.
+# scan → a short training run → evaluation on held-out days → plots → summary
+# (data/pipeline/summary.json). Installs what it needs and builds first (scripts/build.sh;
+# incremental). Extra arguments go to `sim-train pipeline`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh core
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sim-train/target}"
-cargo build --release --bin sim-train
-exec "$CARGO_TARGET_DIR/release/sim-train" pipeline "$@"
+bin=$(scripts/build.sh)
+exec "$bin/sim-train" pipeline "$@"

@@ -305,6 +305,12 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
         }
     }
     let params = std::sync::Arc::new(EnvParams::from_config(&env_cfg).map_err(Error::Config)?);
+    // The environments and the pool of random actions, before anything is built.
+    crate::util::mem::check(
+        &format!("--envs {}", req.envs),
+        crate::util::mem::product(&[req.envs], CpuEnvs::bytes_per_env(&params) + ACTION_POOL),
+        "lower --envs",
+    )?;
     let tmp;
     let (cache_dir, data) = match &req.cache {
         Some(c) => (c.clone(), c.display().to_string()),
@@ -744,9 +750,9 @@ pub struct LiveBench {
     pub decisions: usize,
     pub journal_records: usize,
     /// Per decision, µs.
-    pub decision_us: crate::live::engine::Percentiles,
+    pub decision_us: crate::util::stats::Percentiles,
     /// Per bar of every symbol, µs.
-    pub bar_us: crate::live::engine::Percentiles,
+    pub bar_us: crate::util::stats::Percentiles,
     pub date: String,
 }
 

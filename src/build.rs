@@ -9,7 +9,7 @@
 
 use crate::adjust::{AdjustMode, FactorTables};
 use crate::bars::{BarSize, RawDay};
-use crate::cache::catalog::{CacheSettings, sync_dir, write_atomic};
+use crate::cache::catalog::CacheSettings;
 use crate::cache::format::FORMAT_VERSION;
 use crate::cache::{Catalog, CatalogEntry, ClockSpec, DayInfo, SessionTimes, day_path, write_day};
 use crate::calendar::{Calendar, Session};
@@ -21,6 +21,7 @@ use crate::ingest::lean::{self, LeanSource};
 use crate::ingest::synth::SynthSource;
 use crate::ingest::table::TableSource;
 use crate::ingest::{Selection, Source, SourceKind};
+use crate::util::fs::{sync_dir, write_atomic};
 use crate::validate::{DayClock, DayReport, Problem, validate_day};
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -154,9 +155,28 @@ pub fn open_source(
                 Some(dir) => crate::synth::read_spec(dir)?,
                 None => crate::synth::SynthSpec::from_params(&cfg.synth, calendar)?,
             };
+            check_synth_space(&spec, &req.cache_dir)?;
             Box::new(SynthSource::new(spec, sel)?)
         }
     })
+}
+
+/// Refuses a synthetic universe whose day files would not fit on the cache's file system:
+/// every symbol-day at most a full session of bars (04:00 to 20:00), each bar at most its
+/// OHLCV, quote and feature columns.
+fn check_synth_space(spec: &crate::synth::SynthSpec, cache_dir: &Path) -> Result<()> {
+    let p = &spec.params;
+    let rows = 16 * 3600 / p.bar.secs() as usize;
+    let row_bytes = 6 * 8 + 4 + 4 * 8 + crate::features::N_FEATURES * 4;
+    crate::util::fs::check_space(
+        cache_dir,
+        &format!(
+            "a synthetic cache of {} symbols × {} days of {} bars",
+            p.symbols, p.days, p.bar
+        ),
+        crate::util::mem::product(&[p.symbols, p.days, rows], row_bytes),
+        "use fewer symbols or days (synth.symbols, synth.days; bench --symbols, --days), or another --cache folder",
+    )
 }
 
 /// Per-symbol state carried from one date to the next.

@@ -351,7 +351,7 @@ impl Resolved {
     /// Saves the resolved config as `<dir>/config.resolved.toml` (atomically).
     pub fn save_beside(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(RESOLVED_FILE);
-        crate::cache::catalog::write_atomic(&path, self.to_toml().as_bytes())?;
+        crate::util::fs::write_atomic(&path, self.to_toml().as_bytes())?;
         Ok(path)
     }
 }

@@ -41,11 +41,10 @@ pub enum Error {
     /// The requested data does not exist (unknown symbol or date).
     #[error("{0}")]
     NotFound(String),
-    /// What was asked (a command, or a checkpoint to run) needs libtorch, and this binary
-    /// was built without the `torch` feature. Holds what was asked, e.g. "`sim-train train`".
-    #[error(
-        "{0} needs libtorch: this binary was built without the torch feature; build it with default features (cargo build --release)"
-    )]
+    /// What was asked (a command, or a checkpoint to run) needs libtorch, which this binary
+    /// does not link, and `sim-train-torch`, which does, cannot be run. Holds the whole
+    /// line: what was asked, where the companion was looked for, how to build it.
+    #[error("{0}")]
     NeedsTorch(String),
     /// A GPU backend cannot run here: not compiled in, no driver or adapter, not enough
     /// device memory, a kernel that does not build.

@@ -40,6 +40,7 @@ pub mod overfit;
 pub mod plot;
 pub mod scan;
 pub mod synth;
+pub mod util;
 pub mod validate;
 pub mod walkforward;
 

@@ -1,7 +1,10 @@
 //! Logs (`tracing`, human or JSON, to stderr) and progress bars (indicatif, on stderr, only
-//! when it is a terminal and logs are human-readable), set up once by the binary.
+//! when it is a terminal and logs are human-readable), set up once by the binary. Colours
+//! only when stderr is a terminal and `NO_COLOR` is unset or empty (no-color.org), so a log
+//! piped or written to a file holds no escape codes.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::EnvFilter;
 
@@ -28,6 +31,10 @@ pub fn init(format: LogFormat, verbosity: i8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false);
     let _ = match format {
         LogFormat::Pretty => builder.compact().try_init(),
@@ -37,6 +44,11 @@ pub fn init(format: LogFormat, verbosity: i8) {
         format == LogFormat::Pretty && verbosity >= 0,
         Ordering::Relaxed,
     );
+}
+
+/// Whether to colour logs: on a terminal, unless `NO_COLOR` is set to a non-empty value.
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// A progress bar of `len` steps; hidden when `enabled` is false, when logs are JSON or
@@ -54,4 +66,18 @@ pub fn progress(len: u64, what: &str, enabled: bool) -> ProgressBar {
     );
     pb.set_prefix(what.to_string());
     pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".into())));
+    }
 }

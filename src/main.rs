@@ -1,13 +1,8 @@
-//! The `sim-train` binary: everything lives in the library; see `sim_train::cli`.
+//! The `sim-train` binary: everything lives in the library; see `sim_train::cli`. It links
+//! no libtorch; the commands that need it run in `sim-train-torch`.
 
 fn main() {
-    // A CLI whose output is piped into `head` should end quietly when the pipe closes, as
-    // Unix tools do, instead of panicking on the failed write (Rust ignores SIGPIPE).
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any other thread exists
-    // has no memory-safety preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SAFETY: first thing in main, while the process has one thread.
+    unsafe { sim_train::cli::init_process() };
     std::process::exit(sim_train::cli::main());
 }

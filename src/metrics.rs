@@ -158,7 +158,7 @@ fn sum(values: impl IntoIterator<Item = f64>) -> f64 {
 
 /// Arithmetic mean; NaN when empty.
 fn mean(values: &[f64]) -> f64 {
-    sum(values.iter().copied()) / values.len() as f64
+    crate::util::stats::mean(values.iter().copied()).unwrap_or(f64::NAN)
 }
 
 /// Sample standard deviation (ddof = 1), two-pass; NaN below 2 values, exactly 0 when all

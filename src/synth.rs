@@ -50,7 +50,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::fmt::Display;
-use std::io::Write;
 use std::path::Path;
 
 /// Version of the generating algorithm. A spec written by another version would
@@ -1663,8 +1662,14 @@ fn plan_symbol(p: &SynthParams, student: &StudentT<f64>, sym: usize) -> (f64, Ve
 /// Writes `synth.json` (the spec) and `truth.json` (every [`DayTruth`], symbol-major, one
 /// per line) into `dir`, each atomically (temporary file in `dir`, then rename).
 pub fn write_universe(dir: &Path, spec: &SynthSpec) -> Result<()> {
-    let universe = Universe::from_spec(spec.clone())?;
     let (n_sym, n_days) = (spec.params.symbols, spec.params.days);
+    // Each symbol-day's truth, and its JSON line (about 400 bytes), are held at once.
+    crate::util::mem::check(
+        &format!("the truth of {n_sym} symbols × {n_days} days"),
+        crate::util::mem::product(&[n_sym, n_days], std::mem::size_of::<DayTruth>() + 448),
+        "use fewer symbols or days (--symbols, --days, synth.symbols, synth.days)",
+    )?;
+    let universe = Universe::from_spec(spec.clone())?;
     let truths: Vec<DayTruth> = (0..n_sym * n_days)
         .into_par_iter()
         .map(|i| universe.generate(i / n_days, i % n_days).1)
@@ -1672,7 +1677,7 @@ pub fn write_universe(dir: &Path, spec: &SynthSpec) -> Result<()> {
     std::fs::create_dir_all(dir).at(dir)?;
     let spec_json = serde_json::to_vec_pretty(spec)
         .map_err(|e| Error::input(dir.join(SPEC_FILE), format!("cannot encode the spec: {e}")))?;
-    write_atomic(dir, SPEC_FILE, &spec_json)?;
+    crate::util::fs::write_atomic(&dir.join(SPEC_FILE), &spec_json)?;
     let mut body = Vec::with_capacity(truths.len() * 400 + 4);
     body.extend_from_slice(b"[\n");
     for (i, t) in truths.iter().enumerate() {
@@ -1687,16 +1692,7 @@ pub fn write_universe(dir: &Path, spec: &SynthSpec) -> Result<()> {
         })?;
     }
     body.extend_from_slice(b"\n]\n");
-    write_atomic(dir, TRUTH_FILE, &body)
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let path = dir.join(name);
-    let mut tmp = crate::cache::catalog::temp_in(dir).at(dir)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    tmp.as_file().sync_all().at(tmp.path())?;
-    tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-    Ok(())
+    crate::util::fs::write_atomic(&dir.join(TRUTH_FILE), &body)
 }
 
 /// Reads and checks `dir/synth.json`.

@@ -281,7 +281,7 @@ fn written_files_are_readable_as_the_umask_allows() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644 & !umask, "{}", path.display());
     let json = dir.path().join("x.json");
-    sim_train::cache::catalog::write_atomic(&json, b"{}").unwrap();
+    sim_train::util::fs::write_atomic(&json, b"{}").unwrap();
     assert_eq!(
         std::fs::metadata(&json).unwrap().permissions().mode() & 0o777,
         0o644 & !umask

@@ -358,3 +358,130 @@ fn json_logs_are_json() {
         assert!(v.get("level").is_some());
     }
 }
+
+/// Sizes from the command line or the config that would not fit in memory (or on disk)
+/// are one line and exit 2, before anything is allocated or written; overflowing products
+/// are not wrapped into small ones.
+#[test]
+fn sizes_too_large_are_refused_before_they_are_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], says: &[&str]| {
+        let o = sim_train().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+        for s in says {
+            assert!(err.contains(s), "{args:?}: no {s:?} in {err}");
+        }
+    };
+    refused(
+        &["bench", "env", "--envs", "99999999999"],
+        &[
+            "--envs 99999999999 would take",
+            "TB of memory",
+            "lower --envs",
+        ],
+    );
+    refused(
+        &["bench", "env", "--envs", &usize::MAX.to_string()],
+        &["would take", "EB of memory"],
+    );
+    let out = dir.path().join("synth");
+    refused(
+        &[
+            "synth",
+            "--symbols",
+            "1000000",
+            "--days",
+            "100000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["1000000 symbols × 100000 days", "--symbols, --days"],
+    );
+    assert!(!out.exists(), "nothing written");
+    let cache = dir.path().join("cache");
+    refused(
+        &[
+            "--set",
+            "synth.symbols=1000000",
+            "--set",
+            "synth.days=100000",
+            "cache",
+            "build",
+            "--source",
+            "synth",
+            "--cache",
+            cache.to_str().unwrap(),
+        ],
+        &["synthetic cache of 1000000 symbols", "free"],
+    );
+    assert!(!cache.join("catalog.json").exists(), "nothing written");
+    #[cfg(feature = "torch")]
+    {
+        refused(
+            &["bench", "train", "--steps", "99999999999"],
+            &[
+                "a rollout of 99999999999 steps × 1024 environments",
+                "--steps",
+            ],
+        );
+        refused(
+            &["bench", "train", "--envs", "99999999996"],
+            &["99999999996 environments", "would take"],
+        );
+    }
+}
+
+/// Logs carry no colour codes when stderr is not a terminal (a file, a pipe), and no
+/// stray line from the Vulkan stack when wgpu lists its adapters without a display.
+#[test]
+fn piped_logs_have_no_escape_codes_and_no_stray_lines() {
+    let o = sim_train()
+        .args([
+            "-v",
+            "calendar",
+            "--from",
+            "2024-01-02",
+            "--to",
+            "2024-01-03",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("config resolved"), "{err}");
+    assert!(!err.contains('\u{1b}'), "escape codes in {err:?}");
+    // The environment CI runs in: no display, no XDG_RUNTIME_DIR.
+    let o = sim_train()
+        .args([
+            "-q",
+            "bench",
+            "env",
+            "--backend",
+            "wgpu",
+            "--envs",
+            "64",
+            "--steps",
+            "4",
+        ])
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    if o.status.success() {
+        assert!(err.trim().is_empty(), "stderr of a quiet run: {err}");
+    } else {
+        // No wgpu adapter here (no lavapipe): one line saying so, exit 6.
+        assert_eq!(o.status.code(), Some(6), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

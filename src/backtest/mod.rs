@@ -25,7 +25,7 @@
 //! symbols and a date range ([`DaySelection`]).
 //!
 //! Outputs are written only after the whole run succeeded, each file atomically
-//! ([`crate::cache::catalog::write_atomic`]), `report.json` last.
+//! ([`crate::util::fs::write_atomic`]), `report.json` last.
 
 pub mod baselines;
 pub mod engine;
@@ -39,11 +39,11 @@ pub use positions::{PositionRow, read_positions};
 pub use report::{Report, Source};
 
 use crate::cache::Catalog;
-use crate::cache::catalog::write_atomic;
 use crate::config::{Config, Resolved};
 use crate::env::{DaySelection, EnvParams, load_days};
 use crate::error::{Error, Result};
 use crate::features::feature_index;
+use crate::util::fs::write_atomic;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

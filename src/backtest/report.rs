@@ -215,8 +215,9 @@ fn ratio(num: f64, den: f64) -> f64 {
     if den != 0.0 { num / den } else { f64::NAN }
 }
 
+/// Arithmetic mean; NaN when empty.
 fn mean(values: &[f64]) -> f64 {
-    values.iter().fold(0.0, |a, v| a + v) / values.len() as f64
+    crate::util::stats::mean(values.iter().copied()).unwrap_or(f64::NAN)
 }
 
 fn symbol_report(r: &SymbolRun, ppy: f64, rf: f64) -> AccountReport {

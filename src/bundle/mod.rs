@@ -16,8 +16,8 @@
 
 pub mod native;
 
-use crate::cache::catalog::write_atomic;
 use crate::error::{Error, IoContext, Result};
+use crate::util::fs::write_atomic;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -5,11 +5,10 @@
 
 use super::format::Meta;
 use crate::bars::BarSize;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const CATALOG_FILE: &str = "catalog.json";
@@ -124,7 +123,7 @@ impl Catalog {
     /// Writes the catalog atomically (temporary file, fsync, rename, fsync of the folder).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::input(dir, e.to_string()))?;
-        write_atomic(&dir.join(CATALOG_FILE), &json)
+        crate::util::fs::write_atomic(&dir.join(CATALOG_FILE), &json)
     }
 
     pub fn upsert(&mut self, entry: CatalogEntry) {
@@ -140,42 +139,5 @@ impl Catalog {
 
     pub fn get(&self, symbol: &str, date: NaiveDate) -> Option<&CatalogEntry> {
         self.entries.get(&(symbol.to_string(), date))
-    }
-}
-
-/// Writes `bytes` to `path` atomically: temporary file beside it, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).at(dir)?;
-    let mut tmp = temp_in(dir).at(dir)?;
-    tmp.write_all(bytes).at(path)?;
-    tmp.as_file().sync_all().at(path)?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-/// A hidden temporary file in `dir` to be renamed over an output. Created readable by
-/// everyone the umask allows (0644 before it), like any output file: tempfile's default
-/// 0600 would survive the rename and hide shared caches and reports from other users.
-pub fn temp_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    b.tempfile_in(dir)
-}
-
-/// fsyncs a folder so that renames in it survive a crash (best effort: some file systems
-/// refuse to open folders for syncing, which loses nothing but that guarantee).
-pub fn sync_dir(dir: &Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        let _ = f.sync_all();
     }
 }

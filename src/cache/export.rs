@@ -41,7 +41,7 @@ pub fn write_frame(df: &mut DataFrame, out: &Path, parquet: bool) -> Result<()> 
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = super::catalog::temp_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = crate::util::fs::temp_in(dir).map_err(|e| Error::io(dir, e))?;
     let res = if parquet {
         ParquetWriter::new(tmp.as_file_mut()).finish(df).map(|_| ())
     } else {

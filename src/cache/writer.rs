@@ -170,7 +170,7 @@ pub fn write_day(
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = super::catalog::temp_in(dir).map_err(io)?;
+    let mut tmp = crate::util::fs::temp_in(dir).map_err(io)?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         let zeros = [0u8; COLUMN_ALIGN];

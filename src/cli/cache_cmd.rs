@@ -39,18 +39,17 @@ pub fn run(cmd: CacheCommand, resolved: &Resolved, progress: bool) -> Result<i32
         CacheCommand::Verify { cache, json } => {
             let r = verify_dir(&cache)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-            } else {
-                for b in &r.bad {
-                    println!("BAD {}: {}", b.path.display(), b.reason);
-                }
-                println!(
-                    "verified {} files ({:.1} MB): {} bad",
-                    r.files,
-                    r.bytes as f64 / 1e6,
-                    r.bad.len()
-                );
+                return super::output::json(&r);
             }
+            for b in &r.bad {
+                println!("BAD {}: {}", b.path.display(), b.reason);
+            }
+            println!(
+                "verified {} files ({:.1} MB): {} bad",
+                r.files,
+                r.bytes as f64 / 1e6,
+                r.bad.len()
+            );
             Ok(if r.ok() { 0 } else { 4 })
         }
     }
@@ -77,35 +76,34 @@ fn build(a: BuildArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
     };
     let s = build_cache(&req, resolved, progress)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-    } else {
+        return super::output::json(&s);
+    }
+    println!(
+        "built {} symbol-days ({} symbols, {} dates, {} bars, {:.1} MB) from {} into {} in {:.2}s: {:.0} bars/s",
+        s.days_written,
+        s.symbols,
+        s.dates,
+        s.bars_written,
+        s.bytes_written as f64 / 1e6,
+        s.source,
+        s.cache_dir.display(),
+        s.elapsed_s,
+        s.bars_per_s
+    );
+    if s.warmup_days_read > 0 {
         println!(
-            "built {} symbol-days ({} symbols, {} dates, {} bars, {:.1} MB) from {} into {} in {:.2}s: {:.0} bars/s",
-            s.days_written,
-            s.symbols,
-            s.dates,
-            s.bars_written,
-            s.bytes_written as f64 / 1e6,
-            s.source,
-            s.cache_dir.display(),
-            s.elapsed_s,
-            s.bars_per_s
+            "read {} earlier symbol-days to warm features up",
+            s.warmup_days_read
         );
-        if s.warmup_days_read > 0 {
-            println!(
-                "read {} earlier symbol-days to warm features up",
-                s.warmup_days_read
-            );
-        }
-        if s.days_dropped > 0 {
-            println!(
-                "dropped {} symbol-days (see validation.json)",
-                s.days_dropped
-            );
-        }
-        for (p, n) in &s.problems {
-            println!("  {:<16} {n}", p.as_str());
-        }
+    }
+    if s.days_dropped > 0 {
+        println!(
+            "dropped {} symbol-days (see validation.json)",
+            s.days_dropped
+        );
+    }
+    for (p, n) in &s.problems {
+        println!("  {:<16} {n}", p.as_str());
     }
     Ok(0)
 }
@@ -113,8 +111,7 @@ fn build(a: BuildArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
 fn ls(cache: &Path, json: bool) -> Result<i32> {
     let cat = Catalog::load_existing(cache)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&cat).unwrap_or_default());
-        return Ok(0);
+        return super::output::json(&cat);
     }
     if let Some(s) = &cat.settings {
         println!(
@@ -202,8 +199,7 @@ fn inspect(cache: &Path, symbol: &str, date: NaiveDate, json: bool) -> Result<i3
             "bytes": day.file_len(),
             "features": stats.iter().map(|(n, a, b, c)| serde_json::json!({"name": n, "min": a, "mean": b, "max": c})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(0);
+        return super::output::json(&v);
     }
     println!(
         "{} {} {} — {} bars, {} bytes, {}",

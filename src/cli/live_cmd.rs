@@ -24,13 +24,9 @@ pub fn policy(c: &PolicyCommand) -> Result<i32> {
         PolicyCommand::Inspect { bundle, json } => {
             let b = crate::bundle::Bundle::open(bundle)?;
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&b.manifest).expect("serializes")
-                );
-            } else {
-                print!("{}", b.describe());
+                return super::output::json(&b.manifest);
             }
+            print!("{}", b.describe());
             Ok(0)
         }
     }
@@ -185,8 +181,7 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
         )?
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s).expect("serializes"));
-        return Ok(0);
+        return super::output::json(&s);
     }
     if let Some(t) = &s.damaged_tail {
         println!("journal: a damaged tail was cut off ({t})");

@@ -2,21 +2,31 @@
 //! they resolve the config, call the library, and print. Errors come back as
 //! [`crate::Error`]; [`main`] prints one line and returns its exit code.
 //!
-//! Built without the `torch` feature, the commands that train or run a checkpoint
-//! (`pipeline`, `train`, `export`, `walk-forward`, `bench train`, `bench sweep`, `eval` of
-//! a checkpoint) are still listed and parsed, and fail with [`Error::NeedsTorch`] (exit 2).
+//! The commands that train or run a checkpoint (`pipeline`, `train`, `export`,
+//! `walk-forward`, `bench train`, `bench sweep`, `eval` of a checkpoint:
+//! [`TorchCommands`]) need libtorch, which takes half a second and half a gigabyte to load.
+//! Built with the `torch` feature the binary runs them itself (`sim-train-torch`, and a
+//! plain `cargo build`'s `sim-train`). Built without it (the `sim-train` of
+//! `scripts/run.sh`, which starts in milliseconds) it lists and parses them, and hands them
+//! to `sim-train-torch` beside it ([`companion`]); without one they fail with
+//! [`Error::NeedsTorch`] (exit 2).
 
 mod backtest_cmd;
 mod cache_cmd;
+#[cfg(not(feature = "torch"))]
+mod companion;
 mod live_cmd;
 mod other;
+mod output;
 mod scan_cmd;
+#[cfg(feature = "torch")]
+mod torch;
 mod train_cmd;
 mod walkforward_cmd;
 
 use crate::adjust::AdjustMode;
 use crate::bars::BarSize;
-use crate::config::JoinKind;
+use crate::config::{JoinKind, Resolved};
 use crate::error::{Error, Result};
 use crate::ingest::SourceKind;
 use crate::logging::{self, LogFormat};
@@ -422,22 +432,170 @@ fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     crate::bars::parse_date(s)
 }
 
-/// Parses the command line, runs the command and returns the process exit code.
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+/// The commands that run libtorch (they train, or load a checkpoint), as a binary runs
+/// them: in process when it links libtorch ([`torch::InProcess`], the `torch` feature),
+/// refused otherwise ([`Lean`]). [`run`] dispatches every command the same way in every
+/// build and calls these through the trait, so the feature gate sits in one place.
+///
+/// The `sim-train` that `scripts/build.sh` builds links no libtorch (it is built without
+/// the `torch` feature), so that every other command starts in milliseconds; [`main`]
+/// hands these commands to `sim-train-torch`, the same front end built with the feature,
+/// before doing anything else (see [`companion`]), so [`Lean`]'s refusals are only met
+/// where that hand-over is bypassed.
+pub trait TorchCommands {
+    fn pipeline(&self, _: &PipelineArgs, _: &Resolved, _progress: bool) -> Result<i32> {
+        needs_torch("`sim-train pipeline`")
+    }
+    fn train(&self, _: &train_cmd::TrainArgs, _: &GlobalArgs, _progress: bool) -> Result<i32> {
+        needs_torch("`sim-train train`")
+    }
+    fn eval_checkpoint(&self, _: &train_cmd::EvalArgs) -> Result<i32> {
+        needs_torch(
+            "`sim-train eval` of a checkpoint (--run-dir, --checkpoint; an exported bundle, --policy BUNDLE, runs without it)",
+        )
+    }
+    fn export(&self, _: &train_cmd::ExportArgs) -> Result<i32> {
+        needs_torch("`sim-train export`")
+    }
+    fn walk_forward(
+        &self,
+        _: &walkforward_cmd::WalkForwardArgs,
+        _: &GlobalArgs,
+        _: &Resolved,
+        _progress: bool,
+    ) -> Result<i32> {
+        needs_torch("`sim-train walk-forward`")
+    }
+    fn bench_train(&self, _: &BenchTrainArgs, _: &Resolved) -> Result<i32> {
+        needs_torch("`sim-train bench train`")
+    }
+    fn bench_sweep(&self, _: &BenchSweepArgs, _: &Resolved) -> Result<i32> {
+        needs_torch("`sim-train bench sweep`")
+    }
+}
+
+/// A binary without libtorch: every command of [`TorchCommands`] is refused.
+pub struct Lean;
+
+impl TorchCommands for Lean {}
+
+fn needs_torch(what: &str) -> Result<i32> {
+    Err(Error::NeedsTorch(format!(
+        "{what} needs libtorch: this binary was built without the torch feature; build it with default features (cargo build --release)"
+    )))
+}
+
+impl Command {
+    /// The command's words, e.g. "bench train".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Pipeline(_) => "pipeline",
+            Command::Synth(_) => "synth",
+            Command::Cache(_) => "cache",
+            Command::Align(_) => "align",
+            Command::Bench(b) => match b {
+                BenchCommand::Cache(_) => "bench cache",
+                BenchCommand::Env(_) => "bench env",
+                BenchCommand::Train(_) => "bench train",
+                BenchCommand::Scan(_) => "bench scan",
+                BenchCommand::Sweep(_) => "bench sweep",
+                BenchCommand::Live(_) => "bench live",
+            },
+            Command::Calendar(_) => "calendar",
+            Command::Config => "config",
+            Command::Backtest(_) => "backtest",
+            Command::Train(_) => "train",
+            Command::Plot(_) => "plot",
+            Command::Eval(_) => "eval",
+            Command::Export(_) => "export",
+            Command::Policy(_) => "policy",
+            Command::Live(_) => "live",
+            Command::Scan(_) => "scan",
+            Command::Index(_) => "index",
+            Command::WalkForward(_) => "walk-forward",
         }
+    }
+
+    /// Whether the command runs libtorch: the ones [`TorchCommands`] lists.
+    pub fn needs_torch(&self) -> bool {
+        match self {
+            Command::Pipeline(_)
+            | Command::Train(_)
+            | Command::Export(_)
+            | Command::WalkForward(_)
+            | Command::Bench(BenchCommand::Train(_) | BenchCommand::Sweep(_)) => true,
+            Command::Eval(a) => a.policy.is_none(),
+            _ => false,
+        }
+    }
+}
+
+/// Sets up the process before anything else runs; call it first in `main`.
+///
+/// - A CLI whose output is piped into `head` ends quietly when the pipe closes, as Unix
+///   tools do, instead of panicking on the failed write (Rust ignores SIGPIPE).
+/// - Without a display server, Mesa's Vulkan device-selection layer (which only picks the
+///   GPU a display runs on) tries to reach one when wgpu lists adapters, and libwayland
+///   prints `error: XDG_RUNTIME_DIR is invalid or not set` on stderr. The layer's own
+///   switch, `NODEVICE_SELECT=1`, turns it off when neither `WAYLAND_DISPLAY` nor
+///   `DISPLAY` is set and the user has not set it.
+///
+/// # Safety
+/// Must be called while the process has a single thread (it changes the signal
+/// disposition and the environment).
+pub unsafe fn init_process() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE has no memory-safety
+    // preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let unset = |k: &str| std::env::var_os(k).is_none_or(|v| v.is_empty());
+    if unset("NODEVICE_SELECT") && unset("WAYLAND_DISPLAY") && unset("DISPLAY") {
+        // SAFETY: the caller guarantees no other thread exists to read the environment.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
+/// Parses the command line and runs the command; returns the process exit code. Built
+/// without the `torch` feature, a command that runs libtorch is handed to
+/// `sim-train-torch` instead ([`companion::exec`]).
+pub fn main() -> i32 {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
     };
+    #[cfg(feature = "torch")]
+    return start(cli, &torch::InProcess);
+    #[cfg(not(feature = "torch"))]
+    {
+        if cli.command.needs_torch() {
+            // Only returns when the companion cannot be started.
+            let e = companion::exec(&cli.command);
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+        start(cli, &Lean)
+    }
+}
+
+/// The parsed command line, or the exit code after clap printed help, the version (0) or
+/// why the arguments are wrong (2).
+fn parse() -> std::result::Result<Cli, i32> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() { 2 } else { 0 }
+    })
+}
+
+fn start(cli: Cli, torch: &dyn TorchCommands) -> i32 {
     let verbosity = if cli.global.quiet {
         -1
     } else {
         cli.global.verbose as i8
     };
     logging::init(cli.global.log_format, verbosity);
-    match run(cli) {
+    match run(cli, torch) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -446,60 +604,39 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, torch: &dyn TorchCommands) -> Result<i32> {
     let resolved = crate::config::load(cli.global.config.as_deref(), &cli.global.set)?;
     tracing::debug!(layers = ?resolved.layers, "config resolved:\n{}", resolved.to_toml());
     let progress = !cli.global.quiet;
+    let global = &cli.global;
     match cli.command {
-        #[cfg(feature = "torch")]
-        Command::Pipeline(a) => other::pipeline(&a, &resolved, progress),
-        #[cfg(not(feature = "torch"))]
-        Command::Pipeline(_) => needs_torch("pipeline"),
+        Command::Pipeline(a) => torch.pipeline(&a, &resolved, progress),
         Command::Synth(a) => other::synth(&a, &resolved),
         Command::Cache(c) => cache_cmd::run(c, &resolved, progress),
         Command::Align(a) => other::align_cmd(&a, &resolved),
         Command::Bench(BenchCommand::Cache(a)) => other::bench_cache(&a, &resolved),
         Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
-        #[cfg(feature = "torch")]
-        Command::Bench(BenchCommand::Train(a)) => other::bench_train(&a, &resolved),
-        #[cfg(not(feature = "torch"))]
-        Command::Bench(BenchCommand::Train(_)) => needs_torch("bench train"),
+        Command::Bench(BenchCommand::Train(a)) => torch.bench_train(&a, &resolved),
         Command::Calendar(a) => other::calendar(&a, &resolved),
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
-        #[cfg(feature = "torch")]
-        Command::Train(a) => train_cmd::run(&a, &cli.global, progress),
-        #[cfg(not(feature = "torch"))]
-        Command::Train(_) => needs_torch("train"),
+        Command::Train(a) => torch.train(&a, global, progress),
         Command::Plot(a) => train_cmd::plot(&a, &resolved),
-        Command::Eval(a) => train_cmd::eval(&a),
-        #[cfg(feature = "torch")]
-        Command::Export(a) => train_cmd::export(&a),
-        #[cfg(not(feature = "torch"))]
-        Command::Export(_) => needs_torch("export"),
+        Command::Eval(a) => match &a.policy {
+            Some(bundle) => train_cmd::eval_bundle(&a, bundle),
+            None => torch.eval_checkpoint(&a),
+        },
+        Command::Export(a) => torch.export(&a),
         Command::Policy(c) => live_cmd::policy(&c),
         Command::Live(a) => live_cmd::live(&a, &resolved),
         Command::Scan(a) => scan_cmd::scan(&a, &resolved, progress),
         Command::Index(c) => scan_cmd::index(c),
-        #[cfg(feature = "torch")]
-        Command::WalkForward(a) => walkforward_cmd::run(&a, &cli.global, &resolved, progress),
-        #[cfg(not(feature = "torch"))]
-        Command::WalkForward(_) => needs_torch("walk-forward"),
+        Command::WalkForward(a) => torch.walk_forward(&a, global, &resolved, progress),
         Command::Bench(BenchCommand::Scan(a)) => scan_cmd::bench_scan(&a, &resolved),
-        #[cfg(feature = "torch")]
-        Command::Bench(BenchCommand::Sweep(a)) => other::bench_sweep(&a, &resolved),
-        #[cfg(not(feature = "torch"))]
-        Command::Bench(BenchCommand::Sweep(_)) => needs_torch("bench sweep"),
+        Command::Bench(BenchCommand::Sweep(a)) => torch.bench_sweep(&a, &resolved),
         Command::Bench(BenchCommand::Live(a)) => other::bench_live(&a, &resolved),
         Command::Config => {
             print!("{}", resolved.to_toml());
             Ok(0)
         }
     }
-}
-
-/// A command that trains or runs a checkpoint, in a binary built without the `torch`
-/// feature: it stays listed (its arguments parse) and fails with one line saying so.
-#[cfg(not(feature = "torch"))]
-fn needs_torch(command: &str) -> Result<i32> {
-    Err(Error::NeedsTorch(format!("`sim-train {command}`")))
 }

@@ -96,12 +96,7 @@ pub fn pipeline(a: &PipelineArgs, resolved: &Resolved, progress: bool) -> Result
         "build": &built,
         "verify": { "files": verified.files, "bad": verified.bad.len() },
     });
-    crate::cache::catalog::write_atomic(
-        &a.out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+    write_summary(&a.out, &summary)?;
     println!("sim-train pipeline → {}", a.out.display());
     println!(
         "  universe  {} symbols × {} days of {} bars, seed {}: {} momentum days, {} halts",
@@ -133,14 +128,18 @@ pub fn pipeline(a: &PipelineArgs, resolved: &Resolved, progress: bool) -> Result
     let learned = pipeline_learn(&a.out, &cache_dir, &spec, resolved, progress)?;
     let mut summary = summary;
     summary["learn"] = serde_json::to_value(&learned).unwrap_or_default();
-    crate::cache::catalog::write_atomic(
-        &a.out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+    write_summary(&a.out, &summary)?;
     println!("  summary   {}", a.out.join("summary.json").display());
     Ok(0)
+}
+
+/// Writes `out/summary.json`.
+#[cfg(feature = "torch")]
+fn write_summary(out: &Path, summary: &serde_json::Value) -> Result<()> {
+    let path = out.join("summary.json");
+    let json = serde_json::to_vec_pretty(summary)
+        .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
+    crate::util::fs::write_atomic(&path, &json)
 }
 
 /// What the pipeline's scan, training and evaluation stages produced.
@@ -228,15 +227,13 @@ fn pipeline_learn(
     };
     let eval_dir = out.join("eval");
     let req = crate::learn::eval::EvalRequest {
-        policy: crate::learn::eval::PolicySource::Checkpoint {
-            run_dir: run_dir.clone(),
-            checkpoint: None,
-        },
         mode: crate::learn::eval::ActMode::Greedy,
         seed: 0,
     };
+    let evaluated = crate::learn::checkpoint::evaluate(&req, &run_dir, None, cache, &sel)?;
     let eval = crate::learn::eval::compare(
         &req,
+        evaluated,
         cache,
         &sel,
         &[Baseline::Flat, Baseline::BuyAndHold, Baseline::SmaCross],
@@ -309,28 +306,24 @@ pub fn align_cmd(a: &AlignArgs, resolved: &Resolved) -> Result<i32> {
     let parquet = a.out.extension().is_some_and(|e| e == "parquet");
     write_frame(&mut df, &a.out, parquet)?;
     if a.json {
+        return super::output::json(&aligned.report);
+    }
+    println!(
+        "aligned {} symbols on {} clock times ({:?}) → {}",
+        days.len(),
+        aligned.ts_ns.len(),
+        how,
+        a.out.display()
+    );
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>14} {:>9}",
+        "symbol", "bars", "missing", "filled", "longest gap s", "outliers"
+    );
+    for r in &aligned.report {
         println!(
-            "{}",
-            serde_json::to_string_pretty(&aligned.report).unwrap_or_default()
+            "{:<10} {:>8} {:>8} {:>8} {:>14.0} {:>9}",
+            r.symbol, r.bars, r.missing, r.filled, r.longest_gap_s, r.outliers
         );
-    } else {
-        println!(
-            "aligned {} symbols on {} clock times ({:?}) → {}",
-            days.len(),
-            aligned.ts_ns.len(),
-            how,
-            a.out.display()
-        );
-        println!(
-            "{:<10} {:>8} {:>8} {:>8} {:>14} {:>9}",
-            "symbol", "bars", "missing", "filled", "longest gap s", "outliers"
-        );
-        for r in &aligned.report {
-            println!(
-                "{:<10} {:>8} {:>8} {:>8} {:>14.0} {:>9}",
-                r.symbol, r.bars, r.missing, r.filled, r.longest_gap_s, r.outliers
-            );
-        }
     }
     Ok(0)
 }
@@ -345,31 +338,30 @@ pub fn bench_cache(a: &BenchCacheArgs, resolved: &Resolved) -> Result<i32> {
         a.dir.clone(),
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    } else {
-        println!(
-            "bench cache on {} ({} cores), backend cpu: {} symbols × {} days of {} bars = {} bars, {:.1} MB",
-            r.machine.cpu,
-            r.machine.cores,
-            r.symbols,
-            r.days,
-            r.bar,
-            r.bars,
-            r.cache_bytes as f64 / 1e6
-        );
-        println!(
-            "  build   {:>12.0} bars/s  ({:.1} MB/s written)",
-            r.build_bars_per_s, r.build_mb_per_s
-        );
-        println!(
-            "  scan    {:>12.2} GB/s    memcpy {:.2} GB/s (scan/memcpy {:.2}) over {:.1} MB",
-            r.scan_gb_per_s,
-            r.memcpy_gb_per_s,
-            r.scan_over_memcpy,
-            r.scan_bytes as f64 / 1e6
-        );
-        println!("  lookup  {:>12.1} ns", r.lookup_ns);
+        return super::output::json(&r);
     }
+    println!(
+        "bench cache on {} ({} cores), backend cpu: {} symbols × {} days of {} bars = {} bars, {:.1} MB",
+        r.machine.cpu,
+        r.machine.cores,
+        r.symbols,
+        r.days,
+        r.bar,
+        r.bars,
+        r.cache_bytes as f64 / 1e6
+    );
+    println!(
+        "  build   {:>12.0} bars/s  ({:.1} MB/s written)",
+        r.build_bars_per_s, r.build_mb_per_s
+    );
+    println!(
+        "  scan    {:>12.2} GB/s    memcpy {:.2} GB/s (scan/memcpy {:.2}) over {:.1} MB",
+        r.scan_gb_per_s,
+        r.memcpy_gb_per_s,
+        r.scan_over_memcpy,
+        r.scan_bytes as f64 / 1e6
+    );
+    println!("  lookup  {:>12.1} ns", r.lookup_ns);
     Ok(0)
 }
 
@@ -394,19 +386,18 @@ pub fn calendar(a: &CalendarArgs, resolved: &Resolved) -> Result<i32> {
             .iter()
             .map(|(d, s)| serde_json::json!({ "date": d, "session": s }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else {
-        for (d, s) in rows {
-            match s {
-                Some(s) => println!(
-                    "{d} {}  {}–{}{}",
-                    d.format("%a"),
-                    hms(s.open_sec as i64),
-                    hms(s.close_sec as i64),
-                    if s.early_close { "  early close" } else { "" }
-                ),
-                None => println!("{d} {}  closed", d.format("%a")),
-            }
+        return super::output::json(&v);
+    }
+    for (d, s) in rows {
+        match s {
+            Some(s) => println!(
+                "{d} {}  {}–{}{}",
+                d.format("%a"),
+                hms(s.open_sec as i64),
+                hms(s.close_sec as i64),
+                if s.early_close { "  early close" } else { "" }
+            ),
+            None => println!("{d} {}  closed", d.format("%a")),
         }
     }
     Ok(0)
@@ -431,17 +422,16 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
         },
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    } else {
-        println!(
-            "bench env on {}, backend {:?}: {} envs × {} steps, obs_dim {}, {} days ({})",
-            r.device, r.backend, r.envs, r.steps, r.obs_dim, r.days, r.data
-        );
-        println!(
-            "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",
-            r.env_steps_per_s, r.ns_per_env_step, r.bytes_per_step, r.gb_per_s, r.episodes
-        );
+        return super::output::json(&r);
     }
+    println!(
+        "bench env on {}, backend {:?}: {} envs × {} steps, obs_dim {}, {} days ({})",
+        r.device, r.backend, r.envs, r.steps, r.obs_dim, r.days, r.data
+    );
+    println!(
+        "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",
+        r.env_steps_per_s, r.ns_per_env_step, r.bytes_per_step, r.gb_per_s, r.episodes
+    );
     Ok(0)
 }
 
@@ -459,29 +449,28 @@ pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32
         },
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    } else {
-        println!(
-            "bench train on {} ({} threads), learner {}, environments {}{}: {} envs × T {}, hidden {}, encoder {:?}, {} epochs × {} minibatches, obs_dim {} ({})",
-            r.machine.cpu,
-            r.threads,
-            r.device,
-            r.env_device,
-            if r.zero_copy { " (zero-copy)" } else { "" },
-            r.envs,
-            r.rollout_steps,
-            r.hidden,
-            r.encoder,
-            r.epochs,
-            r.minibatches,
-            r.obs_dim,
-            r.data
-        );
-        println!(
-            "  {:>10.0} training steps/s  (per update: env {:.3} s, inference {:.3} s, learn {:.3} s, total {:.3} s)",
-            r.train_steps_per_s, r.env_s, r.inference_s, r.learn_s, r.update_s
-        );
+        return super::output::json(&r);
     }
+    println!(
+        "bench train on {} ({} threads), learner {}, environments {}{}: {} envs × T {}, hidden {}, encoder {:?}, {} epochs × {} minibatches, obs_dim {} ({})",
+        r.machine.cpu,
+        r.threads,
+        r.device,
+        r.env_device,
+        if r.zero_copy { " (zero-copy)" } else { "" },
+        r.envs,
+        r.rollout_steps,
+        r.hidden,
+        r.encoder,
+        r.epochs,
+        r.minibatches,
+        r.obs_dim,
+        r.data
+    );
+    println!(
+        "  {:>10.0} training steps/s  (per update: env {:.3} s, inference {:.3} s, learn {:.3} s, total {:.3} s)",
+        r.train_steps_per_s, r.env_s, r.inference_s, r.learn_s, r.update_s
+    );
     Ok(0)
 }
 
@@ -498,26 +487,25 @@ pub fn bench_sweep(a: &super::BenchSweepArgs, resolved: &Resolved) -> Result<i32
         },
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    } else {
-        println!(
-            "bench sweep on {} ({} threads): {}, {} folds ({} train / {} test days) × {} seeds = {} units of {} env steps ({} envs)",
-            r.machine.cpu,
-            r.threads,
-            r.data,
-            r.folds,
-            r.train_days,
-            r.test_days,
-            r.seeds,
-            r.units,
-            r.unit_steps,
-            r.envs
-        );
-        println!(
-            "  {:>8.0} units/hour end to end  (per unit: train {:.2} s, eval {:.2} s; merge {:.2} s; total {:.1} s)",
-            r.units_per_hour, r.train_s_per_unit, r.eval_s_per_unit, r.merge_s, r.wall_s
-        );
+        return super::output::json(&r);
     }
+    println!(
+        "bench sweep on {} ({} threads): {}, {} folds ({} train / {} test days) × {} seeds = {} units of {} env steps ({} envs)",
+        r.machine.cpu,
+        r.threads,
+        r.data,
+        r.folds,
+        r.train_days,
+        r.test_days,
+        r.seeds,
+        r.units,
+        r.unit_steps,
+        r.envs
+    );
+    println!(
+        "  {:>8.0} units/hour end to end  (per unit: train {:.2} s, eval {:.2} s; merge {:.2} s; total {:.1} s)",
+        r.units_per_hour, r.train_s_per_unit, r.eval_s_per_unit, r.merge_s, r.wall_s
+    );
     Ok(0)
 }
 
@@ -533,25 +521,24 @@ pub fn bench_live(a: &super::BenchLiveArgs, resolved: &Resolved) -> Result<i32> 
         },
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    } else {
-        println!(
-            "bench live on {} (one core): {} fed as a {}, journal {}; {} decisions, {} records",
-            r.machine.cpu,
-            r.data,
-            r.feed,
-            if r.fsync { "fsynced" } else { "flushed" },
-            r.decisions,
-            r.journal_records
-        );
-        println!(
-            "  per decision (bar in → order out): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-            r.decision_us.p50, r.decision_us.p99, r.decision_us.max
-        );
-        println!(
-            "  per bar ({} symbols): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-            r.symbols, r.bar_us.p50, r.bar_us.p99, r.bar_us.max
-        );
+        return super::output::json(&r);
     }
+    println!(
+        "bench live on {} (one core): {} fed as a {}, journal {}; {} decisions, {} records",
+        r.machine.cpu,
+        r.data,
+        r.feed,
+        if r.fsync { "fsynced" } else { "flushed" },
+        r.decisions,
+        r.journal_records
+    );
+    println!(
+        "  per decision (bar in → order out): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        r.decision_us.p50, r.decision_us.p99, r.decision_us.max
+    );
+    println!(
+        "  per bar ({} symbols): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        r.symbols, r.bar_us.p50, r.bar_us.p99, r.bar_us.max
+    );
     Ok(0)
 }

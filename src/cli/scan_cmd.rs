@@ -78,30 +78,29 @@ pub fn scan(a: &ScanArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
     let s = crate::scan::scan_cache(&a.cache, &a.out, &resolved.config.scan, progress)?;
     resolved.save_beside(&a.out)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-    } else {
-        println!(
-            "scanned {} of {} symbol-days ({} kept from the index, {} dropped{}) in {:.2}s: {:.0} symbol-days/s, {:.0} bars/s",
-            s.scanned,
-            s.days,
-            s.kept,
-            s.dropped,
-            s.full_rescan
-                .as_deref()
-                .map(|w| format!("; full rescan: {w}"))
-                .unwrap_or_default(),
-            s.elapsed_s,
-            s.symbol_days_per_s,
-            s.bars_per_s
-        );
-        let cats: Vec<String> = s
-            .categories
-            .iter()
-            .map(|(c, n)| format!("{} {n}", c.name()))
-            .collect();
-        println!("  {} momentum days; {}", s.momentum_days, cats.join(", "));
-        println!("  {} reset points → {}", s.resets, a.out.display());
+        return super::output::json(&s);
     }
+    println!(
+        "scanned {} of {} symbol-days ({} kept from the index, {} dropped{}) in {:.2}s: {:.0} symbol-days/s, {:.0} bars/s",
+        s.scanned,
+        s.days,
+        s.kept,
+        s.dropped,
+        s.full_rescan
+            .as_deref()
+            .map(|w| format!("; full rescan: {w}"))
+            .unwrap_or_default(),
+        s.elapsed_s,
+        s.symbol_days_per_s,
+        s.bars_per_s
+    );
+    let cats: Vec<String> = s
+        .categories
+        .iter()
+        .map(|(c, n)| format!("{} {n}", c.name()))
+        .collect();
+    println!("  {} momentum days; {}", s.momentum_days, cats.join(", "));
+    println!("  {} reset points → {}", s.resets, a.out.display());
     Ok(0)
 }
 
@@ -137,8 +136,7 @@ fn query_cmd(a: &QueryArgs) -> Result<i32> {
                 .map(|&r| serde_json::to_value(&idx.resets[r]).unwrap_or_default())
                 .collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(0);
+        return super::output::json(&v);
     }
     match a.table {
         Table::Days => {
@@ -211,40 +209,39 @@ pub fn bench_scan(a: &BenchScanArgs, resolved: &Resolved) -> Result<i32> {
         },
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    } else {
+        return super::output::json(&r);
+    }
+    println!(
+        "bench scan on {} ({} threads): {} symbols × {} days of {} bars = {} bars",
+        r.machine.cpu, r.threads, r.symbols, r.days, r.bar, r.bars
+    );
+    println!(
+        "  scan     {:>12.0} symbol-days/s  {:>12.0} bars/s  (no-op rescan {:.3}s)",
+        r.scan_symbol_days_per_s, r.scan_bars_per_s, r.rescan_noop_s
+    );
+    println!(
+        "  index    {:.2} ms to load {} days, {} reset points",
+        r.index_load_ms, r.index_days, r.index_resets
+    );
+    println!(
+        "  sampler  {:>12.0} draws/s ({:.1} ns/draw, one thread)",
+        r.draws_per_s, r.ns_per_draw
+    );
+    for p in &r.preload {
         println!(
-            "bench scan on {} ({} threads): {} symbols × {} days of {} bars = {} bars",
-            r.machine.cpu, r.threads, r.symbols, r.days, r.bar, r.bars
+            "  preload  {:<8} workers {} depth {}..{} work {:.2} ms/day: {} of {} gets waited, {:.3} ms/get (max {:.2} ms); second half {} waits, {:.2} ms",
+            p.name,
+            p.workers,
+            p.min_depth,
+            p.max_depth,
+            p.work_ms,
+            p.waits,
+            p.gets,
+            p.wait_ms_per_get,
+            p.wait_max_ms,
+            p.waits_second_half,
+            p.wait_ms_second_half
         );
-        println!(
-            "  scan     {:>12.0} symbol-days/s  {:>12.0} bars/s  (no-op rescan {:.3}s)",
-            r.scan_symbol_days_per_s, r.scan_bars_per_s, r.rescan_noop_s
-        );
-        println!(
-            "  index    {:.2} ms to load {} days, {} reset points",
-            r.index_load_ms, r.index_days, r.index_resets
-        );
-        println!(
-            "  sampler  {:>12.0} draws/s ({:.1} ns/draw, one thread)",
-            r.draws_per_s, r.ns_per_draw
-        );
-        for p in &r.preload {
-            println!(
-                "  preload  {:<8} workers {} depth {}..{} work {:.2} ms/day: {} of {} gets waited, {:.3} ms/get (max {:.2} ms); second half {} waits, {:.2} ms",
-                p.name,
-                p.workers,
-                p.min_depth,
-                p.max_depth,
-                p.work_ms,
-                p.waits,
-                p.gets,
-                p.wait_ms_per_get,
-                p.wait_max_ms,
-                p.waits_second_half,
-                p.wait_ms_second_half
-            );
-        }
     }
     Ok(0)
 }

@@ -9,12 +9,12 @@ use super::GlobalArgs;
 use crate::config::RESOLVED_FILE;
 use crate::config::Resolved;
 use crate::error::{Error, Result};
-use crate::learn::eval::PolicySource;
+use crate::learn::eval::Comparison;
 #[cfg(feature = "torch")]
 use crate::learn::run::{RunOptions, install_ctrl_c, train};
 use crate::learn::{DeviceChoice, TrainEnv};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -108,34 +108,30 @@ pub fn run(a: &TrainArgs, global: &GlobalArgs, progress: bool) -> Result<i32> {
         },
     )?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("serializes")
-        );
-    } else {
-        println!(
-            "{} {} updates ({} env steps, {} episodes) on {} at {:.0} steps/s; final episode return {}",
-            if summary.finished {
-                "trained"
-            } else {
-                "stopped after"
-            },
-            summary.updates_done,
-            summary.global_step,
-            summary.episodes,
-            summary.device,
-            summary.sps,
-            summary
-                .final_episode_return
-                .map_or("-".into(), |r| format!("{r:.4}")),
-        );
-        println!("run dir: {}", dir.display());
-        if let Some(c) = &summary.checkpoint {
-            println!("checkpoint: {}", c.display());
-        }
-        if !summary.finished {
-            println!("resume with: sim-train train --resume {}", dir.display());
-        }
+        return super::output::json(&summary);
+    }
+    println!(
+        "{} {} updates ({} env steps, {} episodes) on {} at {:.0} steps/s; final episode return {}",
+        if summary.finished {
+            "trained"
+        } else {
+            "stopped after"
+        },
+        summary.updates_done,
+        summary.global_step,
+        summary.episodes,
+        summary.device,
+        summary.sps,
+        summary
+            .final_episode_return
+            .map_or("-".into(), |r| format!("{r:.4}")),
+    );
+    println!("run dir: {}", dir.display());
+    if let Some(c) = &summary.checkpoint {
+        println!("checkpoint: {}", c.display());
+    }
+    if !summary.finished {
+        println!("resume with: sim-train train --resume {}", dir.display());
     }
     Ok(0)
 }
@@ -198,31 +194,64 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-pub fn eval(a: &EvalArgs) -> Result<i32> {
-    let sel = a.days.selection()?;
-    let (policy, cache, out) = match &a.policy {
-        Some(bundle) => {
-            let need = |flag: &str| {
-                Error::Usage(format!(
-                    "--policy {} needs {flag}: a bundle records neither its data nor an output folder",
-                    bundle.display()
-                ))
-            };
-            let cache = a.cache.clone().ok_or_else(|| need("--cache DIR"))?;
-            let out = a.out.clone().ok_or_else(|| need("--out DIR"))?;
-            (PolicySource::Bundle(bundle.clone()), cache, out)
-        }
-        None => checkpoint_source(a)?,
+/// `eval --policy BUNDLE`: the bundle through the pure-Rust forward (no libtorch).
+pub fn eval_bundle(a: &EvalArgs, bundle: &Path) -> Result<i32> {
+    let need = |flag: &str| {
+        Error::Usage(format!(
+            "--policy {} needs {flag}: a bundle records neither its data nor an output folder",
+            bundle.display()
+        ))
     };
-    let req = crate::learn::eval::EvalRequest {
-        policy,
+    let cache = a.cache.as_deref().ok_or_else(|| need("--cache DIR"))?;
+    let out = a.out.as_deref().ok_or_else(|| need("--out DIR"))?;
+    let sel = a.days.selection()?;
+    let req = eval_request(a);
+    let evaluated = crate::learn::eval::evaluate_bundle(&req, bundle, cache, &sel)?;
+    let c = crate::learn::eval::compare(&req, evaluated, cache, &sel, &a.baselines, out)?;
+    print_comparison(a.json, &c.comparison, out)
+}
+
+/// `eval --run-dir DIR` or `--checkpoint PATH`: the checkpoint through libtorch; the cache
+/// defaults to the run's, the output to `RUN_DIR/eval`.
+#[cfg(feature = "torch")]
+pub fn eval_checkpoint(a: &EvalArgs) -> Result<i32> {
+    let run_dir = match (&a.run_dir, &a.checkpoint) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --run-dir DIR, --checkpoint PATH or --policy BUNDLE".into(),
+            ));
+        }
+    };
+    let cache = match &a.cache {
+        Some(c) => c.clone(),
+        None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "{} does not record a cache: pass --cache DIR",
+                run_dir.display()
+            ))
+        })?,
+    };
+    let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
+    let sel = a.days.selection()?;
+    let req = eval_request(a);
+    let evaluated =
+        crate::learn::checkpoint::evaluate(&req, &run_dir, a.checkpoint.as_deref(), &cache, &sel)?;
+    let c = crate::learn::eval::compare(&req, evaluated, &cache, &sel, &a.baselines, &out)?;
+    print_comparison(a.json, &c.comparison, &out)
+}
+
+fn eval_request(a: &EvalArgs) -> crate::learn::eval::EvalRequest {
+    crate::learn::eval::EvalRequest {
         mode: a.mode,
         seed: a.seed,
-    };
-    let c = crate::learn::eval::compare(&req, &cache, &sel, &a.baselines, &out)?.comparison;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
-        return Ok(0);
+    }
+}
+
+fn print_comparison(json: bool, c: &Comparison, out: &Path) -> Result<i32> {
+    if json {
+        return super::output::json(c);
     }
     let fmt_date = |d: Option<chrono::NaiveDate>| d.map_or("-".to_string(), |d| d.to_string());
     println!(
@@ -251,44 +280,6 @@ pub fn eval(a: &EvalArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The policy, cache and output folder of `eval --run-dir DIR` or `--checkpoint PATH`:
-/// the cache defaults to the run's, the output to `RUN_DIR/eval`.
-#[cfg(feature = "torch")]
-fn checkpoint_source(a: &EvalArgs) -> Result<(PolicySource, PathBuf, PathBuf)> {
-    let run_dir = match (&a.run_dir, &a.checkpoint) {
-        (Some(d), _) => d.clone(),
-        (None, Some(c)) => crate::learn::eval::run_dir_of(c)?,
-        (None, None) => {
-            return Err(Error::Usage(
-                "give --run-dir DIR, --checkpoint PATH or --policy BUNDLE".into(),
-            ));
-        }
-    };
-    let cache = match &a.cache {
-        Some(c) => c.clone(),
-        None => crate::learn::run::run_cache(&run_dir)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "{} does not record a cache: pass --cache DIR",
-                run_dir.display()
-            ))
-        })?,
-    };
-    let out = a.out.clone().unwrap_or_else(|| run_dir.join("eval"));
-    let source = PolicySource::Checkpoint {
-        run_dir,
-        checkpoint: a.checkpoint.clone(),
-    };
-    Ok((source, cache, out))
-}
-
-/// A checkpoint runs through libtorch, which this build lacks.
-#[cfg(not(feature = "torch"))]
-fn checkpoint_source(_: &EvalArgs) -> Result<(PolicySource, PathBuf, PathBuf)> {
-    Err(Error::NeedsTorch(
-        "`sim-train eval` of a checkpoint (--run-dir, --checkpoint; an exported bundle, --policy BUNDLE, runs without it)".into(),
-    ))
-}
-
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// A checkpoint folder (RUN_DIR/checkpoints/update-NNNNNNNN), or a run dir for its
@@ -312,9 +303,8 @@ pub fn export(a: &ExportArgs) -> Result<i32> {
     };
     let m = crate::learn::export::export(&checkpoint, &a.out)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&m).expect("serializes"));
-    } else {
-        print!("{}", crate::bundle::Bundle::open(&a.out)?.describe());
+        return super::output::json(&m);
     }
+    print!("{}", crate::bundle::Bundle::open(&a.out)?.describe());
     Ok(0)
 }

@@ -144,10 +144,7 @@ pub fn run(
         Some(WalkForwardCommand::Plan { out, cache, json }) => {
             let (plan, _) = plan(out, cache.as_deref(), resolved)?;
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&plan).expect("serializes")
-                );
+                return crate::cli::output::json(&plan);
             }
             Ok(0)
         }
@@ -273,11 +270,7 @@ fn run_shard(
 fn merge(dir: &Path, plan: &Plan, resolved: &Resolved, json: bool) -> Result<i32> {
     let m = walkforward::merge(dir, plan, resolved)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&m.report).expect("serializes")
-        );
-        return Ok(0);
+        return super::output::json(&m.report);
     }
     let r = &m.report;
     println!(

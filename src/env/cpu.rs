@@ -249,8 +249,33 @@ struct SnapshotMeta {
     source: serde_json::Value,
 }
 
+/// Refuses `n` environments whose host memory ([`CpuEnvs::bytes_per_env`]) does not fit.
+pub(crate) fn check_memory(n: usize, params: &EnvParams) -> Result<()> {
+    crate::util::mem::check(
+        &format!("{n} environments (state, observations, outputs)"),
+        crate::util::mem::product(&[n], CpuEnvs::bytes_per_env(params)),
+        "use fewer environments (--envs, train.num_envs)",
+    )
+}
+
 impl CpuEnvs {
     /// `n` environments, each given its first episode by `source`.
+    /// Host bytes per environment: its state, its day, the rolling-Sharpe ring, its final
+    /// observation, and the caller's step outputs ([`super::Buffers`]) and action.
+    pub fn bytes_per_env(params: &EnvParams) -> usize {
+        let ring = if params.uses_sharpe() {
+            params.sharpe_window as usize * std::mem::size_of::<f64>()
+        } else {
+            0
+        };
+        EnvState::bytes_per_env()
+            + std::mem::size_of::<Arc<DayData>>()
+            + ring
+            + 2 * params.obs_dim() * std::mem::size_of::<f32>()
+            + std::mem::size_of::<f32>()
+            + 3
+    }
+
     pub fn new(
         params: Arc<EnvParams>,
         n: usize,
@@ -261,6 +286,7 @@ impl CpuEnvs {
                 "the number of environments must be at least 1".into(),
             ));
         }
+        check_memory(n, &params)?;
         let mut days = Vec::with_capacity(n);
         let mut starts = Vec::with_capacity(n);
         for i in 0..n {

@@ -88,6 +88,11 @@ pub struct DayData {
 
 impl DayData {
     /// Regroups a cached day for `params` (its feature columns and session choice).
+    /// Bytes a day takes in memory per bar: its record and its observation features.
+    pub fn bytes_per_row(params: &EnvParams) -> usize {
+        std::mem::size_of::<BarRec>() + params.feature_cols.len() * std::mem::size_of::<f32>()
+    }
+
     pub fn from_cache(day: &DayCache, params: &EnvParams) -> DayData {
         let meta = day.meta();
         let midnight_ns = crate::clock::utc_ns_with_offset(meta.date, 0, meta.utc_offset_sec);
@@ -334,6 +339,19 @@ pub fn load_days(
             sel.to
         )));
     }
+    let rows: u64 = picked.iter().map(|e| e.rows).sum();
+    crate::util::mem::check(
+        &format!(
+            "loading {} symbol-days ({rows} bars) of {}",
+            picked.len(),
+            dir.display()
+        ),
+        crate::util::mem::product(
+            &[usize::try_from(rows).unwrap_or(usize::MAX)],
+            DayData::bytes_per_row(params),
+        ),
+        "select fewer days (--symbols, --from, --to)",
+    )?;
     picked
         .par_iter()
         .map(|e| {

@@ -8,7 +8,7 @@ use super::policy::{LstmState, Policy, PolicyShape};
 use super::run::latest_checkpoint;
 use crate::backtest::engine::Decider;
 use crate::backtest::report::Source;
-use crate::backtest::{Backtest, finish, start_sec};
+use crate::backtest::{finish, start_sec};
 use crate::config::{RESOLVED_FILE, Resolved};
 use crate::env::{DaySelection, EnvParams, ReferenceEnv};
 use crate::error::{Error, Result};
@@ -139,14 +139,13 @@ impl Decider for TorchDecider {
 /// Runs `checkpoint` (default: the latest) of `run_dir` over the selected days of
 /// `cache`, one account per symbol. The network is loaded once per account (libtorch
 /// tensors are not shared across threads; one libtorch thread per account).
-pub(super) fn evaluate(
+pub fn evaluate(
     req: &EvalRequest,
     run_dir: &Path,
     checkpoint: Option<&Path>,
     cache: &Path,
     sel: &DaySelection,
-    mode: String,
-) -> Result<(Backtest, Evaluated)> {
+) -> Result<Evaluated> {
     let agent = Agent::load(run_dir, checkpoint)?;
     let config = agent.resolved.config.clone();
     let start = start_sec(&config)?;
@@ -166,15 +165,12 @@ pub(super) fn evaluate(
     })?;
     let source = Source::Policy {
         checkpoint: agent.checkpoint.display().to_string(),
-        mode,
+        mode: req.mode_name(),
     };
-    let bt = finish(source, runs, &config);
-    Ok((
-        bt,
-        Evaluated {
-            policy: agent.checkpoint,
-            kind: "checkpoint",
-            resolved: agent.resolved,
-        },
-    ))
+    Ok(Evaluated {
+        backtest: finish(source, runs, &config),
+        policy: agent.checkpoint,
+        kind: "checkpoint",
+        resolved: agent.resolved,
+    })
 }

@@ -12,8 +12,6 @@
 //! with. Each symbol is one account whose equity carries from day to day, as in
 //! `sim-train backtest`.
 
-#[cfg(feature = "torch")]
-use super::checkpoint::evaluate as evaluate_checkpoint;
 use crate::backtest::engine::{Decider, run_symbol_with};
 use crate::backtest::report::Source;
 use crate::backtest::{Backtest, Baseline, finish, run_baseline, selected_symbols, start_sec};
@@ -40,25 +38,21 @@ pub enum ActMode {
     Sampled,
 }
 
-/// Where the evaluated policy comes from.
-#[derive(Clone, Debug)]
-pub enum PolicySource {
-    /// A training run's checkpoint folder (default: its latest), through libtorch.
-    Checkpoint {
-        run_dir: PathBuf,
-        checkpoint: Option<PathBuf>,
-    },
-    /// An exported bundle (`sim-train export`), through the pure-Rust forward.
-    Bundle(PathBuf),
-}
-
-/// What to evaluate and how.
+/// How the evaluated policy acts. The policy itself is an exported bundle
+/// ([`evaluate_bundle`]) or, with the `torch` feature, a training run's checkpoint
+/// ([`super::checkpoint::evaluate`]).
 #[derive(Clone, Debug)]
 pub struct EvalRequest {
-    pub policy: PolicySource,
     pub mode: ActMode,
     /// Seed of the sampled actions (ignored when greedy).
     pub seed: u64,
+}
+
+impl EvalRequest {
+    /// The mode as the reports name it ("greedy", "sampled").
+    pub(super) fn mode_name(&self) -> String {
+        format!("{:?}", self.mode).to_lowercase()
+    }
 }
 
 /// The run dir of a checkpoint folder (`RUN/checkpoints/update-NNNNNNNN`).
@@ -119,8 +113,9 @@ impl Decider for NativeDecider<'_> {
     }
 }
 
-/// What an evaluation ran: the policy's path and the configuration it was trained with.
+/// An evaluation's backtest, the policy's path and the configuration it was trained with.
 pub struct Evaluated {
+    pub backtest: Backtest,
     /// The checkpoint folder or bundle evaluated.
     pub policy: PathBuf,
     pub kind: &'static str,
@@ -152,68 +147,41 @@ pub(super) fn run_accounts<D: Decider>(
         .collect()
 }
 
-/// Runs the requested policy over the selected days of `cache`, one account per symbol.
-/// A checkpoint's network is loaded once per account (see [`super::checkpoint`]); a
-/// bundle's is shared.
-pub fn evaluate(
+/// Runs the bundle in `dir` (the pure-Rust forward, its network shared by every account)
+/// over the selected days of `cache`, one account per symbol.
+pub fn evaluate_bundle(
     req: &EvalRequest,
+    dir: &Path,
     cache: &Path,
     sel: &DaySelection,
-) -> Result<(Backtest, Evaluated)> {
-    let mode = format!("{:?}", req.mode).to_lowercase();
-    match &req.policy {
-        PolicySource::Checkpoint {
-            run_dir,
-            checkpoint,
-        } => evaluate_checkpoint(req, run_dir, checkpoint.as_deref(), cache, sel, mode),
-        PolicySource::Bundle(dir) => {
-            let bundle = Bundle::open(dir)?;
-            let policy = NativePolicy::from_bundle(&bundle)?;
-            let (resolved, params) = bundle.environment(cache)?;
-            let config = resolved.config.clone();
-            let start = start_sec(&config)?;
-            let runs = run_accounts(&params, start, cache, sel, |symbol| {
-                Ok(NativeDecider {
-                    policy: &policy,
-                    actions: &params.actions,
-                    state: policy.state(),
-                    first: true,
-                    raw: vec![0.0; policy.obs_dim],
-                    rng: account_rng(req, symbol),
-                    log_probs: vec![0.0; policy.n_actions],
-                })
-            })?;
-            let source = Source::Bundle {
-                bundle: dir.display().to_string(),
-                content_hash: bundle.manifest.content_hash.clone(),
-                mode,
-            };
-            Ok((
-                finish(source, runs, &config),
-                Evaluated {
-                    policy: dir.clone(),
-                    kind: "bundle",
-                    resolved,
-                },
-            ))
-        }
-    }
-}
-
-/// A checkpoint runs through libtorch, which this build lacks.
-#[cfg(not(feature = "torch"))]
-fn evaluate_checkpoint(
-    _: &EvalRequest,
-    run_dir: &Path,
-    _: Option<&Path>,
-    _: &Path,
-    _: &DaySelection,
-    _: String,
-) -> Result<(Backtest, Evaluated)> {
-    Err(Error::NeedsTorch(format!(
-        "evaluating a checkpoint of {} (an exported bundle, `eval --policy BUNDLE`, runs without it)",
-        run_dir.display()
-    )))
+) -> Result<Evaluated> {
+    let bundle = Bundle::open(dir)?;
+    let policy = NativePolicy::from_bundle(&bundle)?;
+    let (resolved, params) = bundle.environment(cache)?;
+    let config = resolved.config.clone();
+    let start = start_sec(&config)?;
+    let runs = run_accounts(&params, start, cache, sel, |symbol| {
+        Ok(NativeDecider {
+            policy: &policy,
+            actions: &params.actions,
+            state: policy.state(),
+            first: true,
+            raw: vec![0.0; policy.obs_dim],
+            rng: account_rng(req, symbol),
+            log_probs: vec![0.0; policy.n_actions],
+        })
+    })?;
+    let source = Source::Bundle {
+        bundle: dir.display().to_string(),
+        content_hash: bundle.manifest.content_hash.clone(),
+        mode: req.mode_name(),
+    };
+    Ok(Evaluated {
+        backtest: finish(source, runs, &config),
+        policy: dir.to_path_buf(),
+        kind: "bundle",
+        resolved,
+    })
 }
 
 /// How the policy's daily returns compare with a baseline's on the same days.
@@ -249,8 +217,9 @@ pub struct Comparison {
     pub versus: Vec<Versus>,
 }
 
+/// Arithmetic mean; 0 when empty (no days compared).
 fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len().max(1) as f64
+    crate::util::stats::mean(x.iter().copied()).unwrap_or(0.0)
 }
 
 /// An evaluation beside its baselines: the comparison and every backtest behind it.
@@ -261,17 +230,23 @@ pub struct Compared {
     pub baselines: Vec<Backtest>,
 }
 
-/// Evaluates the run's agent and `baselines` on the same selection; writes each report
-/// under `out/<name>/` and `out/comparison.json`.
+/// Runs `baselines` on the selection `evaluated` ran on and compares them with it; writes
+/// each report under `out/<name>/` and `out/comparison.json`.
 pub fn compare(
     req: &EvalRequest,
+    evaluated: Evaluated,
     cache: &Path,
     sel: &DaySelection,
     baselines: &[Baseline],
     out: &Path,
 ) -> Result<Compared> {
-    let (policy, evaluated) = evaluate(req, cache, sel)?;
-    let resolved = &evaluated.resolved;
+    let Evaluated {
+        backtest: policy,
+        policy: policy_path,
+        kind,
+        resolved,
+    } = evaluated;
+    let resolved = &resolved;
     policy.write(&out.join("policy"), resolved)?;
     let p = &policy.report.portfolio;
     let p_daily = p.daily_returns();
@@ -298,8 +273,8 @@ pub fn compare(
         runs.push(bt);
     }
     let cmp = Comparison {
-        policy: evaluated.policy.clone(),
-        policy_kind: evaluated.kind.to_string(),
+        policy: policy_path,
+        policy_kind: kind.to_string(),
         mode: req.mode,
         seed: (req.mode == ActMode::Sampled).then_some(req.seed),
         cache: cache.to_path_buf(),
@@ -313,7 +288,7 @@ pub fn compare(
         versus,
     };
     let json = serde_json::to_vec_pretty(&cmp).expect("serializes");
-    crate::cache::catalog::write_atomic(&out.join("comparison.json"), &json)?;
+    crate::util::fs::write_atomic(&out.join("comparison.json"), &json)?;
     Ok(Compared {
         comparison: cmp,
         policy,

@@ -187,6 +187,13 @@ impl Ppo {
     pub fn new(cfg: &TrainConfig, env: &mut dyn VecEnv, policy: Policy) -> Result<Ppo> {
         let (n, d, a) = (env.num_envs(), env.obs_dim(), env.num_actions());
         let t = cfg.rollout_steps;
+        // The rollout's T × N records (observations, actions, log-probabilities, values,
+        // rewards, flags) on the host, and at least as much again for the update's tensors.
+        crate::util::mem::check(
+            &format!("a rollout of {t} steps × {n} environments ({d} observations each)"),
+            crate::util::mem::product(&[t, n], 2 * (d * 4 + 6 * 4 + 3)),
+            "lower the rollout length or the number of environments (--steps, --envs, train.rollout_steps, train.num_envs)",
+        )?;
         let mut next_obs = vec![0.0; n * d];
         env.observe(&mut next_obs)?;
         let adam = Adam::new(&policy, cfg.adam_eps);

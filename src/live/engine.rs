@@ -43,6 +43,7 @@ use crate::bars::BarSize;
 use crate::bundle::native::{NativePolicy, NativeState, greedy};
 use crate::env::{ACCOUNT_FIELDS, BarRec, EnvParams, exec};
 use crate::error::{Error, Result};
+use crate::util::stats::Percentiles;
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::sync::Arc;
@@ -86,31 +87,6 @@ pub struct LiveSummary {
     /// Time to handle one bar time with decisions, every symbol's bar one after another
     /// on one core, then the group commit, µs.
     pub bar_us: Percentiles,
-}
-
-/// Summary of a sample of durations.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Percentiles {
-    pub n: usize,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    pub fn of(mut v: Vec<f64>) -> Percentiles {
-        if v.is_empty() {
-            return Percentiles::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Percentiles {
-            n: v.len(),
-            p50: at(0.5),
-            p99: at(0.99),
-            max: v[v.len() - 1],
-        }
-    }
 }
 
 /// Writes records, or, while an existing journal still has records, checks them.

@@ -16,8 +16,8 @@ use super::Category;
 use super::config::ScanConfig;
 use super::metrics::DayMetrics;
 use super::resets::{Pattern, Phase, ResetPoint};
-use crate::cache::catalog::temp_in;
 use crate::error::{Error, IoContext, Result};
+use crate::util::fs::temp_in;
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -694,8 +694,8 @@ impl Index {
         m.resets = self.resets.len();
         let json =
             serde_json::to_vec_pretty(&m).map_err(|e| Error::input(&self.dir, e.to_string()))?;
-        crate::cache::catalog::write_atomic(&self.dir.join(MANIFEST_FILE), &json)?;
-        crate::cache::catalog::sync_dir(&self.dir);
+        crate::util::fs::write_atomic(&self.dir.join(MANIFEST_FILE), &json)?;
+        crate::util::fs::sync_dir(&self.dir);
         Ok(())
     }
 

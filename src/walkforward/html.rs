@@ -8,6 +8,7 @@
 //! leading XML declaration) and must therefore be trusted, well-formed SVG,
 //! such as the output of the sibling `charts` module.
 
+use crate::util::text::escape_html as escape;
 use std::fmt::{self, Write};
 
 /// A block of the page.
@@ -95,23 +96,6 @@ pub fn page(title: &str, blocks: &[Block]) -> String {
         }
     }
     out.push_str("</body>\n</html>\n");
-    out
-}
-
-/// HTML-escapes text (`&`, `<`, `>`, `"`, `'`) for element content and
-/// attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 
@@ -223,12 +207,6 @@ mod tests {
                 ],
             },
         ]
-    }
-
-    #[test]
-    fn escape_handles_all_special_characters() {
-        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
-        assert_eq!(escape("plain – text"), "plain – text");
     }
 
     #[test]

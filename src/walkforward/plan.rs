@@ -16,9 +16,9 @@
 use super::config::{Variant, WalkForwardConfig};
 use super::folds::{Fold, audit_csv, make_folds};
 use crate::cache::Catalog;
-use crate::cache::catalog::write_atomic;
 use crate::config::{RESOLVED_FILE, Resolved};
 use crate::error::{Error, IoContext, Result};
+use crate::util::fs::write_atomic;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -151,11 +151,11 @@ impl Table {
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let base = dir.join(&self.name);
         let csv = base.with_extension("csv");
-        crate::cache::catalog::write_atomic(&csv, self.csv().as_bytes())?;
+        crate::util::fs::write_atomic(&csv, self.csv().as_bytes())?;
         let json = base.with_extension("json");
         let mut text = serde_json::to_string_pretty(&self.json()).expect("serializes");
         text.push('\n');
-        crate::cache::catalog::write_atomic(&json, text.as_bytes())?;
+        crate::util::fs::write_atomic(&json, text.as_bytes())?;
         let parquet = base.with_extension("parquet");
         let mut df = self.frame()?;
         crate::cache::export::write_frame(&mut df, &parquet, true)?;

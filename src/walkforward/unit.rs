@@ -10,12 +10,12 @@
 
 use super::plan::{Plan, Unit, unit_dir};
 use crate::backtest::report::AccountReport;
-use crate::cache::catalog::write_atomic;
 use crate::config::Resolved;
 use crate::env::DaySelection;
 use crate::error::{Error, IoContext, Result};
-use crate::learn::eval::{EvalRequest, PolicySource, compare};
+use crate::learn::eval::{EvalRequest, compare};
 use crate::learn::run::{RunOptions, latest_checkpoint, train};
+use crate::util::fs::write_atomic;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -232,14 +232,11 @@ pub fn run_unit(
         to: Some(test_last),
     };
     let req = EvalRequest {
-        policy: PolicySource::Checkpoint {
-            run_dir: run_dir.clone(),
-            checkpoint: None,
-        },
         mode: wf.eval_mode,
         seed: wf.eval_seed,
     };
-    let out = compare(&req, &plan.cache, &sel, &wf.baselines, &eval_dir)?;
+    let evaluated = crate::learn::checkpoint::evaluate(&req, &run_dir, None, &plan.cache, &sel)?;
+    let out = compare(&req, evaluated, &plan.cache, &sel, &wf.baselines, &eval_dir)?;
     let policy = &out.policy.report;
     let baselines = wf
         .baselines

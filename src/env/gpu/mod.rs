@@ -348,9 +348,16 @@ impl GpuEnvs {
         }
         let q = opts.queue_len.unwrap_or(32).clamp(2, 1024);
         // The per-environment buffers first: too many environments is refused before
-        // anything is drawn or allocated.
+        // anything is drawn or allocated, on the device (saying how many fit), then on the
+        // host (outputs, queued episodes).
         let sizes = buffer_sizes(&params, n, q, (0, 0), LOG_CAP.max(2 * n));
         check_capacity(&*dev, &sizes, &params, q, n)?;
+        super::cpu::check_memory(n, &params)?;
+        crate::util::mem::check(
+            &format!("{n} environments × {q} queued episodes"),
+            crate::util::mem::product(&[n, q], std::mem::size_of::<super::Episode>()),
+            "use fewer environments (--envs, train.num_envs)",
+        )?;
         // The first draws, in environment order: they decide the slot size and count.
         let mut first: Vec<Vec<super::Episode>> = Vec::with_capacity(n);
         for i in 0..n {
