@@ -622,7 +622,10 @@ fn cli_trains_plots_and_refuses_bad_runs() {
         .success();
     let svg = std::fs::read_to_string(dir.join("plots/training.svg")).unwrap();
     assert!(
-        svg.starts_with("<svg") && svg.contains("charts/episode_return") && svg.contains("<path")
+        svg.starts_with("<svg")
+            && svg.contains("charts/episode_return")
+            && svg.contains("class=\"series\""),
+        "{svg}"
     );
 
     // The same dir again: refused, nothing overwritten.

@@ -1,35 +1,43 @@
-//! Hand-drawn SVG charts for the walk-forward evaluation report.
+//! SVG charts for the walk-forward evaluation report, drawn with plotters' SVG backend
+//! (the shared plumbing — document, scales, palette — is in [`crate::plot`]).
 //!
-//! Every function returns a complete, standalone SVG document (no fonts or
-//! other resources referenced; text uses the generic `sans-serif` family):
+//! Every function returns a complete, standalone SVG document (no fonts or other
+//! resources referenced; text uses the generic `sans-serif` family):
 //!
-//! * [`equity_drawdown`] — equity curves (e.g. a wealth index starting at 1.0)
-//!   of the agent and its baselines over time in a top panel, and the
-//!   drawdown of each curve from its running maximum, in percent, in a bottom
-//!   panel (filled area for the first series, lines for the others).
-//! * [`histogram`] — distribution of a sample (e.g. daily returns) in
-//!   equal-width bins between its minimum and maximum, with a marker at zero
-//!   and the sample size, mean and standard deviation printed in a corner.
-//! * [`grouped_bars`] — one group of bars per category with one bar per
-//!   series, e.g. a metric per walk-forward fold for agent and baselines.
+//! * [`equity_drawdown`] — equity curves (e.g. a wealth index starting at 1.0) of the
+//!   agent and its baselines over trading days in a top panel, and the drawdown of each
+//!   curve from its running maximum, in percent, in a bottom panel (filled area for the
+//!   first series, lines for the others). The shared date axis has a tick at the first
+//!   trading day of each month (or quarter, year, ...).
+//! * [`histogram`] — distribution of a sample (e.g. daily returns) in equal-width bins
+//!   between its minimum and maximum, with a dashed marker at zero, a line at the mean
+//!   and the sample size, mean and standard deviation in a corner.
+//! * [`grouped_bars`] — one group of bars per category with one bar per series, e.g. a
+//!   metric per walk-forward fold for agent and baselines.
 //!
 //! Conventions shared by all charts:
 //!
-//! * Non-finite values (NaN, ±inf) are skipped. When nothing finite is left,
-//!   the chart frame is drawn with a "no data" note.
-//! * All drawn coordinates are clamped to the viewBox.
-//! * Numbers are written with fixed precision, so the same input always
-//!   produces the same bytes.
-//! * Series take colors from a fixed palette of 8 colors (the first one is
-//!   meant for the agent), cycling when there are more series.
-//! * Data elements carry a `class` attribute: `series` (equity paths),
-//!   `drawdown` (drawdown area / lines), `bar` (histogram and grouped bars)
-//!   and `zero` (zero reference lines).
+//! * Non-finite values (NaN, ±inf) are skipped. When nothing finite is left, the axes
+//!   are drawn with a "no data" note.
+//! * Everything is drawn inside the document; values are clamped to their axes.
+//! * The same input always produces the same bytes (no randomness, clock or hash order;
+//!   plotters writes integer pixel coordinates).
+//! * Series take colors from a fixed palette of 8 colors (the first one is meant for the
+//!   agent), cycling when there are more series; legends sit above the plot.
+//! * Data elements carry a `class` attribute: `series` (equity lines, one element per
+//!   unbroken run of points), `drawdown` (drawdown lines, the first series' outline
+//!   included), `drawdown-area` (the first series' filled drawdown), `bar` (histogram
+//!   and grouped bars, each with a `<title>` tooltip), `zero` (zero lines) and `mean`
+//!   (the histogram's mean).
 
-use std::fmt::{self, Write};
-
-use super::html::escape;
-use chrono::NaiveDate;
+use crate::plot::{
+    AXIS_COLOR, Class, DrawResult, GRID_COLOR, MUTED_COLOR, Root, Scale, TEXT_COLOR, color,
+    finite_range, fixed, no_data, padded, svg_document, text, text_width,
+};
+use chrono::{Datelike, NaiveDate};
+use plotters::prelude::*;
+use plotters::style::FontTransform;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One named series of a chart.
 pub struct Series {
@@ -37,70 +45,37 @@ pub struct Series {
     pub values: Vec<f64>,
 }
 
-/// Series colors; index 0 is used for the agent. Cycles for more series.
-const PALETTE: [&str; 8] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-];
-const AXIS_COLOR: &str = "#333333";
-const GRID_COLOR: &str = "#e6e6e6";
-const TEXT_COLOR: &str = "#222222";
-const MUTED_COLOR: &str = "#666666";
-
 /// Longest legend label (in characters) before it is truncated with "…".
 const LEGEND_LABEL_MAX: usize = 40;
 /// Longest category label (in characters) before it is truncated with "…".
 const CATEGORY_LABEL_MAX: usize = 24;
 /// Upper bound on histogram bins, to keep documents reasonably small.
 const MAX_BINS: usize = 1000;
-/// Rough width of one character of 12px sans-serif text, for layout.
-const CHAR_W: f64 = 7.0;
+/// Height of the title row of every chart.
+const TITLE_H: u32 = 36;
 /// Height of one legend row.
-const LEGEND_ROW_H: f64 = 18.0;
-
-fn color(i: usize) -> &'static str {
-    PALETTE[i % PALETTE.len()]
-}
+const LEGEND_ROW_H: u32 = 20;
+/// Space left of the y label area, and right of the plot.
+const PAD_L: u32 = 8;
+const PAD_R: u32 = 24;
+/// Font sizes: title, legend and axis descriptions, tick labels.
+const TITLE_PX: f64 = 16.0;
+const LABEL_PX: f64 = 12.0;
+const TICK_PX: f64 = 11.0;
 
 /// Equity curves with a drawdown panel.
 ///
-/// The top panel draws every series against `dates` (value `i` of a series
-/// belongs to `dates[i]`; missing or non-finite values leave gaps). The
-/// bottom panel draws the drawdown `value / running max − 1` of each series
-/// in percent: a filled area for the first series and lines for the others.
-/// Drawdowns are only defined while the running maximum is positive.
+/// The top panel draws every series against `dates` (value `i` of a series belongs to
+/// `dates[i]`, evenly spaced; missing or non-finite values leave gaps). The bottom panel
+/// draws the drawdown `value / running max − 1` of each series in percent: a filled area
+/// for the first series and lines for the others. Drawdowns are only defined while the
+/// running maximum is positive.
 pub fn equity_drawdown(title: &str, dates: &[NaiveDate], series: &[Series]) -> String {
-    const WIDTH: f64 = 960.0;
-    const LEFT: f64 = 80.0;
-    const RIGHT: f64 = 24.0;
-    const TOP_H: f64 = 300.0;
-    const GAP: f64 = 36.0;
-    const DD_H: f64 = 150.0;
-    const BOTTOM: f64 = 40.0;
-    const LEGEND_Y: f64 = 44.0;
-
-    let labels: Vec<String> = series
-        .iter()
-        .map(|s| truncate(&s.label, LEGEND_LABEL_MAX))
-        .collect();
-    let legend = legend_layout(&labels, LEFT, WIDTH - RIGHT);
-    let top_y = LEGEND_Y + legend.rows as f64 * LEGEND_ROW_H + 6.0;
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let top = Frame {
-        x: LEFT,
-        y: top_y,
-        w: plot_w,
-        h: TOP_H,
-    };
-    let dd = Frame {
-        x: LEFT,
-        y: top.bottom() + GAP,
-        w: plot_w,
-        h: DD_H,
-    };
-    let height = dd.bottom() + BOTTOM;
-
-    let mut svg = Svg::new(WIDTH, height, title);
-    draw_legend(&mut svg, &labels, &legend, LEGEND_Y);
+    const WIDTH: u32 = 960;
+    const TOP_H: u32 = 300;
+    const DD_H: u32 = 150;
+    const GAP: u32 = 24;
+    const X_AREA: u32 = 46;
 
     let n = dates.len();
     let wealth: Vec<Vec<Option<f64>>> = series
@@ -111,368 +86,635 @@ pub fn equity_drawdown(title: &str, dates: &[NaiveDate], series: &[Series]) -> S
                 .collect()
         })
         .collect();
-    let Some((lo, hi)) = finite_range(wealth.iter().flatten().flatten().copied()) else {
-        svg.frame(top);
-        svg.frame(dd);
-        svg.no_data(top);
-        return svg.finish();
-    };
-    // From here on there is at least one finite value, hence `n >= 1`.
     let drawdowns: Vec<Vec<Option<f64>>> = wealth.iter().map(|w| drawdown(w)).collect();
-
-    let x_at = |i: usize| {
-        if n <= 1 {
-            top.at_x(0.5)
-        } else {
-            top.at_x(i as f64 / (n - 1) as f64)
+    let range = finite_range(wealth.iter().flatten().flatten().copied());
+    let (top_scale, dd_scale) = match range {
+        Some((lo, hi)) => {
+            let (lo, hi) = padded(lo, hi, 1.0);
+            let min_dd = drawdowns
+                .iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .fold(0.0_f64, f64::min);
+            (
+                Scale::nice(lo, hi, 6, 0.0, false),
+                Scale::nice(if min_dd < 0.0 { min_dd } else { -0.01 }, 0.0, 4, 0.0, true),
+            )
         }
+        None => (Scale::empty(), Scale::empty()),
+    };
+    let y_area = y_area_width(
+        top_scale
+            .label_width(TICK_PX)
+            .max(dd_scale.label_width(TICK_PX)),
+    );
+    let plot_w = WIDTH.saturating_sub(PAD_L + y_area + PAD_R).max(1);
+    let ticks = if range.is_some() {
+        date_ticks(dates, plot_w)
+    } else {
+        Vec::new()
+    };
+    let x_scale = match range {
+        Some(_) if n > 1 => Scale::with_ticks(0.0, (n - 1) as f64, ticks),
+        Some(_) => Scale::with_ticks(-1.0, 1.0, ticks),
+        None => Scale::empty(),
+    };
+    // Room on the right for the last date label when it is (near) the last day.
+    let pad_r = x_scale.ticks().last().map_or(PAD_R, |(v, label)| {
+        let room = (1.0 - x_scale.unit(*v)) * f64::from(plot_w);
+        let overhang = f64::from(text_width(label, TICK_PX)) / 2.0 - room;
+        PAD_R.max(overhang.ceil() as u32 + 4)
+    });
+    let x_desc = match (dates.first(), dates.last()) {
+        (Some(a), Some(b)) if range.is_some() => format!(
+            "{} to {} ({n} day{})",
+            a.format("%Y-%m-%d"),
+            b.format("%Y-%m-%d"),
+            if n == 1 { "" } else { "s" }
+        ),
+        _ => String::new(),
     };
 
-    // Top panel: wealth.
-    let (lo, hi) = padded(lo, hi, 1.0);
-    let axis = Axis::nice(lo, hi, 5, 0.0);
-    svg.y_axis(top, &axis, false);
-    for (k, w) in wealth.iter().enumerate().rev() {
-        let points = w
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.map(|v| (x_at(i), top.at_y(axis.unit(v)))));
-        if let Some(d) = polyline(&svg, points) {
-            svg.put(format_args!(
-                "<path class=\"series\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" \
-                 stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n",
-                color(k)
-            ));
-        }
-    }
-    svg.frame(top);
-
-    // Bottom panel: drawdown in percent.
-    let min_dd = drawdowns
+    let labels: Vec<String> = series
         .iter()
-        .flatten()
-        .flatten()
-        .copied()
-        .fold(0.0_f64, f64::min);
-    let dd_axis = Axis::nice(if min_dd < 0.0 { min_dd } else { -0.01 }, 0.0, 4, 0.0);
-    svg.y_axis(dd, &dd_axis, true);
-    for (k, d) in drawdowns.iter().enumerate().rev() {
-        let points = d
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.map(|v| (x_at(i), dd.at_y(dd_axis.unit(v)))));
-        if k == 0 {
-            let zero_y = dd.at_y(dd_axis.unit(0.0));
-            if let Some(path) = area(&svg, points, zero_y) {
-                svg.put(format_args!(
-                    "<path class=\"drawdown\" d=\"{path}\" fill=\"{c}\" fill-opacity=\"0.25\" \
-                     stroke=\"{c}\" stroke-width=\"1\"/>\n",
-                    c = color(0)
-                ));
-            }
-        } else if let Some(path) = polyline(&svg, points) {
-            svg.put(format_args!(
-                "<path class=\"drawdown\" d=\"{path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.2\" \
-                 stroke-linejoin=\"round\"/>\n",
-                color(k)
-            ));
-        }
-    }
-    svg.frame(dd);
-    svg.text(
-        dd.x,
-        dd.y - 7.0,
-        "start",
-        11.0,
-        MUTED_COLOR,
-        "Drawdown",
-        None,
+        .map(|s| truncate(&s.label, LEGEND_LABEL_MAX))
+        .collect();
+    let legend = Legend::new(
+        &labels,
+        Swatch::Line,
+        PAD_L + y_area,
+        WIDTH.saturating_sub(pad_r),
     );
+    let height = TITLE_H + legend.height() + 8 + TOP_H + GAP + DD_H + X_AREA + 6;
 
-    // Shared x axis: first, middle and last date.
-    let mut idx = vec![0, (n - 1) / 2, n - 1];
-    idx.dedup();
-    for (pos, &i) in idx.iter().enumerate() {
-        let x = x_at(i);
-        let anchor = match (idx.len(), pos) {
-            (1, _) => "middle",
-            (_, 0) => "start",
-            (len, p) if p + 1 == len => "end",
-            _ => "middle",
-        };
-        for panel in [top, dd] {
-            svg.line(x, panel.y, x, panel.bottom(), GRID_COLOR, 1.0, None);
+    svg_document((WIDTH, height), title, |root| {
+        let rest = draw_title(root, title)?;
+        let (head, rest) = rest.split_vertically(legend.height());
+        legend.draw(&head)?;
+        let (top_area, dd_area) = rest.split_vertically(8 + TOP_H);
+        let dd_area = dd_area.margin(GAP, 6, 0, 0);
+
+        let mut top = ChartBuilder::on(&top_area)
+            .margin_top(8)
+            .margin_left(PAD_L)
+            .margin_right(pad_r)
+            .y_label_area_size(y_area)
+            .build_cartesian_2d(x_scale.clone(), top_scale)?;
+        mesh(&mut top, "Equity", "")?;
+        let mut dd = ChartBuilder::on(&dd_area)
+            .margin_left(PAD_L)
+            .margin_right(pad_r)
+            .y_label_area_size(y_area)
+            .x_label_area_size(X_AREA)
+            .build_cartesian_2d(x_scale, dd_scale)?;
+        mesh(&mut dd, "Drawdown", &x_desc)?;
+        if range.is_none() {
+            no_data(top.plotting_area())?;
+            return Ok(Vec::new());
         }
-        svg.line(x, dd.bottom(), x, dd.bottom() + 4.0, AXIS_COLOR, 1.0, None);
-        let label = dates[i].format("%Y-%m-%d").to_string();
-        svg.text(
-            x,
-            dd.bottom() + 18.0,
-            anchor,
-            12.0,
-            TEXT_COLOR,
-            &label,
-            None,
-        );
-    }
-    svg.finish()
+        frame(top.plotting_area())?;
+        frame(dd.plotting_area())?;
+
+        // Top panel: the agent last, on top.
+        for (k, w) in wealth.iter().enumerate().rev() {
+            for run in runs(w) {
+                let style = Class::Series.color(color(k));
+                if let [p] = run.as_slice() {
+                    top.plotting_area()
+                        .draw(&Circle::new(*p, 2, style.filled()))?;
+                } else {
+                    top.plotting_area()
+                        .draw(&PathElement::new(run, style.stroke_width(2)))?;
+                }
+            }
+        }
+
+        // Bottom panel: drawdown in percent.
+        for (k, d) in drawdowns.iter().enumerate().rev() {
+            for mut run in runs(d) {
+                let line = Class::Drawdown.color(color(k));
+                if k == 0 {
+                    dd.draw_series(
+                        AreaSeries::new(run, 0.0, Class::DrawdownArea.color(color(0)).filled())
+                            .border_style(line.stroke_width(1)),
+                    )?;
+                } else {
+                    if let [p] = run.as_slice() {
+                        run.push(*p);
+                    }
+                    dd.plotting_area()
+                        .draw(&PathElement::new(run, line.stroke_width(1)))?;
+                }
+            }
+        }
+        Ok(Vec::new())
+    })
 }
 
-/// Histogram of `values` in `bins` equal-width bins between their minimum
-/// and maximum (at least 1 and at most 1000 bins).
+/// Histogram of `values` in `bins` equal-width bins between their minimum and maximum
+/// (at least 1 and at most 1000 bins).
 ///
-/// Bars are drawn for non-empty bins only; a dashed vertical line marks 0
-/// when it lies within the range. The x axis is formatted in percent when
-/// `percent` is true, the y axis shows counts. The sample size, mean and
-/// (sample) standard deviation of the finite values are printed in the
-/// top-right corner. When all values are equal, the range is widened
-/// symmetrically around them.
+/// Bars are drawn for non-empty bins only; a dashed vertical line marks 0 when it lies
+/// within the range, a line in the second palette color marks the mean. The x axis is
+/// formatted in percent when `percent` is true, the y axis shows counts. The sample size,
+/// mean and (sample) standard deviation of the finite values are printed in the top-right
+/// corner. When all values are equal, the range is widened symmetrically around them.
 pub fn histogram(title: &str, values: &[f64], bins: usize, percent: bool) -> String {
-    const WIDTH: f64 = 720.0;
-    const HEIGHT: f64 = 420.0;
-    let plot = Frame {
-        x: 64.0,
-        y: 44.0,
-        w: WIDTH - 64.0 - 24.0,
-        h: HEIGHT - 44.0 - 48.0,
-    };
-    let mut svg = Svg::new(WIDTH, HEIGHT, title);
+    const WIDTH: u32 = 720;
+    const HEIGHT: u32 = 420;
 
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let Some((lo, hi)) = finite_range(finite.iter().copied()) else {
-        svg.frame(plot);
-        svg.no_data(plot);
-        return svg.finish();
-    };
-    let (lo, hi) = padded(lo, hi, if percent { 0.01 } else { 1.0 });
-    let x_axis = Axis::exact(lo, hi, 6);
-
+    let range = finite_range(finite.iter().copied())
+        .map(|(lo, hi)| padded(lo, hi, if percent { 0.01 } else { 1.0 }));
     let bins = bins.clamp(1, MAX_BINS);
-    let mut counts = vec![0_usize; bins];
-    for &v in &finite {
-        // `unit` is within [0, 1]; the maximum falls into the last bin.
-        let i = (x_axis.unit(v) * bins as f64).floor() as usize;
-        counts[i.min(bins - 1)] += 1;
-    }
+    let (x_scale, counts) = match range {
+        Some((lo, hi)) => {
+            let x = Scale::exact(lo, hi, 8, percent);
+            let mut counts = vec![0_usize; bins];
+            for &v in &finite {
+                // `unit` is within [0, 1]; the maximum falls into the last bin.
+                let i = (x.unit(v) * bins as f64).floor() as usize;
+                counts[i.min(bins - 1)] += 1;
+            }
+            (x, counts)
+        }
+        None => (Scale::empty(), Vec::new()),
+    };
     let max_count = counts.iter().copied().max().unwrap_or(0);
-    let y_axis = Axis::nice(0.0, max_count.max(1) as f64, 5, 1.0);
+    let y_scale = if range.is_some() {
+        Scale::nice(0.0, max_count.max(1) as f64, 5, 1.0, false)
+    } else {
+        Scale::empty()
+    };
+    let y_area = y_area_width(y_scale.label_width(TICK_PX));
 
-    svg.y_axis(plot, &y_axis, false);
-    let bin_w = plot.w / bins as f64;
-    let gap = if bin_w > 3.0 { 1.0 } else { 0.0 };
-    for (i, &count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
-        let top = plot.at_y(y_axis.unit(count as f64));
-        let x = plot.x + i as f64 * bin_w;
-        let from = lo + (hi - lo) * i as f64 / bins as f64;
-        let to = lo + (hi - lo) * (i + 1) as f64 / bins as f64;
-        let tip = format!(
-            "[{}, {}): {count}",
-            fmt_value(from, percent, 4),
-            fmt_value(to, percent, 4)
-        );
-        svg.rect(
-            x + gap / 2.0,
-            top,
-            bin_w - gap,
-            plot.bottom() - top,
-            color(0),
-            "bar",
-            Some(&tip),
-        );
-    }
-    if lo <= 0.0 && 0.0 <= hi {
-        let x = plot.at_x(x_axis.unit(0.0));
-        svg.put(format_args!(
-            "<line class=\"zero\" x1=\"{x}\" y1=\"{y1}\" x2=\"{x}\" y2=\"{y2}\" stroke=\"{AXIS_COLOR}\" \
-             stroke-width=\"1\" stroke-dasharray=\"4 3\"/>\n",
-            x = svg.fx(x),
-            y1 = svg.fy(plot.y),
-            y2 = svg.fy(plot.bottom())
-        ));
-    }
-    svg.x_axis(plot, &x_axis, percent);
-    svg.frame(plot);
-
-    // Summary statistics in the top-right corner.
+    // Summary statistics.
     let n = finite.len();
-    let mean = finite.iter().sum::<f64>() / n as f64;
+    let mean = finite.iter().sum::<f64>() / n.max(1) as f64;
     let var = if n > 1 {
         finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
     } else {
         0.0
     };
     let digits = if percent { 3 } else { 4 };
-    let lines = [
+    let stats = [
         format!("n = {n}"),
         format!("mean = {}", fmt_value(mean, percent, digits)),
         format!("std = {}", fmt_value(var.sqrt(), percent, digits)),
     ];
-    let box_w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64 * CHAR_W + 12.0;
-    let box_x = (plot.right() - 6.0 - box_w).max(plot.x);
-    svg.put(format_args!(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#ffffff\" fill-opacity=\"0.85\"/>\n",
-        svg.fx(box_x),
-        svg.fy(plot.y + 6.0),
-        num(box_w.min(plot.w)),
-        num(lines.len() as f64 * 16.0 + 6.0)
-    ));
-    for (k, line) in lines.iter().enumerate() {
-        svg.text(
-            plot.right() - 12.0,
-            plot.y + 22.0 + 16.0 * k as f64,
-            "end",
-            12.0,
-            TEXT_COLOR,
-            line,
-            None,
-        );
-    }
-    svg.finish()
+
+    svg_document((WIDTH, HEIGHT), title, |root| {
+        let rest = draw_title(root, title)?;
+        let mut chart = ChartBuilder::on(&rest)
+            .margin_top(6)
+            .margin_left(PAD_L)
+            .margin_right(PAD_R)
+            .margin_bottom(8)
+            .y_label_area_size(y_area)
+            .x_label_area_size(30)
+            .build_cartesian_2d(x_scale.clone(), y_scale.clone())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .bold_line_style(GRID_COLOR)
+            .axis_style(AXIS_COLOR)
+            .label_style(text(TICK_PX, TEXT_COLOR))
+            .axis_desc_style(text(LABEL_PX, MUTED_COLOR))
+            .y_desc("Count")
+            .set_all_tick_mark_size(4)
+            .draw()?;
+        let plot = chart.plotting_area();
+        let Some((lo, hi)) = range else {
+            no_data(plot)?;
+            return Ok(Vec::new());
+        };
+        frame(plot)?;
+        let (plot_w, _) = plot.dim_in_pixel();
+        let gap = u32::from(plot_w as f64 / bins as f64 > 3.0);
+        let mut tips = Vec::new();
+        for (i, &count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let from = lerp(lo, hi, i as f64 / bins as f64);
+            let to = lerp(lo, hi, (i + 1) as f64 / bins as f64);
+            let mut bar = Rectangle::new(
+                [(from, 0.0), (to, count as f64)],
+                Class::Bar.color(color(0)).filled(),
+            );
+            bar.set_margin(0, 0, gap, 0);
+            plot.draw(&bar)?;
+            tips.push(format!(
+                "[{}, {}): {count}",
+                fmt_value(from, percent, 4),
+                fmt_value(to, percent, 4)
+            ));
+        }
+        let (y0, y1) = (y_scale.lo(), y_scale.hi());
+        if lo <= 0.0 && 0.0 <= hi {
+            plot.draw(&PathElement::new(
+                vec![(0.0, y0), (0.0, y1)],
+                Class::ZeroDashed.color(TEXT_COLOR).stroke_width(1),
+            ))?;
+        }
+        plot.draw(&PathElement::new(
+            vec![(mean, y0), (mean, y1)],
+            Class::Mean.color(color(1)).stroke_width(2),
+        ))?;
+
+        // Summary box in the top-right corner, with the mean line's color.
+        let area = plot.strip_coord_spec();
+        let (w, _) = area.dim_in_pixel();
+        let text_w = stats
+            .iter()
+            .map(|s| text_width(s, LABEL_PX))
+            .max()
+            .unwrap_or(0);
+        let box_w = (text_w + 36).min(w) as i32;
+        let x0 = w as i32 - 8 - box_w;
+        area.draw(&Rectangle::new(
+            [(x0, 8), (x0 + box_w, 8 + 3 * 18 + 8)],
+            WHITE.mix(0.9).filled(),
+        ))?;
+        area.draw(&Rectangle::new(
+            [(x0, 8), (x0 + box_w, 8 + 3 * 18 + 8)],
+            GRID_COLOR,
+        ))?;
+        for (k, line) in stats.iter().enumerate() {
+            let y = 8 + 4 + 9 + 18 * k as i32;
+            if k == 1 {
+                area.draw(&PathElement::new(
+                    vec![(x0 + 8, y), (x0 + 20, y)],
+                    color(1).stroke_width(2),
+                ))?;
+            }
+            area.draw(&Text::new(
+                line.clone(),
+                (x0 + 26, y),
+                text(LABEL_PX, TEXT_COLOR).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        Ok(tips)
+    })
 }
 
-/// Grouped bar chart: one group per category, one bar per series within a
-/// group (`series[i].values[j]` is the value of series `i` in category `j`).
+/// Grouped bar chart: one group per category, one bar per series within a group
+/// (`series[i].values[j]` is the value of series `i` in category `j`).
 ///
-/// Missing or non-finite values are skipped (no bar). Bars grow from a zero
-/// line; the value axis always includes 0 and is formatted in percent when
-/// `percent` is true. Category labels are rotated by −45° when there are more
-/// than 8 categories. The chart gets wider with more bars (720 to 1800 units).
+/// Missing or non-finite values are skipped (no bar). Bars grow from a zero line; the
+/// value axis always includes 0 and is formatted in percent when `percent` is true.
+/// Category labels are drawn vertically when they would not fit side by side. The chart
+/// gets wider with more bars (720 to 1800 pixels).
 pub fn grouped_bars(
     title: &str,
     categories: &[String],
     series: &[Series],
     percent: bool,
 ) -> String {
-    const LEFT: f64 = 72.0;
-    const RIGHT: f64 = 24.0;
-    const LEGEND_Y: f64 = 44.0;
-    const PLOT_H: f64 = 300.0;
+    const PLOT_H: u32 = 300;
 
     let m = categories.len();
-    let per_group = series.len().max(1) as f64;
-    let width = (LEFT + RIGHT + m as f64 * (per_group * 12.0 + 16.0)).clamp(720.0, 1800.0);
-    let labels: Vec<String> = series
-        .iter()
-        .map(|s| truncate(&s.label, LEGEND_LABEL_MAX))
-        .collect();
-    let legend = legend_layout(&labels, LEFT, width - RIGHT);
+    let per_group = series.len().max(1);
+    let width = m
+        .saturating_mul(per_group.saturating_mul(12).saturating_add(16))
+        .saturating_add(96)
+        .clamp(720, 1800) as u32;
+    let value = |i: usize, j: usize| series[i].values.get(j).copied().filter(|v| v.is_finite());
+    let all = (0..series.len()).flat_map(|i| (0..m).filter_map(move |j| value(i, j)));
+    let range = finite_range(all).map(|(lo, hi)| {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        let hi = if lo == hi {
+            if percent { 0.01 } else { 1.0 }
+        } else {
+            hi
+        };
+        (lo, hi)
+    });
+    let y_scale = match range {
+        Some((lo, hi)) => Scale::nice(lo, hi, 6, 0.0, percent),
+        None => Scale::empty(),
+    };
+    let y_area = y_area_width(y_scale.label_width(TICK_PX));
+    let plot_w = width.saturating_sub(PAD_L + y_area + PAD_R).max(1);
+    let group_w = plot_w as f64 / m.max(1) as f64;
+
     let cat_labels: Vec<String> = categories
         .iter()
         .map(|c| truncate(c, CATEGORY_LABEL_MAX))
         .collect();
-    let rotate = m > 8;
-    let bottom = if rotate {
-        let longest = cat_labels
-            .iter()
-            .map(|c| c.chars().count())
-            .max()
-            .unwrap_or(0) as f64;
-        28.0 + longest * CHAR_W * 0.72
-    } else {
-        36.0
-    };
-    let top_y = LEGEND_Y + legend.rows as f64 * LEGEND_ROW_H + 6.0;
-    let plot = Frame {
-        x: LEFT,
-        y: top_y,
-        w: width - LEFT - RIGHT,
-        h: PLOT_H,
-    };
-    let height = plot.bottom() + bottom;
-
-    let mut svg = Svg::new(width, height, title);
-    draw_legend(&mut svg, &labels, &legend, LEGEND_Y);
-
-    let value = |i: usize, j: usize| series[i].values.get(j).copied().filter(|v| v.is_finite());
-    let all = (0..series.len()).flat_map(|i| (0..m).filter_map(move |j| value(i, j)));
-    let Some((lo, hi)) = finite_range(all) else {
-        svg.frame(plot);
-        svg.no_data(plot);
-        return svg.finish();
-    };
-    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-    let hi = if lo == hi {
-        if percent { 0.01 } else { 1.0 }
-    } else {
-        hi
-    };
-    let axis = Axis::nice(lo, hi, 5, 0.0);
-    svg.y_axis(plot, &axis, percent);
-
-    let group_w = plot.w / m as f64;
-    let bar_w = group_w * 0.8 / per_group;
-    let zero_y = plot.at_y(axis.unit(0.0));
-    for (j, category) in categories.iter().enumerate() {
-        for (i, s) in series.iter().enumerate() {
-            let Some(v) = value(i, j) else { continue };
-            let x = plot.x + j as f64 * group_w + group_w * 0.1 + i as f64 * bar_w;
-            let y = plot.at_y(axis.unit(v));
-            let tip = format!("{category} / {}: {}", s.label, fmt_value(v, percent, 4));
-            svg.rect(
-                x,
-                y.min(zero_y),
-                bar_w,
-                (y - zero_y).abs(),
-                color(i),
-                "bar",
-                Some(&tip),
-            );
-        }
-    }
-    svg.put(format_args!(
-        "<line class=\"zero\" x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{AXIS_COLOR}\" stroke-width=\"1\"/>\n",
-        svg.fx(plot.x),
-        svg.fx(plot.right()),
-        y = svg.fy(zero_y)
-    ));
-    svg.frame(plot);
-
-    for (j, label) in cat_labels.iter().enumerate() {
-        let x = plot.x + (j as f64 + 0.5) * group_w;
-        if rotate {
-            let y = plot.bottom() + 12.0;
-            svg.text(x, y, "end", 11.0, TEXT_COLOR, label, Some(-45.0));
+    let widest = cat_labels
+        .iter()
+        .map(|c| text_width(c, TICK_PX))
+        .max()
+        .unwrap_or(0);
+    let vertical = f64::from(widest) > group_w - 6.0;
+    let x_area = if vertical { widest + 16 } else { 30 };
+    let x_scale = Scale::with_ticks(
+        0.0,
+        m.max(1) as f64,
+        if vertical || range.is_none() {
+            Vec::new()
         } else {
-            svg.text(
-                x,
-                plot.bottom() + 18.0,
-                "middle",
-                12.0,
-                TEXT_COLOR,
-                label,
-                None,
-            );
+            (0..m)
+                .map(|j| (j as f64 + 0.5, cat_labels[j].clone()))
+                .collect()
+        },
+    );
+
+    let labels: Vec<String> = series
+        .iter()
+        .map(|s| truncate(&s.label, LEGEND_LABEL_MAX))
+        .collect();
+    let legend = Legend::new(
+        &labels,
+        Swatch::Square,
+        PAD_L + y_area,
+        width.saturating_sub(PAD_R),
+    );
+    let height = TITLE_H + legend.height() + 8 + PLOT_H + x_area + 8;
+
+    svg_document((width, height), title, |root| {
+        let rest = draw_title(root, title)?;
+        let (head, rest) = rest.split_vertically(legend.height());
+        legend.draw(&head)?;
+        let mut chart = ChartBuilder::on(&rest)
+            .margin_top(8)
+            .margin_left(PAD_L)
+            .margin_right(PAD_R)
+            .margin_bottom(8)
+            .y_label_area_size(y_area)
+            .x_label_area_size(x_area)
+            .build_cartesian_2d(x_scale, y_scale)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .bold_line_style(GRID_COLOR)
+            .axis_style(AXIS_COLOR)
+            .label_style(text(TICK_PX, TEXT_COLOR))
+            .x_label_style(text(LABEL_PX, TEXT_COLOR))
+            .set_all_tick_mark_size(4)
+            .draw()?;
+        let plot = chart.plotting_area();
+        if range.is_none() {
+            no_data(plot)?;
+            return Ok(Vec::new());
+        }
+        frame(plot)?;
+        // Light separators between groups.
+        let (y0, y1) = (chart.y_range().start, chart.y_range().end);
+        for j in 1..m {
+            plot.draw(&PathElement::new(
+                vec![(j as f64, y0), (j as f64, y1)],
+                GRID_COLOR,
+            ))?;
+        }
+        let bar_w = 0.8 / per_group as f64;
+        let gap = u32::from(group_w * bar_w > 4.0);
+        let mut tips = Vec::new();
+        for (j, category) in categories.iter().enumerate() {
+            for (i, s) in series.iter().enumerate() {
+                let Some(v) = value(i, j) else { continue };
+                let x = j as f64 + 0.1 + i as f64 * bar_w;
+                let mut bar = Rectangle::new(
+                    [(x, 0.0), (x + bar_w, v)],
+                    Class::Bar.color(color(i)).filled(),
+                );
+                bar.set_margin(0, 0, 0, gap);
+                plot.draw(&bar)?;
+                tips.push(format!(
+                    "{category} / {}: {}",
+                    s.label,
+                    fmt_value(v, percent, 4)
+                ));
+            }
+        }
+        plot.draw(&PathElement::new(
+            vec![(0.0, 0.0), (m as f64, 0.0)],
+            Class::Zero.color(AXIS_COLOR),
+        ))?;
+        if vertical {
+            let style = text(TICK_PX, TEXT_COLOR)
+                .transform(FontTransform::Rotate270)
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            for (j, label) in cat_labels.iter().enumerate() {
+                let (x, y) = chart.backend_coord(&(j as f64 + 0.5, y0));
+                root.draw(&Text::new(label.clone(), (x, y + 8), style.clone()))?;
+            }
+        }
+        Ok(tips)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Layout helpers
+
+/// Draws the title centered in the top row; returns the area below it.
+fn draw_title<'a>(root: &Root<'a>, title: &str) -> DrawResult<Root<'a>> {
+    let (head, rest) = root.split_vertically(TITLE_H);
+    let (w, h) = head.dim_in_pixel();
+    head.draw(&Text::new(
+        title.to_string(),
+        (w as i32 / 2, h as i32 / 2 + 2),
+        ("sans-serif", TITLE_PX * 1.24)
+            .into_font()
+            .style(FontStyle::Bold)
+            .color(&TEXT_COLOR)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
+    Ok(rest)
+}
+
+/// Width of a y label area: tick labels of `label_w`, ticks and a rotated axis
+/// description.
+fn y_area_width(label_w: u32) -> u32 {
+    label_w + 8 + 4 + 22
+}
+
+/// Grid lines, axes, tick labels and descriptions of a panel.
+fn mesh<'a, 'b>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<Scale, Scale>>,
+    y_desc: &str,
+    x_desc: &str,
+) -> DrawResult {
+    let mut mesh = chart.configure_mesh();
+    mesh.bold_line_style(GRID_COLOR)
+        .axis_style(AXIS_COLOR)
+        .label_style(text(TICK_PX, TEXT_COLOR))
+        .axis_desc_style(text(LABEL_PX, MUTED_COLOR))
+        .y_desc(y_desc)
+        .set_all_tick_mark_size(4);
+    if !x_desc.is_empty() {
+        mesh.x_desc(x_desc);
+    }
+    mesh.draw()?;
+    Ok(())
+}
+
+/// A thin frame around a plot area.
+fn frame<C: plotters::coord::CoordTranslate>(plot: &DrawingArea<SVGBackend, C>) -> DrawResult {
+    let area = plot.strip_coord_spec();
+    let (w, h) = area.dim_in_pixel();
+    area.draw(&Rectangle::new(
+        [(0, 0), (w as i32 - 1, h as i32 - 1)],
+        AXIS_COLOR.stroke_width(1),
+    ))?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A short thick line, for line charts.
+    Line,
+    /// A square, for bars.
+    Square,
+}
+
+/// Legend entries laid out left to right from `x0`, wrapping before `x1`.
+struct Legend<'l> {
+    labels: &'l [String],
+    swatch: Swatch,
+    /// Position (x, row) of each entry.
+    entries: Vec<(i32, u32)>,
+    rows: u32,
+}
+
+impl<'l> Legend<'l> {
+    const SWATCH_W: u32 = 20;
+
+    fn new(labels: &'l [String], swatch: Swatch, x0: u32, x1: u32) -> Legend<'l> {
+        let mut entries = Vec::with_capacity(labels.len());
+        let (mut x, mut row) = (x0, 0);
+        for label in labels {
+            let w = Self::SWATCH_W + 6 + text_width(label, LABEL_PX) + 18;
+            if x > x0 && x + w > x1 {
+                x = x0;
+                row += 1;
+            }
+            entries.push((x as i32, row));
+            x += w;
+        }
+        let rows = if labels.is_empty() { 0 } else { row + 1 };
+        Legend {
+            labels,
+            swatch,
+            entries,
+            rows,
         }
     }
-    svg.finish()
+
+    /// Height of the legend rows (0 without entries).
+    fn height(&self) -> u32 {
+        if self.rows == 0 {
+            0
+        } else {
+            self.rows * LEGEND_ROW_H + 4
+        }
+    }
+
+    fn draw(&self, area: &Root) -> DrawResult {
+        for (k, (label, &(x, row))) in self.labels.iter().zip(&self.entries).enumerate() {
+            let y = (row * LEGEND_ROW_H + LEGEND_ROW_H / 2) as i32;
+            let w = Self::SWATCH_W as i32;
+            match self.swatch {
+                Swatch::Line => area.draw(&PathElement::new(
+                    vec![(x, y), (x + w, y)],
+                    color(k).stroke_width(3),
+                ))?,
+                Swatch::Square => area.draw(&Rectangle::new(
+                    [(x + 4, y - 6), (x + 16, y + 6)],
+                    color(k).filled(),
+                ))?,
+            }
+            area.draw(&Text::new(
+                label.clone(),
+                (x + w + 6, y),
+                text(LABEL_PX, TEXT_COLOR).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Ticks of a trading-day axis over `plot_w` pixels, where value `i` is `dates[i]`: the
+/// first day of each calendar period (1, 2, 3 or 6 months, or 1, 2, 5, ... years; the
+/// finest that gives at least two ticks that fit), labelled "Mar" with the year at the
+/// first tick and each January ("Jan 2025"), or just "2025". Short spans get a tick every
+/// k-th day (k = 1, 2 or 5 × 10^j), labelled with the full date.
+fn date_ticks(dates: &[NaiveDate], plot_w: u32) -> Vec<(f64, String)> {
+    let n = dates.len();
+    let month = |d: &NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+    let max_months = (plot_w / 64).max(2) as usize;
+    for months in [1, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200] {
+        let period = |i: usize| month(&dates[i]).div_euclid(months);
+        let starts: Vec<usize> = (1..n).filter(|&i| period(i) != period(i - 1)).collect();
+        let max = if months < 12 {
+            max_months
+        } else {
+            max_months * 3 / 2
+        };
+        if starts.len() > max {
+            continue;
+        }
+        if starts.len() < 2 {
+            break;
+        }
+        let mut last_year = None;
+        return starts
+            .into_iter()
+            .map(|i| {
+                let d = dates[i];
+                let label = if months >= 12 {
+                    d.format("%Y").to_string()
+                } else if last_year != Some(d.year()) {
+                    d.format("%b %Y").to_string()
+                } else {
+                    d.format("%b").to_string()
+                };
+                last_year = Some(d.year());
+                (i as f64, label)
+            })
+            .collect();
+    }
+    // Every k-th day, k the smallest of 1, 2, 5, 10, 20, ... giving at most `max_days`.
+    let max_days = (plot_w / 96).max(1) as usize;
+    let need = n.saturating_sub(1) / max_days + 1;
+    let mut k = 1_usize;
+    'search: for base in (0..20).map(|e| 10_usize.saturating_pow(e)) {
+        for f in [1, 2, 5] {
+            k = base.saturating_mul(f);
+            if k >= need {
+                break 'search;
+            }
+        }
+    }
+    (0..n)
+        .step_by(k)
+        .map(|i| (i as f64, dates[i].format("%Y-%m-%d").to_string()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
 // Data helpers
 
-/// Minimum and maximum of the finite values, or `None` when there are none.
-fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    values
-        .filter(|v| v.is_finite())
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        })
-}
-
-/// Widens a degenerate range `lo == hi` symmetrically (by 10% of the value,
-/// or by `zero_pad` around 0) so that it can be mapped to pixels.
-fn padded(lo: f64, hi: f64, zero_pad: f64) -> (f64, f64) {
-    if hi > lo {
-        (lo, hi)
-    } else {
-        let pad = if lo == 0.0 { zero_pad } else { lo.abs() * 0.1 };
-        (lo - pad, hi + pad)
+/// The runs of consecutive values as (index, value) points, split where a value is
+/// missing.
+fn runs(values: &[Option<f64>]) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Some(v) => {
+                if let Some(run) = out.last_mut() {
+                    run.push((i as f64, *v));
+                }
+            }
+            None if out.last().is_some_and(|r| !r.is_empty()) => out.push(Vec::new()),
+            None => {}
+        }
     }
+    out.retain(|r| !r.is_empty());
+    out
 }
 
-/// Drawdown `value / running max − 1` (≤ 0) of a wealth curve. Gaps stay
-/// gaps; points where the running maximum is not positive have no drawdown.
+/// Drawdown `value / running max − 1` (≤ 0) of a wealth curve. Gaps stay gaps; points
+/// where the running maximum is not positive have no drawdown.
 fn drawdown(wealth: &[Option<f64>]) -> Vec<Option<f64>> {
     let mut peak = f64::NEG_INFINITY;
     wealth
@@ -497,21 +739,9 @@ fn truncate(label: &str, max: usize) -> String {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Number formatting
-
-/// Fixed-precision number without a negative zero ("-0.00" becomes "0.00").
-fn fixed(v: f64, decimals: usize) -> String {
-    let s = format!("{v:.decimals$}");
-    match s.strip_prefix('-') {
-        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
-        _ => s,
-    }
-}
-
-/// Coordinate formatting: two decimals.
-fn num(v: f64) -> String {
-    fixed(v, 2)
+/// The point a fraction `t` of the way from `lo` to `hi` (no overflow for extreme ends).
+fn lerp(lo: f64, hi: f64, t: f64) -> f64 {
+    lo * (1.0 - t) + hi * t
 }
 
 /// A data value, in percent (of `v * 100`) when `percent` is true.
@@ -523,420 +753,10 @@ fn fmt_value(v: f64, percent: bool, decimals: usize) -> String {
     }
 }
 
-/// Decimals needed to tell ticks `step` apart (0 to 6).
-fn decimals_for(step: f64) -> usize {
-    if step.is_finite() && step > 0.0 {
-        (-step.log10().floor()).clamp(0.0, 6.0) as usize
-    } else {
-        2
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Geometry
-
-/// A plot area in SVG user units.
-#[derive(Clone, Copy)]
-struct Frame {
-    x: f64,
-    y: f64,
-    w: f64,
-    h: f64,
-}
-
-impl Frame {
-    fn right(&self) -> f64 {
-        self.x + self.w
-    }
-
-    fn bottom(&self) -> f64 {
-        self.y + self.h
-    }
-
-    /// x coordinate of the fraction `t` of the width (clamped to the frame).
-    fn at_x(&self, t: f64) -> f64 {
-        self.x + clamp01(t) * self.w
-    }
-
-    /// y coordinate of the fraction `t` of the height, measured from the
-    /// bottom (clamped to the frame).
-    fn at_y(&self, t: f64) -> f64 {
-        self.bottom() - clamp01(t) * self.h
-    }
-}
-
-fn clamp01(t: f64) -> f64 {
-    if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) }
-}
-
-/// A linear value axis `[lo, hi]` with ticks at multiples of `step`.
-struct Axis {
-    lo: f64,
-    hi: f64,
-    step: f64,
-}
-
-impl Axis {
-    /// Axis covering `[lo, hi]` (requires `lo < hi`), widened to multiples
-    /// of a "nice" step (1, 2 or 5 × 10^k, at least `min_step`) giving about
-    /// `target` intervals.
-    fn nice(lo: f64, hi: f64, target: usize, min_step: f64) -> Axis {
-        let step = nice_step((hi - lo) / target.max(1) as f64).max(min_step);
-        let (nlo, nhi) = ((lo / step).floor() * step, (hi / step).ceil() * step);
-        if step.is_finite() && step > 0.0 && nlo.is_finite() && nhi.is_finite() && nhi > nlo {
-            Axis {
-                lo: nlo,
-                hi: nhi,
-                step,
-            }
-        } else {
-            Axis {
-                lo,
-                hi,
-                step: f64::NAN,
-            }
-        }
-    }
-
-    /// Axis exactly `[lo, hi]` with ticks at the multiples of a nice step
-    /// inside it.
-    fn exact(lo: f64, hi: f64, target: usize) -> Axis {
-        Axis {
-            lo,
-            hi,
-            step: nice_step((hi - lo) / target.max(1) as f64),
-        }
-    }
-
-    /// Position of `v` as a fraction of the axis, clamped to `[0, 1]`.
-    /// Halves are used so that extreme ranges do not overflow.
-    fn unit(&self, v: f64) -> f64 {
-        let t = (v * 0.5 - self.lo * 0.5) / (self.hi * 0.5 - self.lo * 0.5);
-        clamp01(t)
-    }
-
-    /// Tick values; just the ends when no usable step exists.
-    fn ticks(&self) -> Vec<f64> {
-        let s = self.step;
-        if s.is_finite() && s > 0.0 {
-            let k0 = (self.lo / s - 1e-9).ceil();
-            let k1 = (self.hi / s + 1e-9).floor();
-            if k0.is_finite() && k1.is_finite() && k1 >= k0 && k1 - k0 <= 50.0 {
-                return (0..=(k1 - k0) as usize)
-                    .map(|i| (k0 + i as f64) * s)
-                    .collect();
-            }
-        }
-        vec![self.lo, self.hi]
-    }
-
-    /// Tick label with enough decimals for the step.
-    fn label(&self, v: f64, percent: bool) -> String {
-        let step = if self.step.is_finite() {
-            self.step
-        } else {
-            self.hi - self.lo
-        };
-        if percent {
-            fmt_value(v, true, decimals_for(step * 100.0))
-        } else {
-            fixed(v, decimals_for(step))
-        }
-    }
-}
-
-/// Rounds `raw` up to 1, 2 or 5 × 10^k; NaN when `raw` is not positive/finite.
-fn nice_step(raw: f64) -> f64 {
-    if !(raw.is_finite() && raw > 0.0) {
-        return f64::NAN;
-    }
-    let base = 10_f64.powf(raw.log10().floor());
-    let f = raw / base;
-    let m = if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    m * base
-}
-
-/// The runs of consecutive points, split where a point is `None`.
-fn runs(points: impl Iterator<Item = Option<(f64, f64)>>) -> Vec<Vec<(f64, f64)>> {
-    let mut out = vec![Vec::new()];
-    for p in points {
-        match p {
-            Some(p) => out.last_mut().expect("non-empty").push(p),
-            None if out.last().is_some_and(|r| !r.is_empty()) => out.push(Vec::new()),
-            None => {}
-        }
-    }
-    out.retain(|r| !r.is_empty());
-    out
-}
-
-/// Path data for a polyline through the points; `None` entries break the
-/// line. Isolated points become zero-length segments (visible with round
-/// caps). Returns `None` when there is no point at all.
-fn polyline(svg: &Svg, points: impl Iterator<Item = Option<(f64, f64)>>) -> Option<String> {
-    let mut d = String::new();
-    for mut run in runs(points) {
-        if let [(x, y)] = run.as_slice() {
-            run.push((*x, *y));
-        }
-        for (k, (x, y)) in run.iter().enumerate() {
-            let cmd = if k == 0 { 'M' } else { 'L' };
-            let sep = if d.is_empty() { "" } else { " " };
-            let _ = write!(d, "{sep}{cmd}{},{}", svg.fx(*x), svg.fy(*y));
-        }
-    }
-    (!d.is_empty()).then_some(d)
-}
-
-/// Path data for areas between the points and the horizontal line `base_y`,
-/// one closed sub-path per run of consecutive points.
-fn area(
-    svg: &Svg,
-    points: impl Iterator<Item = Option<(f64, f64)>>,
-    base_y: f64,
-) -> Option<String> {
-    let mut d = String::new();
-    for run in runs(points) {
-        let (x0, x1) = (run[0].0, run[run.len() - 1].0);
-        let sep = if d.is_empty() { "" } else { " " };
-        let _ = write!(d, "{sep}M{},{}", svg.fx(x0), svg.fy(base_y));
-        for (x, y) in &run {
-            let _ = write!(d, " L{},{}", svg.fx(*x), svg.fy(*y));
-        }
-        let _ = write!(d, " L{},{} Z", svg.fx(x1), svg.fy(base_y));
-    }
-    (!d.is_empty()).then_some(d)
-}
-
-// ---------------------------------------------------------------------------
-// Legend
-
-struct LegendLayout {
-    /// Position (x, row) of each entry.
-    entries: Vec<(f64, usize)>,
-    rows: usize,
-}
-
-/// Lays legend entries out left to right between `x0` and `x1`, wrapping to
-/// new rows as needed.
-fn legend_layout(labels: &[String], x0: f64, x1: f64) -> LegendLayout {
-    let mut entries = Vec::with_capacity(labels.len());
-    let (mut x, mut row) = (x0, 0);
-    for label in labels {
-        let w = 18.0 + label.chars().count() as f64 * CHAR_W + 16.0;
-        if x > x0 && x + w > x1 {
-            x = x0;
-            row += 1;
-        }
-        entries.push((x, row));
-        x += w;
-    }
-    let rows = if labels.is_empty() { 0 } else { row + 1 };
-    LegendLayout { entries, rows }
-}
-
-fn draw_legend(svg: &mut Svg, labels: &[String], layout: &LegendLayout, y0: f64) {
-    for (k, (label, &(x, row))) in labels.iter().zip(&layout.entries).enumerate() {
-        let y = y0 + row as f64 * LEGEND_ROW_H;
-        svg.put(format_args!(
-            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n",
-            svg.fx(x),
-            svg.fy(y - 10.0),
-            color(k)
-        ));
-        svg.text(x + 18.0, y, "start", 12.0, TEXT_COLOR, label, None);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// SVG writer
-
-/// Accumulates an SVG document; every coordinate it writes is clamped to
-/// `[0, w] × [0, h]`.
-struct Svg {
-    out: String,
-    w: f64,
-    h: f64,
-}
-
-impl Svg {
-    /// Starts a document with a white background, a `<title>` and the title
-    /// drawn at the top.
-    fn new(w: f64, h: f64, title: &str) -> Svg {
-        let mut svg = Svg {
-            out: String::new(),
-            w,
-            h,
-        };
-        let (ws, hs) = (num(w), num(h));
-        let t = escape(title);
-        svg.put(format_args!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{ws}\" height=\"{hs}\" viewBox=\"0 0 {ws} {hs}\" \
-             font-family=\"sans-serif\" font-size=\"12\">\n<title>{t}</title>\n\
-             <rect x=\"0\" y=\"0\" width=\"{ws}\" height=\"{hs}\" fill=\"#ffffff\"/>\n"
-        ));
-        svg.text(w / 2.0, 24.0, "middle", 16.0, TEXT_COLOR, title, None);
-        svg
-    }
-
-    /// Appends formatted text. Writing to a `String` cannot fail.
-    fn put(&mut self, args: fmt::Arguments) {
-        let _ = self.out.write_fmt(args);
-    }
-
-    /// Clamped, formatted x coordinate.
-    fn fx(&self, x: f64) -> String {
-        num(clamp_to(x, self.w))
-    }
-
-    /// Clamped, formatted y coordinate.
-    fn fy(&self, y: f64) -> String {
-        num(clamp_to(y, self.h))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn line(
-        &mut self,
-        x1: f64,
-        y1: f64,
-        x2: f64,
-        y2: f64,
-        stroke: &str,
-        width: f64,
-        class: Option<&str>,
-    ) {
-        let class = class.map(|c| format!(" class=\"{c}\"")).unwrap_or_default();
-        self.put(format_args!(
-            "<line{class} x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{stroke}\" stroke-width=\"{}\"/>\n",
-            self.fx(x1),
-            self.fy(y1),
-            self.fx(x2),
-            self.fy(y2),
-            num(width)
-        ));
-    }
-
-    /// A filled rectangle, clipped to the document, with an optional tooltip.
-    #[allow(clippy::too_many_arguments)]
-    fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, class: &str, tip: Option<&str>) {
-        let (x, y) = (clamp_to(x, self.w), clamp_to(y, self.h));
-        let w = clamp_to(w, self.w - x);
-        let h = clamp_to(h, self.h - y);
-        let (xs, ys, ws, hs) = (num(x), num(y), num(w), num(h));
-        match tip {
-            Some(tip) => self.put(format_args!(
-                "<rect class=\"{class}\" x=\"{xs}\" y=\"{ys}\" width=\"{ws}\" height=\"{hs}\" fill=\"{fill}\">\
-                 <title>{}</title></rect>\n",
-                escape(tip)
-            )),
-            None => self.put(format_args!(
-                "<rect class=\"{class}\" x=\"{xs}\" y=\"{ys}\" width=\"{ws}\" height=\"{hs}\" fill=\"{fill}\"/>\n"
-            )),
-        }
-    }
-
-    /// Text at (x, y), optionally rotated by `rotate` degrees around that point.
-    #[allow(clippy::too_many_arguments)]
-    fn text(
-        &mut self,
-        x: f64,
-        y: f64,
-        anchor: &str,
-        size: f64,
-        fill: &str,
-        content: &str,
-        rotate: Option<f64>,
-    ) {
-        let (xs, ys) = (self.fx(x), self.fy(y));
-        let transform = rotate
-            .map(|deg| format!(" transform=\"rotate({} {xs} {ys})\"", num(deg)))
-            .unwrap_or_default();
-        self.put(format_args!(
-            "<text x=\"{xs}\" y=\"{ys}\" text-anchor=\"{anchor}\" font-size=\"{}\" fill=\"{fill}\"{transform}>{}</text>\n",
-            num(size),
-            escape(content)
-        ));
-    }
-
-    /// Outline of a plot frame.
-    fn frame(&mut self, f: Frame) {
-        self.put(format_args!(
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"{AXIS_COLOR}\" stroke-width=\"1\"/>\n",
-            self.fx(f.x),
-            self.fy(f.y),
-            num(clamp_to(f.w, self.w - clamp_to(f.x, self.w))),
-            num(clamp_to(f.h, self.h - clamp_to(f.y, self.h)))
-        ));
-    }
-
-    /// "no data" note in the middle of a frame.
-    fn no_data(&mut self, f: Frame) {
-        self.text(
-            f.x + f.w / 2.0,
-            f.y + f.h / 2.0,
-            "middle",
-            14.0,
-            MUTED_COLOR,
-            "no data",
-            None,
-        );
-    }
-
-    /// Horizontal grid lines and tick labels on the left of the frame.
-    fn y_axis(&mut self, f: Frame, axis: &Axis, percent: bool) {
-        for v in axis.ticks() {
-            let y = f.at_y(axis.unit(v));
-            self.line(f.x, y, f.right(), y, GRID_COLOR, 1.0, None);
-            self.line(f.x - 4.0, y, f.x, y, AXIS_COLOR, 1.0, None);
-            let label = axis.label(v, percent);
-            self.text(f.x - 7.0, y + 4.0, "end", 11.0, TEXT_COLOR, &label, None);
-        }
-    }
-
-    /// Tick marks and labels below the frame.
-    fn x_axis(&mut self, f: Frame, axis: &Axis, percent: bool) {
-        for v in axis.ticks() {
-            let x = f.at_x(axis.unit(v));
-            self.line(x, f.bottom(), x, f.bottom() + 4.0, AXIS_COLOR, 1.0, None);
-            let label = axis.label(v, percent);
-            self.text(
-                x,
-                f.bottom() + 18.0,
-                "middle",
-                11.0,
-                TEXT_COLOR,
-                &label,
-                None,
-            );
-        }
-    }
-
-    fn finish(mut self) -> String {
-        self.out.push_str("</svg>\n");
-        self.out
-    }
-}
-
-/// Clamps `v` to `[0, max]` (NaN becomes 0).
-fn clamp_to(v: f64, max: f64) -> f64 {
-    if v.is_nan() {
-        0.0
-    } else {
-        v.clamp(0.0, max.max(0.0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::PALETTE;
     use roxmltree::{Document, Node};
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -949,6 +769,15 @@ mod tests {
             .collect()
     }
 
+    /// `n` weekdays from 2024-01-02.
+    fn trading_days(n: usize) -> Vec<NaiveDate> {
+        (0..)
+            .map(|i| d(2024, 1, 2) + chrono::Days::new(i))
+            .filter(|d| d.weekday().number_from_monday() <= 5)
+            .take(n)
+            .collect()
+    }
+
     fn s(label: &str, values: &[f64]) -> Series {
         Series {
             label: label.to_string(),
@@ -956,13 +785,15 @@ mod tests {
         }
     }
 
-    fn parse(svg: &str) -> Document<'_> {
-        Document::parse(svg).unwrap_or_else(|e| panic!("not well-formed: {e}\n{svg}"))
+    /// plotters' color notation of palette color `i`.
+    fn hex(i: usize) -> String {
+        let c = PALETTE[i];
+        format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
     }
 
-    fn with_class<'a, 'i>(doc: &'a Document<'i>, tag: &str, class: &str) -> Vec<Node<'a, 'i>> {
+    fn with_class<'a, 'i>(doc: &'a Document<'i>, class: &str) -> Vec<Node<'a, 'i>> {
         doc.descendants()
-            .filter(|n| n.has_tag_name(tag) && n.attribute("class") == Some(class))
+            .filter(|n| n.attribute("class") == Some(class))
             .collect()
     }
 
@@ -972,22 +803,31 @@ mod tests {
             .unwrap_or_else(|| panic!("numeric {name}"))
     }
 
-    /// Numbers of a path's `d` (all commands use absolute x,y pairs).
-    fn path_points(d: &str) -> Vec<(f64, f64)> {
-        let nums: Vec<f64> = d
-            .replace(['M', 'L', 'Z', ','], " ")
+    /// Points of a polyline or polygon (`points`), or the center of a circle.
+    fn points(n: &Node) -> Vec<(f64, f64)> {
+        if n.has_tag_name("circle") {
+            return vec![(attr(n, "cx"), attr(n, "cy"))];
+        }
+        n.attribute("points")
+            .expect("points")
             .split_whitespace()
-            .map(|t| t.parse().unwrap_or_else(|_| panic!("bad path token {t:?}")))
-            .collect();
-        assert_eq!(nums.len() % 2, 0, "odd number of coordinates in {d}");
-        nums.chunks(2).map(|c| (c[0], c[1])).collect()
+            .map(|p| {
+                let (x, y) = p.split_once(',').expect("x,y");
+                (x.parse().expect("x"), y.parse().expect("y"))
+            })
+            .collect()
     }
 
-    /// Checks the document shape and that every coordinate lies in the viewBox.
+    /// Checks the document shape, that nothing is NaN or infinite and that every
+    /// coordinate lies in the viewBox.
     fn check(svg: &str) -> Document<'_> {
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        let doc = parse(svg);
+        assert!(svg.starts_with("<svg "), "{svg}");
+        let doc = Document::parse(svg).unwrap_or_else(|e| panic!("not well-formed: {e}\n{svg}"));
         let root = doc.root_element();
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg")
+        );
         let vb: Vec<f64> = root
             .attribute("viewBox")
             .expect("viewBox")
@@ -1000,7 +840,7 @@ mod tests {
         assert!(root.children().any(|n| n.has_tag_name("title")));
         assert!(
             doc.descendants().any(|n| n.has_tag_name("rect")
-                && n.attribute("fill") == Some("#ffffff")
+                && n.attribute("fill") == Some("#FFFFFF")
                 && attr(&n, "width") == w
                 && attr(&n, "height") == h),
             "white background"
@@ -1008,6 +848,12 @@ mod tests {
         let inside = |v: f64, max: f64| (0.0..=max).contains(&v);
         for n in doc.descendants().filter(|n| n.is_element()) {
             for a in n.attributes() {
+                assert!(
+                    !a.value().contains("NaN") && !a.value().contains("inf"),
+                    "{}={}",
+                    a.name(),
+                    a.value()
+                );
                 let max = match a.name() {
                     "x" | "x1" | "x2" | "cx" => w,
                     "y" | "y1" | "y2" | "cy" => h,
@@ -1021,15 +867,15 @@ mod tests {
                 assert!(inside(v, max), "{}={v} outside viewBox", a.name());
             }
             if n.has_tag_name("rect") {
-                assert!(attr(&n, "x") + attr(&n, "width") <= w + 1e-9);
-                assert!(attr(&n, "y") + attr(&n, "height") <= h + 1e-9);
+                assert!(attr(&n, "x") + attr(&n, "width") <= w);
+                assert!(attr(&n, "y") + attr(&n, "height") <= h);
                 assert!(attr(&n, "width") >= 0.0 && attr(&n, "height") >= 0.0);
             }
-            if let Some(d) = n.attribute("d") {
-                for (x, y) in path_points(d) {
+            if n.attribute("points").is_some() {
+                for (x, y) in points(&n) {
                     assert!(
                         inside(x, w) && inside(y, h),
-                        "path point ({x}, {y}) outside viewBox"
+                        "point ({x}, {y}) outside viewBox"
                     );
                 }
             }
@@ -1040,12 +886,22 @@ mod tests {
     fn texts(doc: &Document) -> Vec<String> {
         doc.descendants()
             .filter(|n| n.has_tag_name("text"))
-            .filter_map(|n| n.text().map(str::to_string))
+            .filter_map(|n| n.text().map(|t| t.trim().to_string()))
             .collect()
     }
 
+    /// y of the tick label `label` left of `x` (the label's anchor is the tick).
+    fn y_tick(doc: &Document, label: &str, x: f64) -> f64 {
+        doc.descendants()
+            .find(|n| {
+                n.has_tag_name("text") && n.text().map(str::trim) == Some(label) && attr(n, "x") < x
+            })
+            .map(|n| attr(&n, "y"))
+            .unwrap_or_else(|| panic!("no y tick {label}"))
+    }
+
     #[test]
-    fn equity_draws_one_path_per_series_with_data() {
+    fn equity_draws_one_line_per_run_of_each_series() {
         let nan = f64::NAN;
         let series = [
             s("agent", &[1.0, 1.1, 0.9, 1.2]),
@@ -1054,43 +910,108 @@ mod tests {
         ];
         let svg = equity_drawdown("Equity", &dates(4), &series);
         let doc = check(&svg);
-        let paths = with_class(&doc, "path", "series");
-        assert_eq!(paths.len(), 2);
-        // The series with a gap is drawn in two pieces: "M a L b" isn't
-        // possible across the gap, so it has two move-to commands.
-        let gapped = paths
+        let lines = with_class(&doc, "series");
+        let stroke_of = |n: &Node| {
+            n.attribute("stroke")
+                .filter(|s| *s != "none")
+                .or(n.attribute("fill"))
+                .map(str::to_string)
+        };
+        // The agent in one piece; the second series broken by its gap into a dot and a
+        // line; nothing for the empty one.
+        assert_eq!(lines.len(), 3, "{svg}");
+        let agent: Vec<&Node> = lines
             .iter()
-            .find(|p| p.attribute("stroke") == Some(PALETTE[1]))
-            .expect("second series path");
-        assert_eq!(gapped.attribute("d").expect("d").matches('M').count(), 2);
-        // Drawdown: area for the agent, line for the second series.
-        let dd = with_class(&doc, "path", "drawdown");
-        assert_eq!(dd.len(), 2);
-        assert!(dd.iter().any(|p| p.attribute("fill") == Some(PALETTE[0])));
+            .filter(|n| stroke_of(n) == Some(hex(0)))
+            .collect();
+        assert_eq!(agent.len(), 1);
+        assert_eq!(points(agent[0]).len(), 4);
+        let second: Vec<&Node> = lines
+            .iter()
+            .filter(|n| stroke_of(n) == Some(hex(1)))
+            .collect();
+        assert_eq!(second.len(), 2);
+        assert!(second.iter().any(|n| n.has_tag_name("circle")));
+        // The agent's line is drawn last, on top.
+        assert_eq!(stroke_of(&lines[2]), Some(hex(0)));
+        // Drawdown: area for the agent, lines for both.
+        let area = with_class(&doc, "drawdown-area");
+        assert_eq!(area.len(), 1);
+        assert_eq!(area[0].attribute("fill"), Some(hex(0).as_str()));
+        assert_eq!(area[0].attribute("opacity"), Some("0.25"));
+        let dd = with_class(&doc, "drawdown");
+        assert!(dd.iter().any(|n| stroke_of(n) == Some(hex(0))));
+        assert!(dd.iter().any(|n| stroke_of(n) == Some(hex(1))));
         let t = texts(&doc);
-        assert!(t.contains(&"buy & hold".to_string()));
-        assert!(t.contains(&"2024-01-01".to_string()) && t.contains(&"2024-01-04".to_string()));
-        assert!(t.contains(&"2024-01-02".to_string()), "middle date");
+        assert!(t.contains(&"buy & hold".to_string()), "{t:?}");
+        assert!(
+            t.contains(&"2024-01-01 to 2024-01-04 (4 days)".to_string()),
+            "{t:?}"
+        );
+        assert!(t.contains(&"2024-01-02".to_string()), "a day tick: {t:?}");
         assert!(
             t.iter().any(|l| l.ends_with('%')),
             "drawdown axis in percent"
         );
+        assert!(t.contains(&"Equity".to_string()) && t.contains(&"Drawdown".to_string()));
     }
 
     #[test]
-    fn equity_agent_path_follows_values() {
-        // Increasing values must give decreasing y (SVG y grows downwards),
-        // evenly spaced x from the left to the right of the panel.
+    fn equity_points_sit_on_their_ticks() {
+        // Values 1, 2, 3 on an axis 1.0..3.0 (step 0.5): the points lie on the grid lines
+        // labelled 1.0, 2.0 and 3.0, evenly spaced from the left to the right edge of the
+        // plot (the date ticks of the first and last day).
         let svg = equity_drawdown("t", &dates(3), &[s("a", &[1.0, 2.0, 3.0])]);
         let doc = check(&svg);
-        let path = with_class(&doc, "path", "series")[0]
-            .attribute("d")
-            .expect("d")
-            .to_string();
-        let pts = path_points(&path);
+        let line = with_class(&doc, "series");
+        assert_eq!(line.len(), 1);
+        let pts = points(&line[0]);
         assert_eq!(pts.len(), 3);
-        assert!(pts[0].1 > pts[1].1 && pts[1].1 > pts[2].1);
-        assert!(((pts[1].0 - pts[0].0) - (pts[2].0 - pts[1].0)).abs() < 0.02);
+        assert_eq!(pts[0].1, y_tick(&doc, "1.0", pts[0].0));
+        assert_eq!(pts[1].1, y_tick(&doc, "2.0", pts[0].0));
+        assert_eq!(pts[2].1, y_tick(&doc, "3.0", pts[0].0));
+        assert!((pts[1].0 - pts[0].0 - (pts[2].0 - pts[1].0)).abs() <= 1.0);
+        let x_of = |label: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("text") && n.text().map(str::trim) == Some(label))
+                .map(|n| attr(&n, "x"))
+                .unwrap_or_else(|| panic!("no x tick {label}"))
+        };
+        assert_eq!(pts[0].0, x_of("2024-01-01"));
+        assert_eq!(pts[2].0, x_of("2024-01-03"));
+        // A monotone curve has no drawdown: its area is flat at the 0% line.
+        let area = points(&with_class(&doc, "drawdown-area")[0]);
+        let zero = y_tick(&doc, "0.0%", pts[0].0);
+        assert!(area.iter().all(|p| p.1 == zero), "{area:?} vs {zero}");
+    }
+
+    #[test]
+    fn equity_date_axis_ticks_month_starts() {
+        let days = trading_days(270);
+        let values: Vec<f64> = (0..270).map(|i| 1.0 + i as f64 * 0.001).collect();
+        let svg = equity_drawdown("t", &days, &[s("a", &values)]);
+        let doc = check(&svg);
+        let t = texts(&doc);
+        for label in ["Feb 2024", "Mar", "Dec", "Jan 2025"] {
+            assert!(t.contains(&label.to_string()), "{label}: {t:?}");
+        }
+        let ticks = date_ticks(&days, 860);
+        assert_eq!(ticks.len(), 12);
+        for (i, _) in &ticks {
+            let i = *i as usize;
+            assert_ne!(days[i].month(), days[i - 1].month());
+        }
+        // A narrow axis falls back to quarters, a short span to days.
+        let quarters = date_ticks(&days, 300);
+        assert!(
+            quarters
+                .iter()
+                .all(|(i, _)| days[*i as usize].month0().is_multiple_of(3))
+        );
+        assert_eq!(quarters[0].1, "Apr 2024");
+        let short = date_ticks(&days[..12], 860);
+        assert_eq!(short[0], (0.0, "2024-01-02".to_string()));
+        assert!(short.len() >= 2 && short.len() <= 9, "{short:?}");
     }
 
     #[test]
@@ -1118,39 +1039,57 @@ mod tests {
     fn histogram_bar_heights_follow_counts() {
         let svg = histogram("Returns", &[0.0, 0.0, 0.0, 1.0, f64::NAN], 2, false);
         let doc = check(&svg);
-        let bars = with_class(&doc, "rect", "bar");
+        let bars = with_class(&doc, "bar");
         assert_eq!(bars.len(), 2);
         let (h0, h1) = (attr(&bars[0], "height"), attr(&bars[1], "height"));
-        assert!(
-            h1 > 0.0 && (h0 / h1 - 3.0).abs() < 0.01,
-            "heights {h0} {h1}"
-        );
-        // Bars stand on the same baseline.
-        let base0 = attr(&bars[0], "y") + h0;
-        let base1 = attr(&bars[1], "y") + h1;
-        assert!((base0 - base1).abs() < 0.02);
+        // Counts 3 and 1 on an axis 0..3: the bars reach the "3" and "1" grid lines.
+        let base = attr(&bars[0], "y") + h0;
+        assert_eq!(base, attr(&bars[1], "y") + h1, "same baseline");
+        let x = attr(&bars[0], "x");
+        assert_eq!(base, y_tick(&doc, "0", x));
+        assert_eq!(attr(&bars[0], "y"), y_tick(&doc, "3", x));
+        assert_eq!(attr(&bars[1], "y"), y_tick(&doc, "1", x));
         let t = texts(&doc);
         assert!(t.contains(&"n = 4".to_string()), "{t:?}");
         assert!(t.contains(&"mean = 0.2500".to_string()), "{t:?}");
         assert!(t.contains(&"std = 0.5000".to_string()), "{t:?}");
+        // Tooltips name the bins.
+        let tip = |b: &Node| {
+            b.children()
+                .find(|n| n.has_tag_name("title"))
+                .and_then(|n| n.text())
+                .map(str::to_string)
+        };
+        assert_eq!(tip(&bars[0]).as_deref(), Some("[0.0000, 0.5000): 3"));
+        assert_eq!(tip(&bars[1]).as_deref(), Some("[0.5000, 1.0000): 1"));
+        // The mean line sits a quarter of the way.
+        let mean = points(&with_class(&doc, "mean")[0]);
+        let right = attr(&bars[1], "x") + attr(&bars[1], "width");
+        let left = x - 1.0;
+        assert!((mean[0].0 - (left + (right - left) * 0.25)).abs() <= 1.0);
     }
 
     #[test]
     fn histogram_skips_empty_bins_and_marks_zero() {
         let svg = histogram("h", &[-1.0, -1.0, 1.0], 3, true);
         let doc = check(&svg);
-        assert_eq!(with_class(&doc, "rect", "bar").len(), 2);
-        assert_eq!(with_class(&doc, "line", "zero").len(), 1);
-        assert!(
-            texts(&doc).iter().any(|t| t == "-100%"),
-            "{:?}",
-            texts(&doc)
-        );
+        assert_eq!(with_class(&doc, "bar").len(), 2);
+        let zero = with_class(&doc, "zero");
+        assert_eq!(zero.len(), 1);
+        assert_eq!(zero[0].attribute("stroke-dasharray"), Some("4 3"));
+        let t = texts(&doc);
+        assert!(t.contains(&"-100%".to_string()), "{t:?}");
+        // The zero marker sits on the 0% tick.
+        let tick = doc
+            .descendants()
+            .find(|n| n.has_tag_name("text") && n.text().map(str::trim) == Some("0%"))
+            .expect("0% tick");
+        assert_eq!(points(&zero[0])[0].0, attr(&tick, "x"));
 
         let doc2 = histogram("h", &[1.0, 2.0, 3.0], 3, false);
         let doc2 = check(&doc2);
-        assert_eq!(with_class(&doc2, "rect", "bar").len(), 3);
-        assert!(with_class(&doc2, "line", "zero").is_empty());
+        assert_eq!(with_class(&doc2, "bar").len(), 3);
+        assert!(with_class(&doc2, "zero").is_empty());
     }
 
     #[test]
@@ -1162,60 +1101,71 @@ mod tests {
         ];
         let svg = grouped_bars("Sharpe", &cats, &series, true);
         let doc = check(&svg);
-        let bars = with_class(&doc, "rect", "bar");
+        let bars = with_class(&doc, "bar");
         assert_eq!(bars.len(), 5);
         assert!(
             bars.iter().any(|b| attr(b, "height") == 0.0),
             "zero-height bar present"
         );
-        let zero = with_class(&doc, "line", "zero");
+        let zero = with_class(&doc, "zero");
         assert_eq!(zero.len(), 1);
-        let zy = attr(&zero[0], "y1");
+        let zy = points(&zero[0])[0].1;
         for b in &bars {
             let (y, h) = (attr(b, "y"), attr(b, "height"));
-            assert!(
-                (y - zy).abs() < 0.02 || (y + h - zy).abs() < 0.02,
-                "bar not anchored at zero"
-            );
+            assert!(y == zy || y + h == zy, "bar not anchored at zero");
         }
-        // Heights proportional to |value|: 0.3 vs 0.1 vs -0.2.
-        let height_of = |fill: &str, k: usize| {
-            attr(
-                bars.iter()
-                    .filter(|b| b.attribute("fill") == Some(fill))
-                    .nth(k)
-                    .expect("bar"),
-                "height",
-            )
+        // Bars reach their values' grid lines: 10%, -20%, 30%.
+        let x = attr(&bars[0], "x");
+        let bar = |fill: usize, k: usize| {
+            let b = bars
+                .iter()
+                .filter(|b| b.attribute("fill") == Some(hex(fill).as_str()))
+                .nth(k)
+                .expect("bar");
+            (attr(b, "y"), attr(b, "y") + attr(b, "height"))
         };
-        let (a0, a1, b2) = (
-            height_of(PALETTE[0], 0),
-            height_of(PALETTE[0], 1),
-            height_of(PALETTE[1], 2),
-        );
-        assert!((a1 / a0 - 2.0).abs() < 0.01 && (b2 / a0 - 3.0).abs() < 0.01);
+        assert_eq!(bar(0, 0), (y_tick(&doc, "10%", x), zy));
+        assert_eq!(bar(0, 1), (zy, y_tick(&doc, "-20%", x)));
+        assert_eq!(bar(1, 2), (y_tick(&doc, "30%", x), zy));
+        assert_eq!(zy, y_tick(&doc, "0%", x));
+        // Within a group, series side by side in order; groups in category order.
+        let xs: Vec<f64> = bars.iter().map(|b| attr(b, "x")).collect();
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
         let t = texts(&doc);
         assert!(t.iter().any(|l| l.ends_with('%')));
+        for label in ["agent", "base", "f1", "f2", "f3"] {
+            assert!(t.contains(&label.to_string()), "{label}");
+        }
         assert!(
             !doc.descendants()
                 .any(|n| n.attribute("transform").is_some())
         );
+        let tip = bars[1]
+            .children()
+            .find(|n| n.has_tag_name("title"))
+            .and_then(|n| n.text());
+        assert_eq!(tip, Some("f1 / base: 0.0000%"));
     }
 
     #[test]
-    fn grouped_bars_rotate_many_categories() {
+    fn grouped_bars_turn_crowded_labels() {
         let cats: Vec<String> = (0..12).map(|i| format!("fold {i}")).collect();
         let svg = grouped_bars("t", &cats, &[s("a", &[1.0; 12])], false);
         let doc = check(&svg);
-        assert_eq!(with_class(&doc, "rect", "bar").len(), 12);
-        let rotated = doc
+        assert_eq!(with_class(&doc, "bar").len(), 12);
+        let turned: Vec<Node> = doc
             .descendants()
             .filter(|n| {
                 n.attribute("transform")
-                    .is_some_and(|t| t.starts_with("rotate(-45.00 "))
+                    .is_some_and(|t| t.starts_with("rotate(270"))
             })
-            .count();
-        assert_eq!(rotated, 12);
+            .collect();
+        assert_eq!(turned.len(), 12);
+        assert!(
+            turned
+                .iter()
+                .any(|n| n.text().map(str::trim) == Some("fold 11"))
+        );
     }
 
     #[test]
@@ -1283,21 +1233,26 @@ mod tests {
                 &[s("x", &[f64::MAX, -f64::MAX])],
                 false,
             ),
+            equity_drawdown("t", &trading_days(5000), &[s("long", &[1.0; 5000])]),
         ];
         for svg in &cases {
             check(svg);
+            assert!(!svg.contains("could not be drawn"), "{svg}");
         }
-        // Nothing finite: frame plus a "no data" note.
-        for svg in [
-            &cases[0], &cases[2], &cases[5], &cases[7], &cases[8], &cases[13], &cases[15],
-            &cases[17],
-        ] {
-            assert!(svg.contains(">no data</text>"), "{svg}");
+        // Nothing finite: axes plus a "no data" note.
+        for (k, svg) in cases.iter().enumerate() {
+            let none = [0, 1, 2, 5, 7, 8, 13, 14, 15, 17].contains(&k);
+            let doc = check(svg);
+            assert_eq!(
+                texts(&doc).contains(&"no data".to_string()),
+                none,
+                "case {k}"
+            );
         }
-        // A single point still yields a (zero-length) series path.
-        assert_eq!(with_class(&check(&cases[3]), "path", "series").len(), 1);
-        assert_eq!(with_class(&check(&cases[9]), "rect", "bar").len(), 1);
-        assert_eq!(with_class(&check(&cases[10]), "rect", "bar").len(), 1);
+        // A single point still yields a series element (a dot).
+        assert_eq!(with_class(&check(&cases[3]), "series").len(), 1);
+        assert_eq!(with_class(&check(&cases[9]), "bar").len(), 1);
+        assert_eq!(with_class(&check(&cases[10]), "bar").len(), 1);
     }
 
     #[test]
@@ -1317,21 +1272,27 @@ mod tests {
     }
 
     #[test]
-    fn palette_cycles() {
-        assert_eq!(color(0), "#1f77b4");
+    fn palette_cycles_and_legends_wrap() {
+        assert_eq!(color(0), RGBColor(0x1f, 0x77, 0xb4));
         assert_eq!(color(PALETTE.len()), color(0));
         assert_ne!(color(1), color(0));
-    }
-
-    #[test]
-    fn nice_axis_covers_range() {
-        let a = Axis::nice(0.93, 1.27, 5, 0.0);
-        assert!(a.lo <= 0.93 && a.hi >= 1.27);
-        assert_eq!(a.step, 0.1);
-        let ticks = a.ticks();
-        assert_eq!(ticks.first().copied(), Some(a.lo));
-        assert!((ticks.last().copied().unwrap_or(0.0) - a.hi).abs() < 1e-9);
-        assert_eq!(a.label(1.0, false), "1.0");
-        assert_eq!(Axis::nice(-0.123, 0.0, 4, 0.0).label(-0.05, true), "-5%");
+        let labels: Vec<String> = (0..12).map(|i| format!("baseline number {i}")).collect();
+        let series: Vec<Series> = labels.iter().map(|l| s(l, &[1.0, 1.1])).collect();
+        let svg = equity_drawdown("t", &dates(2), &series);
+        let doc = check(&svg);
+        // Every label once, on several rows; the 9th series reuses the first color.
+        let t = texts(&doc);
+        assert!(labels.iter().all(|l| t.contains(l)));
+        let legend_ys: std::collections::BTreeSet<i64> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text") && n.text().is_some_and(|t| t.contains("baseline")))
+            .map(|n| attr(&n, "y") as i64)
+            .collect();
+        assert!(legend_ys.len() >= 3, "{legend_ys:?}");
+        let agent_colored = with_class(&doc, "series")
+            .iter()
+            .filter(|n| n.attribute("stroke") == Some(hex(0).as_str()))
+            .count();
+        assert_eq!(agent_colored, 2);
     }
 }
