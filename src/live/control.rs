@@ -15,17 +15,25 @@
 //! Commands are queued here and taken by the engine at its next control point (see
 //! [`super::engine`]), where each is journaled before it acts.
 //!
-//! **Endpoint** (loopback only): `GET /metrics` (Prometheus text format,
-//! [`super::metrics`]), `GET /state` (JSON), and the commands above.
+//! **Endpoint** (loopback only; hyper's HTTP/1 server, bounded and timed out, see
+//! [`serve`]): `GET /metrics` (Prometheus text format, [`super::metrics`]), `GET /state`
+//! (JSON), and the commands above.
 
 use super::metrics::LiveMetrics;
 use crate::error::{Error, IoContext, Result};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// An operator's command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,8 +172,19 @@ fn kill_file_source(f: &std::path::Path) -> Option<String> {
     ))
 }
 
-/// Serves the endpoint on `addr` (a loopback address) from a background thread; returns
-/// the address bound (port 0 picks a free one).
+/// Requests served at once; further connections wait in the kernel's backlog until one
+/// finishes.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A connection's whole exchange (request head read, answer written) must finish within
+/// this, or it is dropped.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the endpoint on `addr` (a loopback address) from a background thread, with
+/// hyper's HTTP/1 server on a single-threaded tokio runtime: at most [`MAX_CONNECTIONS`]
+/// at once, request heads of at most 8 KiB (a body is never read), every exchange within
+/// [`TIMEOUT`], one request per connection. Returns the address bound (port 0 picks a
+/// free one).
 pub fn serve(addr: &str, controls: Arc<Controls>) -> Result<SocketAddr> {
     let parsed: SocketAddr = addr.parse().map_err(|_| {
         Error::Usage(format!(
@@ -177,54 +196,77 @@ pub fn serve(addr: &str, controls: Arc<Controls>) -> Result<SocketAddr> {
             "--listen {addr}: the endpoint takes commands, so it only listens on loopback (127.0.0.1 or [::1])"
         )));
     }
-    let listener = TcpListener::bind(parsed).at(std::path::Path::new(addr))?;
-    let bound = listener.local_addr().at(std::path::Path::new(addr))?;
+    let at = std::path::Path::new(addr);
+    let listener = std::net::TcpListener::bind(parsed).at(at)?;
+    listener.set_nonblocking(true).at(at)?;
+    let bound = listener.local_addr().at(at)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .at(at)?;
     std::thread::Builder::new()
         .name("live-endpoint".into())
-        .spawn(move || {
-            // A thread per request, so a slow client holds up nobody else.
-            for stream in listener.incoming().flatten() {
-                let controls = controls.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("live-request".into())
-                    .spawn(move || {
-                        if let Err(e) = handle(stream, &controls) {
-                            tracing::debug!("endpoint: {e}");
-                        }
-                    });
-                if let Err(e) = spawned {
-                    tracing::warn!("endpoint: no thread for a request: {e}");
-                }
-            }
-        })
-        .map_err(|e| Error::io(std::path::Path::new(addr), e))?;
+        .spawn(move || runtime.block_on(accept(listener, controls)))
+        .at(at)?;
     tracing::info!(%bound, "live: endpoint listening (GET /metrics, GET /state, POST /kill | /reduce | /resume)");
     Ok(bound)
 }
 
-/// One HTTP/1.x request, answered and closed.
-fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
-    let timeout = Some(std::time::Duration::from_secs(5));
-    stream.set_read_timeout(timeout)?;
-    stream.set_write_timeout(timeout)?;
-    // The request line and headers, at most 8 KiB (a body, if any, is not needed).
-    let mut reader = BufReader::new(std::io::Read::take(stream.try_clone()?, 8192));
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
+/// Accepts connections for as long as the process runs, each served by its own task.
+async fn accept(listener: std::net::TcpListener, controls: Arc<Controls>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("endpoint: cannot listen: {e}");
+            return;
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("endpoint: accept: {e}");
+                continue;
+            }
+        };
+        let controls = controls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = service_fn(move |request: Request<Incoming>| {
+                let answer = respond(request.method(), request.uri().path(), peer, &controls);
+                async move { Ok::<_, std::convert::Infallible>(answer) }
+            });
+            let mut http = http1::Builder::new();
+            http.keep_alive(false)
+                .max_buf_size(8192)
+                .timer(TokioTimer::new())
+                .header_read_timeout(TIMEOUT);
+            let served = http.serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(TIMEOUT, served).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("endpoint: {peer}: {e}"),
+                Err(_) => tracing::debug!("endpoint: {peer}: timed out"),
+            }
+        });
     }
-    let mut parts = request.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, kind, body) = match (method, path) {
+}
+
+/// The answer to `method path` from `peer`.
+fn respond(
+    method: &Method,
+    path: &str,
+    peer: SocketAddr,
+    controls: &Controls,
+) -> Response<Full<Bytes>> {
+    let (status, kind, body) = match (method.as_str(), path) {
         ("GET", "/metrics") => match controls.metrics() {
-            Some(m) => ("200 OK", "text/plain; version=0.0.4", m.render()),
-            None => (
-                "503 Service Unavailable",
-                "text/plain",
-                "no bar handled yet\n".into(),
-            ),
+            Some(m) => (StatusCode::OK, super::metrics::CONTENT_TYPE, m.render()),
+            None => not_yet(),
         },
         ("GET", "/state") => match controls.metrics() {
             Some(m) => {
@@ -248,13 +290,9 @@ fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
                     "inputs": m.inputs,
                     "bad_bars": m.bad_bars,
                 });
-                ("200 OK", "application/json", format!("{state}\n"))
+                (StatusCode::OK, "application/json", format!("{state}\n"))
             }
-            None => (
-                "503 Service Unavailable",
-                "text/plain",
-                "no bar handled yet\n".into(),
-            ),
+            None => not_yet(),
         },
         ("POST", "/kill" | "/reduce" | "/resume") => {
             let command = match path {
@@ -262,10 +300,9 @@ fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
                 "/reduce" => Command::Reduce,
                 _ => Command::Resume,
             };
-            let peer = stream.peer_addr().map_or("?".into(), |a| a.to_string());
             controls.send(command, &format!("endpoint {path} from {peer}"));
             (
-                "202 Accepted",
+                StatusCode::ACCEPTED,
                 "text/plain",
                 format!(
                     "{command:?} queued: taken at the next bar, or within 100 ms while the feed is idle\n"
@@ -273,18 +310,26 @@ fn handle(stream: TcpStream, controls: &Controls) -> std::io::Result<()> {
             )
         }
         _ => (
-            "404 Not Found",
+            StatusCode::NOT_FOUND,
             "text/plain",
             "GET /metrics, GET /state, POST /kill, POST /reduce, POST /resume\n".into(),
         ),
     };
-    let mut out = stream;
-    write!(
-        out,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    out.flush()
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = status;
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    answer
+}
+
+/// The answer before the engine has published anything.
+fn not_yet() -> (StatusCode, &'static str, String) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain",
+        "no bar handled yet\n".into(),
+    )
 }
 
 #[cfg(test)]

@@ -1,10 +1,17 @@
-//! The live loop's metrics, in the Prometheus text exposition format (served on loopback
-//! by [`super::control::serve`]): positions, equity, P&L, counters of decisions, orders,
-//! fills, rejections (by rule) and bad bars, the trading state, feed lag, and a latency
-//! histogram per stage of the loop.
+//! The live loop's metrics (served on loopback by [`super::control::serve`]): positions,
+//! equity, P&L, counters of decisions, orders, fills, rejections (by rule) and bad bars,
+//! the trading state, feed lag, and a latency histogram per stage of the loop. The engine
+//! keeps them as plain numbers in [`LiveMetrics`] (no atomics on the hot path) and
+//! publishes a copy at each group commit; a scrape encodes that copy with the maintained
+//! Prometheus client (`prometheus-client`) as a collector.
 
 use super::risk::TradingState;
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 /// A stage of the loop, timed on every pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,20 +39,16 @@ const STAGES: [(Stage, &str); 6] = [
     (Stage::Bar, "bar"),
 ];
 
-/// Upper bounds of the latency buckets, µs (1 µs to 100 ms, then +Inf), and their `le`
-/// labels in seconds.
+/// Upper bounds of the latency buckets, µs (1 µs to 100 ms, then +Inf).
 const BUCKETS_US: [f64; 15] = [
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 5e4, 1e5,
 ];
-const BUCKET_LABELS: [&str; 15] = [
-    "0.000001", "0.000002", "0.000005", "0.00001", "0.00002", "0.00005", "0.0001", "0.0002",
-    "0.0005", "0.001", "0.002", "0.005", "0.01", "0.05", "0.1",
-];
 
-/// A cumulative latency histogram.
+/// A latency histogram.
 #[derive(Clone, Debug, Default)]
 pub struct Histogram {
-    /// Observations at or under each bound (not cumulative; summed when rendered).
+    /// Observations in each bucket: above the previous bound, at or under this one (not
+    /// cumulative; the encoder sums them).
     counts: [u64; BUCKETS_US.len()],
     count: u64,
     sum_us: f64,
@@ -125,163 +128,140 @@ impl LiveMetrics {
         *self.rejections_by_rule.entry(rule.to_string()).or_default() += 1;
     }
 
-    /// The Prometheus text format.
+    /// The Prometheus text exposition format (version 0.0.4, [`CONTENT_TYPE`]), encoded
+    /// by the `prometheus-client` crate: names prefixed `sim_train_live_`, counters
+    /// suffixed `_total`, latencies in seconds.
     pub fn render(&self) -> String {
-        let mut o = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP sim_train_live_{name} {help}");
-            let _ = writeln!(o, "# TYPE sim_train_live_{name} {kind}");
-        };
-        metric("position_shares", "gauge", "Shares held per symbol.");
-        let mut body = String::new();
+        let mut registry = Registry::with_prefix("sim_train_live");
+        registry.register_collector(Box::new(self.clone()));
+        let mut out = String::new();
+        // Encoding into a String fails only if a collector does, and ours does not.
+        let _ = prometheus_text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// The `Content-Type` of [`LiveMetrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// The metrics as the registry encodes them on each scrape: a snapshot of the engine's
+/// counters, taken at its last group commit.
+impl Collector for LiveMetrics {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let mut m = e.encode_descriptor(
+            "position_shares",
+            "Shares held per symbol.",
+            None,
+            MetricType::Gauge,
+        )?;
         for (s, p) in self.symbols.iter().zip(&self.positions) {
-            let _ = writeln!(
-                body,
-                "sim_train_live_position_shares{{symbol=\"{}\"}} {p}",
-                escape(s)
-            );
+            m.encode_family(&[("symbol", s.as_str())])?
+                .encode_gauge(p)?;
         }
-        o.push_str(&body);
-        let scalars: [(&str, &str, &str, f64); 12] = [
+        let gauges = [
             (
                 "equity_usd",
-                "gauge",
                 "Equity of every account, marked at the last bar.",
                 self.equity,
             ),
             (
                 "realized_pnl_usd",
-                "gauge",
                 "Realized P&L before costs, from the journal's fills.",
                 self.realized,
             ),
             (
                 "costs_usd",
-                "gauge",
                 "Commission, spread, impact and borrow paid.",
                 self.costs,
             ),
             (
-                "decisions_total",
-                "counter",
-                "Decisions of the policy.",
-                self.decisions as f64,
-            ),
-            (
-                "orders_total",
-                "counter",
-                "Orders sent to the broker.",
-                self.orders as f64,
-            ),
-            (
-                "fills_total",
-                "counter",
-                "Fills from the broker.",
-                self.fills as f64,
-            ),
-            (
-                "rejections_total",
-                "counter",
-                "Decisions the risk manager cut.",
-                self.rejections as f64,
-            ),
-            (
-                "broker_rejects_total",
-                "counter",
-                "Orders the broker would not take.",
-                self.broker_rejects as f64,
-            ),
-            (
-                "inputs_total",
-                "counter",
-                "Stream lines taken (journaled).",
-                self.inputs as f64,
-            ),
-            (
-                "bad_bars_total",
-                "counter",
-                "Feed lines refused (malformed, out of order, unknown symbol).",
-                self.bad_bars as f64,
-            ),
-            (
-                "duplicate_bars_total",
-                "counter",
-                "Resent feed lines skipped.",
-                self.duplicates as f64,
-            ),
-            (
                 "feed_lag_seconds",
-                "gauge",
                 "Last stream bar: its close to its receipt.",
                 self.feed_lag_s,
             ),
         ];
-        for (name, kind, help, v) in scalars {
-            let mut o2 = String::new();
-            let _ = writeln!(o2, "# HELP sim_train_live_{name} {help}");
-            let _ = writeln!(o2, "# TYPE sim_train_live_{name} {kind}");
-            let _ = writeln!(o2, "sim_train_live_{name} {v}");
-            o.push_str(&o2);
+        for (name, help, v) in gauges {
+            ConstGauge::new(v).encode(e.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
-        let _ = writeln!(
-            o,
-            "# HELP sim_train_live_rejections_by_rule_total Decisions cut, by the first rule that cut."
-        );
-        let _ = writeln!(o, "# TYPE sim_train_live_rejections_by_rule_total counter");
+        let counters = [
+            ("decisions", "Decisions of the policy.", self.decisions),
+            ("orders", "Orders sent to the broker.", self.orders),
+            ("fills", "Fills from the broker.", self.fills),
+            (
+                "rejections",
+                "Decisions the risk manager cut.",
+                self.rejections,
+            ),
+            (
+                "broker_rejects",
+                "Orders the broker would not take.",
+                self.broker_rejects,
+            ),
+            ("inputs", "Stream lines taken (journaled).", self.inputs),
+            (
+                "bad_bars",
+                "Feed lines refused (malformed, out of order, unknown symbol).",
+                self.bad_bars,
+            ),
+            (
+                "duplicate_bars",
+                "Resent feed lines skipped.",
+                self.duplicates,
+            ),
+        ];
+        for (name, help, v) in counters {
+            ConstCounter::new(v).encode(e.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+        let mut m = e.encode_descriptor(
+            "rejections_by_rule",
+            "Decisions cut, by the first rule that cut.",
+            None,
+            MetricType::Counter,
+        )?;
         for (rule, n) in &self.rejections_by_rule {
-            let _ = writeln!(
-                o,
-                "sim_train_live_rejections_by_rule_total{{rule=\"{}\"}} {n}",
-                escape(rule)
-            );
+            m.encode_family(&[("rule", rule.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
-        let _ = writeln!(
-            o,
-            "# HELP sim_train_live_trading_state The trading state (1 for the current one)."
-        );
-        let _ = writeln!(o, "# TYPE sim_train_live_trading_state gauge");
+        let mut m = e.encode_descriptor(
+            "trading_state",
+            "The trading state (1 for the current one).",
+            None,
+            MetricType::Gauge,
+        )?;
         for (st, name) in [
             (TradingState::Active, "active"),
             (TradingState::Reducing, "reducing"),
             (TradingState::Halted, "halted"),
         ] {
-            let _ = writeln!(
-                o,
-                "sim_train_live_trading_state{{state=\"{name}\"}} {}",
-                u8::from(self.state == st)
-            );
+            m.encode_family(&[("state", name)])?
+                .encode_gauge(&i64::from(self.state == st))?;
         }
-        let _ = writeln!(
-            o,
-            "# HELP sim_train_live_stage_seconds Latency of each stage of the loop."
-        );
-        let _ = writeln!(o, "# TYPE sim_train_live_stage_seconds histogram");
+        let mut m = e.encode_descriptor(
+            "stage_seconds",
+            "Latency of each stage of the loop.",
+            None,
+            MetricType::Histogram,
+        )?;
         for ((_, name), h) in STAGES.iter().zip(&self.stages) {
-            let mut cum = 0;
-            for (le, n) in BUCKET_LABELS.iter().zip(&h.counts) {
-                cum += n;
-                let _ = writeln!(
-                    o,
-                    "sim_train_live_stage_seconds_bucket{{stage=\"{name}\",le=\"{le}\"}} {cum}"
-                );
-            }
-            let _ = writeln!(
-                o,
-                "sim_train_live_stage_seconds_bucket{{stage=\"{name}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                o,
-                "sim_train_live_stage_seconds_sum{{stage=\"{name}\"}} {}",
-                h.sum_us * 1e-6
-            );
-            let _ = writeln!(
-                o,
-                "sim_train_live_stage_seconds_count{{stage=\"{name}\"}} {}",
-                h.count
-            );
+            let buckets: Vec<(f64, u64)> = BUCKETS_US
+                .iter()
+                .zip(&h.counts)
+                .map(|(us, &n)| (us * 1e-6, n))
+                .collect();
+            m.encode_family(&[("stage", *name)])?
+                .encode_histogram::<NoLabelSet>(h.sum_us * 1e-6, h.count, &buckets, None)?;
         }
-        o
+        Ok(())
     }
 }
 
@@ -306,45 +286,95 @@ fn rule_of(reason: &str) -> &'static str {
         .map_or("other", |(_, rule)| rule)
 }
 
-/// A label value with `\`, `"` and newlines escaped.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn bucket_labels_are_the_bounds_in_seconds() {
-        for (us, le) in BUCKETS_US.iter().zip(BUCKET_LABELS) {
-            assert_eq!(le.parse::<f64>().unwrap(), us / 1e6, "{le}");
-        }
+    /// The value of every sample line of `text` whose name and labels start with
+    /// `prefix`, keyed by the rest of its labels.
+    fn samples(text: &str, prefix: &str) -> Vec<(String, f64)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|rest| {
+                let (labels, value) = rest.rsplit_once(' ').expect("a value");
+                (labels.to_string(), value.parse().expect("a number"))
+            })
+            .collect()
     }
 
     #[test]
-    fn histogram_buckets_are_cumulative_and_end_in_the_count() {
+    fn histogram_buckets_are_cumulative_bounds_in_seconds_and_end_in_the_count() {
         let mut m = LiveMetrics::new(&["A".into()]);
         for us in [0.5, 3.0, 3.0, 150.0, 1e9] {
             m.stage(Stage::Policy, us);
         }
         let text = m.render();
-        let line = |le: &str| {
-            let key =
-                format!("sim_train_live_stage_seconds_bucket{{stage=\"policy\",le=\"{le}\"}} ");
-            text.lines()
-                .find_map(|l| l.strip_prefix(&key))
-                .unwrap_or_else(|| panic!("no bucket {le} in\n{text}"))
-                .to_string()
-        };
-        assert_eq!(line("0.000001"), "1");
-        assert_eq!(line("0.000005"), "3");
-        assert_eq!(line("0.0002"), "4");
-        assert_eq!(line("0.1"), "4");
-        assert_eq!(line("+Inf"), "5");
-        assert!(text.contains("sim_train_live_stage_seconds_count{stage=\"policy\"} 5"));
+        let buckets = samples(
+            &text,
+            "sim_train_live_stage_seconds_bucket{stage=\"policy\",le=\"",
+        );
+        let got: Vec<(f64, f64)> = buckets
+            .iter()
+            .map(|(le, n)| {
+                let le = le.trim_end_matches("\"}");
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                (bound, *n)
+            })
+            .collect();
+        // 0.5 µs ≤ 1 µs; 3 µs twice ≤ 5 µs; 150 µs ≤ 200 µs; 1e9 µs only in +Inf.
+        let mut want: Vec<(f64, f64)> = BUCKETS_US
+            .iter()
+            .map(|&us| {
+                let n = [0.5, 3.0, 3.0, 150.0].iter().filter(|&&x| x <= us).count();
+                (us * 1e-6, n as f64)
+            })
+            .collect();
+        want.push((f64::INFINITY, 5.0));
+        assert_eq!(got, want, "{text}");
+        let count = samples(
+            &text,
+            "sim_train_live_stage_seconds_count{stage=\"policy\"}",
+        );
+        assert_eq!(count, [(String::new(), 5.0)]);
+        let sum = samples(&text, "sim_train_live_stage_seconds_sum{stage=\"policy\"}");
+        assert!((sum[0].1 - (0.5 + 3.0 + 3.0 + 150.0 + 1e9) * 1e-6).abs() < 1e-9);
+        assert!(text.contains("# TYPE sim_train_live_stage_seconds histogram"));
+    }
+
+    #[test]
+    fn every_metric_is_described_typed_and_sampled() {
+        let mut m = LiveMetrics::new(&["A".into(), "B\"x".into()]);
+        m.positions = vec![5, -3];
+        m.decisions = 7;
+        m.equity = 1234.5;
+        m.state = TradingState::Reducing;
+        m.reject(&["max gross exposure 1 $".into()]);
+        let text = m.render();
+        for (name, kind) in [
+            ("position_shares", "gauge"),
+            ("equity_usd", "gauge"),
+            ("decisions_total", "counter"),
+            ("rejections_by_rule_total", "counter"),
+            ("trading_state", "gauge"),
+            ("stage_seconds", "histogram"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE sim_train_live_{name} {kind}\n")),
+                "{name} in\n{text}"
+            );
+        }
+        assert!(text.contains("sim_train_live_position_shares{symbol=\"A\"} 5\n"));
+        // Label values are escaped.
+        assert!(text.contains("sim_train_live_position_shares{symbol=\"B\\\"x\"} -3\n"));
+        assert!(text.contains("sim_train_live_decisions_total 7\n"));
+        assert!(text.contains("sim_train_live_equity_usd 1234.5\n"));
+        assert!(text.contains("sim_train_live_rejections_by_rule_total{rule=\"max_gross\"} 1\n"));
+        assert!(text.contains("sim_train_live_trading_state{state=\"reducing\"} 1\n"));
+        assert!(text.contains("sim_train_live_trading_state{state=\"active\"} 0\n"));
     }
 
     #[test]
