@@ -5,7 +5,8 @@
 #   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [chromium] [all]      (default: all)
 #
 #   core    the Rust toolchain is present (rustc >= 1.95), the shared target folder exists
-#   torch   .venv with PyTorch 2.11.0 and its CUDA libraries (the libtorch that tch 0.24 links)
+#   torch   .venv with PyTorch 2.11.0 and its CUDA libraries (the libtorch that tch 0.24 links),
+#           and TensorBoard (to view training runs; a test reads their event files with it)
 #   nvrtc   NVRTC 13.0 in .venv, so CUDA kernels compile to PTX without a GPU
 #   vulkan  Mesa's lavapipe (software Vulkan), so wgpu compute shaders run on the CPU
 #   chromium  headless Chromium, so a test renders the walk-forward report page
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
+TENSORBOARD_VERSION=2.21.0
 NVRTC_SPEC='nvidia-cuda-nvrtc==13.0.*'
 VENV=.venv
 
@@ -53,6 +55,7 @@ torch() {
   local pkg; pkg=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -1)
   [ -f "$pkg/lib/libtorch.so" ] || { log "no libtorch.so under $pkg/lib"; exit 1; }
   ln -sfn "${pkg#"$VENV"/}" "$VENV/torch"
+  pip_once tensorboard "tensorboard==$TENSORBOARD_VERSION"
 }
 
 nvrtc() {

@@ -990,3 +990,106 @@ fn policy_init_is_orthogonal_with_cleanrl_gains_and_seeded() {
         }
     }
 }
+
+/// TensorBoard's own reader (PyPI `tensorboard`, installed in the project venv by
+/// scripts/setup.sh) loads a run's `tb/` folder, across a resume, with every scalar of
+/// `metrics.jsonl` under its CleanRL tag at its global step: the same values at f32, and
+/// the updates redone after the resume once, not twice.
+#[test]
+fn tensorboard_reads_the_runs_scalars() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = manifest.join(".venv/bin/python");
+    let has_tensorboard = std::process::Command::new(&python)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_tensorboard {
+        assert!(
+            std::env::var_os("SIM_TRAIN_REQUIRE_TENSORBOARD").is_none(),
+            "SIM_TRAIN_REQUIRE_TENSORBOARD is set, but {} cannot import tensorboard (scripts/setup.sh torch installs it)",
+            python.display()
+        );
+        eprintln!(
+            "SKIP tensorboard_reads_the_runs_scalars: no tensorboard in {} (scripts/setup.sh torch)",
+            python.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let r = sanity_config(
+        "sanity-bandit",
+        &[
+            "train.num_envs=16",
+            "train.rollout_steps=8",
+            "train.total_steps=640",
+            "train.checkpoint_every=2",
+        ],
+    );
+    // 5 updates, checkpoints every 2. The first session logs 4 updates and dies after
+    // checkpoint 2 (as if killed before checkpoint 4 was written: `latest` names update 2
+    // again), the resume redoes updates 3 and 4 and runs 5: each is logged once.
+    run(&r, &dir, false, None, Some(4)).unwrap();
+    let checkpoints = dir.join("checkpoints");
+    std::fs::remove_dir_all(checkpoints.join("update-00000004")).unwrap();
+    std::fs::write(checkpoints.join("latest"), "update-00000002").unwrap();
+    let s = run(&r, &dir, true, None, None).unwrap();
+    assert_eq!(s.resumed_from_update, Some(2));
+    let files = std::fs::read_dir(dir.join("tb")).unwrap().count();
+    assert_eq!(files, 2, "one event file per session");
+    let out = std::process::Command::new(&python)
+        .arg(manifest.join("scripts/tensorboard_scalars.py"))
+        .arg(dir.join("tb"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5);
+    let mut tags = 0;
+    for key in sim_train::learn::run::METRIC_KEYS {
+        let Some(tag) = sim_train::learn::run::tensorboard_tag(key) else {
+            assert_eq!(*key, "global_step");
+            continue;
+        };
+        let expected: Vec<(i64, f32)> = records
+            .iter()
+            .filter_map(|r| {
+                let v = r[*key].as_f64()?;
+                Some((r["global_step"].as_f64().unwrap() as i64, v as f32))
+            })
+            .collect();
+        let got: Vec<(i64, f32)> = read[tag]
+            .as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap() as f32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(got, expected, "{key} as {tag}");
+        tags += usize::from(!expected.is_empty());
+    }
+    assert!(tags >= 15, "only {tags} tags had points");
+    for tag in [
+        "charts/learning_rate",
+        "charts/SPS",
+        "charts/episodic_return",
+        "losses/value_loss",
+        "losses/policy_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clipfrac",
+    ] {
+        assert!(read.get(tag).is_some(), "no {tag} in {read}");
+    }
+}

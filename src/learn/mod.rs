@@ -13,6 +13,7 @@
 //! - [`eval`]: a trained policy through the backtest engine, against baselines,
 //! - [`checkpoint`]: a checkpoint's policy loaded and run for [`eval`] (libtorch),
 //! - [`export`]: a checkpoint as a policy bundle.
+//! - [`tensorboard`]: the training scalars as TensorBoard event files.
 //!
 //! Only [`policy`], [`ppo`], [`run`], [`checkpoint`] and [`export`] run libtorch; they are
 //! built with the `torch` feature (the default). Without it everything else stays, among
@@ -38,6 +39,7 @@ pub mod ppo;
 #[cfg(feature = "torch")]
 pub mod run;
 pub mod sanity;
+pub mod tensorboard;
 pub mod vec_env;
 
 pub use config::{DeviceChoice, TrainConfig, TrainEnv};

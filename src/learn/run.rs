@@ -4,6 +4,8 @@
 //! Run dir layout:
 //! - `config.resolved.toml`: the config the run uses (a resume reads it back);
 //! - `metrics.jsonl` and `metrics.csv`: one record per update ([`METRIC_KEYS`]);
+//! - `tb/`: the same scalars as TensorBoard event files, under CleanRL's tag names
+//!   ([`tensorboard_tag`]; `tensorboard --logdir RUN_DIR/tb`), a new file per resume;
 //! - `checkpoints/update-NNNNNNNN/` (`tensors.ot`, `envs.bin`, `state.json`) and
 //!   `checkpoints/latest` naming the newest complete one;
 //! - `summary.json`: what the run did, written at the end (and on Ctrl-C).
@@ -16,12 +18,14 @@ use super::config::{DeviceChoice, TrainEnv};
 use super::policy::{LstmState, Policy, PolicyShape};
 use super::ppo::{Ppo, UpdateStats};
 use super::sanity::{Bandit, Memory};
+use super::tensorboard::{self, EventWriter};
 use super::vec_env::{EpisodeLog, MarketEnvs, VecEnv};
-use crate::cache::catalog::{sync_dir, write_atomic};
 use crate::config::{RESOLVED_FILE, Resolved};
 use crate::env::gpu::{GpuApi, GpuEnvs};
 use crate::env::{CpuEnvs, DaySelection, EnvParams, StartTimes, load_days};
 use crate::error::{Error, IoContext, Result};
+use crate::util::fs::{sync_dir, write_atomic};
+use crate::util::stats::mean;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,6 +62,7 @@ pub const METRIC_KEYS: &[&str] = &[
 
 const METRICS_JSONL: &str = "metrics.jsonl";
 const METRICS_CSV: &str = "metrics.csv";
+const TENSORBOARD: &str = "tb";
 const SUMMARY: &str = "summary.json";
 const CHECKPOINTS: &str = "checkpoints";
 const LATEST: &str = "latest";
@@ -370,7 +375,7 @@ fn run_updates(
     let dir = &opts.run_dir;
     let updates = cfg.updates();
     let hash = config_hash(resolved);
-    let mut log = MetricsLog::open(dir)?;
+    let mut log = MetricsLog::open(dir, resumed_from.map(|_| at.global_step))?;
     let bar = crate::logging::progress(updates, "train", opts.progress);
     bar.set_position(at.update);
     let started = Instant::now();
@@ -484,11 +489,6 @@ fn run_updates(
     Ok(summary)
 }
 
-fn mean(x: impl Iterator<Item = f64>) -> Option<f64> {
-    let (s, n) = x.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| s / n as f64)
-}
-
 fn metrics_record(
     at: &Counters,
     s: &UpdateStats,
@@ -533,15 +533,20 @@ fn metrics_record(
         .collect()
 }
 
-/// The JSONL and CSV logs, appended one update at a time.
+/// The JSONL and CSV logs and the TensorBoard event file, appended one update at a time.
 struct MetricsLog {
     jsonl: std::fs::File,
     csv: std::fs::File,
     paths: (PathBuf, PathBuf),
+    tb: EventWriter,
 }
 
 impl MetricsLog {
-    fn open(dir: &Path) -> Result<MetricsLog> {
+    /// Opens the logs of `dir` for appending. `resumed_at`: the global step of the
+    /// checkpoint a resume starts from; the event file then marks a restart there, so that
+    /// TensorBoard drops the earlier files' points of the updates redone (as
+    /// [`truncate_logs`] drops their records).
+    fn open(dir: &Path, resumed_at: Option<u64>) -> Result<MetricsLog> {
         let (jp, cp) = (dir.join(METRICS_JSONL), dir.join(METRICS_CSV));
         let open = |p: &Path| {
             std::fs::OpenOptions::new()
@@ -555,10 +560,17 @@ impl MetricsLog {
         if new_csv {
             writeln!(csv, "{}", METRIC_KEYS.join(",")).at(&cp)?;
         }
+        let tb_dir = dir.join(TENSORBOARD);
+        let mut tb = EventWriter::create(&tb_dir).at(&tb_dir)?;
+        if let Some(step) = resumed_at {
+            tb.restart(step as i64 + 1, tensorboard::wall_time_now())
+                .at(tb.path())?;
+        }
         Ok(MetricsLog {
             jsonl: open(&jp)?,
             csv,
             paths: (jp, cp),
+            tb,
         })
     }
 
@@ -579,8 +591,54 @@ impl MetricsLog {
             .map(|(_, v)| v.map_or(String::new(), |x| format!("{x}")))
             .collect();
         writeln!(self.csv, "{}", row.join(",")).at(&self.paths.1)?;
-        Ok(())
+        let step = record
+            .iter()
+            .find(|(k, _)| *k == "global_step")
+            .and_then(|(_, v)| *v)
+            .unwrap_or(0.0) as i64;
+        let scalars: Vec<(&str, f64)> = record
+            .iter()
+            .filter_map(|&(k, v)| Some((tensorboard_tag(k)?, v?)))
+            .collect();
+        let path = self.tb.path().to_path_buf();
+        self.tb
+            .scalars(step, tensorboard::wall_time_now(), &scalars)
+            .and_then(|()| self.tb.flush())
+            .at(path)
     }
+}
+
+/// The TensorBoard tag of a [`METRIC_KEYS`] key: CleanRL's name where CleanRL logs the
+/// same quantity (`ppo_atari_lstm.py`: `charts/learning_rate`, `charts/SPS`,
+/// `charts/episodic_return`, `losses/value_loss`, ...), else the key under `charts/`,
+/// `losses/` or `env/`; `None` for `global_step`, which is every scalar's step.
+pub fn tensorboard_tag(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "global_step" => return None,
+        "update" => "charts/update",
+        "charts/lr" => "charts/learning_rate",
+        "charts/sps" => "charts/SPS",
+        "charts/epochs" => "charts/update_epochs",
+        "time/env_s" => "charts/env_s",
+        "time/inference_s" => "charts/inference_s",
+        "time/learn_s" => "charts/learn_s",
+        "losses/policy" => "losses/policy_loss",
+        "losses/value" => "losses/value_loss",
+        "losses/entropy" => "losses/entropy",
+        "losses/approx_kl" => "losses/approx_kl",
+        "losses/old_approx_kl" => "losses/old_approx_kl",
+        "losses/clipfrac" => "losses/clipfrac",
+        "losses/explained_variance" => "losses/explained_variance",
+        "losses/grad_norm" => "losses/grad_norm",
+        "charts/episodes" => "charts/episodes",
+        "charts/episode_return" => "charts/episodic_return",
+        "charts/episode_length" => "charts/episodic_length",
+        "trading/pnl" => "env/pnl",
+        "trading/trades" => "env/trades",
+        "trading/turnover" => "env/turnover",
+        "trading/win_rate" => "env/win_rate",
+        _ => return None,
+    })
 }
 
 /// Keeps only the log records of updates up to `update` (a resume from that checkpoint
