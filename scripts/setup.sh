@@ -2,7 +2,7 @@
 # One place for everything sim-train needs beyond the Rust toolchain, installed
 # idempotently (a second run only checks and returns in seconds).
 #
-#   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [chromium] [all]      (default: all)
+#   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [chromium] [slurm] [all]   (default: all)
 #
 #   core    the Rust toolchain is present (rustc >= 1.95), the shared target folder exists
 #   torch   .venv with PyTorch 2.11.0 and its CUDA libraries (the libtorch that tch 0.24 links),
@@ -10,6 +10,8 @@
 #   nvrtc   NVRTC 13.0 in .venv, so CUDA kernels compile to PTX without a GPU
 #   vulkan  Mesa's lavapipe (software Vulkan), so wgpu compute shaders run on the CPU
 #   chromium  headless Chromium, so a test renders the walk-forward report page
+#   slurm   Slurm and MUNGE (installed only; scripts/slurm/local_cluster.sh starts a
+#           single-node cluster for a test and stops it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,6 +83,15 @@ chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
+slurm() {
+  if dpkg -s slurm-wlm munge >/dev/null 2>&1; then return 0; fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "apt-get install slurm-wlm munge"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+}
+
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(all)
 for p in "${parts[@]}"; do
@@ -90,8 +101,9 @@ for p in "${parts[@]}"; do
     nvrtc) nvrtc ;;
     vulkan) vulkan ;;
     chromium) chromium ;;
-    all) core; torch; nvrtc; vulkan; chromium ;;
-    *) log "unknown part '$p' (core, torch, nvrtc, vulkan, chromium, all)"; exit 2 ;;
+    slurm) slurm ;;
+    all) core; torch; nvrtc; vulkan; chromium; slurm ;;
+    *) log "unknown part '$p' (core, torch, nvrtc, vulkan, chromium, slurm, all)"; exit 2 ;;
   esac
 done
 log "ready: ${parts[*]}"

@@ -5,87 +5,15 @@
 
 mod common;
 
-use common::{lean_cache, sim_train, synth_cache};
+use common::sweep::{SWEEP, assert_same_reports, universe, write_config};
+use common::{lean_cache, sim_train};
 use predicates::prelude::*;
 use sim_train::metrics::ReturnMetrics;
 use sim_train::overfit::{DeflatedSharpe, sharpe_ratio};
 use sim_train::walkforward::merge::{Stats, check_gates};
 use sim_train::walkforward::{Gates, Plan, UnitResult};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// Two configs × two seeds over three folds of a 12-day synthetic universe: 12 small
-/// units.
-const SWEEP: &str = r#"
-[train]
-total_steps = 512
-num_envs = 16
-rollout_steps = 16
-threads = 1
-checkpoint_every = 1
-keep_checkpoints = 3
-
-[walkforward]
-train_days = 3
-test_days = 2
-purge_days = 1
-embargo_days = 1
-seeds = [1, 2]
-pbo_partitions = 2
-
-[[walkforward.configs]]
-name = "a"
-
-[[walkforward.configs]]
-name = "b"
-set = ["train.learning_rate=1e-3", "train.ent_coef=0.05"]
-"#;
-
-fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn universe(dir: &Path) -> PathBuf {
-    synth_cache(
-        dir,
-        &["synth.symbols=2", "synth.days=12", "synth.bar=\"1m\""],
-    )
-}
-
-/// Every file under `dir`, relative path → bytes.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn assert_same_reports(a: &Path, b: &Path) {
-    let (fa, fb) = (files(&a.join("report")), files(&b.join("report")));
-    assert_eq!(
-        fa.keys().collect::<Vec<_>>(),
-        fb.keys().collect::<Vec<_>>(),
-        "the reports hold different files"
-    );
-    assert!(fa.len() >= 20, "{} files", fa.len());
-    for (k, v) in &fa {
-        assert!(v == &fb[k], "{} differs between the merges", k.display());
-    }
-}
+use std::path::Path;
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> T {
     serde_json::from_slice(&std::fs::read(p).unwrap())
@@ -820,30 +748,6 @@ fi
         "{}",
         log("merge.log")
     );
-}
-
-/// The Kubernetes manifest runs an Indexed Job whose `--shards` equals its completions.
-#[test]
-fn the_kubernetes_manifest_is_an_indexed_job_with_matching_shards() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/walk-forward-job.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
-            .unwrap_or_else(|| panic!("no {key}"))
-            .trim()
-            .to_string()
-    };
-    assert_eq!(value("completionMode"), "Indexed");
-    let completions = value("completions");
-    assert_eq!(value("parallelism"), completions);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let k = lines
-        .iter()
-        .position(|l| *l == "- --shards")
-        .expect("--shards");
-    assert_eq!(lines[k + 1], format!("- \"{completions}\""));
-    assert!(lines.contains(&"- walk-forward") && lines.contains(&"- run"));
 }
 
 /// A query universe is chosen causally: a fold trades the symbols the query matches on or

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod envs;
+pub mod sweep;
 
 use std::io::Write;
 use std::path::PathBuf;
