@@ -553,6 +553,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
     let obs_dim = shape.obs_dim;
     let zero_copy = env.on_device().is_some();
     let env_device = env.describe();
+    shape.check_memory()?;
     let mut ppo = Ppo::new(&cfg, env.as_mut(), Policy::new(shape, device, cfg.seed))?;
     let (mut env_s, mut inf_s, mut learn_s) = (0.0, 0.0, 0.0);
     let mut drained = Vec::new();

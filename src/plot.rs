@@ -672,12 +672,16 @@ fn tick_label(v: f64, step: f64, unit: (f64, &str), percent: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use roxmltree::{Document, Node};
 
-    /// Points of a `polyline`'s `points` attribute.
-    fn points(n: &Node) -> Vec<(f64, f64)> {
+    /// Points of a polyline or polygon (`points`), or the center of a circle (shared with
+    /// the walk-forward charts' tests).
+    pub(crate) fn points(n: &Node) -> Vec<(f64, f64)> {
+        if n.has_tag_name("circle") {
+            return vec![(attr(n, "cx"), attr(n, "cy"))];
+        }
         n.attribute("points")
             .expect("points")
             .split_whitespace()
@@ -695,7 +699,8 @@ mod tests {
             .collect()
     }
 
-    fn attr(n: &Node, name: &str) -> f64 {
+    /// A numeric attribute of `n`.
+    pub(crate) fn attr(n: &Node, name: &str) -> f64 {
         n.attribute(name)
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("numeric {name}"))

@@ -434,6 +434,10 @@ fn sizes_too_large_are_refused_before_they_are_allocated() {
             &["bench", "train", "--envs", "99999999996"],
             &["99999999996 environments", "would take"],
         );
+        refused(
+            &["--set", "train.hidden=10000000", "bench", "train"],
+            &["hidden size 10000000", "train.hidden"],
+        );
     }
 }
 

@@ -74,6 +74,7 @@ impl Agent {
             .into_iter()
             .collect();
         let get = |k: &str| map.get(k).ok_or_else(|| bad(format!("has no tensor {k}")));
+        shape.check_memory()?;
         let policy = Policy::new(shape, Device::Cpu, cfg.seed);
         policy.load_parameters(&map, "param/").map_err(bad)?;
         let obs_norm = if cfg.norm_obs {

@@ -43,6 +43,25 @@ pub struct Parameter {
 }
 
 impl PolicyShape {
+    /// Refuses a network whose parameters, with their gradients and Adam's two moments
+    /// (f32 each), would not fit in the memory available: one line naming the sizes
+    /// (exit 2), before libtorch allocates anything.
+    pub fn check_memory(&self) -> crate::Result<()> {
+        let elements = self
+            .parameters()
+            .iter()
+            .map(|p| crate::util::mem::product(&p.shape, 1))
+            .fold(0u128, u128::saturating_add);
+        crate::util::mem::check(
+            &format!(
+                "a policy with encoder {:?} and hidden size {} ({elements} parameters)",
+                self.encoder, self.hidden
+            ),
+            elements.saturating_mul(4 * 4),
+            "use a smaller train.hidden or train.encoder",
+        )
+    }
+
     /// Every trainable parameter in the order the initialization draws them: per encoder
     /// layer its weight (gain √2) and bias, then the LSTM's `weight_ih`, `weight_hh` (gain
     /// 1) and biases (gates i, f, g, o), the actor (gain 0.01) and the critic (gain 1).
@@ -206,6 +225,21 @@ pub fn sample(log_probs: &[f32], u: f32) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_network_too_large_for_memory_is_refused() {
+        let shape = |hidden| super::PolicyShape {
+            obs_dim: 24,
+            n_actions: 5,
+            encoder: vec![128],
+            hidden,
+        };
+        assert!(shape(128).check_memory().is_ok());
+        let e = shape(10_000_000).check_memory().unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("hidden size 10000000"), "{e}");
+        assert!(e.to_string().contains("train.hidden"), "{e}");
+    }
+
     use super::*;
 
     fn f32s(t: &(Vec<usize>, TensorData)) -> &[f32] {

@@ -313,6 +313,7 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         encoder: cfg.encoder.clone(),
         hidden: cfg.hidden,
     };
+    shape.check_memory()?;
     let policy = Policy::new(shape, device, cfg.seed);
     let mut ppo = Ppo::new(&cfg, env.as_mut(), policy)?;
     if let (None, Some(from)) = (&ckpt, &opts.init_from) {

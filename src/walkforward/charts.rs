@@ -757,6 +757,7 @@ fn fmt_value(v: f64, percent: bool, decimals: usize) -> String {
 mod tests {
     use super::*;
     use crate::plot::PALETTE;
+    use crate::plot::tests::{attr, points};
     use roxmltree::{Document, Node};
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -794,27 +795,6 @@ mod tests {
     fn with_class<'a, 'i>(doc: &'a Document<'i>, class: &str) -> Vec<Node<'a, 'i>> {
         doc.descendants()
             .filter(|n| n.attribute("class") == Some(class))
-            .collect()
-    }
-
-    fn attr(n: &Node, name: &str) -> f64 {
-        n.attribute(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("numeric {name}"))
-    }
-
-    /// Points of a polyline or polygon (`points`), or the center of a circle.
-    fn points(n: &Node) -> Vec<(f64, f64)> {
-        if n.has_tag_name("circle") {
-            return vec![(attr(n, "cx"), attr(n, "cy"))];
-        }
-        n.attribute("points")
-            .expect("points")
-            .split_whitespace()
-            .map(|p| {
-                let (x, y) = p.split_once(',').expect("x,y");
-                (x.parse().expect("x"), y.parse().expect("y"))
-            })
             .collect()
     }
 
