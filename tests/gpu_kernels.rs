@@ -1,27 +1,34 @@
 //! The CUDA kernels compile with NVRTC (no GPU needed: `scripts/setup.sh nvrtc` installs
-//! NVRTC into .venv), compile errors carry NVRTC's log, and opening the CUDA backend
-//! without a driver is an error, not a panic.
+//! NVRTC into .venv) for the data-center (sm_90) and consumer Blackwell (sm_120) chips,
+//! with every f64 operation rounded on its own (no contraction), compile errors carry
+//! NVRTC's log, and opening the CUDA backend without a driver is an error, not a panic.
+//! `SIM_TRAIN_REQUIRE_CUDA=1` turns every skip here into a failure.
 
 #![cfg(feature = "cuda")]
+
+mod common;
 
 use sim_train::Error;
 use sim_train::env::gpu::cuda::{self, CudaDevice};
 use sim_train::env::gpu::{Device, Entry, GpuApi, open_device};
 
-/// NVRTC's "not found" error, for a visible SKIP on machines without it.
-fn nvrtc_missing(e: &Error) -> bool {
-    matches!(e, Error::Device(m) if m.contains("was not found"))
+/// NVRTC's "not found" error, for a visible SKIP on machines without it (a failure under
+/// `SIM_TRAIN_REQUIRE_CUDA=1`).
+fn nvrtc_missing(e: &Error, test: &str) -> bool {
+    let missing = matches!(e, Error::Device(m) if m.contains("was not found"));
+    if missing {
+        common::skip_or_fail(GpuApi::Cuda, test, e);
+    }
+    missing
 }
 
 #[test]
 fn kernels_compile_to_ptx_with_every_entry() {
-    for arch in [Some("compute_90"), None] {
+    let test = "kernels_compile_to_ptx_with_every_entry";
+    for arch in [Some("compute_90"), Some("compute_120"), None] {
         let ptx = match cuda::compile_ptx(arch) {
             Ok(p) => p,
-            Err(e) if nvrtc_missing(&e) => {
-                println!("SKIP kernels_compile_to_ptx_with_every_entry: {e}");
-                return;
-            }
+            Err(e) if nvrtc_missing(&e, test) => return,
             Err(e) => panic!("compiling for {arch:?}: {e}"),
         };
         for entry in [Entry::ResetAll, Entry::Observe, Entry::Step] {
@@ -36,10 +43,17 @@ fn kernels_compile_to_ptx_with_every_entry() {
             let target = format!(".target sm_{}", a.trim_start_matches("compute_"));
             assert!(ptx.contains(&target), "{arch:?}: no `{target}` in the PTX");
         }
-        // --fmad=false: no fused multiply-add in the f64 arithmetic.
+        // --fmad=false: no fused multiply-add, and every f64 add, sub, mul, div and sqrt
+        // in its explicit round-to-nearest form, which ptxas may not fuse either.
+        let bad = sim_train::env::gpu::ptx::rounding_violations(&ptx);
         assert!(
-            !ptx.contains("fma.rn.f64"),
-            "{arch:?}: the PTX contracts a*b+c"
+            bad.is_empty(),
+            "{arch:?}: f64 arithmetic that is not rounded alone:\n{}",
+            bad.join("\n")
+        );
+        assert!(
+            ptx.contains("mul.rn.f64") && ptx.contains("div.rn.f64"),
+            "{arch:?}: no f64 arithmetic found"
         );
         // 16 pointer parameters per entry, one per buffer.
         let step = ptx.split(".entry step(").nth(1).expect("step entry");
@@ -56,7 +70,7 @@ fn compile_errors_carry_nvrtc_log() {
     );
     match cuda::compile_ptx_source(&src, None) {
         Ok(_) => panic!("a broken kernel compiled"),
-        Err(e) if nvrtc_missing(&e) => println!("SKIP compile_errors_carry_nvrtc_log: {e}"),
+        Err(e) if nvrtc_missing(&e, "compile_errors_carry_nvrtc_log") => {}
         Err(Error::Device(m)) => {
             assert!(m.contains("NVRTC"), "{m}");
             assert!(m.contains("this_is_not_declared"), "no NVRTC log in: {m}");
@@ -94,6 +108,10 @@ fn open_without_a_gpu_is_an_error_not_a_panic() {
             Err(Error::Device(m)) => {
                 println!("{how}: {m}");
                 assert!(m.contains("CUDA"), "{m}");
+                assert!(
+                    !common::required(GpuApi::Cuda),
+                    "{how}: SIM_TRAIN_REQUIRE_CUDA is set but CUDA cannot run: {m}"
+                );
             }
             Err(e) => panic!("{how}: not a device error: {e:?}"),
         }

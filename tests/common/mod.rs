@@ -207,23 +207,40 @@ pub fn journal_fills(records: &[sim_train::live::journal::Record]) -> Vec<FillRo
     fills
 }
 
+/// Whether a backend the machine lacks must fail the tests instead of skipping them:
+/// `SIM_TRAIN_REQUIRE_WGPU=1` (set by scripts/test.sh, which installs lavapipe) for wgpu,
+/// `SIM_TRAIN_REQUIRE_CUDA=1` (to set on a GPU host) for CUDA, NVRTC included.
+#[allow(dead_code)] // not every test binary runs a GPU backend
+pub fn required(api: sim_train::env::gpu::GpuApi) -> bool {
+    use sim_train::env::gpu::GpuApi;
+    let var = match api {
+        GpuApi::Wgpu => "SIM_TRAIN_REQUIRE_WGPU",
+        GpuApi::Cuda => "SIM_TRAIN_REQUIRE_CUDA",
+    };
+    std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A visible SKIP line for `test`, or a failure when `api` is [`required`].
+#[allow(dead_code)]
+pub fn skip_or_fail(api: sim_train::env::gpu::GpuApi, test: &str, why: &dyn std::fmt::Display) {
+    assert!(
+        !required(api),
+        "{test}: the {} backend is required here (SIM_TRAIN_REQUIRE_{}) but cannot run: {why}",
+        api.name(),
+        api.name().to_uppercase()
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP {test} ({}): {why}", api.name());
+}
+
 /// Whether the GPU backend `api` can run here; `None` after a visible SKIP line when it
-/// cannot. `SIM_TRAIN_REQUIRE_WGPU=1` (set by scripts/test.sh, which installs lavapipe)
-/// turns a missing wgpu adapter into a failure.
+/// cannot, or a failure when it is [`required`].
 #[allow(dead_code)] // not every test binary runs a GPU backend
 pub fn gpu_available(api: sim_train::env::gpu::GpuApi, test: &str) -> Option<()> {
-    use sim_train::env::gpu::GpuApi;
     match sim_train::env::gpu::open_device(api) {
         Ok(_) => Some(()),
         Err(why) => {
-            let required =
-                api == GpuApi::Wgpu && std::env::var_os("SIM_TRAIN_REQUIRE_WGPU").is_some();
-            assert!(
-                !required,
-                "{test}: SIM_TRAIN_REQUIRE_WGPU is set but wgpu cannot run: {why}"
-            );
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIP {test} ({}): {why}", api.name());
+            skip_or_fail(api, test, &why);
             None
         }
     }

@@ -45,6 +45,7 @@
 //! another order here than on the CPU, reproducibly for a given backend.
 
 pub mod layout;
+pub mod ptx;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -1134,7 +1135,7 @@ fn device_params(
     };
     // Every word index the kernels compute must fit their 32-bit arithmetic.
     let k = p.feature_cols.len().max(1);
-    let (_, _, nf) = layout::class_counts();
+    let (nu, _, nf) = layout::class_counts();
     for (what, words) in [
         (
             "day slots × bars per slot × features",
@@ -1147,6 +1148,11 @@ fn device_params(
         (
             "environments × f64 state words",
             n as u64 * (nf as u64 + ring_w as u64),
+        ),
+        ("environments × u32 state words", n as u64 * nu as u64),
+        (
+            "environments × queue length × 2 (episode queue words)",
+            2 * n as u64 * q as u64,
         ),
     ] {
         if words >= u32::MAX as u64 {
@@ -1198,4 +1204,25 @@ fn device_params(
         _pad0: 0,
         _pad1: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_index_the_kernels_compute_is_checked_against_32_bits() {
+        let p = EnvParams::from_config(&crate::env::EnvConfig::default()).unwrap();
+        assert!(device_params(&p, 65_536, 32, (64, 100), LOG_CAP).is_ok());
+        // 2^22 environments × 1024 queued episodes × 2 words = 2^33 queue words: fits
+        // every other check, not the queue's.
+        let n = 1 << 22;
+        let (nu, _, nf) = layout::class_counts();
+        let obs = p.obs_dim() as u64;
+        assert!(2 * n * obs < u32::MAX as u64 && n * (nf as u64) < u32::MAX as u64);
+        assert!(n * (nu as u64) < u32::MAX as u64);
+        let e = device_params(&p, n as usize, 1024, (64, 100), LOG_CAP).unwrap_err();
+        assert!(e.to_string().contains("queue length"), "{e}");
+        assert!(device_params(&p, n as usize, 256, (64, 100), LOG_CAP).is_ok());
+    }
 }
