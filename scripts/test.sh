@@ -64,6 +64,13 @@ check_binaries() {
         echo "binaries: FAILED, sim-train train without sim-train-torch exited $code with: $out"
         return 1
     fi
+    # Named as its own companion, sim-train refuses instead of handing over in a loop.
+    code=0
+    out=$(SIM_TRAIN_TORCH="$front" timeout 10 "$front" train --run-dir /nonexistent/run 2>&1) || code=$?
+    if [[ $code -ne 2 || $out != *"built without the torch feature too"* ]]; then
+        echo "binaries: FAILED, sim-train named as its own companion exited $code with: $out"
+        return 1
+    fi
     bytes=$(stat -c %s "$front")
     strip -o "$front.stripped" "$front"
     stripped=$(stat -c %s "$front.stripped")

@@ -18,6 +18,11 @@ pub const NAME: &str = "sim-train-torch";
 /// `sim-train`.
 pub const ENV: &str = "SIM_TRAIN_TORCH";
 
+/// Set in the companion's environment by the hand-over, and cleared by a binary that links
+/// libtorch as it starts ([`super::init_process`]): a binary without libtorch that finds it
+/// set was itself named as the companion, and refuses instead of handing over in a loop.
+pub const HANDED_OVER: &str = "SIM_TRAIN_HANDED_OVER";
+
 /// Where the companion is: `$SIM_TRAIN_TORCH`, else beside the running executable.
 fn path() -> Result<PathBuf, Error> {
     if let Some(p) = std::env::var_os(ENV).filter(|p| !p.is_empty()) {
@@ -35,6 +40,13 @@ fn path() -> Result<PathBuf, Error> {
 /// only when it cannot be run, with the error saying where it was looked for and what to
 /// do.
 pub fn exec(command: &Command) -> Error {
+    if let Some(from) = std::env::var_os(HANDED_OVER) {
+        return Error::NeedsTorch(format!(
+            "`sim-train {}` was handed to {}, which was built without the torch feature too: point {ENV} at the binary `cargo build --release --bin {NAME}` makes",
+            command.name(),
+            std::path::Path::new(&from).display()
+        ));
+    }
     let path = match path() {
         Ok(p) => p,
         Err(e) => return e,
@@ -42,7 +54,7 @@ pub fn exec(command: &Command) -> Error {
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_else(|| "sim-train".into());
     let mut cmd = std::process::Command::new(&path);
-    cmd.args(args);
+    cmd.args(args).env(HANDED_OVER, &path);
     #[cfg(unix)]
     let e = {
         use std::os::unix::process::CommandExt;

@@ -8,7 +8,7 @@
 //! Built with the `torch` feature the binary runs them itself (`sim-train-torch`, and a
 //! plain `cargo build`'s `sim-train`). Built without it (the `sim-train` of
 //! `scripts/run.sh`, which starts in milliseconds) it lists and parses them, and hands them
-//! to `sim-train-torch` beside it ([`companion`]); without one they fail with
+//! to `sim-train-torch` beside it (`src/cli/companion.rs`); without one they fail with
 //! [`Error::NeedsTorch`] (exit 2).
 
 mod backtest_cmd;
@@ -440,7 +440,7 @@ fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
 /// The `sim-train` that `scripts/build.sh` builds links no libtorch (it is built without
 /// the `torch` feature), so that every other command starts in milliseconds; [`main`]
 /// hands these commands to `sim-train-torch`, the same front end built with the feature,
-/// before doing anything else (see [`companion`]), so [`Lean`]'s refusals are only met
+/// before doing anything else (see `src/cli/companion.rs`), so [`Lean`]'s refusals are only met
 /// where that hand-over is bypassed.
 pub trait TorchCommands {
     fn pipeline(&self, _: &PipelineArgs, _: &Resolved, _progress: bool) -> Result<i32> {
@@ -534,6 +534,8 @@ impl Command {
 ///
 /// - A CLI whose output is piped into `head` ends quietly when the pipe closes, as Unix
 ///   tools do, instead of panicking on the failed write (Rust ignores SIGPIPE).
+/// - A binary with libtorch clears the hand-over marker (`companion`'s
+///   `SIM_TRAIN_HANDED_OVER`).
 /// - Without a display server, Mesa's Vulkan device-selection layer (which only picks the
 ///   GPU a display runs on) tries to reach one when wgpu lists adapters, and libwayland
 ///   prints `error: XDG_RUNTIME_DIR is invalid or not set` on stderr. The layer's own
@@ -550,6 +552,13 @@ pub unsafe fn init_process() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A binary with libtorch runs what it is handed: the marker stops loops between
+    // binaries without it, and must not reach the processes this one starts.
+    #[cfg(feature = "torch")]
+    // SAFETY: the caller guarantees no other thread exists to read the environment.
+    unsafe {
+        std::env::remove_var("SIM_TRAIN_HANDED_OVER")
+    };
     let unset = |k: &str| std::env::var_os(k).is_none_or(|v| v.is_empty());
     if unset("NODEVICE_SELECT") && unset("WAYLAND_DISPLAY") && unset("DISPLAY") {
         // SAFETY: the caller guarantees no other thread exists to read the environment.
@@ -559,7 +568,7 @@ pub unsafe fn init_process() {
 
 /// Parses the command line and runs the command; returns the process exit code. Built
 /// without the `torch` feature, a command that runs libtorch is handed to
-/// `sim-train-torch` instead ([`companion::exec`]).
+/// `sim-train-torch` instead (`companion::exec`).
 pub fn main() -> i32 {
     let cli = match parse() {
         Ok(cli) => cli,
