@@ -87,12 +87,12 @@ pub struct DayData {
 }
 
 impl DayData {
-    /// Regroups a cached day for `params` (its feature columns and session choice).
     /// Bytes a day takes in memory per bar: its record and its observation features.
     pub fn bytes_per_row(params: &EnvParams) -> usize {
         std::mem::size_of::<BarRec>() + params.feature_cols.len() * std::mem::size_of::<f32>()
     }
 
+    /// Regroups a cached day for `params` (its feature columns and session choice).
     pub fn from_cache(day: &DayCache, params: &EnvParams) -> DayData {
         let meta = day.meta();
         let midnight_ns = crate::clock::utc_ns_with_offset(meta.date, 0, meta.utc_offset_sec);
