@@ -11,7 +11,11 @@
 // results match the CPU engines' bit for bit. Conversions: (long long) of a double
 // truncates (and saturates, as Rust's `as i64`), (float) of a double rounds to nearest.
 //
-// NVRTC compiles this without system headers: nothing is #included.
+// NVRTC compiles this without system headers: nothing is #included. The same source is
+// also compiled for the host CPU (kernels/host_entry.cpp with kernels/host_shim.h, the
+// `cuda-host` backend) so that the conformance tests execute every line of it without a
+// GPU; anything CUDA-specific therefore goes through the shim's short list (__device__,
+// __global__, __forceinline__, the thread index, atomicAdd, fabs, fmax, sqrt, d2i).
 //
 // State buffers are field-major: field j of environment i is word j*n + i of su (u32),
 // si (i64) or sf (f64); the rolling-Sharpe windows follow sf's fields (n x ring_w).
@@ -34,6 +38,13 @@
 
 typedef long long i64;
 
+#ifndef SIM_HOST_BUILD
+// A double to i64 as PTX cvt.rzi.s64.f64 does it: truncated, saturated, NaN to 0 (Rust's
+// `as i64`). The host build defines its own, since a plain C++ cast is undefined there
+// outside the i64 range.
+static __device__ __forceinline__ i64 d2i(double x) { return (i64)x; }
+#endif
+
 #define PARAMS const Params *__restrict__ P
 
 static __device__ __forceinline__ unsigned ux(PARAMS, unsigned f, unsigned i) {
@@ -46,7 +57,7 @@ static __device__ __forceinline__ i64 isign(i64 x) { return x > 0 ? 1 : (x < 0 ?
 
 // Rounds half away from zero through truncation (exec::round_half_away).
 static __device__ __forceinline__ i64 round_half_away(double x) {
-    i64 r = (i64)(fabs(x) + 0.5);
+    i64 r = d2i(fabs(x) + 0.5);
     return x < 0.0 ? -r : r;
 }
 
@@ -68,7 +79,7 @@ static __device__ __forceinline__ bool in_halt(PARAMS, const SlotInfo *__restric
 
 // exec::decide_target
 static __device__ __forceinline__ i64 decide_target(PARAMS, double frac, double price, i64 current) {
-    double max_shares = (double)(i64)(P->max_position_usd / price);
+    double max_shares = (double)d2i(P->max_position_usd / price);
     i64 target = round_half_away(frac * max_shares);
     double diff = (double)iabs(target - current);
     if (target != 0 && diff < P->min_order_frac * max_shares) {
@@ -79,7 +90,7 @@ static __device__ __forceinline__ i64 decide_target(PARAMS, double frac, double 
 
 // exec::participation_cap
 static __device__ __forceinline__ i64 participation_cap(PARAMS, const Bar &b) {
-    return (i64)(P->participation * (double)b.volume);
+    return d2i(P->participation * (double)b.volume);
 }
 
 // exec::Costs

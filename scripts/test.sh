@@ -38,8 +38,8 @@ check_binaries() {
         { echo "binaries: FAILED, readelf and strip not found (install binutils)"; return 1; }
     needed=$(readelf -d "$front" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
     needed=${needed% }
-    if grep -qE 'torch|c10' <<<"$needed"; then
-        echo "binaries: FAILED, sim-train links libtorch: NEEDED: $needed"
+    if grep -qE 'torch|c10|stdc\+\+' <<<"$needed"; then
+        echo "binaries: FAILED, sim-train links libtorch or the C++ runtime: NEEDED: $needed"
         return 1
     fi
     "$front" --help >/dev/null || { echo "binaries: FAILED, sim-train --help"; return 1; }

@@ -7,7 +7,9 @@
 //! (no GPU, no adapter, not compiled in) prints a visible SKIP line, except that
 //! `SIM_TRAIN_REQUIRE_WGPU=1` (set by scripts/test.sh, which installs lavapipe) makes a
 //! missing wgpu adapter a failure, and `SIM_TRAIN_REQUIRE_CUDA=1` (for GPU hosts) a
-//! missing CUDA device, driver or NVRTC, or a build without the `cuda` feature.
+//! missing CUDA device, driver or NVRTC, or a build without the `cuda` feature. The CUDA
+//! kernels' source compiled for the host (`cuda_host`, `src/env/gpu/host.rs`) never
+//! skips: it runs the CUDA step's every line here, on machines without a GPU.
 
 mod common;
 
@@ -609,6 +611,8 @@ macro_rules! conformance {
 
 conformance!(wgpu, GpuApi::Wgpu);
 conformance!(cuda, GpuApi::Cuda);
+// kernels/env_step.cu compiled for the host: CI executes the CUDA source on every run.
+conformance!(cuda_host, GpuApi::CudaHost);
 
 /// A required backend that this build leaves out is a failure too, not a quiet skip of
 /// the files gated on its feature.

@@ -425,8 +425,14 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
         return super::output::json(&r);
     }
     println!(
-        "bench env on {}, backend {:?}: {} envs × {} steps, obs_dim {}, {} days ({})",
-        r.device, r.backend, r.envs, r.steps, r.obs_dim, r.days, r.data
+        "bench env on {}, backend {}: {} envs × {} steps, obs_dim {}, {} days ({})",
+        r.device,
+        r.backend.name(),
+        r.envs,
+        r.steps,
+        r.obs_dim,
+        r.days,
+        r.data
     );
     println!(
         "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",

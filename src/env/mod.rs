@@ -65,6 +65,11 @@ pub enum Backend {
     /// WGSL compute shaders (`shaders/env_step.wgsl`, [`gpu::wgpu`]) on any Vulkan, Metal
     /// or DX12 GPU.
     Wgpu,
+    /// The CUDA kernels' source compiled for this CPU ([`gpu::host`]): runs every line of
+    /// the CUDA step without a GPU, for tests and measuring the GPU engine's host side;
+    /// not for speed (that is `cpu`).
+    #[serde(rename = "cuda-host")]
+    CudaHost,
 }
 
 impl Backend {
@@ -74,6 +79,7 @@ impl Backend {
             Backend::Cpu => None,
             Backend::Cuda => Some(gpu::GpuApi::Cuda),
             Backend::Wgpu => Some(gpu::GpuApi::Wgpu),
+            Backend::CudaHost => Some(gpu::GpuApi::CudaHost),
         }
     }
 
@@ -82,6 +88,7 @@ impl Backend {
             Backend::Cpu => "cpu",
             Backend::Cuda => "cuda",
             Backend::Wgpu => "wgpu",
+            Backend::CudaHost => "cuda-host",
         }
     }
 }

@@ -209,13 +209,15 @@ pub fn journal_fills(records: &[sim_train::live::journal::Record]) -> Vec<FillRo
 
 /// Whether a backend the machine lacks must fail the tests instead of skipping them:
 /// `SIM_TRAIN_REQUIRE_WGPU=1` (set by scripts/test.sh, which installs lavapipe) for wgpu,
-/// `SIM_TRAIN_REQUIRE_CUDA=1` (to set on a GPU host) for CUDA, NVRTC included.
+/// `SIM_TRAIN_REQUIRE_CUDA=1` (to set on a GPU host) for CUDA, NVRTC included. The
+/// host-compiled CUDA kernels (`cuda-host`) are in every build and always required.
 #[allow(dead_code)] // not every test binary runs a GPU backend
 pub fn required(api: sim_train::env::gpu::GpuApi) -> bool {
     use sim_train::env::gpu::GpuApi;
     let var = match api {
         GpuApi::Wgpu => "SIM_TRAIN_REQUIRE_WGPU",
         GpuApi::Cuda => "SIM_TRAIN_REQUIRE_CUDA",
+        GpuApi::CudaHost => return true,
     };
     std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0")
 }

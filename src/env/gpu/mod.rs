@@ -1,7 +1,9 @@
 //! The GPU backends: the environment step as CUDA kernels (`--backend cuda`, through
-//! cudarc) or WGSL compute shaders (`--backend wgpu`), one thread per environment.
+//! cudarc) or WGSL compute shaders (`--backend wgpu`), one thread per environment; and
+//! the CUDA kernels' source compiled for the host CPU (`--backend cuda-host`, [`host`]),
+//! which lets the conformance tests execute it without a GPU.
 //!
-//! [`GpuEnvs`] is the host side both share; a [`Device`] (in [`cuda`] or [`wgpu`]) owns
+//! [`GpuEnvs`] is the host side they share; a [`Device`] (in [`cuda`], [`wgpu`] or [`host`]) owns
 //! the buffers and launches the three entry points of the kernel source (`reset_all`,
 //! `observe`, `step`). The kernels port [`super::exec`] and [`super::cpu`]'s step phase
 //! by phase in f64/i64, and the conformance tests (`tests/gpu_conformance.rs`) compare
@@ -44,6 +46,7 @@
 //! a source with one shared random stream (the scanner's curriculum sampler) is drawn in
 //! another order here than on the CPU, reproducibly for a given backend.
 
+pub mod host;
 pub mod layout;
 pub mod ptx;
 
@@ -68,6 +71,10 @@ use std::sync::Arc;
 pub enum GpuApi {
     Cuda,
     Wgpu,
+    /// The CUDA kernels' source compiled for the host CPU ([`host`]): for the
+    /// conformance tests and measuring the host side, not for speed.
+    #[serde(rename = "cuda-host")]
+    CudaHost,
 }
 
 impl GpuApi {
@@ -75,6 +82,7 @@ impl GpuApi {
         match self {
             GpuApi::Cuda => "cuda",
             GpuApi::Wgpu => "wgpu",
+            GpuApi::CudaHost => "cuda-host",
         }
     }
 }
@@ -208,6 +216,7 @@ pub fn open_device(api: GpuApi) -> Result<Box<dyn Device>> {
         GpuApi::Wgpu => Err(Error::Device(
             "--backend wgpu: this binary was not compiled with the wgpu feature; build with `cargo build --release --features wgpu`".into(),
         )),
+        GpuApi::CudaHost => Ok(Box::new(host::HostCudaDevice::open()?)),
     }
 }
 
