@@ -26,13 +26,10 @@
 //! f64 operation rounds as the CPU engine's does.
 //!
 //! # Finding NVRTC
-//! cudarc opens `libnvrtc` by name (the dynamic loader's search: `LD_LIBRARY_PATH`, the
-//! system's library folders). When that fails, [`compile_ptx`] looks for the copy that
-//! `scripts/setup.sh nvrtc` installs (pip `nvidia-cuda-nvrtc==13.0.*`, under
-//! `.venv/lib/python3*/site-packages/nvidia/cu13/lib`) in `$SIM_TRAIN_NVRTC` (a file or
-//! folder), `$VIRTUAL_ENV`, `./.venv` and this checkout's `.venv`, and loads it by path
-//! first, with the `libnvrtc-builtins.so.13.*` beside it that NVRTC opens when it compiles
-//! (after which the loader finds both by their sonames, `libnvrtc.so.13` first).
+//! cudarc opens `libnvrtc` by name (the dynamic loader's search); when that fails,
+//! [`super::nvrtc`] looks beside the loaded libtorch, in Python environments'
+//! `nvidia` packages, on `LD_LIBRARY_PATH` and in CUDA 12 and 13 toolkits, loads the
+//! first usable copy by path, and otherwise names every place it looked.
 
 use super::layout;
 use super::{BLOCK, Buf, Capacity, Device, Entry, N_BUFS};
@@ -61,11 +58,7 @@ pub const NVRTC_OPTIONS: &[&str] = &[
     "--prec-sqrt=true",
 ];
 
-/// The NVRTC library's file name (CUDA 13, as the `cuda-13000` bindings expect).
-const NVRTC_LIB: &str = "libnvrtc.so.13";
-
-/// How to get NVRTC, for error messages.
-const NVRTC_HELP: &str = "install it with `scripts/setup.sh nvrtc` (pip nvidia-cuda-nvrtc==13.0.* into .venv), or put the folder holding libnvrtc.so.13 on LD_LIBRARY_PATH (or name it in SIM_TRAIN_NVRTC)";
+use super::nvrtc::{self, HELP as NVRTC_HELP};
 
 /// The full kernel text: the generated declarations, then the kernel source.
 pub fn kernel_source() -> Result<String> {
@@ -128,8 +121,8 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
-/// Makes NVRTC loadable by cudarc: already on the loader's path, or loaded here from a
-/// known install (see the module docs). Decided once per process.
+/// Makes NVRTC loadable by cudarc: already on the loader's path, or loaded here from the
+/// first usable copy [`nvrtc::search`] finds. Decided once per process.
 fn ensure_nvrtc() -> Result<()> {
     static FOUND: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FOUND
@@ -138,24 +131,32 @@ fn ensure_nvrtc() -> Result<()> {
             if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
                 return Ok(());
             }
-            let candidates = nvrtc_candidates();
-            for path in &candidates {
+            let found = nvrtc::search(&nvrtc::SearchEnv::from_process(), driver_major());
+            let mut failed = Vec::new();
+            for lib in &found.libraries {
                 // NVRTC opens its builtins library by soname when it compiles: load the
                 // one beside it first.
-                for b in builtins_beside(path) {
-                    preload(&b);
+                for b in nvrtc::builtins_beside(lib) {
+                    let _ = nvrtc::preload(&b);
                 }
-                if preload(path) && unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-                    return Ok(());
+                match nvrtc::preload(lib) {
+                    // SAFETY: as above.
+                    Ok(()) if unsafe { cudarc::nvrtc::sys::is_culib_present() } => return Ok(()),
+                    Ok(()) => failed.push(format!(
+                        "{} (loaded, but its soname is none that cudarc opens)",
+                        lib.display()
+                    )),
+                    Err(e) => failed.push(format!("{} ({e})", lib.display())),
                 }
             }
-            let searched: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
             Err(format!(
-                "--backend cuda: NVRTC (the CUDA 13 runtime compiler, {NVRTC_LIB}) was not found, so the CUDA kernels cannot be compiled: {NVRTC_HELP}{}",
-                if searched.is_empty() {
+                "--backend cuda: NVRTC (CUDA's runtime compiler, libnvrtc.so.13 or .12) was not found, so the CUDA kernels cannot be compiled. Looked at: the loader's search (LD_LIBRARY_PATH, ldconfig) for {}; {}.{} To fix: {NVRTC_HELP}.",
+                nvrtc::NAMES.join(", "),
+                found.account.join("; "),
+                if failed.is_empty() {
                     String::new()
                 } else {
-                    format!("; looked at {}", searched.join(", "))
+                    format!(" Found but not loadable: {}.", failed.join(", "))
                 }
             ))
         })
@@ -163,79 +164,22 @@ fn ensure_nvrtc() -> Result<()> {
         .map_err(Error::Device)
 }
 
-/// Where a pip-installed NVRTC may be: `$SIM_TRAIN_NVRTC`, then the site-packages of
-/// `$VIRTUAL_ENV`, `./.venv` and this checkout's `.venv`. Only existing files.
-fn nvrtc_candidates() -> Vec<std::path::PathBuf> {
-    use std::path::{Path, PathBuf};
-    let mut out: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("SIM_TRAIN_NVRTC").map(PathBuf::from) {
-        out.push(if p.is_dir() { p.join(NVRTC_LIB) } else { p });
-    }
-    let mut venvs: Vec<PathBuf> = Vec::new();
-    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
-        venvs.push(v.into());
-    }
-    venvs.push(PathBuf::from(".venv"));
-    venvs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    for venv in venvs {
-        let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
-            continue;
-        };
-        let mut pythons: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("python3"))
-            })
-            .collect();
-        pythons.sort();
-        for py in pythons {
-            for sub in ["nvidia/cu13/lib", "nvidia/cuda_nvrtc/lib"] {
-                out.push(py.join("site-packages").join(sub).join(NVRTC_LIB));
-            }
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    out.into_iter()
-        .filter(|p| p.is_file())
-        .filter(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())))
-        .collect()
+/// The version of the NVRTC that cudarc uses, as "major.minor" (once it is loaded).
+pub fn nvrtc_version() -> Option<String> {
+    ensure_nvrtc().ok()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: writes two ints; the library is loaded.
+    let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    (r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then(|| format!("{major}.{minor}"))
 }
 
-/// The `libnvrtc-builtins.so.*` files in the folder of `nvrtc` (not the `.alt` variants).
-fn builtins_beside(nvrtc: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Some(Ok(entries)) = nvrtc.parent().map(std::fs::read_dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<std::path::PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libnvrtc-builtins.so.") && !n.contains(".alt."))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Loads the library at `path` for the rest of the process (its handle is never closed),
-/// so that opening it by its soname finds it; false when it does not load.
-#[cfg(unix)]
-fn preload(path: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a NUL-terminated path; the handle is deliberately leaked.
-    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-    !handle.is_null()
-}
-
-#[cfg(not(unix))]
-fn preload(_path: &std::path::Path) -> bool {
-    false
+/// The driver's CUDA major version, when a driver library is present.
+fn driver_major() -> Option<u32> {
+    // SAFETY: opening a library by name runs its initializers.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return None;
+    }
+    driver_version()?.split('.').next()?.parse().ok()
 }
 
 /// PTX per architecture, compiled once per process.
@@ -331,7 +275,7 @@ impl CudaDevice {
         let module = ctx.load_module(Ptx::from_src(ptx)).map_err(|e| {
             dev_err(
                 &format!(
-                    "loading the step kernels on {name} (driver CUDA {driver}; the PTX comes from NVRTC 13.0, which needs a CUDA 13 driver)"
+                    "loading the step kernels on {name} (driver CUDA {driver}; the PTX comes from NVRTC {}, and a driver older than NVRTC's CUDA major version refuses it: install the nvidia-cuda-nvrtc that matches the driver)", nvrtc_version().unwrap_or_else(|| "?".into())
                 ),
                 e,
             )

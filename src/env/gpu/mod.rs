@@ -52,6 +52,8 @@ pub mod ptx;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(feature = "cuda")]
+pub mod nvrtc;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
