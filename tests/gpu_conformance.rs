@@ -17,11 +17,12 @@ use chrono::NaiveDate;
 use common::envs::{params, real_days, synth_days, variants};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sim_train::env::conformance;
 use sim_train::env::gpu::{GpuApi, GpuEnvs, GpuOptions, layout};
 use sim_train::env::{Buffers, CpuEnvs, DayData, EnvParams, EpisodeStats, StartTimes};
 use std::sync::Arc;
 
-const TIMES: [u32; 4] = [34_200, 36_000, 45_000, 57_480];
+use conformance::START_TIMES as TIMES;
 
 /// The backend's environments, or None (SKIP) when the backend cannot run here. Once the
 /// device opens, every error (a shader that does not build included) fails the test.
@@ -46,7 +47,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 /// Steps the CPU engine and `gpu` side by side with the same random actions and compares
-/// every output bit; returns the number of episodes that ended.
+/// every output bit (`env::conformance::compare`); returns the number of episodes that
+/// ended.
 fn assert_conforms(
     label: &str,
     p: &Arc<EnvParams>,
@@ -54,79 +56,7 @@ fn assert_conforms(
     mut gpu: GpuEnvs,
     steps: usize,
 ) -> usize {
-    let n = gpu.num_envs();
-    let d = p.obs_dim();
-    let src = StartTimes::new(days, &TIMES, 11).unwrap();
-    let mut cpu = CpuEnvs::new(p.clone(), n, Box::new(src)).unwrap();
-    let (mut cb, mut gb) = (Buffers::new(n, d), Buffers::new(n, d));
-    cpu.observe(&mut cb.out()).unwrap();
-    gpu.observe(&mut gb.out()).unwrap();
-    assert_eq!(bits(&cb.obs), bits(&gb.obs), "{label}: first observations");
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let mut ended = 0;
-    let (mut cpu_log, mut gpu_log) = (Vec::new(), Vec::new());
-    for step in 0..steps {
-        let actions: Vec<u8> = (0..n)
-            .map(|_| rng.random_range(0..p.actions.len() as u8))
-            .collect();
-        cpu.step(&actions, &mut cb.out()).unwrap();
-        gpu.step(&actions, &mut gb.out()).unwrap();
-        for i in 0..n {
-            let (c, g) = (&cb.obs[i * d..(i + 1) * d], &gb.obs[i * d..(i + 1) * d]);
-            assert_eq!(
-                bits(c),
-                bits(g),
-                "{label}: obs of env {i} after step {step}\ncpu {c:?}\ngpu {g:?}"
-            );
-        }
-        assert_eq!(
-            bits(&cb.rewards),
-            bits(&gb.rewards),
-            "{label}: rewards after step {step}"
-        );
-        assert_eq!(
-            cb.terminated, gb.terminated,
-            "{label}: terminated after step {step}"
-        );
-        assert_eq!(
-            cb.truncated, gb.truncated,
-            "{label}: truncated after step {step}"
-        );
-        if gb.truncated.iter().any(|&t| t != 0) {
-            let fin = gpu.final_obs().unwrap();
-            for i in (0..n).filter(|&i| gb.truncated[i] != 0) {
-                assert_eq!(
-                    bits(&cpu.final_obs()[i * d..(i + 1) * d]),
-                    bits(&fin[i * d..(i + 1) * d]),
-                    "{label}: final obs of env {i} at step {step}"
-                );
-            }
-        }
-        ended += gb
-            .terminated
-            .iter()
-            .chain(&gb.truncated)
-            .filter(|&&f| f != 0)
-            .count();
-        if step % 97 == 0 {
-            cpu_log.extend(cpu.drain_finished());
-            gpu_log.extend(gpu.drain_finished().unwrap());
-        }
-    }
-    cpu_log.extend(cpu.drain_finished());
-    gpu_log.extend(gpu.drain_finished().unwrap());
-    assert!(
-        ended > 0,
-        "{label}: some episodes must end in {steps} steps"
-    );
-    assert_eq!(
-        cpu_log.len(),
-        ended,
-        "{label}: every ended episode is logged"
-    );
-    assert_eq!(cpu_log, gpu_log, "{label}: episode summaries");
-    assert_eq!(gpu.episodes(), cpu.episodes(), "{label}: episode counts");
-    ended
+    conformance::compare(label, p, days, &mut gpu, steps, 5).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Either engine, as the snapshot tests drive it.

@@ -36,6 +36,7 @@
 //!    or, if the episode ended, the environment resets to the next episode and writes that
 //!    episode's first observation (same-step auto-reset).
 
+pub mod conformance;
 pub mod cpu;
 pub mod day;
 pub mod episodes;

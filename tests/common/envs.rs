@@ -2,7 +2,6 @@
 //! exercise every reward kind and execution rule, and real and synthetic days (with halts).
 
 use sim_train::bars::BarSize;
-use sim_train::env::params::{Remainder, RewardKind};
 use sim_train::env::{DayData, DaySelection, EnvConfig, EnvParams, load_days};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,39 +48,11 @@ pub fn params(edit: impl FnOnce(&mut EnvConfig)) -> Arc<EnvParams> {
     Arc::new(EnvParams::from_config(&c).unwrap())
 }
 
-/// The variants the parity test runs: every reward kind, latency, cancel, loss limits,
-/// truncation, a feature subset.
+/// The variants the parity and conformance tests run (`env::conformance::variants`):
+/// every reward kind, latency, cancel, loss limits, truncation, a feature subset.
 pub fn variants() -> Vec<(&'static str, Arc<EnvParams>)> {
-    vec![
-        ("pnl", params(|_| {})),
-        (
-            "hybrid+latency+cancel",
-            params(|c| {
-                c.reward.kind = RewardKind::Hybrid;
-                c.execution.latency_ms = 1_700;
-                c.execution.remainder = Remainder::Cancel;
-                c.execution.participation = 0.02;
-            }),
-        ),
-        (
-            "dsr+loss-limit+truncation",
-            params(|c| {
-                c.reward.kind = RewardKind::Dsr;
-                c.daily_loss_limit = 0.002;
-                c.max_episode_steps = 300;
-                c.max_position_usd = 400_000.0;
-            }),
-        ),
-        (
-            "sharpe+features+long-only",
-            params(|c| {
-                c.reward.kind = RewardKind::Sharpe;
-                c.reward.sharpe_window = 17;
-                c.features = vec!["ret_1".into(), "vwap_dev".into(), "halted".into()];
-                c.actions = vec![0.0, 0.25, 1.0];
-                c.allow_short = false;
-                c.min_order_frac = 0.0;
-            }),
-        ),
-    ]
+    sim_train::env::conformance::variants()
+        .into_iter()
+        .map(|(label, c)| (label, Arc::new(EnvParams::from_config(&c).unwrap())))
+        .collect()
 }
