@@ -28,6 +28,8 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "torch")]
+pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod features;

@@ -82,6 +82,11 @@ pub enum Command {
     /// Throughput benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Check this host's GPU stack (libtorch, CUDA driver and device, NVRTC, wgpu), run
+    /// the GPU conformance checks built into the binary on every backend that opens, and
+    /// on a CUDA device benchmark the environments and the learner; one JSON report on
+    /// stdout, progress on stderr. Exits 6 without a CUDA device, 1 when a check fails.
+    Doctor(DoctorArgs),
     /// List trading sessions (holidays, early closes) between two dates.
     Calendar(CalendarArgs),
     /// Print the resolved configuration (defaults, --config, --set).
@@ -373,6 +378,26 @@ pub struct BenchTrainArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Environments of each `bench env --backend cuda` run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [65_536usize, 262_144])]
+    pub envs: Vec<usize>,
+    /// Batch steps of each `bench env` run.
+    #[arg(long, default_value_t = 1_000)]
+    pub steps: usize,
+    /// Environments of each `bench train --device cuda --backend cuda` run
+    /// (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [4_096usize, 65_536])]
+    pub train_envs: Vec<usize>,
+    /// Environments of each conformance case.
+    #[arg(long, default_value_t = 515)]
+    pub conformance_envs: usize,
+    /// Steps of each conformance case.
+    #[arg(long, default_value_t = 1_000)]
+    pub conformance_steps: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct BenchEnvArgs {
     /// Environment backend.
     #[arg(long, value_enum, default_value = "cpu")]
@@ -472,6 +497,9 @@ pub trait TorchCommands {
     fn bench_sweep(&self, _: &BenchSweepArgs, _: &Resolved) -> Result<i32> {
         needs_torch("`sim-train bench sweep`")
     }
+    fn doctor(&self, _: &DoctorArgs, _: &Resolved) -> Result<i32> {
+        needs_torch("`sim-train doctor`")
+    }
 }
 
 /// A binary without libtorch: every command of [`TorchCommands`] is refused.
@@ -501,6 +529,7 @@ impl Command {
                 BenchCommand::Sweep(_) => "bench sweep",
                 BenchCommand::Live(_) => "bench live",
             },
+            Command::Doctor(_) => "doctor",
             Command::Calendar(_) => "calendar",
             Command::Config => "config",
             Command::Backtest(_) => "backtest",
@@ -523,6 +552,7 @@ impl Command {
             | Command::Train(_)
             | Command::Export(_)
             | Command::WalkForward(_)
+            | Command::Doctor(_)
             | Command::Bench(BenchCommand::Train(_) | BenchCommand::Sweep(_)) => true,
             Command::Eval(a) => a.policy.is_none(),
             _ => false,
@@ -626,6 +656,7 @@ fn run(cli: Cli, torch: &dyn TorchCommands) -> Result<i32> {
         Command::Bench(BenchCommand::Cache(a)) => other::bench_cache(&a, &resolved),
         Command::Bench(BenchCommand::Env(a)) => other::bench_env(&a, &resolved),
         Command::Bench(BenchCommand::Train(a)) => torch.bench_train(&a, &resolved),
+        Command::Doctor(a) => torch.doctor(&a, &resolved),
         Command::Calendar(a) => other::calendar(&a, &resolved),
         Command::Backtest(a) => backtest_cmd::run(&a, &resolved),
         Command::Train(a) => torch.train(&a, global, progress),

@@ -441,6 +441,35 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
     Ok(0)
 }
 
+/// `sim-train doctor`: progress on stderr, the report on stdout, and for a host without
+/// CUDA or a failed check one error line and its exit code.
+#[cfg(feature = "torch")]
+pub fn doctor(a: &super::DoctorArgs, resolved: &Resolved) -> Result<i32> {
+    if a.envs.contains(&0)
+        || a.train_envs.contains(&0)
+        || a.steps == 0
+        || a.conformance_envs == 0
+        || a.conformance_steps == 0
+    {
+        return Err(Error::Usage(
+            "doctor: --envs, --train-envs, --steps, --conformance-envs and --conformance-steps must be at least 1".into(),
+        ));
+    }
+    let req = crate::doctor::Request {
+        env_sizes: a.envs.clone(),
+        env_steps: a.steps,
+        train_sizes: a.train_envs.clone(),
+        conformance_envs: a.conformance_envs,
+        conformance_steps: a.conformance_steps,
+    };
+    let report = crate::doctor::run(resolved, &req, &|line| eprintln!("doctor: {line}"))?;
+    super::output::json(&report)?;
+    if report.exit_code != 0 {
+        eprintln!("error: doctor: {}", report.verdict);
+    }
+    Ok(report.exit_code)
+}
+
 #[cfg(feature = "torch")]
 pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32> {
     let r = crate::bench::bench_train(

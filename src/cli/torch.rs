@@ -1,7 +1,7 @@
 //! The commands that run libtorch, run in process: what `sim-train-torch` does (see
 //! [`super::TorchCommands`]).
 
-use super::{BenchSweepArgs, BenchTrainArgs, GlobalArgs, PipelineArgs, TorchCommands};
+use super::{BenchSweepArgs, BenchTrainArgs, DoctorArgs, GlobalArgs, PipelineArgs, TorchCommands};
 use super::{other, train_cmd, walkforward_cmd};
 use crate::config::Resolved;
 use crate::error::Result;
@@ -36,5 +36,8 @@ impl TorchCommands for InProcess {
     }
     fn bench_sweep(&self, a: &BenchSweepArgs, r: &Resolved) -> Result<i32> {
         other::bench_sweep(a, r)
+    }
+    fn doctor(&self, a: &DoctorArgs, r: &Resolved) -> Result<i32> {
+        other::doctor(a, r)
     }
 }

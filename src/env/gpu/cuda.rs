@@ -215,6 +215,49 @@ fn driver_version() -> Option<String> {
         .then(|| format!("{}.{}", v / 1000, v % 1000 / 10))
 }
 
+/// A context on the first CUDA device: an error (never a panic) when there is no driver
+/// or no device.
+fn first_context() -> Result<Arc<CudaContext>> {
+    // SAFETY: opening a library by name runs its initializers.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(Error::Device(
+            "--backend cuda: no CUDA driver (libcuda) found: this machine has no NVIDIA driver installed; use --backend wgpu or cpu".into(),
+        ));
+    }
+    let count = CudaContext::device_count().map_err(|e| {
+        Error::Device(format!(
+            "--backend cuda: the CUDA driver found no usable device (cuInit: {e}); use --backend wgpu or cpu"
+        ))
+    })?;
+    if count < 1 {
+        return Err(Error::Device(
+            "--backend cuda: the CUDA driver reports no device; use --backend wgpu or cpu".into(),
+        ));
+    }
+    CudaContext::new(0).map_err(|e| dev_err("creating the context", e))
+}
+
+/// The driver and the first device, without compiling anything, e.g. "NVIDIA H100 80GB
+/// HBM3, compute capability 9.0, 79.2 GiB, 132 SMs, driver CUDA 13.0".
+pub fn probe() -> Result<String> {
+    let ctx = first_context()?;
+    let name = ctx.name().map_err(|e| dev_err("device name", e))?;
+    let (major, minor) = ctx
+        .compute_capability()
+        .map_err(|e| dev_err("compute capability", e))?;
+    let mem = ctx.total_mem().map_err(|e| dev_err("device memory", e))?;
+    let sms = ctx
+        .attribute(
+            cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+        )
+        .map_or_else(|_| "?".to_string(), |n| n.to_string());
+    Ok(format!(
+        "{name}, compute capability {major}.{minor}, {:.1} GiB, {sms} SMs, driver CUDA {}",
+        mem as f64 / (1u64 << 30) as f64,
+        driver_version().unwrap_or_else(|| "?".into())
+    ))
+}
+
 /// One CUDA device: a context, one stream, the step module and (after
 /// [`Device::alloc`]) one allocation per [`Buf`].
 pub struct CudaDevice {
@@ -237,24 +280,7 @@ impl CudaDevice {
     /// The first CUDA device, with the kernels compiled for it: an error (never a panic)
     /// when there is no driver, no device, no NVRTC, or the driver cannot load the PTX.
     pub fn open() -> Result<CudaDevice> {
-        // SAFETY: opening a library by name runs its initializers.
-        if !unsafe { cudarc::driver::sys::is_culib_present() } {
-            return Err(Error::Device(
-                "--backend cuda: no CUDA driver (libcuda) found: this machine has no NVIDIA driver installed; use --backend wgpu or cpu".into(),
-            ));
-        }
-        let count = CudaContext::device_count().map_err(|e| {
-            Error::Device(format!(
-                "--backend cuda: the CUDA driver found no usable device (cuInit: {e}); use --backend wgpu or cpu"
-            ))
-        })?;
-        if count < 1 {
-            return Err(Error::Device(
-                "--backend cuda: the CUDA driver reports no device; use --backend wgpu or cpu"
-                    .into(),
-            ));
-        }
-        let ctx = CudaContext::new(0).map_err(|e| dev_err("creating the context", e))?;
+        let ctx = first_context()?;
         // The legacy default stream: libtorch's too (module docs).
         let stream = ctx.default_stream();
         // SAFETY: one stream does all the work (module docs), so no allocation needs the

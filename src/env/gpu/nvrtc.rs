@@ -96,6 +96,24 @@ pub fn loaded_libtorch_dir() -> Option<PathBuf> {
         .and_then(|p| p.parent().map(Path::to_path_buf))
 }
 
+/// The NVRTC library mapped into this process (after [`preload`] or cudarc's own load),
+/// from `/proc/self/maps`.
+pub fn loaded_path() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| {
+            Path::new(p)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| {
+                    n.starts_with("libnvrtc.so")
+                        || n.starts_with("libnvrtc-") && !n.contains("builtins")
+                })
+        })
+        .map(PathBuf::from)
+}
+
 /// One place the search looks: a name for messages and its folders (or a file, for
 /// `$SIM_TRAIN_NVRTC`).
 #[derive(Clone, Debug, PartialEq)]
