@@ -277,7 +277,9 @@ const ACTION_POOL: usize = 61;
 
 /// Runs `bench env`.
 pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench> {
-    use crate::env::{Buffers, CpuEnvs, DaySelection, EnvParams, StartTimes, load_days};
+    use crate::env::{
+        Buffers, CpuEnvs, DaySelection, EnvOptions, EnvParams, Envs, StartTimes, load_days,
+    };
     if req.envs == 0 || req.steps == 0 {
         return Err(Error::Usage("--envs and --steps must be at least 1".into()));
     }
@@ -339,77 +341,47 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     let pool = random_actions(n, ACTION_POOL, params.actions.len(), 0x2545_F491_4F6C_DD1D);
     let warmup = req.steps.div_ceil(20).min(200);
     let machine = Machine::detect();
-    let (elapsed, episodes, bytes, device, simd) = match req.backend.gpu() {
-        None => {
-            let mut envs = CpuEnvs::new(params.clone(), n, Box::new(source))?;
-            if let Some(simd) = req.simd {
-                envs.set_simd(simd)?;
-            }
-            let mut buf = Buffers::new(n, params.obs_dim());
-            let mut k = 0;
-            let mut run = |steps: usize, envs: &mut CpuEnvs| -> Result<()> {
-                for _ in 0..steps {
-                    envs.step(&pool[k % ACTION_POOL], &mut buf.out())?;
-                    k += 1;
-                    black_box(&buf.obs);
-                    envs.drain_finished();
-                }
-                Ok(())
-            };
-            // The loop runs on a pool thread, as a trainer should call `step`: from
-            // outside the pool every step would be a cross-thread hand-off and wake-up.
-            let elapsed = rayon::scope(|_| -> Result<f64> {
-                run(warmup, &mut envs)?; // pages, caches, threads
-                let t = Instant::now();
-                run(req.steps, &mut envs)?;
-                Ok(t.elapsed().as_secs_f64())
-            })?;
-            let device = format!(
-                "{} ({} threads, {})",
-                machine.cpu,
-                rayon::current_num_threads(),
-                envs.simd().name()
-            );
-            (
-                elapsed,
-                envs.episodes(),
-                envs.bytes_per_step(),
-                device,
-                Some(envs.simd()),
-            )
+    // One code path for every backend (`Envs`): outputs stay where a learner on that
+    // engine reads them (host buffers on the CPU, device memory on a GPU, where only the
+    // actions go up each step, n bytes). The loop runs on a pool thread, as a trainer
+    // calls `step`: from outside the pool every CPU step would be a cross-thread hand-off
+    // and wake-up. The time runs until the device has finished the last step.
+    let mut envs = Envs::open(
+        req.backend,
+        params.clone(),
+        n,
+        Box::new(source),
+        EnvOptions {
+            simd: req.simd,
+            ..Default::default()
+        },
+    )?;
+    let mut buf = Buffers::new(n, params.obs_dim());
+    let mut k = 0;
+    let mut run = |steps: usize, envs: &mut Envs| -> Result<()> {
+        for _ in 0..steps {
+            envs.step_resident(&pool[k % ACTION_POOL], &mut buf.out())?;
+            k += 1;
+            black_box(&buf.obs);
         }
-        Some(api) => {
-            // Outputs stay on the device, as for a GPU learner; the actions go up each
-            // step (n bytes). Timed from the first launch to the device's completion of
-            // the last step.
-            let mut envs = crate::env::gpu::GpuEnvs::new(
-                api,
-                params.clone(),
-                n,
-                Box::new(source),
-                Default::default(),
-            )?;
-            let mut k = 0;
-            let mut run = |steps: usize, envs: &mut crate::env::gpu::GpuEnvs| -> Result<()> {
-                for _ in 0..steps {
-                    envs.step_on_device(&pool[k % ACTION_POOL])?;
-                    k += 1;
-                }
-                envs.sync()
-            };
-            run(warmup, &mut envs)?;
-            let t = Instant::now();
-            run(req.steps, &mut envs)?;
-            let elapsed = t.elapsed().as_secs_f64();
-            envs.drain_finished()?;
-            (
-                elapsed,
-                envs.episodes(),
-                envs.bytes_per_step(),
-                envs.device_name(),
-                None,
-            )
-        }
+        envs.sync()
+    };
+    let elapsed = rayon::scope(|_| -> Result<f64> {
+        run(warmup, &mut envs)?; // pages, caches, threads, device warm-up
+        let t = Instant::now();
+        run(req.steps, &mut envs)?;
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    envs.drain_finished()?;
+    let (episodes, bytes, simd) = (envs.episodes(), envs.bytes_per_step(), envs.simd());
+    let device = match simd {
+        Some(simd) => format!(
+            "{} ({} threads, {})",
+            machine.cpu,
+            rayon::current_num_threads(),
+            simd.name()
+        ),
+        None => envs.describe(),
     };
     let rate = (n * req.steps) as f64 / elapsed;
     Ok(EnvBench {

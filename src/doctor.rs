@@ -24,8 +24,8 @@
 
 use crate::bench::{self, EnvBench, EnvBenchRequest, Machine, TrainBench, TrainBenchRequest};
 use crate::config::Resolved;
-use crate::env::gpu::{self, GpuApi, GpuEnvs, GpuOptions};
-use crate::env::{Backend, EnvParams, conformance, load_days};
+use crate::env::gpu::{self, GpuApi, GpuOptions};
+use crate::env::{Backend, EnvOptions, EnvParams, Envs, conformance, load_days};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -249,12 +249,15 @@ fn conform(
         |case: String, p: Arc<EnvParams>, cache: &Path, n: usize, opts: GpuOptions| -> Result<()> {
             let days = load_days(cache, &crate::env::DaySelection::default(), &p)?;
             let t = Instant::now();
-            let r = GpuEnvs::new(
-                api,
+            let r = Envs::open(
+                api.into(),
                 p.clone(),
                 n,
                 Box::new(conformance::source(&days)?),
-                opts,
+                EnvOptions {
+                    gpu: opts,
+                    ..Default::default()
+                },
             )
             .map_err(|e| format!("{case}: {e}"))
             .and_then(|mut g| {

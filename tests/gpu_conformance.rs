@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_train::env::conformance;
 use sim_train::env::gpu::{GpuApi, GpuEnvs, GpuOptions, layout};
-use sim_train::env::{Buffers, CpuEnvs, DayData, EnvParams, EpisodeStats, StartTimes};
+use sim_train::env::{Buffers, CpuEnvs, DayData, EnvParams, Envs, EpisodeStats, StartTimes};
 use std::sync::Arc;
 
 use conformance::START_TIMES as TIMES;
@@ -53,10 +53,11 @@ fn assert_conforms(
     label: &str,
     p: &Arc<EnvParams>,
     days: &[Arc<DayData>],
-    mut gpu: GpuEnvs,
+    gpu: GpuEnvs,
     steps: usize,
 ) -> usize {
-    conformance::compare(label, p, days, &mut gpu, steps, 5).unwrap_or_else(|e| panic!("{e}"))
+    let mut envs = Envs::Gpu(Box::new(gpu));
+    conformance::compare(label, p, days, &mut envs, steps, 5).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Either engine, as the snapshot tests drive it.
@@ -72,7 +73,7 @@ impl Steps for GpuEnvs {
         GpuEnvs::step(self, actions, &mut b.out()).unwrap();
     }
     fn final_obs(&mut self) -> Vec<f32> {
-        GpuEnvs::final_obs(self).unwrap()
+        GpuEnvs::final_obs(self).to_vec()
     }
     fn drain(&mut self) -> Vec<EpisodeStats> {
         self.drain_finished().unwrap()

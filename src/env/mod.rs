@@ -39,6 +39,7 @@
 pub mod conformance;
 pub mod cpu;
 pub mod day;
+pub mod envs;
 pub mod episodes;
 pub mod exec;
 pub mod gpu;
@@ -48,6 +49,7 @@ pub mod store;
 
 pub use cpu::{CpuEnvs, Simd};
 pub use day::{BarRec, DayData, DaySelection, load_days};
+pub use envs::{EnvOptions, Envs};
 pub use episodes::{Episode, EpisodeSource, StartTimes};
 pub use params::{ACCOUNT_FIELDS, EnvConfig, EnvParams};
 pub use reference::ReferenceEnv;
@@ -90,6 +92,16 @@ impl Backend {
             Backend::Cuda => "cuda",
             Backend::Wgpu => "wgpu",
             Backend::CudaHost => "cuda-host",
+        }
+    }
+}
+
+impl From<gpu::GpuApi> for Backend {
+    fn from(api: gpu::GpuApi) -> Backend {
+        match api {
+            gpu::GpuApi::Cuda => Backend::Cuda,
+            gpu::GpuApi::Wgpu => Backend::Wgpu,
+            gpu::GpuApi::CudaHost => Backend::CudaHost,
         }
     }
 }

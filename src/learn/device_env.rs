@@ -18,34 +18,10 @@
 //!   categorical distribution (`0..n_actions`), the range the kernels index their action
 //!   table with; the kernels trust the action buffer (the host path checks every action).
 
-use super::vec_env::{EpisodeLog, VecEnv};
+use super::vec_env::{DeviceSteps, EnvViews, EpisodeLog, VecEnv};
 use crate::env::gpu::{Buf, GpuEnvs};
 use crate::error::{Error, Result};
 use tch::{Device, Kind, Tensor};
-
-/// Tensors viewing an environment batch's buffers on the learner's device.
-pub struct EnvViews {
-    /// `[n, obs_dim]` f32: the observations after the latest step (the next episode's first
-    /// one where an episode ended).
-    pub obs: Tensor,
-    /// `[n, obs_dim]` f32: the last observation of the episodes truncated in the latest
-    /// step (other rows are stale).
-    pub final_obs: Tensor,
-    /// `[n]` f32.
-    pub rewards: Tensor,
-    /// `[n]` i32: bit 0 terminated, bit 1 truncated in the latest step.
-    pub flags: Tensor,
-    /// `[n]` u8: the actions the next step takes, written by the learner.
-    pub actions: Tensor,
-}
-
-/// Environments whose buffers the learner reads and writes in place ([`EnvViews`]).
-pub trait DeviceSteps {
-    fn views(&self) -> &EnvViews;
-    /// One step of every environment with the actions in `views().actions`; the outputs
-    /// are in the views when the work submitted so far has run (stream order).
-    fn step_in_place(&mut self) -> Result<()>;
-}
 
 impl EnvViews {
     /// Views of `envs`' CUDA buffers for a learner on `device`: errors unless the
@@ -87,7 +63,7 @@ impl EnvViews {
         })
     }
 
-    /// Views of host buffers, for [`HostSteps`]: fresh CPU tensors.
+    /// Views of host buffers, for [`InPlace::host`]: fresh CPU tensors.
     fn host(n: usize, d: usize) -> EnvViews {
         let (n, d) = (n as i64, d as i64);
         let f = |size: &[i64]| Tensor::zeros(size, (Kind::Float, Device::Cpu));
@@ -101,12 +77,21 @@ impl EnvViews {
     }
 }
 
-/// Any [`VecEnv`] behind CPU tensor views: the in-place rollout on the CPU, which
-/// the tests compare with the host rollout (the same learner code that runs on CUDA
-/// environments, without a GPU).
-pub struct HostSteps {
-    pub env: Box<dyn VecEnv>,
+/// Environments the learner steps in place through [`EnvViews`]:
+/// - [`InPlace::on_gpu`]: CUDA environments next to a CUDA learner, zero-copy (the views
+///   are the environments' own device buffers);
+/// - [`InPlace::host`]: any [`VecEnv`] behind CPU tensors that each step copies into, the
+///   in-place rollout on the CPU, which the tests compare with the host rollout (the
+///   learner code that runs on CUDA environments, without a GPU).
+pub struct InPlace {
+    /// Declared before `env`: dropped before the device buffers they may view.
     views: EnvViews,
+    env: Box<dyn VecEnv>,
+    /// The host copies of [`InPlace::host`]; `None` on the GPU.
+    host: Option<HostBuffers>,
+}
+
+struct HostBuffers {
     actions: Vec<u8>,
     obs: Vec<f32>,
     rewards: Vec<f32>,
@@ -114,9 +99,26 @@ pub struct HostSteps {
     truncated: Vec<u8>,
 }
 
-impl HostSteps {
-    /// Wraps `env`, its current observations in the views.
-    pub fn new(mut env: Box<dyn VecEnv>) -> Result<HostSteps> {
+impl InPlace {
+    /// `env`'s CUDA buffers viewed on `device` (module docs): errors unless `env` runs on
+    /// the cuda backend and `device` is `cuda:0`.
+    pub fn on_gpu(mut env: Box<dyn VecEnv>, device: Device) -> Result<InPlace> {
+        let gpu = env
+            .envs_mut()
+            .and_then(crate::env::Envs::gpu)
+            .ok_or_else(|| {
+                Error::Usage("the CPU environments cannot share buffers with a GPU learner".into())
+            })?;
+        let views = EnvViews::of_gpu(gpu, device)?;
+        Ok(InPlace {
+            views,
+            env,
+            host: None,
+        })
+    }
+
+    /// Wraps `env` behind CPU tensors, its current observations in the views.
+    pub fn host(mut env: Box<dyn VecEnv>) -> Result<InPlace> {
         let (n, d) = (env.num_envs(), env.obs_dim());
         let mut obs = vec![0.0; n * d];
         env.observe(&mut obs)?;
@@ -124,51 +126,63 @@ impl HostSteps {
         views
             .obs
             .copy_(&Tensor::from_slice(&obs).view([n as i64, d as i64]));
-        Ok(HostSteps {
-            env,
+        Ok(InPlace {
             views,
-            actions: vec![0; n],
-            obs,
-            rewards: vec![0.0; n],
-            terminated: vec![0; n],
-            truncated: vec![0; n],
+            env,
+            host: Some(HostBuffers {
+                actions: vec![0; n],
+                obs,
+                rewards: vec![0.0; n],
+                terminated: vec![0; n],
+                truncated: vec![0; n],
+            }),
         })
+    }
+
+    fn gpu(&mut self) -> &mut GpuEnvs {
+        self.env
+            .envs_mut()
+            .and_then(crate::env::Envs::gpu)
+            .expect("InPlace::on_gpu checked the environments are on the GPU")
     }
 }
 
-impl DeviceSteps for HostSteps {
+impl DeviceSteps for InPlace {
     fn views(&self) -> &EnvViews {
         &self.views
     }
 
     fn step_in_place(&mut self) -> Result<()> {
-        let n = self.actions.len();
-        self.views.actions.copy_data(&mut self.actions, n);
+        let Some(h) = &mut self.host else {
+            return self.gpu().step_in_place();
+        };
+        let n = h.actions.len();
+        self.views.actions.copy_data(&mut h.actions, n);
         self.env.step(
-            &self.actions,
+            &h.actions,
             &mut crate::env::StepOut {
-                obs: &mut self.obs,
-                rewards: &mut self.rewards,
-                terminated: &mut self.terminated,
-                truncated: &mut self.truncated,
+                obs: &mut h.obs,
+                rewards: &mut h.rewards,
+                terminated: &mut h.terminated,
+                truncated: &mut h.truncated,
             },
         )?;
         let v = &mut self.views;
         let shape = v.obs.size();
         v.obs
-            .copy_(&Tensor::from_slice(&self.obs).view(shape.as_slice()));
+            .copy_(&Tensor::from_slice(&h.obs).view(shape.as_slice()));
         v.final_obs
             .copy_(&Tensor::from_slice(self.env.final_obs()).view(shape.as_slice()));
-        v.rewards.copy_(&Tensor::from_slice(&self.rewards));
+        v.rewards.copy_(&Tensor::from_slice(&h.rewards));
         let flags: Vec<i32> = (0..n)
-            .map(|i| (self.terminated[i] as i32) | (self.truncated[i] as i32) << 1)
+            .map(|i| (h.terminated[i] as i32) | (h.truncated[i] as i32) << 1)
             .collect();
         v.flags.copy_(&Tensor::from_slice(&flags));
         Ok(())
     }
 }
 
-impl VecEnv for HostSteps {
+impl VecEnv for InPlace {
     fn num_envs(&self) -> usize {
         self.env.num_envs()
     }
@@ -197,10 +211,16 @@ impl VecEnv for HostSteps {
         self.env.load_state(bytes)
     }
     fn describe(&self) -> String {
-        format!(
-            "{} (stepped in place through CPU tensors)",
-            self.env.describe()
-        )
+        match self.host {
+            Some(_) => format!(
+                "{} (stepped in place through CPU tensors)",
+                self.env.describe()
+            ),
+            None => format!("{} (stepped in place by the learner)", self.env.describe()),
+        }
+    }
+    fn envs_mut(&mut self) -> Option<&mut crate::env::Envs> {
+        self.env.envs_mut()
     }
     fn on_device(&mut self) -> Option<&mut dyn DeviceSteps> {
         Some(self)

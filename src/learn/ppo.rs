@@ -22,11 +22,12 @@
 //! the observation statistics, the carried LSTM state and the environments resumes exactly.
 
 use super::config::TrainConfig;
-use super::device_env::{self, DeviceNorm, DeviceSteps};
+use super::device_env::{self, DeviceNorm};
 use super::gae::{GaeInput, gae};
 use super::network::sample;
 use super::normalize::ObsNorm;
 use super::policy::{LstmState, Policy};
+use super::vec_env::DeviceSteps;
 use super::vec_env::VecEnv;
 use crate::env::StepOut;
 use crate::error::Result;

@@ -15,14 +15,14 @@
 //! checkpoint as the valid one.
 
 use super::config::{DeviceChoice, TrainEnv};
+use super::device_env::InPlace;
 use super::policy::{LstmState, Policy, PolicyShape};
 use super::ppo::{Ppo, UpdateStats};
 use super::sanity::{Bandit, Memory};
 use super::tensorboard::{self, EventWriter};
 use super::vec_env::{EpisodeLog, MarketEnvs, VecEnv};
 use crate::config::{RESOLVED_FILE, Resolved};
-use crate::env::gpu::{GpuApi, GpuEnvs};
-use crate::env::{CpuEnvs, DaySelection, EnvParams, StartTimes, load_days};
+use crate::env::{Backend, DaySelection, EnvOptions, EnvParams, Envs, StartTimes, load_days};
 use crate::error::{Error, IoContext, Result};
 use crate::util::fs::{sync_dir, write_atomic};
 use crate::util::stats::mean;
@@ -184,7 +184,7 @@ fn device_name(d: Device) -> String {
 /// the index's cache, or `cache`), else from `env.start_times` over the days of `cache`
 /// that `train.symbols` / `from` / `to` select (loaded up front). They run on
 /// `train.backend`; CUDA environments next to a learner on `device` = CUDA share their
-/// buffers with it ([`MarketEnvs::share_with`]).
+/// buffers with it ([`InPlace::on_gpu`]).
 pub fn build_envs(
     resolved: &Resolved,
     cache: Option<&Path>,
@@ -236,7 +236,8 @@ pub fn build_envs(
     })
 }
 
-/// The market environments on `train.backend`.
+/// The market environments on `train.backend` ([`Envs::open`]); CUDA environments next to
+/// a learner on a CUDA device are stepped in place ([`InPlace::on_gpu`]).
 fn market_envs(
     t: &super::TrainConfig,
     params: std::sync::Arc<EnvParams>,
@@ -245,16 +246,12 @@ fn market_envs(
     cache: &Path,
     device: Device,
 ) -> Result<Box<dyn VecEnv>> {
-    let Some(api) = t.backend.gpu() else {
-        let envs = CpuEnvs::new(params, t.num_envs, source)?;
-        return Ok(Box::new(MarketEnvs::new(envs, days, cache)));
-    };
-    let envs = GpuEnvs::new(api, params, t.num_envs, source, Default::default())?;
-    let mut envs = MarketEnvs::gpu(envs, days, cache);
-    if api == GpuApi::Cuda && device.is_cuda() {
-        envs.share_with(device)?;
+    let envs = Envs::open(t.backend, params, t.num_envs, source, EnvOptions::default())?;
+    let envs: Box<dyn VecEnv> = Box::new(MarketEnvs::new(envs, days, cache));
+    if t.backend == Backend::Cuda && device.is_cuda() {
+        return Ok(Box::new(InPlace::on_gpu(envs, device)?));
     }
-    Ok(Box::new(envs))
+    Ok(envs)
 }
 
 /// Hash of the config's values (not of where they came from: a resume reads them back

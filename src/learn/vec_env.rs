@@ -2,8 +2,7 @@
 //! The market backend ([`MarketEnvs`]) and the sanity tasks ([`super::sanity`]) implement
 //! it, so the PPO loop never knows which one it trains on.
 
-use crate::env::gpu::GpuEnvs;
-use crate::env::{CpuEnvs, DayData, StepOut};
+use crate::env::{DayData, Envs, StepOut};
 use crate::error::{Error, Result};
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -43,36 +42,53 @@ pub trait VecEnv: Send {
     fn describe(&self) -> String {
         "cpu".into()
     }
+    /// The market environments' engine, for extensions that work on a backend's own
+    /// buffers (`super::device_env`); `None` for the sanity tasks.
+    fn envs_mut(&mut self) -> Option<&mut Envs> {
+        None
+    }
     /// The environments' buffers as tensors on the learner's device, when they live there
-    /// (CUDA environments next to a CUDA learner): the learner then steps them through
-    /// [`super::device_env::DeviceSteps`] without copying through host memory.
+    /// (CUDA environments next to a CUDA learner, `super::device_env`): the learner then
+    /// steps them through [`DeviceSteps`] without copying through host memory.
     #[cfg(feature = "torch")]
-    fn on_device(&mut self) -> Option<&mut dyn super::device_env::DeviceSteps> {
+    fn on_device(&mut self) -> Option<&mut dyn DeviceSteps> {
         None
     }
 }
 
-/// The engine behind [`MarketEnvs`].
-enum Engine {
-    Cpu(Box<CpuEnvs>),
-    Gpu(Box<GpuEngine>),
+/// Tensors viewing an environment batch's buffers on the learner's device (built by
+/// `super::device_env`).
+#[cfg(feature = "torch")]
+pub struct EnvViews {
+    /// `[n, obs_dim]` f32: the observations after the latest step (the next episode's first
+    /// one where an episode ended).
+    pub obs: tch::Tensor,
+    /// `[n, obs_dim]` f32: the last observation of the episodes truncated in the latest
+    /// step (other rows are stale).
+    pub final_obs: tch::Tensor,
+    /// `[n]` f32.
+    pub rewards: tch::Tensor,
+    /// `[n]` i32: bit 0 terminated, bit 1 truncated in the latest step.
+    pub flags: tch::Tensor,
+    /// `[n]` u8: the actions the next step takes, written by the learner.
+    pub actions: tch::Tensor,
 }
 
-/// GPU environments stepped through host memory (and, for CUDA next to a CUDA learner,
-/// in place: [`MarketEnvs::share_with`]).
-struct GpuEngine {
-    /// Tensors viewing the device buffers; declared before `envs`, so they are dropped
-    /// before the memory they view.
-    #[cfg(feature = "torch")]
-    shared: Option<super::device_env::EnvViews>,
-    envs: GpuEnvs,
-    /// The latest step's final observations (read back only after a truncation).
-    final_obs: Vec<f32>,
+/// Environments whose buffers the learner reads and writes in place ([`EnvViews`]): the
+/// interface of the in-place extension, whose implementations live in
+/// `super::device_env`.
+#[cfg(feature = "torch")]
+pub trait DeviceSteps {
+    fn views(&self) -> &EnvViews;
+    /// One step of every environment with the actions in `views().actions`; the outputs
+    /// are in the views when the work submitted so far has run (stream order).
+    fn step_in_place(&mut self) -> Result<()>;
 }
 
-/// The market environments, on the CPU ([`CpuEnvs`]) or a GPU ([`GpuEnvs`]).
+/// The market environments on any backend ([`Envs`]), with the days a snapshot may
+/// name.
 pub struct MarketEnvs {
-    engine: Engine,
+    envs: Envs,
     /// Days loaded up front (start-time episodes), by (symbol, date).
     by_key: HashMap<(String, NaiveDate), Arc<DayData>>,
     /// Where a restored snapshot's other days are loaded from (sampler episodes, whose
@@ -83,57 +99,20 @@ pub struct MarketEnvs {
 impl MarketEnvs {
     /// `days`: the days loaded up front (may be empty when the episode source loads its
     /// own from `cache`).
-    pub fn new(envs: CpuEnvs, days: &[Arc<DayData>], cache: &std::path::Path) -> MarketEnvs {
-        MarketEnvs::with_engine(Engine::Cpu(Box::new(envs)), days, cache)
-    }
-
-    /// Environments on a GPU, as [`MarketEnvs::new`].
-    pub fn gpu(envs: GpuEnvs, days: &[Arc<DayData>], cache: &std::path::Path) -> MarketEnvs {
-        let final_obs = vec![0.0; envs.num_envs() * envs.obs_dim()];
-        MarketEnvs::with_engine(
-            Engine::Gpu(Box::new(GpuEngine {
-                #[cfg(feature = "torch")]
-                shared: None,
-                envs,
-                final_obs,
-            })),
-            days,
-            cache,
-        )
-    }
-
-    fn with_engine(engine: Engine, days: &[Arc<DayData>], cache: &std::path::Path) -> MarketEnvs {
+    pub fn new(envs: Envs, days: &[Arc<DayData>], cache: &std::path::Path) -> MarketEnvs {
         let by_key = days
             .iter()
             .map(|d| ((d.symbol.clone(), d.date), d.clone()))
             .collect();
         MarketEnvs {
-            engine,
+            envs,
             by_key,
             cache: cache.to_path_buf(),
         }
     }
 
-    /// Lets a learner on `device` step CUDA environments in place (zero-copy): errors
-    /// when the environments are not on that device.
-    #[cfg(feature = "torch")]
-    pub fn share_with(&mut self, device: tch::Device) -> Result<()> {
-        match &mut self.engine {
-            Engine::Gpu(g) => {
-                g.shared = Some(super::device_env::EnvViews::of_gpu(&g.envs, device)?);
-                Ok(())
-            }
-            Engine::Cpu(_) => Err(Error::Usage(
-                "the CPU environments cannot share buffers with a GPU learner".into(),
-            )),
-        }
-    }
-
-    fn params(&self) -> &crate::env::EnvParams {
-        match &self.engine {
-            Engine::Cpu(e) => e.params(),
-            Engine::Gpu(g) => g.envs.params(),
-        }
+    pub fn envs(&self) -> &Envs {
+        &self.envs
     }
 
     /// A day by symbol and date: loaded up front, else from the cache (errors say why it
@@ -147,7 +126,7 @@ impl MarketEnvs {
             from: Some(date),
             to: Some(date),
         };
-        crate::env::load_days(&self.cache, &sel, self.params())?
+        crate::env::load_days(&self.cache, &sel, self.envs.params())?
             .into_iter()
             .next()
             .ok_or_else(|| {
@@ -174,73 +153,46 @@ impl MarketEnvs {
 
 impl VecEnv for MarketEnvs {
     fn num_envs(&self) -> usize {
-        match &self.engine {
-            Engine::Cpu(e) => e.num_envs(),
-            Engine::Gpu(g) => g.envs.num_envs(),
-        }
+        self.envs.num_envs()
     }
 
     fn obs_dim(&self) -> usize {
-        self.params().obs_dim()
+        self.envs.obs_dim()
     }
 
     fn num_actions(&self) -> usize {
-        self.params().actions.len()
+        self.envs.params().actions.len()
     }
 
     fn observe(&mut self, obs: &mut [f32]) -> Result<()> {
         let n = self.num_envs();
         let (mut r, mut te, mut tr) = (vec![0.0; n], vec![0; n], vec![0; n]);
-        let mut out = StepOut {
+        self.envs.observe(&mut StepOut {
             obs,
             rewards: &mut r,
             terminated: &mut te,
             truncated: &mut tr,
-        };
-        match &mut self.engine {
-            Engine::Cpu(e) => e.observe(&mut out),
-            Engine::Gpu(g) => g.envs.observe(&mut out),
-        }
+        })
     }
 
     fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
-        match &mut self.engine {
-            Engine::Cpu(e) => e.step(actions, out),
-            Engine::Gpu(g) => {
-                g.envs.step(actions, out)?;
-                let cut = out
-                    .truncated
-                    .iter()
-                    .zip(out.terminated.iter())
-                    .any(|(&tr, &te)| tr != 0 && te == 0);
-                if cut {
-                    g.final_obs = g.envs.final_obs()?;
-                }
-                Ok(())
-            }
-        }
+        self.envs.step(actions, out)
     }
 
     fn describe(&self) -> String {
-        match &self.engine {
-            Engine::Cpu(_) => "cpu".into(),
-            Engine::Gpu(g) => format!("{}: {}", g.envs.api().name(), g.envs.device_name()),
-        }
+        self.envs.describe()
+    }
+
+    fn envs_mut(&mut self) -> Option<&mut Envs> {
+        Some(&mut self.envs)
     }
 
     fn final_obs(&self) -> &[f32] {
-        match &self.engine {
-            Engine::Cpu(e) => e.final_obs(),
-            Engine::Gpu(g) => &g.final_obs,
-        }
+        self.envs.final_obs()
     }
 
     fn drain_episodes(&mut self, into: &mut Vec<EpisodeLog>) -> Result<()> {
-        let finished = match &mut self.engine {
-            Engine::Cpu(e) => e.drain_finished(),
-            Engine::Gpu(g) => g.envs.drain_finished()?,
-        };
-        into.extend(finished.into_iter().map(|e| EpisodeLog {
+        into.extend(self.envs.drain_finished()?.into_iter().map(|e| EpisodeLog {
             reward: e.reward,
             length: e.steps,
             pnl: e.pnl,
@@ -251,45 +203,14 @@ impl VecEnv for MarketEnvs {
     }
 
     fn save_state(&mut self) -> Result<Vec<u8>> {
-        match &mut self.engine {
-            Engine::Cpu(e) => Ok(e.save_state()),
-            Engine::Gpu(g) => g.envs.save_state(),
-        }
+        self.envs.save_state()
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
         // Days are looked up (or loaded) before the environments are touched.
-        let keys = match &self.engine {
-            Engine::Cpu(_) => CpuEnvs::snapshot_days(bytes)?,
-            Engine::Gpu(_) => GpuEnvs::snapshot_days(bytes)?,
-        };
-        let found = self.snapshot_days(keys)?;
+        let found = self.snapshot_days(self.envs.snapshot_days(bytes)?)?;
         let day = |s: &str, d: NaiveDate| found.get(&(s.to_string(), d)).cloned();
-        match &mut self.engine {
-            Engine::Cpu(e) => e.load_state(bytes, &day),
-            Engine::Gpu(g) => g.envs.load_state(bytes, &day),
-        }
-    }
-
-    #[cfg(feature = "torch")]
-    fn on_device(&mut self) -> Option<&mut dyn super::device_env::DeviceSteps> {
-        match &mut self.engine {
-            Engine::Gpu(g) if g.shared.is_some() => Some(&mut **g),
-            _ => None,
-        }
-    }
-}
-
-#[cfg(feature = "torch")]
-impl super::device_env::DeviceSteps for GpuEngine {
-    fn views(&self) -> &super::device_env::EnvViews {
-        self.shared
-            .as_ref()
-            .expect("handed out only with views (VecEnv::on_device)")
-    }
-
-    fn step_in_place(&mut self) -> Result<()> {
-        self.envs.step_in_place()
+        self.envs.load_state(bytes, &day)
     }
 }
 

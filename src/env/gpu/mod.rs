@@ -270,6 +270,8 @@ pub struct GpuEnvs {
     dropped: u64,
     episodes: u64,
     flags: Vec<u32>,
+    /// The final observations of the episodes truncated in the latest [`GpuEnvs::step`].
+    final_host: Vec<f32>,
 }
 
 /// Bytes of one environment's share of every per-environment buffer.
@@ -410,6 +412,7 @@ impl GpuEnvs {
         dev.alloc(&sizes, &p)?;
         dev.write(Buf::Params, 0, bytemuck::bytes_of(&p))?;
         dev.write(Buf::ActionTable, 0, bytemuck::cast_slice(&params.actions))?;
+        let obs_dim = params.obs_dim();
         let mut envs = GpuEnvs {
             api,
             dev,
@@ -433,6 +436,7 @@ impl GpuEnvs {
             dropped: 0,
             episodes: 0,
             flags: vec![0; n],
+            final_host: vec![0.0; n * obs_dim],
         };
         for (i, eps) in first.into_iter().enumerate() {
             for ep in eps {
@@ -503,11 +507,22 @@ impl GpuEnvs {
             .read(Buf::Obs, 0, bytemuck::cast_slice_mut(&mut *out.obs))
     }
 
-    /// One step of every environment with `actions[i]`, its outputs copied back to `out`.
+    /// One step of every environment with `actions[i]`, its outputs copied back to `out`
+    /// (and, when an episode was truncated, the final observations to
+    /// [`GpuEnvs::final_obs`]).
     pub fn step(&mut self, actions: &[u8], out: &mut StepOut<'_>) -> Result<()> {
         check_out(self.n, self.obs_dim(), out)?;
         self.step_on_device(actions)?;
-        self.read_outputs(out)
+        self.read_outputs(out)?;
+        if out.truncated.iter().any(|&t| t != 0) {
+            let d = self.obs_dim();
+            self.dev.read(
+                Buf::Obs,
+                (4 * self.n * d) as u64,
+                bytemuck::cast_slice_mut(&mut self.final_host),
+            )?;
+        }
+        Ok(())
     }
 
     /// One step whose outputs stay on the device (a GPU learner reads them there).
@@ -567,16 +582,11 @@ impl GpuEnvs {
     }
 
     /// Row `i` holds environment `i`'s last observation when its episode was truncated in
-    /// the latest step (other rows are stale), as [`super::CpuEnvs::final_obs`].
-    pub fn final_obs(&mut self) -> Result<Vec<f32>> {
-        let d = self.obs_dim();
-        let mut v = vec![0f32; self.n * d];
-        self.dev.read(
-            Buf::Obs,
-            (4 * self.n * d) as u64,
-            bytemuck::cast_slice_mut(&mut v),
-        )?;
-        Ok(v)
+    /// the latest [`GpuEnvs::step`] (other rows are stale), as
+    /// [`super::CpuEnvs::final_obs`]. Steps whose outputs stay on the device leave it
+    /// alone: a learner there reads the second half of [`Buf::Obs`].
+    pub fn final_obs(&self) -> &[f32] {
+        &self.final_host
     }
 
     /// Waits for every launched step to finish.
