@@ -545,6 +545,56 @@ conformance!(cuda, GpuApi::Cuda);
 // kernels/env_step.cu compiled for the host: CI executes the CUDA source on every run.
 conformance!(cuda_host, GpuApi::CudaHost);
 
+/// A universe with more days (20) than day slots (8): the days stream through the slots
+/// day-major instead of being refused, every day is traded, the device never holds more
+/// than its slots, and the run is reproducible (the same episodes on every GPU backend,
+/// whose refills draw in the same order).
+#[test]
+fn streams_more_days_than_day_slots() {
+    let test = "streams_more_days_than_day_slots";
+    let p = params(|c| c.max_episode_steps = 30);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = common::synth_cache(
+        dir.path(),
+        &["synth.symbols=4", "synth.days=5", "synth.bar=\"1m\""],
+    );
+    let days = common::envs::days_of(&cache, &p);
+    assert_eq!(days.len(), 20);
+    let (n, slots) = (64, 8);
+    let opts = GpuOptions {
+        queue_len: Some(8),
+        day_slots: Some(slots),
+        ..Default::default()
+    };
+    let actions = random_actions(&p, n, 3_000, 17);
+    let mut logs = Vec::new();
+    for api in [GpuApi::CudaHost, GpuApi::CudaHost, GpuApi::Wgpu] {
+        if common::gpu_available(api, test).is_none() {
+            continue;
+        }
+        let src = StartTimes::new(&days, &TIMES, 11).unwrap();
+        let mut g = GpuEnvs::new(api, p.clone(), n, Box::new(src), opts)
+            .unwrap_or_else(|e| panic!("{test} {}: {e}", api.name()));
+        let mut b = Buffers::new(n, p.obs_dim());
+        let mut log = Vec::new();
+        for a in &actions {
+            g.step(a, &mut b.out()).unwrap();
+            assert_eq!(g.slots().0, slots);
+            log.extend(g.drain_finished().unwrap());
+        }
+        let traded: std::collections::HashSet<_> =
+            log.iter().map(|e| (e.symbol.clone(), e.date)).collect();
+        assert_eq!(traded.len(), 20, "{}: every day has its turn", api.name());
+        logs.push((api.name(), log));
+    }
+    for (name, log) in &logs[1..] {
+        assert!(
+            log == &logs[0].1,
+            "{name}: another episode sequence than cuda-host's"
+        );
+    }
+}
+
 /// A required backend that this build leaves out is a failure too, not a quiet skip of
 /// the files gated on its feature.
 #[test]

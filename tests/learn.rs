@@ -389,6 +389,18 @@ fn resume_is_bit_identical_on_the_market() {
     assert_resume_is_exact(&r, Some(&cache), 3);
 }
 
+/// A GPU engine with fewer day slots than the universe has days (6 days, 4 slots; the
+/// CUDA kernels compiled for the host, which always runs): the days stream through the
+/// slots day-major, training runs, and a resume continues the day schedule bit for bit.
+#[test]
+fn trains_over_more_days_than_the_gpu_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = small_market_cache(tmp.path());
+    let mut r = market_backend_config("cuda-host");
+    r.config.train.day_slots = 4;
+    assert_resume_is_exact(&r, Some(&cache), 3);
+}
+
 #[test]
 fn training_on_wgpu_equals_training_on_the_cpu() {
     let test = "training_on_wgpu_equals_training_on_the_cpu";

@@ -46,6 +46,11 @@ pub struct TrainConfig {
     /// Engine stepping the market environments (`--backend` overrides): with `cuda` and a
     /// CUDA learner the observations, rewards, flags and actions never leave the GPU.
     pub backend: crate::env::Backend,
+    /// GPU backends: days held on the device at once; 0 = as many as fit (twice the days
+    /// of the first draws plus 16, as far as the largest buffer allows). A universe with
+    /// more days than slots is drawn day-major (a window of days that moves through all
+    /// of them).
+    pub day_slots: usize,
     /// Seed of the weights, the action sampling and the minibatch order.
     pub seed: u64,
     /// CPU threads for the environments and libtorch; 0 = every core.
@@ -117,6 +122,7 @@ impl Default for TrainConfig {
             env: TrainEnv::Market,
             device: DeviceChoice::Auto,
             backend: crate::env::Backend::Cpu,
+            day_slots: 0,
             seed: 1,
             threads: 0,
             total_steps: 2_000_000,

@@ -246,7 +246,14 @@ fn market_envs(
     cache: &Path,
     device: Device,
 ) -> Result<Box<dyn VecEnv>> {
-    let envs = Envs::open(t.backend, params, t.num_envs, source, EnvOptions::default())?;
+    let opts = EnvOptions {
+        gpu: crate::env::gpu::GpuOptions {
+            day_slots: (t.day_slots > 0).then_some(t.day_slots),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let envs = Envs::open(t.backend, params, t.num_envs, source, opts)?;
     let envs: Box<dyn VecEnv> = Box::new(MarketEnvs::new(envs, days, cache));
     if t.backend == Backend::Cuda && device.is_cuda() {
         return Ok(Box::new(InPlace::on_gpu(envs, device)?));

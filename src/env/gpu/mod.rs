@@ -15,7 +15,11 @@
 //! - **Day slots**: `slot_rows` bars and feature rows per slot, a [`layout::SlotInfo`] and
 //!   its halts. A day is uploaded into a free slot when an episode on it is queued, and
 //!   the slot is freed when no environment runs or waits for an episode on it. Uploads
-//!   happen between steps, never inside one.
+//!   happen between steps, never inside one. A universe with more days than slots (and
+//!   more than the environments' running and queued episodes could need at once) is
+//!   drawn **day-major**: the source draws among a window of days that moves through all
+//!   of them (`EpisodeSource::limit_days`, see `limit_days` here for its size), so days
+//!   stream through the slots, each serving many episodes while it is resident.
 //! - **Episode queues**: `queue_len` (slot, start row) entries per environment, drawn on
 //!   the host from the [`EpisodeSource`] in environment order. An environment whose
 //!   episode ends takes its next entry *in the same kernel* (same-step auto-reset), so a
@@ -231,7 +235,8 @@ pub struct GpuOptions {
     /// of the first draws).
     pub slot_rows: Option<usize>,
     /// Day slots (default: twice the distinct days of the first draws, plus 16, as far as
-    /// the device's largest buffer allows).
+    /// the device's largest buffer allows). Fewer than the universe's days: the days are
+    /// drawn day-major through them (module docs, "Day slots").
     pub day_slots: Option<usize>,
 }
 
@@ -272,6 +277,40 @@ pub struct GpuEnvs {
     flags: Vec<u32>,
     /// The final observations of the episodes truncated in the latest [`GpuEnvs::step`].
     final_host: Vec<f32>,
+}
+
+/// Bytes one day slot takes in its largest buffer (bars or features).
+fn slot_bytes(p: &EnvParams, rows: usize) -> u64 {
+    (rows * std::mem::size_of::<super::BarRec>()).max(rows * 4 * p.feature_cols.len()) as u64
+}
+
+/// Sets a day window on `source` when its days may not fit the day slots: the days it
+/// can hand out are more than the slots, and so are the days `n` environments with `q`
+/// queued episodes each could need at once. The window holds half the slots; the other
+/// half is room for the days that left it and still have running or queued episodes.
+/// [`GpuEnvs`] moves it at a top-up when the day coming in has a free slot
+/// (`move_window`), so the days in use never exceed the slots. Returns whether a window
+/// was set (a source that cannot limit its days, such as the scanner's sampler, draws as
+/// before and may find every slot taken).
+fn limit_days(
+    dev: &dyn Device,
+    params: &EnvParams,
+    source: &mut dyn EpisodeSource,
+    opts: &GpuOptions,
+    (n, q): (usize, usize),
+) -> Result<bool> {
+    let (Some(rows), Some(days)) = (opts.slot_rows.or(source.max_day_rows()), source.num_days())
+    else {
+        return Ok(false);
+    };
+    // As many as the default in `GpuEnvs::new` could be (it counts the days of the first
+    // draws, at most `days`).
+    let fit = (dev.capacity().max_buffer / slot_bytes(params, rows).max(1)) as usize;
+    let slots = opts.day_slots.unwrap_or((2 * days + 16).min(fit)).max(1);
+    if days.min(n.saturating_mul(q + 1)) <= slots {
+        return Ok(false);
+    }
+    source.limit_days((slots / 2).max(1))
 }
 
 /// Bytes of one environment's share of every per-environment buffer.
@@ -372,6 +411,10 @@ impl GpuEnvs {
             crate::util::mem::product(&[n, q], std::mem::size_of::<super::Episode>()),
             "use fewer environments (--envs, train.num_envs)",
         )?;
+        // A universe that may not fit the device's day slots is drawn day-major: the
+        // source draws among a window of days that moves through all of them (module docs,
+        // "Day slots").
+        limit_days(&*dev, &params, &mut *source, &opts, (n, q))?;
         // The first draws, in environment order: they decide the slot size and count.
         let mut first: Vec<Vec<super::Episode>> = Vec::with_capacity(n);
         for i in 0..n {
@@ -398,9 +441,7 @@ impl GpuEnvs {
             .collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let slot_bytes = (slot_rows * std::mem::size_of::<super::BarRec>())
-            .max(slot_rows * 4 * params.feature_cols.len()) as u64;
-        let fit = (dev.capacity().max_buffer / slot_bytes.max(1)) as usize;
+        let fit = (dev.capacity().max_buffer / slot_bytes(&params, slot_rows).max(1)) as usize;
         let day_slots = opts
             .day_slots
             .unwrap_or((2 * distinct.len() + 16).min(fit))
@@ -878,6 +919,7 @@ impl GpuEnvs {
     fn refill(&mut self) -> Result<()> {
         self.drain_log()?;
         self.sync_heads()?;
+        self.move_window();
         let n = self.n;
         let mut lo = n;
         let mut hi = 0;
@@ -899,6 +941,27 @@ impl GpuEnvs {
         }
         self.min_left = self.q;
         Ok(())
+    }
+
+    /// Moves the source's day window on by one day when the days it would then hold fit
+    /// the slots beside the days running and queued episodes still use (module docs, "Day
+    /// slots"); the days in use therefore never exceed the slots.
+    fn move_window(&mut self) {
+        let Some(next) = self.source.window_after_move() else {
+            return;
+        };
+        let in_use = self.slot_refs.iter().filter(|&&r| r > 0).count();
+        let coming = next
+            .iter()
+            .filter(|d| {
+                self.slot_of
+                    .get(&(d.symbol.clone(), d.date, d.bar_ms))
+                    .is_none_or(|&s| self.slot_refs[s as usize] == 0)
+            })
+            .count();
+        if in_use + coming <= self.slot_refs.len() {
+            self.source.move_window();
+        }
     }
 
     /// Reads how many queue entries each environment took (the device's `ep_head`) and
@@ -991,7 +1054,7 @@ impl GpuEnvs {
             .or_else(|| (0..self.slot_refs.len()).find(|&s| self.slot_refs[s] == 0))
             .ok_or_else(|| {
                 Error::Device(format!(
-                    "all {} GPU day slots ({} bars each, as many as {} holds in one buffer or GpuOptions::day_slots allows) hold days that running or queued episodes need: step over fewer days at once (fewer symbols or dates, e.g. bench.symbols / bench.days) or use a device with larger buffers",
+                    "all {} GPU day slots ({} bars each, as many as {} holds in one buffer or GpuOptions::day_slots / train.day_slots allows) hold days that running or queued episodes need: allow more day slots, step fewer environments or shorter queues, or use an episode source that can draw day-major (env.start_times can; the scanner's sampler cannot yet)",
                     self.slot_refs.len(),
                     self.slot_rows,
                     self.dev.describe()
