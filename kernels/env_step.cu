@@ -326,7 +326,7 @@ static __device__ __forceinline__ void log_episode(PARAMS, const unsigned *__res
         unsigned *__restrict__ su, i64 *__restrict__ si, double *__restrict__ sf,         \
         const unsigned char *__restrict__ acts, float *__restrict__ obs,                  \
         float *__restrict__ rewards, unsigned *__restrict__ flags,                        \
-        const unsigned *__restrict__ queue, LogRec *__restrict__ log_recs, unsigned *ctl
+        unsigned *__restrict__ queue, LogRec *__restrict__ log_recs, unsigned *ctl
 
 // Every environment takes its first queued episode and writes its first observation.
 extern "C" __global__ void reset_all(KERNEL_ARGS) {
@@ -336,6 +336,23 @@ extern "C" __global__ void reset_all(KERNEL_ARGS) {
     }
     start_next_episode(P, queue, su, si, sf, i);
     write_obs(P, bars, feats, slots, su, si, sf, obs, i, i * P->obs_dim);
+}
+
+// Copies the host's new queue entries from the patch area into the queues; thread i takes
+// entries i, i + n, i + 2n, ... (one top-up writes at most n * queue_len entries).
+extern "C" __global__ void scatter(KERNEL_ARGS) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= P->n_envs) {
+        return;
+    }
+    unsigned base = 2u * P->n_envs * P->queue_len;
+    unsigned count = queue[base];
+    for (unsigned j = i; j < count; j += P->n_envs) {
+        unsigned at = base + 1u + 3u * j;
+        unsigned e = queue[at];
+        queue[2u * e] = queue[at + 1u];
+        queue[2u * e + 1u] = queue[at + 2u];
+    }
 }
 
 // Writes every environment's current observation.

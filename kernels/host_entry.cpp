@@ -6,23 +6,25 @@
 #include "host_shim.h"
 #include "layout.h"
 
-// extern "C" kernels named step/observe would be global C symbols: renamed here.
+// extern "C" kernels named step/observe/scatter would be global C symbols: renamed here.
 #define reset_all sim_k_reset_all
 #define observe sim_k_observe
 #define step sim_k_step
+#define scatter sim_k_scatter
 #include "env_step.cu"
 #undef reset_all
 #undef observe
 #undef step
+#undef scatter
 
 // The 16 buffers in src/env/gpu/mod.rs's Buf::ALL order, as the kernels declare them.
 #define SIM_ARGS                                                                              \
     (const Params *)b[0], (const double *)b[1], (const Bar *)b[2], (const float *)b[3],        \
         (const SlotInfo *)b[4], (const unsigned *)b[5], (unsigned *)b[6], (long long *)b[7],   \
         (double *)b[8], (const unsigned char *)b[9], (float *)b[10], (float *)b[11],           \
-        (unsigned *)b[12], (const unsigned *)b[13], (LogRec *)b[14], (unsigned *)b[15]
+        (unsigned *)b[12], (unsigned *)b[13], (LogRec *)b[14], (unsigned *)b[15]
 
-// Runs kernel `entry` (0 reset_all, 1 observe, 2 step) for blocks first_block..end_block
+// Runs kernel `entry` (0 reset_all, 1 observe, 2 step, 3 scatter) for blocks first_block..end_block
 // of `block` threads each. Returns 0, -1 when this thread's floating-point environment is
 // not IEEE round-to-nearest without flush-to-zero, -2 for an unknown entry.
 extern "C" int sim_host_launch(unsigned entry, void *const *b, unsigned block,
@@ -30,7 +32,7 @@ extern "C" int sim_host_launch(unsigned entry, void *const *b, unsigned block,
     if (!sim_fp_env_ok()) {
         return -1;
     }
-    if (entry > 2u) {
+    if (entry > 3u) {
         return -2;
     }
     blockDim = {block, 1u, 1u};
@@ -45,8 +47,11 @@ extern "C" int sim_host_launch(unsigned entry, void *const *b, unsigned block,
             case 1u:
                 sim_k_observe(SIM_ARGS);
                 break;
-            default:
+            case 2u:
                 sim_k_step(SIM_ARGS);
+                break;
+            default:
+                sim_k_scatter(SIM_ARGS);
                 break;
             }
         }

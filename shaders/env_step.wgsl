@@ -27,8 +27,10 @@
 @group(0) @binding(11) var<storage, read_write> rewards: array<f32>;
 // Bit 0: terminated, bit 1: truncated.
 @group(0) @binding(12) var<storage, read_write> flags: array<u32>;
-// Per environment, queue_len (day slot, start row) pairs; entry h is (i·Q + h % Q).
-@group(0) @binding(13) var<storage, read> queue: array<u32>;
+// Per environment, queue_len (day slot, start row) pairs; entry h is (i·Q + h % Q). Then
+// the patch area that `scatter` copies into them: a count, then (entry, slot, start row)
+// triples.
+@group(0) @binding(13) var<storage, read_write> queue: array<u32>;
 @group(0) @binding(14) var<storage, read_write> log_recs: array<LogRec>;
 @group(0) @binding(15) var<storage, read_write> ctl: array<atomic<u32>>;
 
@@ -280,6 +282,24 @@ fn reset_all(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     start_next_episode(i);
     write_obs(i, i * P.obs_dim);
+}
+
+// Copies the host's new queue entries from the patch area into the queues; thread i
+// takes entries i, i + n, i + 2n, … (one top-up writes at most n·queue_len entries).
+@compute @workgroup_size(64)
+fn scatter(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= P.n_envs) {
+        return;
+    }
+    let base = 2u * P.n_envs * P.queue_len;
+    let count = queue[base];
+    for (var j = i; j < count; j += P.n_envs) {
+        let at = base + 1u + 3u * j;
+        let e = queue[at];
+        queue[2u * e] = queue[at + 1u];
+        queue[2u * e + 1u] = queue[at + 2u];
+    }
 }
 
 // Writes every environment's current observation.

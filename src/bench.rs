@@ -251,6 +251,17 @@ pub struct EnvBench {
     pub ns_per_env_step: f64,
     pub bytes_per_step: usize,
     pub gb_per_s: f64,
+    /// GPU backends, over the timed steps (counted by the engine around its device,
+    /// `env::gpu::Meter`): host time per batch step in the step calls, waits for the
+    /// device per batch step, bytes uploaded per batch step and per env-step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_us_per_step: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syncs_per_step: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2d_bytes_per_step: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2d_bytes_per_env_step: Option<f64>,
     pub date: String,
 }
 
@@ -358,18 +369,23 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     )?;
     let mut buf = Buffers::new(n, params.obs_dim());
     let mut k = 0;
-    let mut run = |steps: usize, envs: &mut Envs| -> Result<()> {
+    // The device meter covers the timed steps only, up to the last submission (the
+    // final wait belongs to the measurement, not to stepping).
+    let mut meter = None;
+    let mut run = |steps: usize, envs: &mut Envs, meter: &mut Option<_>| -> Result<()> {
+        envs.reset_meter();
         for _ in 0..steps {
             envs.step_resident(&pool[k % ACTION_POOL], &mut buf.out())?;
             k += 1;
             black_box(&buf.obs);
         }
+        *meter = envs.meter();
         envs.sync()
     };
     let elapsed = rayon::scope(|_| -> Result<f64> {
-        run(warmup, &mut envs)?; // pages, caches, threads, device warm-up
+        run(warmup, &mut envs, &mut meter)?; // pages, caches, threads, device warm-up
         let t = Instant::now();
-        run(req.steps, &mut envs)?;
+        run(req.steps, &mut envs, &mut meter)?;
         Ok(t.elapsed().as_secs_f64())
     })?;
     envs.drain_finished()?;
@@ -404,6 +420,11 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
         ns_per_env_step: 1e9 / rate,
         bytes_per_step: bytes,
         gb_per_s: rate * bytes as f64 / 1e9,
+        host_us_per_step: meter.map(|m| m.host_ns as f64 / 1e3 / m.steps.max(1) as f64),
+        syncs_per_step: meter.map(|m| m.syncs as f64 / m.steps.max(1) as f64),
+        h2d_bytes_per_step: meter.map(|m| m.h2d_bytes as f64 / m.steps.max(1) as f64),
+        h2d_bytes_per_env_step: meter
+            .map(|m| m.h2d_bytes as f64 / (m.steps.max(1) as f64 * n as f64)),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
     })
 }

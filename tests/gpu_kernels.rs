@@ -31,7 +31,7 @@ fn kernels_compile_to_ptx_with_every_entry() {
             Err(e) if nvrtc_missing(&e, test) => return,
             Err(e) => panic!("compiling for {arch:?}: {e}"),
         };
-        for entry in [Entry::ResetAll, Entry::Observe, Entry::Step] {
+        for entry in Entry::ALL {
             let decl = format!(".entry {}(", entry.name());
             assert!(
                 ptx.contains(&decl),

@@ -438,6 +438,15 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
         "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",
         r.env_steps_per_s, r.ns_per_env_step, r.bytes_per_step, r.gb_per_s, r.episodes
     );
+    if let (Some(host), Some(syncs), Some(up)) = (
+        r.host_us_per_step,
+        r.syncs_per_step,
+        r.h2d_bytes_per_env_step,
+    ) {
+        println!(
+            "  host {host:.1} µs per batch step, {syncs:.4} waits for the device per step, {up:.3} bytes uploaded per env-step"
+        );
+    }
     Ok(0)
 }
 

@@ -206,6 +206,21 @@ impl Envs {
         }
     }
 
+    /// What the host did for the device ([`super::gpu::Meter`]); `None` on the CPU.
+    pub fn meter(&self) -> Option<super::gpu::Meter> {
+        match self {
+            Envs::Cpu(_) => None,
+            Envs::Gpu(g) => Some(g.meter()),
+        }
+    }
+
+    /// Starts the [`Envs::meter`] counts afresh.
+    pub fn reset_meter(&mut self) {
+        if let Envs::Gpu(g) = self {
+            g.reset_meter();
+        }
+    }
+
     /// The GPU engine, for the extensions that work on its device buffers (stepping in
     /// place next to a learner on the same device: `learn::device_env`).
     pub fn gpu(&mut self) -> Option<&mut GpuEnvs> {

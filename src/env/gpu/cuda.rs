@@ -269,7 +269,7 @@ pub struct CudaDevice {
     next_staging: usize,
     groups: u32,
     /// `reset_all`, `observe`, `step` (they hold the module).
-    funcs: [CudaFunction; 3],
+    funcs: Vec<CudaFunction>,
     stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
     name: String,
@@ -311,11 +311,10 @@ impl CudaDevice {
                 .load_function(entry.name())
                 .map_err(|e| dev_err(&format!("kernel {}", entry.name()), e))
         };
-        let funcs = [
-            load(Entry::ResetAll)?,
-            load(Entry::Observe)?,
-            load(Entry::Step)?,
-        ];
+        let funcs = Entry::ALL
+            .into_iter()
+            .map(load)
+            .collect::<Result<Vec<_>>>()?;
         Ok(CudaDevice {
             bufs: Vec::new(),
             staging: Vec::new(),
@@ -463,11 +462,7 @@ impl Device for CudaDevice {
         if self.bufs.len() != N_BUFS {
             return Err(Error::Device("cuda: launch before alloc".into()));
         }
-        let func = &self.funcs[match entry {
-            Entry::ResetAll => 0,
-            Entry::Observe => 1,
-            Entry::Step => 2,
-        }];
+        let func = &self.funcs[entry as usize];
         let cfg = LaunchConfig {
             grid_dim: (self.groups, 1, 1),
             block_dim: (BLOCK, 1, 1),

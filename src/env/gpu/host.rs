@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 unsafe extern "C" {
-    /// Runs kernel `entry` (0 reset_all, 1 observe, 2 step) for blocks
+    /// Runs kernel `entry` (`Entry as u32`: 0 reset_all, 1 observe, 2 step, 3 scatter) for blocks
     /// `first_block..end_block` of `block` threads; 0, or -1 when the calling thread's
     /// floating-point environment is not round-to-nearest without flush-to-zero.
     fn sim_host_launch(
@@ -165,11 +165,7 @@ impl Device for HostCudaDevice {
         if self.bufs.len() != N_BUFS {
             return Err(Error::Device("cuda-host: launch before alloc".into()));
         }
-        let code = match entry {
-            Entry::ResetAll => 0u32,
-            Entry::Observe => 1,
-            Entry::Step => 2,
-        };
+        let code = entry as u32;
         let mut ptrs = [std::ptr::null_mut(); N_BUFS];
         for (p, words) in ptrs.iter_mut().zip(self.bufs.iter_mut()) {
             *p = words.as_mut_ptr().cast::<u8>();

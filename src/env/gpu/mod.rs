@@ -147,7 +147,6 @@ impl Buf {
                 | Buf::Slots
                 | Buf::Halts
                 | Buf::Actions
-                | Buf::Queue
         )
     }
 }
@@ -156,19 +155,26 @@ impl Buf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// Every environment takes its first queued episode and writes its observation.
-    ResetAll,
+    ResetAll = 0,
     /// Every environment writes its current observation.
     Observe,
     /// One step of every environment.
     Step,
+    /// Copies the host's new queue entries (the patch area after the queues) into the
+    /// queues: a top-up uploads only what is new.
+    Scatter,
 }
 
 impl Entry {
+    /// Every entry, in the order of their indices (`entry as usize`).
+    pub const ALL: [Entry; 4] = [Entry::ResetAll, Entry::Observe, Entry::Step, Entry::Scatter];
+
     pub fn name(self) -> &'static str {
         match self {
             Entry::ResetAll => "reset_all",
             Entry::Observe => "observe",
             Entry::Step => "step",
+            Entry::Scatter => "scatter",
         }
     }
 }
@@ -249,7 +255,7 @@ const NO_SLOT: u32 = u32::MAX;
 /// N environments stepped on a GPU.
 pub struct GpuEnvs {
     api: GpuApi,
-    dev: Box<dyn Device>,
+    dev: Metered,
     params: Arc<EnvParams>,
     n: usize,
     q: usize,
@@ -277,6 +283,74 @@ pub struct GpuEnvs {
     flags: Vec<u32>,
     /// The final observations of the episodes truncated in the latest [`GpuEnvs::step`].
     final_host: Vec<f32>,
+    /// A top-up's new queue entries for [`Entry::Scatter`]: a count, then (entry, slot,
+    /// start row) triples.
+    patch: Vec<u32>,
+}
+
+/// What the host did for the device, counted here in the orchestrator, around every
+/// backend's [`Device`], so the figures mean the same on each (`bench env` reports them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Meter {
+    /// Batch steps submitted.
+    pub steps: u64,
+    /// Host time spent inside the step calls (top-ups included), ns. On `cuda-host` the
+    /// kernels run inside the launch, so it includes them.
+    pub host_ns: u64,
+    /// Times the host waited for the device: every read (it waits for all earlier work)
+    /// and every sync.
+    pub syncs: u64,
+    /// Bytes copied host to device.
+    pub h2d_bytes: u64,
+}
+
+/// A [`Device`] with its [`Meter`].
+struct Metered {
+    dev: Box<dyn Device>,
+    meter: Meter,
+}
+
+impl Metered {
+    fn count_step(&mut self, started: std::time::Instant) {
+        self.meter.steps += 1;
+        self.meter.host_ns += started.elapsed().as_nanos() as u64;
+    }
+}
+
+impl Device for Metered {
+    fn describe(&self) -> String {
+        self.dev.describe()
+    }
+    fn capacity(&self) -> Capacity {
+        self.dev.capacity()
+    }
+    fn alloc(&mut self, sizes: &[u64; N_BUFS], params: &Params) -> Result<()> {
+        self.dev.alloc(sizes, params)
+    }
+    fn write(&mut self, buf: Buf, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.meter.h2d_bytes += bytes.len() as u64;
+        self.dev.write(buf, offset, bytes)
+    }
+    fn read(&mut self, buf: Buf, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.meter.syncs += 1;
+        self.dev.read(buf, offset, out)
+    }
+    fn launch(&mut self, entry: Entry) -> Result<()> {
+        self.dev.launch(entry)
+    }
+    fn sync(&mut self) -> Result<()> {
+        self.meter.syncs += 1;
+        self.dev.sync()
+    }
+    fn device_ptr(&self, buf: Buf) -> Option<u64> {
+        self.dev.device_ptr(buf)
+    }
+}
+
+/// Words of the queue buffer: `n·q` (day slot, start row) pairs, then the patch area
+/// `Entry::Scatter` reads: a count and up to `n·q` (entry, slot, start row) triples.
+fn queue_words(n: usize, q: usize) -> usize {
+    2 * n * q + 1 + 3 * n * q
 }
 
 /// Bytes one day slot takes in its largest buffer (bars or features).
@@ -316,7 +390,7 @@ fn limit_days(
 /// Bytes of one environment's share of every per-environment buffer.
 fn bytes_per_env(p: &EnvParams, q: usize) -> u64 {
     let (nu, ni, nf) = layout::class_counts();
-    (4 * nu + 8 * ni + 8 * (nf + ring_width(p)) + 1 + 2 * 4 * p.obs_dim() + 4 + 4 + 8 * q) as u64
+    (4 * nu + 8 * ni + 8 * (nf + ring_width(p)) + 1 + 2 * 4 * p.obs_dim() + 4 + 4 + 20 * q) as u64
 }
 
 /// Rolling-Sharpe window per environment (0 when the term is off).
@@ -456,7 +530,10 @@ impl GpuEnvs {
         let obs_dim = params.obs_dim();
         let mut envs = GpuEnvs {
             api,
-            dev,
+            dev: Metered {
+                dev,
+                meter: Meter::default(),
+            },
             params,
             n,
             q,
@@ -478,6 +555,7 @@ impl GpuEnvs {
             episodes: 0,
             flags: vec![0; n],
             final_host: vec![0.0; n * obs_dim],
+            patch: Vec::new(),
         };
         for (i, eps) in first.into_iter().enumerate() {
             for ep in eps {
@@ -568,21 +646,31 @@ impl GpuEnvs {
 
     /// One step whose outputs stay on the device (a GPU learner reads them there).
     pub fn step_on_device(&mut self, actions: &[u8]) -> Result<()> {
+        let t = std::time::Instant::now();
         check_actions(&self.params, self.n, actions)?;
         if self.min_left == 0 {
             self.refill()?;
         }
         self.dev.write(Buf::Actions, 0, &padded(actions))?;
-        self.step_in_place()
+        self.launch_step()?;
+        self.dev.count_step(t);
+        Ok(())
     }
 
     /// One step with the actions a learner on the device wrote into the [`Buf::Actions`]
     /// buffer itself (through [`GpuEnvs::device_ptr`], in stream order before this call);
     /// the kernels trust them to be in `0..n_actions`.
     pub fn step_in_place(&mut self) -> Result<()> {
+        let t = std::time::Instant::now();
         if self.min_left == 0 {
             self.refill()?;
         }
+        self.launch_step()?;
+        self.dev.count_step(t);
+        Ok(())
+    }
+
+    fn launch_step(&mut self) -> Result<()> {
         self.dev.write(
             Buf::Ctl,
             4 * layout::CTL_TICK as u64,
@@ -592,6 +680,15 @@ impl GpuEnvs {
         self.tick += 1;
         self.min_left -= 1;
         Ok(())
+    }
+
+    /// What the host has done for the device since creation or [`GpuEnvs::reset_meter`].
+    pub fn meter(&self) -> Meter {
+        self.dev.meter
+    }
+
+    pub fn reset_meter(&mut self) {
+        self.dev.meter = Meter::default();
     }
 
     /// The CUDA device address of `buf` (CUDA backend only): observations (`2·n·obs_dim`
@@ -921,24 +1018,31 @@ impl GpuEnvs {
         self.sync_heads()?;
         self.move_window();
         let n = self.n;
-        let mut lo = n;
-        let mut hi = 0;
+        let mut patch = std::mem::take(&mut self.patch);
+        patch.clear();
+        patch.push(0);
         for i in 0..n {
-            if self.queued[i].len() == self.q {
-                continue;
-            }
-            lo = lo.min(i);
-            hi = i + 1;
             while self.queued[i].len() < self.q {
                 let ep = self.source.next_episode(i)?;
                 ep.check()?;
                 check_day(&self.params, &ep.day)?;
-                self.enqueue(i, ep.day, ep.start_row)?;
+                let e = self.enqueue(i, ep.day, ep.start_row)?;
+                patch.extend_from_slice(&[e as u32, self.queue_host[2 * e], ep.start_row]);
             }
         }
-        if lo < hi {
-            self.upload_queues(lo..hi)?;
+        // Only the new entries go up; the scatter kernel puts them in place, after the
+        // steps submitted before and before the next one (submission order).
+        let count = (patch.len() - 1) / 3;
+        if count > 0 {
+            patch[0] = count as u32;
+            self.dev.write(
+                Buf::Queue,
+                (8 * n * self.q) as u64,
+                bytemuck::cast_slice(&patch),
+            )?;
+            self.dev.launch(Entry::Scatter)?;
         }
+        self.patch = patch;
         self.min_left = self.q;
         Ok(())
     }
@@ -1000,16 +1104,16 @@ impl GpuEnvs {
     }
 
     /// Appends an episode to environment `i`'s queue (host copy), uploading its day into a
-    /// slot if no slot holds it.
-    fn enqueue(&mut self, i: usize, day: Arc<DayData>, start_row: u32) -> Result<()> {
+    /// slot if no slot holds it; returns the queue entry's index (`i·q + tail % q`).
+    fn enqueue(&mut self, i: usize, day: Arc<DayData>, start_row: u32) -> Result<usize> {
         let slot = self.slot_for(day)?;
         self.slot_refs[slot as usize] += 1;
-        let e = 2 * (i * self.q + self.tail[i] as usize % self.q);
-        self.queue_host[e] = slot;
-        self.queue_host[e + 1] = start_row;
+        let e = i * self.q + self.tail[i] as usize % self.q;
+        self.queue_host[2 * e] = slot;
+        self.queue_host[2 * e + 1] = start_row;
         self.tail[i] += 1;
         self.queued[i].push_back(slot);
-        Ok(())
+        Ok(e)
     }
 
     fn upload_queues(&mut self, envs: std::ops::Range<usize>) -> Result<()> {
@@ -1142,7 +1246,7 @@ fn buffer_sizes(
     set(Buf::Obs, 2 * n * d * 4);
     set(Buf::Rewards, 4 * n);
     set(Buf::Flags, 4 * n);
-    set(Buf::Queue, 8 * q * n);
+    set(Buf::Queue, 4 * queue_words(n, q));
     set(Buf::Log, log_cap * std::mem::size_of::<LogRec>());
     set(Buf::Ctl, 4 * layout::CTL_WORDS);
     sizes
@@ -1235,8 +1339,8 @@ fn device_params(
         ),
         ("environments × u32 state words", n as u64 * nu as u64),
         (
-            "environments × queue length × 2 (episode queue words)",
-            2 * n as u64 * q as u64,
+            "environments × queue length × 5 + 1 (episode queue and patch words)",
+            5 * n as u64 * q as u64 + 1,
         ),
     ] {
         if words >= u32::MAX as u64 {
@@ -1298,8 +1402,8 @@ mod tests {
     fn every_word_index_the_kernels_compute_is_checked_against_32_bits() {
         let p = EnvParams::from_config(&crate::env::EnvConfig::default()).unwrap();
         assert!(device_params(&p, 65_536, 32, (64, 100), LOG_CAP).is_ok());
-        // 2^22 environments × 1024 queued episodes × 2 words = 2^33 queue words: fits
-        // every other check, not the queue's.
+        // 2^22 environments × 1024 queued episodes × 5 words (the pairs, then the patch
+        // area's triples) ≈ 2^34 queue words: fits every other check, not the queue's.
         let n = 1 << 22;
         let (nu, _, nf) = layout::class_counts();
         let obs = p.obs_dim() as u64;
@@ -1307,6 +1411,7 @@ mod tests {
         assert!(n * (nu as u64) < u32::MAX as u64);
         let e = device_params(&p, n as usize, 1024, (64, 100), LOG_CAP).unwrap_err();
         assert!(e.to_string().contains("queue length"), "{e}");
-        assert!(device_params(&p, n as usize, 256, (64, 100), LOG_CAP).is_ok());
+        assert!(device_params(&p, n as usize, 256, (64, 100), LOG_CAP).is_err());
+        assert!(device_params(&p, n as usize, 128, (64, 100), LOG_CAP).is_ok());
     }
 }

@@ -21,7 +21,7 @@ pub fn shader_source() -> Result<String> {
 struct Bound {
     buffers: Vec<wgpu::Buffer>,
     bind_group: wgpu::BindGroup,
-    pipelines: [wgpu::ComputePipeline; 3],
+    pipelines: [wgpu::ComputePipeline; 4],
     groups: u32,
 }
 
@@ -221,11 +221,7 @@ impl Device for WgpuDevice {
                 })
             };
             Bound {
-                pipelines: [
-                    pipeline(Entry::ResetAll),
-                    pipeline(Entry::Observe),
-                    pipeline(Entry::Step),
-                ],
+                pipelines: Entry::ALL.map(pipeline),
                 buffers,
                 bind_group,
                 groups,
@@ -287,11 +283,7 @@ impl Device for WgpuDevice {
 
     fn launch(&mut self, entry: Entry) -> Result<()> {
         let b = self.bound()?;
-        let pipeline = &b.pipelines[match entry {
-            Entry::ResetAll => 0,
-            Entry::Observe => 1,
-            Entry::Step => 2,
-        }];
+        let pipeline = &b.pipelines[entry as usize];
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
