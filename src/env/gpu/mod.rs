@@ -4,8 +4,8 @@
 //! which lets the conformance tests execute it without a GPU.
 //!
 //! [`GpuEnvs`] is the host side they share; a [`Device`] (in [`cuda`], [`wgpu`] or [`host`]) owns
-//! the buffers and launches the three entry points of the kernel source (`reset_all`,
-//! `observe`, `step`). The kernels port [`super::exec`] and [`super::cpu`]'s step phase
+//! the buffers and launches the four entry points of the kernel source (`reset_all`,
+//! `observe`, `step`, and `scatter`, which puts a top-up's new queue entries in place). The kernels port [`super::exec`] and [`super::cpu`]'s step phase
 //! by phase in f64/i64, and the conformance tests (`tests/gpu_conformance.rs`) compare
 //! every output with the CPU engine on every backend present.
 //!
