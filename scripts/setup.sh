@@ -4,7 +4,9 @@
 #
 #   scripts/setup.sh [core] [torch] [nvrtc] [vulkan] [chromium] [slurm] [all]   (default: all)
 #
-#   core    the Rust toolchain is present (rustc >= 1.95), the shared target folder exists
+#   core    the Rust toolchain is present (rustc >= 1.95), a C++ compiler (build.rs compiles
+#           kernels/env_step.cu for the host; g++ from apt when none is found), the shared
+#           target folder exists
 #   torch   .venv with PyTorch 2.11.0 and its CUDA libraries (the libtorch that tch 0.24 links),
 #           and TensorBoard (to view training runs; a test reads their event files with it)
 #   nvrtc   NVRTC 13.0 in .venv, so CUDA kernels compile to PTX without a GPU
@@ -27,6 +29,13 @@ core() {
   local v; v=$(rustc --version | awk '{print $2}')
   if [ "$(printf '%s\n1.95.0\n' "$v" | sort -V | head -1)" != "1.95.0" ]; then
     log "rustc $v is older than 1.95.0: run 'rustup update stable'"; exit 1
+  fi
+  if ! command -v "${CXX:-c++}" >/dev/null && ! command -v g++ >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    log "apt-get install g++ (build.rs compiles the CUDA kernels' source for the host)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null
   fi
   mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/sim-train/target}"
 }
