@@ -9,7 +9,8 @@
 //! 2. **CUDA**: the driver and the first device, without compiling anything;
 //! 3. **NVRTC**: which copy was found (`env::gpu::nvrtc`), the kernels compiled to PTX for
 //!    `compute_90` and `compute_120` with every f64 operation rounded alone
-//!    (`env::gpu::ptx::rounding_violations`), and the f64 census of the step entry;
+//!    (`env::gpu::ptx::rounding_violations`) and to machine code for `sm_90` and `sm_120`
+//!    (`cuda::compile_cubin`: ptxas accepts them), and the f64 census of the step entry;
 //! 4. **wgpu**: the adapter;
 //! 5. **conformance**: [`crate::env::conformance`] on every backend that opens here
 //!    (`cuda`, `wgpu`, and `cuda-host`, the CUDA source compiled for this CPU): every
@@ -191,10 +192,11 @@ fn nvrtc() -> Nvrtc {
         )
     }));
     let mut census = None;
-    let ptx = ["compute_90", "compute_120"]
+    let ptx = ["90", "120"]
         .iter()
-        .map(|&arch| {
-            let r = gpu::cuda::compile_ptx(Some(arch)).and_then(|ptx| {
+        .map(|&cc| {
+            let arch = format!("compute_{cc}");
+            let r = gpu::cuda::compile_ptx(Some(&arch)).and_then(|ptx| {
                 let bad = gpu::ptx::rounding_violations(&ptx);
                 if !bad.is_empty() {
                     return Err(Error::Device(format!(
@@ -203,16 +205,18 @@ fn nvrtc() -> Nvrtc {
                         bad[0]
                     )));
                 }
-                if arch == "compute_120" {
+                if cc == "120" {
                     census = gpu::ptx::f64_census(&ptx, "step");
                 }
+                let cubin = gpu::cuda::compile_cubin(&format!("sm_{cc}"))?;
                 Ok(format!(
-                    "{} bytes of PTX, every f64 operation rounded alone",
-                    ptx.len()
+                    "{} bytes of PTX, every f64 operation rounded alone; machine code for sm_{cc}: {} bytes",
+                    ptx.len(),
+                    cubin.len()
                 ))
             });
             PtxCheck {
-                arch: arch.to_string(),
+                arch,
                 check: Check::of(r),
             }
         })

@@ -62,6 +62,32 @@ fn kernels_compile_to_ptx_with_every_entry() {
     }
 }
 
+/// NVRTC runs ptxas for a real chip: the kernels build to machine code for the data-center
+/// Hopper (sm_90) and consumer Blackwell (sm_120) cards, not only to PTX.
+#[test]
+fn kernels_build_machine_code_for_sm_90_and_sm_120() {
+    let test = "kernels_build_machine_code_for_sm_90_and_sm_120";
+    for arch in ["sm_90", "sm_120"] {
+        let cubin = match cuda::compile_cubin(arch) {
+            Ok(c) => c,
+            Err(e) if nvrtc_missing(&e, test) => return,
+            Err(e) => panic!("{arch}: {e}"),
+        };
+        assert_eq!(&cubin[..4], b"\x7fELF", "{arch}: not an ELF image");
+        // The entry points are in its symbol table.
+        for entry in Entry::ALL {
+            let name = entry.name().as_bytes();
+            assert!(
+                cubin
+                    .windows(name.len() + 1)
+                    .any(|w| &w[..name.len()] == name && w[name.len()] == 0),
+                "{arch}: no symbol {}",
+                entry.name()
+            );
+        }
+    }
+}
+
 #[test]
 fn compile_errors_carry_nvrtc_log() {
     let src = format!(

@@ -114,6 +114,61 @@ pub fn compile_ptx_source(src: &str, arch: Option<&str>) -> Result<String> {
     }
 }
 
+/// Compiles the kernels ([`kernel_source`]) to machine code for `arch` (e.g. `"sm_120"`)
+/// with [`NVRTC_OPTIONS`]: NVRTC runs ptxas, so this proves that the kernels build for
+/// that chip without one. Returns the cubin (an ELF image).
+pub fn compile_cubin(arch: &str) -> Result<Vec<u8>> {
+    use cudarc::nvrtc::{result, sys};
+    ensure_nvrtc()?;
+    let nul = |_| Error::Device("CUDA kernel source contains a NUL byte".into());
+    let src = std::ffi::CString::new(kernel_source()?).map_err(nul)?;
+    let name = std::ffi::CString::new(SOURCE_NAME).map_err(nul)?;
+    let prog = result::create_program(&src, Some(&name))
+        .map_err(|e| Error::Device(format!("NVRTC: creating the program: {e:?}")))?;
+    /// Destroys the program on every path.
+    struct Program(sys::nvrtcProgram);
+    impl Drop for Program {
+        fn drop(&mut self) {
+            // SAFETY: created above and destroyed once, here.
+            let _ = unsafe { result::destroy_program(self.0) };
+        }
+    }
+    let prog = Program(prog);
+    let mut options: Vec<String> = NVRTC_OPTIONS.iter().map(|s| s.to_string()).collect();
+    options.push(format!("--gpu-architecture={arch}"));
+    // SAFETY: a live program, options without NUL bytes.
+    if let Err(e) = unsafe { result::compile_program(prog.0, &options) } {
+        // SAFETY: as above.
+        let log = unsafe { result::get_program_log(prog.0) }
+            .map(|l| {
+                let bytes: Vec<u8> = l.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
+                String::from_utf8_lossy(&bytes).trim_end().to_string()
+            })
+            .unwrap_or_default();
+        return Err(Error::Device(format!(
+            "NVRTC could not compile {SOURCE_NAME} for {arch} ({e:?}, options {}):\n{log}",
+            options.join(" ")
+        )));
+    }
+    let mut size = 0usize;
+    // SAFETY: a compiled program; writes one usize.
+    unsafe { sys::nvrtcGetCUBINSize(prog.0, &mut size) }
+        .result()
+        .map_err(|e| Error::Device(format!("NVRTC: cubin size for {arch}: {e:?}")))?;
+    if size == 0 {
+        return Err(Error::Device(format!(
+            "NVRTC {} wrote no machine code for {arch}",
+            nvrtc_version().unwrap_or_default()
+        )));
+    }
+    let mut cubin = vec![0u8; size];
+    // SAFETY: `cubin` holds the `size` bytes NVRTC reported.
+    unsafe { sys::nvrtcGetCUBIN(prog.0, cubin.as_mut_ptr().cast()) }
+        .result()
+        .map_err(|e| Error::Device(format!("NVRTC: cubin for {arch}: {e:?}")))?;
+    Ok(cubin)
+}
+
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
         .cloned()
