@@ -595,6 +595,49 @@ fn streams_more_days_than_day_slots() {
     }
 }
 
+/// What the host does for the device, as the engine meters it (`bench env` reports it):
+/// a queue top-up uploads only its new entries (a whole-queue upload would be 8 bytes per
+/// env-step more), every step submitted is counted, and each wait for the device too.
+#[test]
+fn a_step_uploads_the_actions_and_little_else() {
+    let p = params(|c| c.max_episode_steps = 20);
+    let dir = tempfile::tempdir().unwrap();
+    let days = synth_days(dir.path(), &p, "1m");
+    let (n, steps) = (512, 200);
+    let src = StartTimes::new(&days, &TIMES, 11).unwrap();
+    let mut g = GpuEnvs::new(
+        GpuApi::CudaHost,
+        p.clone(),
+        n,
+        Box::new(src),
+        GpuOptions::default(),
+    )
+    .unwrap();
+    let actions = random_actions(&p, n, steps, 3);
+    g.step_on_device(&actions[0]).unwrap();
+    g.reset_meter();
+    for a in &actions {
+        g.step_on_device(a).unwrap();
+    }
+    let m = g.meter();
+    assert_eq!(m.steps, steps as u64);
+    let per_env_step = m.h2d_bytes as f64 / (n * steps) as f64;
+    // The action byte, the 4-byte step counter per batch step, 12 bytes per new episode.
+    assert!(
+        per_env_step > 1.0 && per_env_step < 2.0,
+        "{per_env_step} bytes per env-step"
+    );
+    assert!(
+        g.drain_finished().unwrap().len() > n,
+        "episodes ended and were replaced"
+    );
+    // Top-ups every 32 steps read the log and the queue heads: counted as waits.
+    assert!(
+        m.syncs > 0 && m.syncs <= 3 * (steps as u64).div_ceil(32),
+        "{m:?}"
+    );
+}
+
 /// A required backend that this build leaves out is a failure too, not a quiet skip of
 /// the files gated on its feature.
 #[test]

@@ -108,7 +108,7 @@ pub fn loaded_path() -> Option<PathBuf> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| {
                     n.starts_with("libnvrtc.so")
-                        || n.starts_with("libnvrtc-") && !n.contains("builtins")
+                        || (n.starts_with("libnvrtc-") && !n.contains("builtins"))
                 })
         })
         .map(PathBuf::from)
