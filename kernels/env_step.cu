@@ -1,5 +1,5 @@
 // The environment step as CUDA kernels: one thread per environment.
-// layout-version: 1
+// layout-version: 2
 //
 // A line-for-line port of shaders/env_step.wgsl. The records (Params, SlotInfo, LogRec,
 // Bar) and the state field indices (U_*, I_*, F_*) come from the prelude that
@@ -33,8 +33,10 @@
 //   flags         bit 0: terminated, bit 1: truncated
 //   queue         per environment, queue_len (day slot, start row) pairs; entry h is
 //                 (i*Q + h % Q)
-//   log_recs      finished episodes (log_cap records)
-//   ctl           CTL_LOG_COUNT (atomic record count), CTL_TICK (the host's step counter)
+//   log_recs      finished episodes: a ring of log_cap (a power of two) records, record c
+//                 at c % log_cap
+//   ctl           CTL_LOG_COUNT (atomic record count)
+//   tick          (an argument, not a buffer) the host's step counter
 
 typedef long long i64;
 
@@ -292,24 +294,23 @@ static __device__ __forceinline__ void start_next_episode(PARAMS, const unsigned
     }
 }
 
-// Appends environment i's finished episode to the log (dropped, but counted, when full).
-static __device__ __forceinline__ void log_episode(PARAMS, const unsigned *__restrict__ su,
+// Appends environment i's finished episode to the log ring. The host reads the ring well
+// within log_cap records of their writing, and counts the records it finds overwritten.
+static __device__ __forceinline__ void log_episode(PARAMS, const SlotInfo *__restrict__ slots,
+                                                   const unsigned *__restrict__ su,
                                                    const double *__restrict__ sf,
                                                    LogRec *__restrict__ log_recs, unsigned *ctl,
-                                                   unsigned i, unsigned reason) {
-    unsigned at = atomicAdd(&ctl[CTL_LOG_COUNT], 1u);
-    if (at >= P->log_cap) {
-        return;
-    }
+                                                   unsigned tick, unsigned i, unsigned reason) {
+    unsigned at = atomicAdd(&ctl[CTL_LOG_COUNT], 1u) & (P->log_cap - 1u);
     LogRec r;
     r.reward = sf[ux(P, F_REWARD_SUM, i)];
     r.pnl = sf[ux(P, F_PREV_EQUITY, i)] - sf[ux(P, F_EQUITY0, i)];
     r.realized = sf[ux(P, F_REALIZED, i)];
     r.costs = sf[ux(P, F_COSTS, i)];
     r.turnover = sf[ux(P, F_TURNOVER, i)];
-    r.tick = ctl[CTL_TICK];
+    r.tick = tick;
     r.env = i;
-    r.day_slot = su[ux(P, U_DAY_SLOT, i)];
+    r.day = slots[su[ux(P, U_DAY_SLOT, i)]].day;
     r.start_row = su[ux(P, U_START_ROW, i)];
     r.steps = su[ux(P, U_STEPS, i)];
     r.reason = reason;
@@ -318,7 +319,8 @@ static __device__ __forceinline__ void log_episode(PARAMS, const unsigned *__res
     log_recs[at] = r;
 }
 
-// The kernels' parameter list: a pointer to each buffer, in Buf::ALL's order.
+// The kernels' parameter list: a pointer to each buffer, in Buf::ALL's order, then the
+// host's step counter (a value: no upload per step).
 #define KERNEL_ARGS                                                                        \
     const Params *__restrict__ P, const double *__restrict__ action_table,                \
         const Bar *__restrict__ bars, const float *__restrict__ feats,                    \
@@ -326,7 +328,8 @@ static __device__ __forceinline__ void log_episode(PARAMS, const unsigned *__res
         unsigned *__restrict__ su, i64 *__restrict__ si, double *__restrict__ sf,         \
         const unsigned char *__restrict__ acts, float *__restrict__ obs,                  \
         float *__restrict__ rewards, unsigned *__restrict__ flags,                        \
-        unsigned *__restrict__ queue, LogRec *__restrict__ log_recs, unsigned *ctl
+        unsigned *__restrict__ queue, LogRec *__restrict__ log_recs, unsigned *ctl,    \
+        unsigned tick
 
 // Every environment takes its first queued episode and writes its first observation.
 extern "C" __global__ void reset_all(KERNEL_ARGS) {
@@ -525,7 +528,7 @@ extern "C" __global__ void step(KERNEL_ARGS) {
         write_obs(P, bars, feats, slots, su, si, sf, obs, i, i * P->obs_dim);
         return;
     }
-    log_episode(P, su, sf, log_recs, ctl, i, ended);
+    log_episode(P, slots, su, sf, log_recs, ctl, tick, i, ended);
     if (ended == 3u) {
         write_obs(P, bars, feats, slots, su, si, sf, obs, i, (P->n_envs + i) * P->obs_dim);
     }

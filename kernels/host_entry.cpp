@@ -22,12 +22,12 @@
     (const Params *)b[0], (const double *)b[1], (const Bar *)b[2], (const float *)b[3],        \
         (const SlotInfo *)b[4], (const unsigned *)b[5], (unsigned *)b[6], (long long *)b[7],   \
         (double *)b[8], (const unsigned char *)b[9], (float *)b[10], (float *)b[11],           \
-        (unsigned *)b[12], (unsigned *)b[13], (LogRec *)b[14], (unsigned *)b[15]
+        (unsigned *)b[12], (unsigned *)b[13], (LogRec *)b[14], (unsigned *)b[15], tick
 
 // Runs kernel `entry` (0 reset_all, 1 observe, 2 step, 3 scatter) for blocks first_block..end_block
 // of `block` threads each. Returns 0, -1 when this thread's floating-point environment is
 // not IEEE round-to-nearest without flush-to-zero, -2 for an unknown entry.
-extern "C" int sim_host_launch(unsigned entry, void *const *b, unsigned block,
+extern "C" int sim_host_launch(unsigned entry, void *const *b, unsigned tick, unsigned block,
                                unsigned first_block, unsigned end_block) {
     if (!sim_fp_env_ok()) {
         return -1;

@@ -1,5 +1,5 @@
 // The environment step as WGSL compute shaders: one invocation per environment.
-// layout-version: 1
+// layout-version: 2
 //
 // The records (Params, SlotInfo, LogRec, Bar) and the state field indices (U_*, I_*, F_*)
 // come from the prelude that src/env/gpu/layout.rs generates and the wgpu backend puts in
@@ -31,8 +31,12 @@
 // the patch area that `scatter` copies into them: a count, then (entry, slot, start row)
 // triples.
 @group(0) @binding(13) var<storage, read_write> queue: array<u32>;
+// Finished episodes: a ring of log_cap (a power of two) records, record c at c % log_cap.
 @group(0) @binding(14) var<storage, read_write> log_recs: array<LogRec>;
 @group(0) @binding(15) var<storage, read_write> ctl: array<atomic<u32>>;
+// The host's step counter, set with each dispatch (no upload per step).
+struct Immediates { tick: u32 }
+var<immediate> imm: Immediates;
 
 fn ux(f: u32, i: u32) -> u32 { return f * P.n_envs + i; }
 
@@ -250,21 +254,19 @@ fn start_next_episode(i: u32) {
     }
 }
 
-// Appends environment i's finished episode to the log (dropped, but counted, when full).
+// Appends environment i's finished episode to the log ring. The host reads the ring well
+// within log_cap records of their writing, and counts the records it finds overwritten.
 fn log_episode(i: u32, reason: u32) {
-    let at = atomicAdd(&ctl[CTL_LOG_COUNT], 1u);
-    if (at >= P.log_cap) {
-        return;
-    }
+    let at = atomicAdd(&ctl[CTL_LOG_COUNT], 1u) & (P.log_cap - 1u);
     var r: LogRec;
     r.reward = sf[ux(F_REWARD_SUM, i)];
     r.pnl = sf[ux(F_PREV_EQUITY, i)] - sf[ux(F_EQUITY0, i)];
     r.realized = sf[ux(F_REALIZED, i)];
     r.costs = sf[ux(F_COSTS, i)];
     r.turnover = sf[ux(F_TURNOVER, i)];
-    r.tick = atomicLoad(&ctl[CTL_TICK]);
+    r.tick = imm.tick;
     r.env = i;
-    r.day_slot = su[ux(U_DAY_SLOT, i)];
+    r.day = slots[su[ux(U_DAY_SLOT, i)]].day;
     r.start_row = su[ux(U_START_ROW, i)];
     r.steps = su[ux(U_STEPS, i)];
     r.reason = reason;
@@ -273,7 +275,6 @@ fn log_episode(i: u32, reason: u32) {
     log_recs[at] = r;
 }
 
-// Every environment takes its first queued episode and writes its first observation.
 @compute @workgroup_size(64)
 fn reset_all(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;

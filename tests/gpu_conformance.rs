@@ -314,14 +314,16 @@ macro_rules! conformance {
                 for (k, (label, p)) in variants().into_iter().enumerate() {
                     cases.push((label, p, 13, queue(4, None), 201 + k));
                 }
-                // Top-ups before steps 3, 7, …: after 6 steps one entry is left, after 7
-                // none.
+                // Top-ups every q / 2 = 2 steps, before steps 2, 4, 6, …: after 6 steps the
+                // device may have taken every entry the host's view holds (the top-up is
+                // due), after 7 the top-up is one step behind.
                 for k in [6, 7] {
                     let p = params(|c| c.max_episode_steps = 1);
                     cases.push(("one-step episodes", p, 5, queue(4, None), k));
                 }
                 let m = 300;
-                let (mut short, mut empty, mut pending) = (false, false, false);
+                let (mut taken_some, mut empty, mut moved, mut pending) =
+                    (false, false, false, false);
                 for (label, p, n, opts, k) in cases {
                     let dir = tempfile::tempdir().unwrap();
                     let days = synth_days(dir.path(), &p, "1m");
@@ -336,15 +338,19 @@ macro_rules! conformance {
                     record(&mut cpu, d, &actions[..k]);
                     cpu.drain_finished();
                     let snap = saved.save_state().unwrap();
-                    let queued = snapshot_parts(&snap, n).0["queued"].clone();
-                    let lens = queued
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|e| e.as_array().unwrap().len());
-                    let q = opts.queue_len.unwrap();
-                    short |= lens.clone().any(|l| l < q);
-                    empty |= lens.clone().any(|l| l == 0);
+                    let header = snapshot_parts(&snap, n).0;
+                    let ints = |key: &str| -> Vec<u64> {
+                        let v = header[key].as_array().unwrap().iter();
+                        v.map(|x| x.as_u64().unwrap()).collect()
+                    };
+                    let lens = header["queued"].as_array().unwrap().iter();
+                    let lens: Vec<u64> = lens.map(|e| e.as_array().unwrap().len() as u64).collect();
+                    let (taken, readback) = (ints("taken"), ints("pending"));
+                    // The device ran ahead of the host's view, to the last queued entry,
+                    // and past the heads of the readback in flight.
+                    taken_some |= taken.iter().any(|&t| t > 0);
+                    empty |= lens.iter().zip(&taken).any(|(l, t)| l == t);
+                    moved |= taken.iter().zip(&readback).any(|(t, r)| t > r);
                     // Saving drained the device's log: nothing that ended is lost.
                     let (ended, logged) = ended_and_logged(&before);
                     let late = saved.drain_finished().unwrap().len();
@@ -412,8 +418,15 @@ macro_rules! conformance {
                     assert_eq!(h0, h1, "{label}: snapshot headers after {m} steps");
                     assert!(st0 == st1, "{label}: snapshot state after {m} steps");
                 }
-                assert!(short, "a snapshot with entries taken since the last top-up");
+                assert!(
+                    taken_some,
+                    "a snapshot with entries taken since the last top-up"
+                );
                 assert!(empty, "a snapshot with an empty queue");
+                assert!(
+                    moved,
+                    "a snapshot with entries taken since the last readback"
+                );
                 assert!(pending, "a snapshot taken with summaries on the device");
             }
 
@@ -622,7 +635,7 @@ fn a_step_uploads_the_actions_and_little_else() {
     let m = g.meter();
     assert_eq!(m.steps, steps as u64);
     let per_env_step = m.h2d_bytes as f64 / (n * steps) as f64;
-    // The action byte, the 4-byte step counter per batch step, 12 bytes per new episode.
+    // The action byte and 12 bytes per new episode (the step counter is a kernel argument).
     assert!(
         per_env_step > 1.0 && per_env_step < 2.0,
         "{per_env_step} bytes per env-step"
@@ -631,11 +644,9 @@ fn a_step_uploads_the_actions_and_little_else() {
         g.drain_finished().unwrap().len() > n,
         "episodes ended and were replaced"
     );
-    // Top-ups every 32 steps read the log and the queue heads: counted as waits.
-    assert!(
-        m.syncs > 0 && m.syncs <= 3 * (steps as u64).div_ceil(32),
-        "{m:?}"
-    );
+    // Top-ups read the log and the queue heads a top-up ahead, never waiting (on this
+    // backend a readback is complete when it starts; GPU backends poll it).
+    assert_eq!(m.syncs, 0, "{m:?}");
 }
 
 /// A required backend that this build leaves out is a failure too, not a quiet skip of

@@ -13,12 +13,16 @@
 //! while a step could read them. The context's cross-stream event tracking is turned off:
 //! with one stream it only costs time.
 //!
-//! # Uploads
-//! Small copies (queue entries, the step counter) go straight from pageable memory
-//! (`cuMemcpyHtoDAsync` stages them before it returns). Large ones (days going into their
-//! slots) go through two pinned staging buffers of [`STAGING_BYTES`] in turn: the next
-//! chunk is written into one while the other's copy runs, and a buffer is refilled only
-//! after the event recorded behind its previous copy has passed (double buffering).
+//! # Copies
+//! Small uploads (queue entries) go straight from pageable memory (`cuMemcpyHtoDAsync`
+//! stages them before it returns); the step counter is a kernel argument. Large ones
+//! (actions of 16,384 environments and more, days going into their slots) go through a
+//! pinned staging ring of [`STAGING_BYTES`]: each copy takes the next free stretch and
+//! records an event behind it, and the host waits only when the ring comes round to a
+//! stretch whose copy has not run yet, that is when it is a whole ring of uploads ahead
+//! of the GPU. Readbacks ([`Device::read_start`]) copy into pinned (cached) memory behind
+//! an event that the host queries, and waits for only if the bytes are asked for before
+//! they arrived.
 //!
 //! # Bit-exact arithmetic
 //! The kernels compile with [`NVRTC_OPTIONS`]: no multiply-add contraction
@@ -318,10 +322,12 @@ pub fn probe() -> Result<String> {
 pub struct CudaDevice {
     /// Dropped first: the allocations are freed on the stream before it goes.
     bufs: Vec<CudaSlice<u8>>,
-    /// Pinned staging buffers for large uploads, each with the event behind its latest
-    /// copy (allocated on the first large upload).
-    staging: Vec<(PinnedHostSlice<u8>, CudaEvent)>,
-    next_staging: usize,
+    /// The pinned staging ring for large uploads (allocated on the first).
+    staging: Option<StagingRing>,
+    /// Pinned memory for readbacks, the event behind the started one and its length.
+    readback: Option<Pinned>,
+    readback_event: Option<CudaEvent>,
+    readback_len: Option<usize>,
     groups: u32,
     /// `reset_all`, `observe`, `step` (they hold the module).
     funcs: Vec<CudaFunction>,
@@ -329,6 +335,114 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     name: String,
     driver: String,
+}
+
+/// Page-locked host memory, addressed through the pointer the driver gave.
+struct Pinned {
+    _mem: PinnedHostSlice<u8>,
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the memory is owned by `Pinned` and reached only through `&mut self`.
+unsafe impl Send for Pinned {}
+
+impl Pinned {
+    /// `len` bytes, write-combined (fast for the host to write and the GPU to read, slow
+    /// for the host to read) or cached.
+    fn new(ctx: &Arc<CudaContext>, len: usize, write_combined: bool) -> Result<Pinned> {
+        let flags = if write_combined {
+            cudarc::driver::sys::CU_MEMHOSTALLOC_WRITECOMBINED
+        } else {
+            0
+        };
+        // SAFETY: the bytes are written (by the host or a copy) before they are read.
+        let mut mem = unsafe { ctx.alloc_pinned_with_flags::<u8>(len.max(1), flags) }
+            .map_err(|e| dev_err(&format!("allocating {len} bytes of pinned memory"), e))?;
+        let base = mem.as_mut_ptr().map_err(|e| dev_err("pinned memory", e))?;
+        Ok(Pinned {
+            _mem: mem,
+            base,
+            len: len.max(1),
+        })
+    }
+
+    /// The bytes in `r` (inside the allocation; the caller knows no copy in flight
+    /// touches them).
+    fn bytes(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {
+        assert!(r.start <= r.end && r.end <= self.len);
+        // SAFETY: inside the allocation (asserted), borrowed mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(r.start), r.len()) }
+    }
+}
+
+/// Pinned write-combined host memory that large uploads pass through, used as a ring:
+/// each copy takes the next stretch and an event is recorded behind it.
+struct StagingRing {
+    mem: Pinned,
+    /// Where the next stretch starts.
+    at: usize,
+    /// Stretches whose copies may still run, oldest first, with their events.
+    in_flight: std::collections::VecDeque<(std::ops::Range<usize>, CudaEvent)>,
+    /// Events whose copies have passed, for reuse.
+    spare: Vec<CudaEvent>,
+    /// The stretch taken last, until its event is recorded.
+    taken: Option<std::ops::Range<usize>>,
+}
+
+impl StagingRing {
+    fn new(ctx: &Arc<CudaContext>) -> Result<StagingRing> {
+        Ok(StagingRing {
+            mem: Pinned::new(ctx, STAGING_BYTES, true)?,
+            at: 0,
+            in_flight: Default::default(),
+            spare: Vec::new(),
+            taken: None,
+        })
+    }
+
+    /// The next `len` bytes of the ring (`len` ≤ half of it), after the copies that read
+    /// them last have run.
+    fn take(&mut self, len: usize) -> Result<&mut [u8]> {
+        debug_assert!(len <= STAGING_BYTES / 2);
+        if self.at + len > STAGING_BYTES {
+            self.at = 0;
+        }
+        let want = self.at..self.at + len;
+        let overlaps = |r: &std::ops::Range<usize>| r.start < want.end && want.start < r.end;
+        // Copies finish in stream order: wait for the newest overlapping one and every
+        // older one with it.
+        if let Some(last) = self.in_flight.iter().rposition(|(r, _)| overlaps(r)) {
+            for (_, event) in self.in_flight.drain(..=last) {
+                event
+                    .synchronize()
+                    .map_err(|e| dev_err("waiting for a staged copy", e))?;
+                self.spare.push(event);
+            }
+        }
+        self.at = want.end;
+        self.taken = Some(want.clone());
+        Ok(self.mem.bytes(want))
+    }
+
+    /// Records the event behind the copy of the stretch taken last.
+    fn record(&mut self, stream: &Arc<CudaStream>) -> Result<()> {
+        let Some(range) = self.taken.take() else {
+            return Ok(());
+        };
+        let event = match self.spare.pop() {
+            Some(e) => e,
+            None => stream
+                .context()
+                .new_event(None)
+                .map_err(|e| dev_err("creating an event", e))?,
+        };
+        event
+            .record(stream)
+            .map_err(|e| dev_err("recording an event", e))?;
+        self.in_flight.push_back((range, event));
+        Ok(())
+    }
 }
 
 impl CudaDevice {
@@ -372,8 +486,10 @@ impl CudaDevice {
             .collect::<Result<Vec<_>>>()?;
         Ok(CudaDevice {
             bufs: Vec::new(),
-            staging: Vec::new(),
-            next_staging: 0,
+            staging: None,
+            readback: None,
+            readback_event: None,
+            readback_len: None,
             groups: 0,
             funcs,
             stream,
@@ -388,48 +504,27 @@ impl CudaDevice {
         &self.stream
     }
 
-    /// Copies `bytes` to `buf` at byte `start` through the pinned staging buffers, chunk
-    /// by chunk, alternating between them (module docs: Uploads).
+    /// Copies `bytes` to `buf` at byte `start` through the pinned staging ring, in chunks
+    /// of at most half the ring (module docs: Copies).
     fn write_staged(&mut self, buf: Buf, start: usize, bytes: &[u8]) -> Result<()> {
-        if self.staging.is_empty() {
-            for _ in 0..2 {
-                // SAFETY: the buffer is written before any copy reads it.
-                let host = unsafe { self.ctx.alloc_pinned::<u8>(STAGING_BYTES) }
-                    .map_err(|e| dev_err("allocating pinned staging memory", e))?;
-                let event = self
-                    .ctx
-                    .new_event(None)
-                    .map_err(|e| dev_err("creating an event", e))?;
-                self.staging.push((host, event));
-            }
+        if self.staging.is_none() {
+            self.staging = Some(StagingRing::new(&self.ctx)?);
         }
+        let ring = self.staging.as_mut().expect("allocated above");
         let (base, _sync) = self.bufs[buf as usize].device_ptr(&self.stream);
         let mut done = 0;
-        for chunk in bytes.chunks(STAGING_BYTES) {
-            let (host, event) = &mut self.staging[self.next_staging];
-            self.next_staging = (self.next_staging + 1) % 2;
-            // The copy that last read this buffer has finished.
-            event
-                .synchronize()
-                .map_err(|e| dev_err("waiting for a staged copy", e))?;
-            let host = host
-                .as_mut_slice()
-                .map_err(|e| dev_err("pinned staging memory", e))?;
-            host[..chunk.len()].copy_from_slice(chunk);
+        for chunk in bytes.chunks(STAGING_BYTES / 2) {
+            let host = ring.take(chunk.len())?;
+            host.copy_from_slice(chunk);
             let dst = base + (start + done) as u64;
             // SAFETY: `dst .. dst + chunk.len()` lies inside the buffer (`buf_range` checked
-            // the whole write); the pinned source stays untouched until `event` passes.
+            // the whole write); the ring leaves the pinned source untouched until the event
+            // recorded behind this copy has passed.
             unsafe {
-                cudarc::driver::result::memcpy_htod_async(
-                    dst,
-                    &host[..chunk.len()],
-                    self.stream.cu_stream(),
-                )
+                cudarc::driver::result::memcpy_htod_async(dst, host, self.stream.cu_stream())
             }
             .map_err(|e| dev_err(&format!("copy to {buf:?}"), e))?;
-            event
-                .record(&self.stream)
-                .map_err(|e| dev_err("recording an event", e))?;
+            ring.record(&self.stream)?;
             done += chunk.len();
         }
         Ok(())
@@ -513,7 +608,82 @@ impl Device for CudaDevice {
         self.sync()
     }
 
-    fn launch(&mut self, entry: Entry) -> Result<()> {
+    fn read_start(&mut self, regions: &[(Buf, u64, usize)]) -> Result<()> {
+        if self.readback_len.is_some() {
+            return Err(Error::Device(
+                "cuda: a readback was started before the last one was taken".into(),
+            ));
+        }
+        let len: usize = regions.iter().map(|r| r.2).sum();
+        let ranges = regions
+            .iter()
+            .map(|&(buf, offset, bytes)| self.buf_range(buf, offset, bytes))
+            .collect::<Result<Vec<_>>>()?;
+        if self.readback.as_ref().is_none_or(|p| p.len < len) {
+            self.readback = Some(Pinned::new(&self.ctx, len.next_power_of_two(), false)?);
+        }
+        if self.readback_event.is_none() {
+            self.readback_event = Some(
+                self.ctx
+                    .new_event(None)
+                    .map_err(|e| dev_err("creating an event", e))?,
+            );
+        }
+        let host = self.readback.as_mut().expect("allocated above");
+        let mut at = 0;
+        for (&(buf, _, bytes), r) in regions.iter().zip(ranges) {
+            if bytes == 0 {
+                continue;
+            }
+            let (base, _sync) = self.bufs[buf as usize].device_ptr(&self.stream);
+            // SAFETY: the source range lies inside the buffer (`buf_range`), the
+            // destination inside the pinned allocation, which the host does not touch
+            // until the event recorded behind the copies has passed (`read_finish`).
+            unsafe {
+                cudarc::driver::result::memcpy_dtoh_async(
+                    host.bytes(at..at + bytes),
+                    base + r.start as u64,
+                    self.stream.cu_stream(),
+                )
+            }
+            .map_err(|e| dev_err(&format!("copy from {buf:?}"), e))?;
+            at += bytes;
+        }
+        self.readback_event
+            .as_ref()
+            .expect("created above")
+            .record(&self.stream)
+            .map_err(|e| dev_err("recording an event", e))?;
+        self.readback_len = Some(len);
+        Ok(())
+    }
+
+    fn read_finish(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let len = self
+            .readback_len
+            .take()
+            .ok_or_else(|| Error::Device("cuda: no readback was started".into()))?;
+        let event = self
+            .readback_event
+            .as_ref()
+            .expect("a readback was started");
+        let ready = event
+            .try_is_complete()
+            .map_err(|e| dev_err("running the step kernels", e))?;
+        if !ready {
+            event
+                .synchronize()
+                .map_err(|e| dev_err("running the step kernels", e))?;
+        }
+        out.clear();
+        if len > 0 {
+            let host = self.readback.as_mut().expect("a readback was started");
+            out.extend_from_slice(host.bytes(0..len));
+        }
+        Ok(!ready)
+    }
+
+    fn launch(&mut self, entry: Entry, tick: u32) -> Result<()> {
         if self.bufs.len() != N_BUFS {
             return Err(Error::Device("cuda: launch before alloc".into()));
         }
@@ -527,9 +697,10 @@ impl Device for CudaDevice {
         for b in &self.bufs {
             args.arg(b);
         }
-        // SAFETY: the arguments are the 16 buffers in `Buf::ALL` order, as the kernels
-        // declare them; every index the kernels compute stays inside the sizes that
-        // `GpuEnvs` allocated for these parameters.
+        args.arg(&tick);
+        // SAFETY: the arguments are the 16 buffers in `Buf::ALL` order and the step
+        // counter, as the kernels declare them; every index the kernels compute stays
+        // inside the sizes that `GpuEnvs` allocated for these parameters.
         unsafe { args.launch(cfg) }
             .map(|_| ())
             .map_err(|e| dev_err(&format!("launching {}", entry.name()), e))

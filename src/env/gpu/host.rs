@@ -29,6 +29,7 @@ unsafe extern "C" {
     fn sim_host_launch(
         entry: u32,
         bufs: *const *mut u8,
+        tick: u32,
         block: u32,
         first_block: u32,
         end_block: u32,
@@ -59,6 +60,9 @@ pub struct HostCudaDevice {
     bufs: Vec<Vec<u64>>,
     lens: [usize; N_BUFS],
     groups: u32,
+    /// The bytes of a started readback (launches have finished when they return, so the
+    /// copy is made at once).
+    readback: Option<Vec<u8>>,
 }
 
 impl HostCudaDevice {
@@ -79,6 +83,7 @@ impl HostCudaDevice {
             bufs: Vec::new(),
             lens: [0; N_BUFS],
             groups: 0,
+            readback: None,
         })
     }
 
@@ -161,7 +166,30 @@ impl Device for HostCudaDevice {
         Ok(())
     }
 
-    fn launch(&mut self, entry: Entry) -> Result<()> {
+    fn read_start(&mut self, regions: &[(Buf, u64, usize)]) -> Result<()> {
+        if self.readback.is_some() {
+            return Err(Error::Device(
+                "cuda-host: a readback was started before the last one was taken".into(),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(regions.iter().map(|r| r.2).sum());
+        for &(buf, offset, len) in regions {
+            let r = self.range(buf, offset, len)?;
+            bytes.extend_from_slice(&self.bytes(buf)[r]);
+        }
+        self.readback = Some(bytes);
+        Ok(())
+    }
+
+    fn read_finish(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        *out = self
+            .readback
+            .take()
+            .ok_or_else(|| Error::Device("cuda-host: no readback was started".into()))?;
+        Ok(false)
+    }
+
+    fn launch(&mut self, entry: Entry, tick: u32) -> Result<()> {
         if self.bufs.len() != N_BUFS {
             return Err(Error::Device("cuda-host: launch before alloc".into()));
         }
@@ -181,7 +209,7 @@ impl Device for HostCudaDevice {
             let end = (first + chunk).min(groups);
             // SAFETY: the pointers are the 16 buffers `alloc` sized for these parameters,
             // in the kernels' order; see `BufPtrs` on the threads sharing them.
-            unsafe { sim_host_launch(code, ptrs.as_ptr(), BLOCK, first, end) }
+            unsafe { sim_host_launch(code, ptrs.as_ptr(), tick, BLOCK, first, end) }
         });
         match failed.find_any(|&rc| rc != 0) {
             None => Ok(()),
@@ -227,6 +255,13 @@ mod tests {
         let mut out = [0u8; 12];
         d.read(Buf::Obs, 0, &mut out).unwrap();
         assert_eq!(out, [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        d.read_start(&[(Buf::Obs, 8, 4), (Buf::Obs, 0, 8)]).unwrap();
+        assert!(d.read_start(&[]).is_err(), "one readback at a time");
+        let mut back = Vec::new();
+        assert!(!d.read_finish(&mut back).unwrap(), "nothing to wait for");
+        assert_eq!(back, [5, 6, 7, 8, 0, 0, 0, 0, 1, 2, 3, 4]);
+        assert!(d.read_finish(&mut back).is_err(), "taken once");
+        assert!(d.read_start(&[(Buf::Obs, 12, 4)]).is_err(), "bounds");
         let e = d.write(Buf::Obs, 5, &[0; 8]).unwrap_err().to_string();
         assert!(e.contains("do not fit the Obs buffer (12 bytes)"), "{e}");
     }

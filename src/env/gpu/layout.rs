@@ -22,7 +22,7 @@ use std::fmt::Write;
 
 /// Bumped whenever a record or the state grouping changes meaning; kernel sources declare
 /// the version they were written for (`// layout-version: N`).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Element type classes of the state buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +175,9 @@ gpu_struct! {
         bar_ms: u32,
         n_halts: u32,
         rows: u32,
+        /// The host's serial number of this upload (a day's identity in the episode log,
+        /// which outlives the slot's reuse).
+        day: u32,
     }
 }
 
@@ -189,7 +192,8 @@ gpu_struct! {
         /// The host's step counter when it finished (orders the log like the CPU's).
         tick: u32,
         env: u32,
-        day_slot: u32,
+        /// [`SlotInfo::day`] of the episode's day slot.
+        day: u32,
         start_row: u32,
         steps: u32,
         /// 1 + [`crate::env::EndReason`] index (as `EnvState::ended`).
@@ -211,9 +215,9 @@ pub const BAR_FIELDS: &[(&str, &str)] = &[
     ("sigma", "f32"),
 ];
 
-/// Words of the control buffer: the log's record count (atomic), the step counter.
+/// Words of the control buffer: the log's record count (atomic; record `c` is at
+/// `c mod log_cap`, a power of two, so the count may wrap).
 pub const CTL_LOG_COUNT: usize = 0;
-pub const CTL_TICK: usize = 1;
 pub const CTL_WORDS: usize = 4;
 
 const _: () = assert!(std::mem::size_of::<BarRec>() == 48);
@@ -283,7 +287,6 @@ fn constants() -> Vec<(String, u32)> {
         ("N_I64".into(), ni as u32),
         ("N_F64".into(), nf as u32),
         ("CTL_LOG_COUNT".into(), CTL_LOG_COUNT as u32),
-        ("CTL_TICK".into(), CTL_TICK as u32),
         ("FLAG_HALTED".into(), crate::env::day::FLAG_HALTED),
         ("FLAG_QUOTE".into(), crate::env::day::FLAG_QUOTE),
         ("N_ACCOUNT".into(), crate::env::ACCOUNT_FIELDS.len() as u32),
@@ -443,9 +446,15 @@ mod tests {
 
     #[test]
     fn sources_declare_this_layout() {
-        assert!(check_source_version("k", "// layout-version: 1\n").is_ok());
-        let e = check_source_version("k", "// layout-version: 0\n").unwrap_err();
-        assert!(e.to_string().contains("layout version 0"), "{e}");
+        let this = format!("// layout-version: {LAYOUT_VERSION}\n");
+        assert!(check_source_version("k", &this).is_ok());
+        let older = format!("// layout-version: {}\n", LAYOUT_VERSION - 1);
+        let e = check_source_version("k", &older).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("layout version {}", LAYOUT_VERSION - 1)),
+            "{e}"
+        );
         assert!(check_source_version("k", "kernel").is_err());
     }
 }

@@ -23,20 +23,35 @@
 //! - **Episode queues**: `queue_len` (slot, start row) entries per environment, drawn on
 //!   the host from the [`EpisodeSource`] in environment order. An environment whose
 //!   episode ends takes its next entry *in the same kernel* (same-step auto-reset), so a
-//!   step needs no host round trip. Each step takes at most one entry per environment; the
-//!   host tops the queues up before the shortest could run dry (every `queue_len` steps
-//!   at most: one read of the queue heads, then the new entries).
-//! - **Episode log**: finished episodes' summaries, appended by the kernel with an atomic
-//!   counter and drained by the host at each top-up (and by
-//!   [`GpuEnvs::drain_finished`]), sorted into the CPU engine's order (step, then
-//!   environment).
+//!   step needs no host round trip. Each step takes at most one entry per environment.
+//! - **Episode log**: finished episodes' summaries, appended by the kernel to a ring of
+//!   `log_cap` records (a power of two) with an atomic counter, read by the host a
+//!   top-up behind (and at once by [`GpuEnvs::drain_finished`]), sorted into the CPU
+//!   engine's order (step, then environment). A record names its day by the upload's
+//!   serial number ([`layout::SlotInfo::day`]), so it still reads right after its slot
+//!   was given to another day.
+//!
+//! # Top-ups
+//! The host never waits for the device while stepping. Every `P = queue_len / 2` steps a
+//! top-up takes the **readback the previous top-up started** (the log count, every
+//! environment's queue head, and the log records up to the count before: copied behind
+//! the steps submitted then, and long arrived), takes the entries and records it names,
+//! draws episodes to fill each queue to `queue_len` entries past those heads, uploads
+//! only the new entries (and new days) and starts the next readback. The heads are a
+//! period old: by the top-up the device may have taken `P` more entries, and before the
+//! next top-up `P` more again, so `2P ≤ queue_len` entries past the old heads are
+//! always there. A slot is reused only when no entry past the old heads needs its day,
+//! and the steps since take entries only from there. The schedule depends on the step
+//! count alone, so a run draws the same episodes on every backend and after a resume.
 //!
 //! # Snapshots
 //! [`GpuEnvs::save_state`] writes everything that decides future steps, as
 //! [`super::CpuEnvs::save_state`] does for the CPU engine: a length-prefixed JSON header
 //! (sizes, counters, the episode source's state, the steps left before the next top-up,
 //! and per environment the day of its running episode and its queued (day, start row)
-//! entries in order) followed by the three state buffers as the device holds them. The
+//! entries in order as the host sees them, with how many of them the device has taken
+//! since and had taken by the readback in flight) followed by the three state buffers as
+//! the device holds them. The
 //! source was drawn ahead of the queues, so its state and the queue contents together
 //! continue the same episode sequence, and the queues are topped up at the same steps as
 //! in an uninterrupted run (which a source with one shared stream needs). Days are named
@@ -201,8 +216,17 @@ pub trait Device: Send {
     fn write(&mut self, buf: Buf, offset: u64, bytes: &[u8]) -> Result<()>;
     /// Copies from `buf` at `offset` into `out`, after all earlier work finished.
     fn read(&mut self, buf: Buf, offset: u64, out: &mut [u8]) -> Result<()>;
-    /// Launches `entry` over every environment.
-    fn launch(&mut self, entry: Entry) -> Result<()>;
+    /// Starts copying `regions` (buffer, offset, bytes; each a multiple of 4 bytes at a
+    /// multiple of 4), one after the other, into host memory, ordered after the work
+    /// submitted so far, and returns without waiting. One copy is in flight at a time:
+    /// [`Device::read_finish`] takes it before the next starts.
+    fn read_start(&mut self, regions: &[(Buf, u64, usize)]) -> Result<()>;
+    /// The bytes of the copy [`Device::read_start`] started, into `out` (resized to fit),
+    /// and whether the host had to wait for them (`false`: the copy had finished).
+    fn read_finish(&mut self, out: &mut Vec<u8>) -> Result<bool>;
+    /// Launches `entry` over every environment; `tick` is the host's step counter, a
+    /// kernel argument (no upload).
+    fn launch(&mut self, entry: Entry, tick: u32) -> Result<()>;
     /// Waits until all submitted work is done.
     fn sync(&mut self) -> Result<()>;
     /// The CUDA device address of `buf`, for a learner on the same device that reads and
@@ -273,10 +297,32 @@ pub struct GpuEnvs {
     head: Vec<u32>,
     tail: Vec<u32>,
     queue_host: Vec<u32>,
-    /// Fewest queued entries any environment may have left.
-    min_left: usize,
+    /// Steps between top-ups (`queue_len / 2`: module docs, "Top-ups").
+    period: usize,
+    /// Steps before the next top-up.
+    refill_in: usize,
     tick: u32,
+    /// Records the device's log ring holds (a power of two).
     log_cap: usize,
+    /// Log index up to which the host has taken the records (the log count, wrapping).
+    log_read: u32,
+    /// The latest log count a readback brought.
+    log_known: u32,
+    /// The readback the last top-up started, for the next one.
+    pending: Pending,
+    /// Scratch for readback bytes.
+    readback_bytes: Vec<u8>,
+    /// The day each upload into a slot brought, by [`SlotInfo::day`], while a log record
+    /// may still name it; `slot_upload[s]` is slot `s`'s latest upload.
+    upload_day: HashMap<u32, Arc<DayData>>,
+    slot_upload: Vec<u32>,
+    next_upload: u32,
+    /// Uploads whose slot was reused, with the log count below which every record of
+    /// theirs lies: forgotten once the host has read the log that far.
+    retired: VecDeque<(u32, u32)>,
+    /// The log count of the readback the current top-up works from (the bound of the
+    /// uploads it retires).
+    retire_bound: u32,
     finished: Vec<EpisodeStats>,
     dropped: u64,
     episodes: u64,
@@ -286,6 +332,28 @@ pub struct GpuEnvs {
     /// A top-up's new queue entries for [`Entry::Scatter`]: a count, then (entry, slot,
     /// start row) triples.
     patch: Vec<u32>,
+    /// The actions padded to whole words, when `n` is not a multiple of 4.
+    actions_padded: Vec<u8>,
+}
+
+/// The top-up readback: started by one top-up, taken by the next (module docs, "Top-ups").
+enum Pending {
+    /// None started (only while the environments are being built or restored).
+    None,
+    /// On its way from the device: the log count, the queue heads, then `recs` log
+    /// records from log index `recs_from`.
+    InFlight { recs_from: u32, recs: u32 },
+    /// Taken early (by a snapshot) or restored from one.
+    Ready(Readback),
+}
+
+/// What a top-up readback brings: the device's log count and queue heads at the step it
+/// was started, and the log records it copied.
+struct Readback {
+    count: u32,
+    heads: Vec<u32>,
+    recs_from: u32,
+    recs: Vec<LogRec>,
 }
 
 /// What the host did for the device, counted here in the orchestrator, around every
@@ -297,8 +365,9 @@ pub struct Meter {
     /// Host time spent inside the step calls (top-ups included), ns. On `cuda-host` the
     /// kernels run inside the launch, so it includes them.
     pub host_ns: u64,
-    /// Times the host waited for the device: every read (it waits for all earlier work)
-    /// and every sync.
+    /// Times the host waited for the device: every blocking read (it waits for all
+    /// earlier work), every sync, and every top-up readback that had not arrived when
+    /// the host took it.
     pub syncs: u64,
     /// Bytes copied host to device.
     pub h2d_bytes: u64,
@@ -335,8 +404,16 @@ impl Device for Metered {
         self.meter.syncs += 1;
         self.dev.read(buf, offset, out)
     }
-    fn launch(&mut self, entry: Entry) -> Result<()> {
-        self.dev.launch(entry)
+    fn read_start(&mut self, regions: &[(Buf, u64, usize)]) -> Result<()> {
+        self.dev.read_start(regions)
+    }
+    fn read_finish(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let waited = self.dev.read_finish(out)?;
+        self.meter.syncs += u64::from(waited);
+        Ok(waited)
+    }
+    fn launch(&mut self, entry: Entry, tick: u32) -> Result<()> {
+        self.dev.launch(entry, tick)
     }
     fn sync(&mut self) -> Result<()> {
         self.meter.syncs += 1;
@@ -415,8 +492,8 @@ struct SnapshotMeta {
     ring_w: usize,
     queue_len: usize,
     tick: u32,
-    /// Steps before the queues must be topped up ([`GpuEnvs`]'s `min_left`): restored, so
-    /// the source is drawn at the same steps as in a run that was never interrupted.
+    /// Steps before the next top-up: restored, so the source is drawn at the same steps
+    /// as in a run that was never interrupted.
     refill_in: usize,
     episodes: u64,
     dropped: u64,
@@ -426,7 +503,14 @@ struct SnapshotMeta {
     /// Per environment: the day (index into `days`) of its running episode.
     running: Vec<u32>,
     /// Per environment: its queued episodes, next first, as (index into `days`, start row).
+    /// `running` and `queued` are the host's view, as of the last top-up's readback.
     queued: Vec<Vec<(u32, u32)>>,
+    /// Per environment: how many of `queued` the device has taken since (the last is the
+    /// episode it runs).
+    taken: Vec<u32>,
+    /// Per environment: how many of `queued` the device had taken when the pending
+    /// readback was started (the next top-up fills the queue to `queue_len` past them).
+    pending: Vec<u32>,
 }
 
 /// A snapshot's header: its length and content.
@@ -477,7 +561,7 @@ impl GpuEnvs {
         // The per-environment buffers first: too many environments is refused before
         // anything is drawn or allocated, on the device (saying how many fit), then on the
         // host (outputs, queued episodes).
-        let sizes = buffer_sizes(&params, n, q, (0, 0), LOG_CAP.max(2 * n));
+        let sizes = buffer_sizes(&params, n, q, (0, 0), log_capacity(n));
         check_capacity(&*dev, &sizes, &params, q, n)?;
         super::cpu::check_memory(n, &params)?;
         crate::util::mem::check(
@@ -520,7 +604,7 @@ impl GpuEnvs {
             .day_slots
             .unwrap_or((2 * distinct.len() + 16).min(fit))
             .max(1);
-        let log_cap = LOG_CAP.max(2 * n);
+        let log_cap = log_capacity(n);
         let sizes = buffer_sizes(&params, n, q, (slot_rows, day_slots), log_cap);
         check_capacity(&*dev, &sizes, &params, q, n)?;
         let p = device_params(&params, n, q, (slot_rows, day_slots), log_cap)?;
@@ -547,15 +631,26 @@ impl GpuEnvs {
             head: vec![0; n],
             tail: vec![0; n],
             queue_host: vec![0; 2 * q * n],
-            min_left: 0,
+            period: q / 2,
+            refill_in: 0,
             tick: 0,
             log_cap,
+            log_read: 0,
+            log_known: 0,
+            pending: Pending::None,
+            readback_bytes: Vec::new(),
+            upload_day: HashMap::new(),
+            slot_upload: vec![0; day_slots],
+            next_upload: 0,
+            retired: VecDeque::new(),
+            retire_bound: 0,
             finished: Vec::new(),
             dropped: 0,
             episodes: 0,
             flags: vec![0; n],
             final_host: vec![0.0; n * obs_dim],
             patch: Vec::new(),
+            actions_padded: Vec::new(),
         };
         for (i, eps) in first.into_iter().enumerate() {
             for ep in eps {
@@ -563,11 +658,12 @@ impl GpuEnvs {
             }
         }
         envs.upload_queues(0..n)?;
-        envs.dev.launch(Entry::ResetAll)?;
+        envs.dev.launch(Entry::ResetAll, 0)?;
         for i in 0..n {
             envs.take_entry(i);
         }
-        envs.min_left = q - 1;
+        envs.start_readback()?;
+        envs.refill_in = envs.period;
         Ok(envs)
     }
 
@@ -621,7 +717,7 @@ impl GpuEnvs {
     /// Writes every environment's current observation.
     pub fn observe(&mut self, out: &mut StepOut<'_>) -> Result<()> {
         check_out(self.n, self.obs_dim(), out)?;
-        self.dev.launch(Entry::Observe)?;
+        self.dev.launch(Entry::Observe, self.tick)?;
         self.dev
             .read(Buf::Obs, 0, bytemuck::cast_slice_mut(&mut *out.obs))
     }
@@ -648,10 +744,19 @@ impl GpuEnvs {
     pub fn step_on_device(&mut self, actions: &[u8]) -> Result<()> {
         let t = std::time::Instant::now();
         check_actions(&self.params, self.n, actions)?;
-        if self.min_left == 0 {
-            self.refill()?;
+        if self.refill_in == 0 {
+            self.top_up()?;
         }
-        self.dev.write(Buf::Actions, 0, &padded(actions))?;
+        if actions.len().is_multiple_of(4) {
+            self.dev.write(Buf::Actions, 0, actions)?;
+        } else {
+            // WGSL reads the bytes as words.
+            self.actions_padded.clear();
+            self.actions_padded.extend_from_slice(actions);
+            self.actions_padded
+                .resize(actions.len().next_multiple_of(4), 0);
+            self.dev.write(Buf::Actions, 0, &self.actions_padded)?;
+        }
         self.launch_step()?;
         self.dev.count_step(t);
         Ok(())
@@ -662,8 +767,8 @@ impl GpuEnvs {
     /// the kernels trust them to be in `0..n_actions`.
     pub fn step_in_place(&mut self) -> Result<()> {
         let t = std::time::Instant::now();
-        if self.min_left == 0 {
-            self.refill()?;
+        if self.refill_in == 0 {
+            self.top_up()?;
         }
         self.launch_step()?;
         self.dev.count_step(t);
@@ -671,14 +776,9 @@ impl GpuEnvs {
     }
 
     fn launch_step(&mut self) -> Result<()> {
-        self.dev.write(
-            Buf::Ctl,
-            4 * layout::CTL_TICK as u64,
-            &self.tick.to_ne_bytes(),
-        )?;
-        self.dev.launch(Entry::Step)?;
-        self.tick += 1;
-        self.min_left -= 1;
+        self.dev.launch(Entry::Step, self.tick)?;
+        self.tick = self.tick.wrapping_add(1);
+        self.refill_in -= 1;
         Ok(())
     }
 
@@ -734,18 +834,28 @@ impl GpuEnvs {
 
     /// Takes the summaries of episodes finished since the last call.
     pub fn drain_finished(&mut self) -> Result<Vec<EpisodeStats>> {
-        self.drain_log()?;
+        self.drain_log_now()?;
         Ok(std::mem::take(&mut self.finished))
     }
 
     /// Everything that decides future steps, for a checkpoint (module docs, "Snapshots").
     /// Needs `&mut`: it reads the device. The device's episode log is drained first into
-    /// the list [`Self::drain_finished`] returns (the log is not part of the snapshot), and
-    /// the queue entries the device took since the last top-up are accounted.
+    /// the list [`Self::drain_finished`] returns (the log is not part of the snapshot); the
+    /// host's bookkeeping is left as it was, so the run goes on as if never saved.
     pub fn save_state(&mut self) -> Result<Vec<u8>> {
-        self.drain_log()?;
-        self.sync_heads()?;
+        self.drain_log_now()?;
+        // The pending readback decides the next top-up: kept for it, as it would be
+        // without the snapshot.
+        let rb = self.take_readback()?;
+        let pending_heads = rb.heads.clone();
+        self.pending = Pending::Ready(rb);
         let (n, q) = (self.n, self.q);
+        let (lu, li, lf) = self.state_bytes();
+        let mut su = vec![0u32; lu / 4];
+        self.dev
+            .read(Buf::StateU32, 0, bytemuck::cast_slice_mut(&mut su))?;
+        let u_slot = layout::field("day_slot").index;
+        let u_head = layout::field("ep_head").index;
         let mut days: Vec<DayKey> = Vec::new();
         let mut index: HashMap<u32, u32> = HashMap::new();
         let mut day_of = |slot: u32| {
@@ -757,27 +867,33 @@ impl GpuEnvs {
                 days.len() as u32 - 1
             })
         };
-        let mut running = Vec::with_capacity(n);
-        let mut queued = Vec::with_capacity(n);
+        let (mut running, mut queued) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut taken, mut pending) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for i in 0..n {
+            let slot_of_entry = |k: u32| self.queue_host[2 * (i * q + k as usize % q)];
+            let t = su[u_head * n + i].wrapping_sub(self.head[i]);
+            let p = pending_heads[i].wrapping_sub(self.head[i]);
+            let len = self.queued[i].len() as u32;
+            let device_slot = match t {
+                0 => self.cur[i],
+                t => slot_of_entry(self.head[i].wrapping_add(t - 1)),
+            };
+            if t > len || p > t || su[u_slot * n + i] != device_slot {
+                return Err(Error::Device(format!(
+                    "environment {i}: the device took {} entries of a queue of {len} (the pending readback {}) and runs on day slot {}, the host expected slot {device_slot}: the device state is inconsistent",
+                    t as i32,
+                    p as i32,
+                    su[u_slot * n + i]
+                )));
+            }
             running.push(day_of(self.cur[i]));
-            let entries = (self.head[i]..self.tail[i]).map(|k| {
-                let e = 2 * (i * q + k as usize % q);
+            let entries = (0..len).map(|k| {
+                let e = 2 * (i * q + self.head[i].wrapping_add(k) as usize % q);
                 (day_of(self.queue_host[e]), self.queue_host[e + 1])
             });
             queued.push(entries.collect::<Vec<_>>());
-        }
-        let (lu, li, lf) = self.state_bytes();
-        let mut su = vec![0u32; lu / 4];
-        self.dev
-            .read(Buf::StateU32, 0, bytemuck::cast_slice_mut(&mut su))?;
-        let u_slot = layout::field("day_slot").index;
-        if let Some(i) = (0..n).find(|&i| su[u_slot * n + i] != self.cur[i]) {
-            return Err(Error::Device(format!(
-                "environment {i} runs on day slot {}, the host expected {}: the device state is inconsistent",
-                su[u_slot * n + i],
-                self.cur[i]
-            )));
+            taken.push(t);
+            pending.push(p);
         }
         let meta = SnapshotMeta {
             layout: layout::LAYOUT_VERSION,
@@ -786,13 +902,15 @@ impl GpuEnvs {
             ring_w: ring_width(&self.params),
             queue_len: q,
             tick: self.tick,
-            refill_in: self.min_left,
+            refill_in: self.refill_in,
             episodes: self.episodes,
             dropped: self.dropped,
             source: self.source.save_state(),
             days,
             running,
             queued,
+            taken,
+            pending,
         };
         let meta = serde_json::to_vec(&meta).expect("a plain struct serializes");
         let mut out = Vec::with_capacity(8 + meta.len() + lu + li + lf);
@@ -865,14 +983,21 @@ impl GpuEnvs {
             )));
         }
         let known = |d: u32| (d as usize) < meta.days.len();
+        // Each environment's queue: at most `q` entries, of which the device took `t`,
+        // `p` of them by the pending readback, and enough left for the steps before the
+        // next top-up.
+        let queue_ok = |i: usize| {
+            let (len, t, p) = (meta.queued[i].len(), meta.taken[i], meta.pending[i]);
+            len <= q && p <= t && (t as usize) <= len && len - t as usize >= meta.refill_in
+        };
         if meta.running.len() != n
             || meta.queued.len() != n
+            || meta.taken.len() != n
+            || meta.pending.len() != n
+            || meta.refill_in > self.period
             || !meta.running.iter().all(|&d| known(d))
             || !meta.queued.iter().flatten().all(|&(d, _)| known(d))
-            || meta
-                .queued
-                .iter()
-                .any(|e| e.len() > q || e.len() < meta.refill_in)
+            || !(0..n).all(queue_ok)
         {
             return Err(bad("its episode queues are malformed".into()));
         }
@@ -910,10 +1035,18 @@ impl GpuEnvs {
         // The source checks its state before taking it: the last check, the first change.
         self.source.load_state(&meta.source)?;
 
-        // Fresh slots, and entry k of each queue at position k (device and host heads 0).
+        // A readback in flight belongs to the state being replaced.
+        if let Pending::InFlight { .. } = self.pending {
+            self.dev.read_finish(&mut self.readback_bytes)?;
+        }
+        // Fresh slots, and entry k of each queue at position k (host head 0, the device's
+        // `taken`).
         self.slot_day.fill(None);
         self.slot_refs.fill(0);
         self.slot_of.clear();
+        self.upload_day.clear();
+        self.retired.clear();
+        self.retire_bound = 0;
         let mut su = vec![0u32; lu / 4];
         bytemuck::cast_slice_mut::<u32, u8>(&mut su).copy_from_slice(&body[..lu]);
         let u_slot = layout::field("day_slot").index;
@@ -922,13 +1055,17 @@ impl GpuEnvs {
             let slot = self.slot_for(days[meta.running[i] as usize].clone())?;
             self.slot_refs[slot as usize] += 1;
             self.cur[i] = slot;
-            su[u_slot * n + i] = slot;
-            su[u_head * n + i] = 0;
             self.queued[i].clear();
             (self.head[i], self.tail[i]) = (0, 0);
             for &(d, start_row) in &meta.queued[i] {
                 self.enqueue(i, days[d as usize].clone(), start_row)?;
             }
+            let t = meta.taken[i] as usize;
+            su[u_slot * n + i] = match t {
+                0 => slot,
+                t => self.queue_host[2 * (i * q + t - 1)],
+            };
+            su[u_head * n + i] = t as u32;
         }
         self.dev
             .write(Buf::StateU32, 0, bytemuck::cast_slice(&su))?;
@@ -940,13 +1077,18 @@ impl GpuEnvs {
             4 * layout::CTL_LOG_COUNT as u64,
             &0u32.to_ne_bytes(),
         )?;
+        (self.log_read, self.log_known) = (0, 0);
+        self.pending = Pending::Ready(Readback {
+            count: 0,
+            heads: meta.pending,
+            recs_from: 0,
+            recs: Vec::new(),
+        });
         self.tick = meta.tick;
         self.episodes = meta.episodes;
         self.dropped = meta.dropped;
         self.finished.clear();
-        // At most the fewest queued entries (checked above): a step takes at most one per
-        // environment.
-        self.min_left = meta.refill_in;
+        self.refill_in = meta.refill_in;
         Ok(())
     }
 
@@ -957,34 +1099,90 @@ impl GpuEnvs {
         (4 * nu * self.n, 8 * ni * self.n, 8 * (nf + ring_w) * self.n)
     }
 
-    /// Reads and empties the device's episode log (its days are still in their slots:
-    /// slots are only reassigned by [`Self::refill`], after it drains).
-    fn drain_log(&mut self) -> Result<()> {
+    /// Reads the device's episode log up to now, waiting for the device (for
+    /// [`Self::drain_finished`] and snapshots; top-ups read it without waiting).
+    fn drain_log_now(&mut self) -> Result<()> {
         let mut count = [0u32; 1];
         self.dev.read(
             Buf::Ctl,
             4 * layout::CTL_LOG_COUNT as u64,
             bytemuck::cast_slice_mut(&mut count),
         )?;
-        let total = count[0] as usize;
-        if total == 0 {
-            return Ok(());
+        let count = count[0];
+        let cap = self.log_cap as u32;
+        let unread = count.wrapping_sub(self.log_read);
+        let from = if unread > cap {
+            count.wrapping_sub(cap)
+        } else {
+            self.log_read
+        };
+        let mut recs = vec![LogRec::default(); count.wrapping_sub(from) as usize];
+        let mut at = 0;
+        for (buf, offset, len) in self.log_regions(from, recs.len() as u32) {
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut recs);
+            self.dev.read(buf, offset, &mut bytes[at..at + len])?;
+            at += len;
         }
-        let kept = total.min(self.log_cap);
-        let mut recs = vec![LogRec::default(); kept];
-        self.dev
-            .read(Buf::Log, 0, bytemuck::cast_slice_mut(&mut recs))?;
-        self.dev.write(
-            Buf::Ctl,
-            4 * layout::CTL_LOG_COUNT as u64,
-            &0u32.to_ne_bytes(),
-        )?;
-        recs.sort_unstable_by_key(|r| (r.tick, r.env));
-        self.episodes += total as u64;
-        self.dropped += (total - kept) as u64;
-        for r in recs {
-            let day = self.slot_day[r.day_slot as usize].as_ref().ok_or_else(|| {
-                Error::Device(format!("episode log names empty day slot {}", r.day_slot))
+        self.take_log(from, &recs, count)?;
+        if count.wrapping_sub(self.log_known) as i32 > 0 {
+            self.log_known = count;
+        }
+        Ok(())
+    }
+
+    /// The regions of the log ring that hold records `from .. from + count`.
+    fn log_regions(&self, from: u32, count: u32) -> Vec<(Buf, u64, usize)> {
+        let size = std::mem::size_of::<LogRec>();
+        let first = from as usize & (self.log_cap - 1);
+        let count = count as usize;
+        let head = count.min(self.log_cap - first);
+        let mut regions = Vec::with_capacity(2);
+        if head > 0 {
+            regions.push((Buf::Log, (first * size) as u64, head * size));
+        }
+        if count > head {
+            regions.push((Buf::Log, 0, (count - head) * size));
+        }
+        regions
+    }
+
+    /// Takes log records `recs` (log indices from `from`), read when the device's log
+    /// count was `count`, into the finished list in the CPU engine's order: records the
+    /// host already took are skipped, and records overwritten before they were read (the
+    /// ring came round) are counted as dropped.
+    fn take_log(&mut self, from: u32, recs: &[LogRec], count: u32) -> Result<()> {
+        let end = from.wrapping_add(recs.len() as u32);
+        let ahead = |a: u32, b: u32| a.wrapping_sub(b) as i32 > 0;
+        if ahead(from, self.log_read) {
+            // The ring came round over these before any read reached them.
+            let lost = from.wrapping_sub(self.log_read);
+            self.dropped += u64::from(lost);
+            self.episodes += u64::from(lost);
+            self.log_read = from;
+        }
+        if !ahead(end, self.log_read) {
+            return self.forget_retired();
+        }
+        let skip = self.log_read.wrapping_sub(from) as usize;
+        let cap = self.log_cap as u32;
+        let mut batch = Vec::with_capacity(recs.len() - skip);
+        for (j, r) in recs.iter().enumerate().skip(skip) {
+            let index = from.wrapping_add(j as u32);
+            if count.wrapping_sub(index) > cap {
+                self.dropped += 1;
+            } else {
+                batch.push(*r);
+            }
+        }
+        self.episodes += u64::from(end.wrapping_sub(self.log_read));
+        self.log_read = end;
+        batch.sort_unstable_by_key(|r| (r.tick, r.env));
+        for r in batch {
+            let day = self.upload_day.get(&r.day).ok_or_else(|| {
+                Error::Device(format!(
+                    "the episode log names day upload {}, which the host does not know: the device state is inconsistent",
+                    r.day
+                ))
             })?;
             let stats = EpisodeStats {
                 env: r.env as usize,
@@ -1007,15 +1205,92 @@ impl GpuEnvs {
                 self.dropped += 1;
             }
         }
+        self.forget_retired()
+    }
+
+    /// Forgets the days of reused slots whose every log record the host has read.
+    fn forget_retired(&mut self) -> Result<()> {
+        while let Some(&(bound, upload)) = self.retired.front() {
+            if bound.wrapping_sub(self.log_read) as i32 > 0 {
+                break;
+            }
+            self.upload_day.remove(&upload);
+            self.retired.pop_front();
+        }
         Ok(())
     }
 
-    /// Tops every environment's queue up to `queue_len` entries: reads how many each took,
-    /// frees the slots no episode needs any more, draws new episodes in environment order
-    /// and uploads them (and any new day).
-    fn refill(&mut self) -> Result<()> {
-        self.drain_log()?;
-        self.sync_heads()?;
+    /// Starts the readback the next top-up works from: the log count and the queue heads
+    /// as they are after the steps submitted so far, and the log records up to the count
+    /// the last readback brought (all written by now).
+    fn start_readback(&mut self) -> Result<()> {
+        let n = self.n;
+        let cap = self.log_cap as u32;
+        let unread = self.log_known.wrapping_sub(self.log_read);
+        let (from, recs) = match unread {
+            u if u as i32 <= 0 => (self.log_read, 0),
+            u if u > cap => (self.log_known.wrapping_sub(cap), cap),
+            u => (self.log_read, u),
+        };
+        let u_head = layout::field("ep_head").index;
+        let mut regions = vec![
+            (Buf::Ctl, 4 * layout::CTL_LOG_COUNT as u64, 4),
+            (Buf::StateU32, (4 * u_head * n) as u64, 4 * n),
+        ];
+        regions.extend(self.log_regions(from, recs));
+        self.dev.read_start(&regions)?;
+        self.pending = Pending::InFlight {
+            recs_from: from,
+            recs,
+        };
+        Ok(())
+    }
+
+    /// The readback the last top-up started (waiting for it only if it has not arrived).
+    fn take_readback(&mut self) -> Result<Readback> {
+        match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::Ready(r) => Ok(r),
+            Pending::None => Err(Error::Device(
+                "a top-up found no readback started: the GPU engine's host state is inconsistent"
+                    .into(),
+            )),
+            Pending::InFlight { recs_from, recs } => {
+                let mut bytes = std::mem::take(&mut self.readback_bytes);
+                self.dev.read_finish(&mut bytes)?;
+                let n = self.n;
+                let size = std::mem::size_of::<LogRec>();
+                if bytes.len() != 4 + 4 * n + recs as usize * size {
+                    return Err(Error::Device(format!(
+                        "a readback brought {} bytes, {} were asked for",
+                        bytes.len(),
+                        4 + 4 * n + recs as usize * size
+                    )));
+                }
+                let r = Readback {
+                    count: u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes")),
+                    heads: bytemuck::pod_collect_to_vec(&bytes[4..4 + 4 * n]),
+                    recs_from,
+                    recs: bytemuck::pod_collect_to_vec(&bytes[4 + 4 * n..]),
+                };
+                self.readback_bytes = bytes;
+                Ok(r)
+            }
+        }
+    }
+
+    /// Tops every environment's queue up to `queue_len` entries past the heads the last
+    /// readback brought (module docs, "Top-ups"): takes its log records and the entries
+    /// the device took, frees the slots no episode needs any more, draws new episodes in
+    /// environment order, uploads them (and any new day), and starts the next readback.
+    /// It never waits for the device unless the readback has not arrived.
+    fn top_up(&mut self) -> Result<()> {
+        let rb = self.take_readback()?;
+        self.take_log(rb.recs_from, &rb.recs, rb.count)?;
+        if rb.count.wrapping_sub(self.log_known) as i32 > 0 {
+            self.log_known = rb.count;
+        }
+        self.retire_bound = rb.count;
+        self.take_heads(&rb.heads)?;
         self.move_window();
         let n = self.n;
         let mut patch = std::mem::take(&mut self.patch);
@@ -1040,10 +1315,11 @@ impl GpuEnvs {
                 (8 * n * self.q) as u64,
                 bytemuck::cast_slice(&patch),
             )?;
-            self.dev.launch(Entry::Scatter)?;
+            self.dev.launch(Entry::Scatter, self.tick)?;
         }
         self.patch = patch;
-        self.min_left = self.q;
+        self.start_readback()?;
+        self.refill_in = self.period;
         Ok(())
     }
 
@@ -1068,25 +1344,19 @@ impl GpuEnvs {
         }
     }
 
-    /// Reads how many queue entries each environment took (the device's `ep_head`) and
-    /// takes them on the host too, releasing the slots of the episodes they replaced.
-    fn sync_heads(&mut self) -> Result<()> {
-        let (u_head, n) = (layout::field("ep_head").index, self.n);
-        let mut heads = vec![0u32; n];
-        self.dev.read(
-            Buf::StateU32,
-            (4 * u_head * n) as u64,
-            bytemuck::cast_slice_mut(&mut heads),
-        )?;
+    /// Takes, on the host too, the queue entries the device had taken by a readback's
+    /// `heads`, releasing the slots of the episodes they replaced.
+    fn take_heads(&mut self, heads: &[u32]) -> Result<()> {
         for (i, &h) in heads.iter().enumerate() {
-            if h < self.head[i] || h - self.head[i] > self.queued[i].len() as u32 {
+            let taken = h.wrapping_sub(self.head[i]);
+            if taken > self.queued[i].len() as u32 {
                 return Err(Error::Device(format!(
                     "environment {i} took {} episodes from a queue of {}: the device state is inconsistent",
-                    h.wrapping_sub(self.head[i]),
+                    taken as i32,
                     self.queued[i].len()
                 )));
             }
-            while self.head[i] < h {
+            for _ in 0..taken {
                 self.take_entry(i);
             }
         }
@@ -1100,7 +1370,7 @@ impl GpuEnvs {
             self.slot_refs[self.cur[i] as usize] -= 1;
         }
         self.cur[i] = self.queued[i].pop_front().expect("an entry was queued");
-        self.head[i] += 1;
+        self.head[i] = self.head[i].wrapping_add(1);
     }
 
     /// Appends an episode to environment `i`'s queue (host copy), uploading its day into a
@@ -1111,7 +1381,7 @@ impl GpuEnvs {
         let e = i * self.q + self.tail[i] as usize % self.q;
         self.queue_host[2 * e] = slot;
         self.queue_host[2 * e + 1] = start_row;
-        self.tail[i] += 1;
+        self.tail[i] = self.tail[i].wrapping_add(1);
         self.queued[i].push_back(slot);
         Ok(e)
     }
@@ -1167,7 +1437,12 @@ impl GpuEnvs {
         if let Some(old) = self.slot_day[free].take() {
             self.slot_of
                 .remove(&(old.symbol.clone(), old.date, old.bar_ms));
+            // Log records may still name the old day (module docs, "Top-ups").
+            self.retired
+                .push_back((self.retire_bound, self.slot_upload[free]));
         }
+        let upload = self.next_upload;
+        self.next_upload = self.next_upload.wrapping_add(1);
         let (s, rows, k) = (free as u64, self.slot_rows as u64, day.k as u64);
         self.dev.write(
             Buf::Bars,
@@ -1196,6 +1471,7 @@ impl GpuEnvs {
             bar_ms: day.bar_ms,
             n_halts: day.halts.len() as u32,
             rows: day.rows() as u32,
+            day: upload,
         };
         self.dev.write(
             Buf::Slots,
@@ -1203,16 +1479,17 @@ impl GpuEnvs {
             bytemuck::bytes_of(&info),
         )?;
         self.slot_of.insert(key, free as u32);
+        self.upload_day.insert(upload, day.clone());
+        self.slot_upload[free] = upload;
         self.slot_day[free] = Some(day);
         Ok(free as u32)
     }
 }
 
-/// The actions as bytes padded to whole 4-byte words (WGSL reads words).
-fn padded(actions: &[u8]) -> Vec<u8> {
-    let mut v = actions.to_vec();
-    v.resize(actions.len().next_multiple_of(4), 0);
-    v
+/// Records the episode log of `n` environments holds: a power of two (the kernels
+/// index the ring with a mask), room for two episodes per environment at least.
+fn log_capacity(n: usize) -> usize {
+    LOG_CAP.max(2 * n).next_power_of_two()
 }
 
 /// Bytes of every buffer (`slots` = (rows per slot, day slots)).

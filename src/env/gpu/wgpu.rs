@@ -2,8 +2,10 @@
 //! with 64-bit float and integer shader support (Vulkan, Metal, DX12; lavapipe on CPUs).
 //!
 //! Pipelines, the bind group layout and the bind group are built once in
-//! [`Device::alloc`]; a launch is one compute pass, a read is a copy into a mappable
-//! staging buffer and a blocking map. All work goes through the one queue, in order.
+//! [`Device::alloc`]; a launch is one compute pass with the step counter as its immediate
+//! data, a read is a copy into a mappable staging buffer and a blocking map, a readback
+//! the same copy mapped asynchronously (polled, never waited for while it has not been
+//! asked for). All work goes through the one queue, in order.
 
 use super::layout::{self, Params};
 use super::{BLOCK, Buf, Capacity, Device, Entry, N_BUFS};
@@ -32,6 +34,17 @@ pub struct WgpuDevice {
     limits: wgpu::Limits,
     bound: Option<Bound>,
     staging: Option<wgpu::Buffer>,
+    readback: Option<Readback>,
+    /// The last readback's staging buffer, for the next one.
+    readback_spare: Option<wgpu::Buffer>,
+}
+
+/// A started [`Device::read_start`] copy: its staging buffer, the bytes it will hold, and
+/// the map's result once wgpu calls back.
+struct Readback {
+    staging: wgpu::Buffer,
+    len: u64,
+    mapped: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
 /// One line: wgpu's validation errors span several (with source excerpts).
@@ -48,7 +61,8 @@ impl WgpuDevice {
             backends: wgpu::Backends::PRIMARY,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
-        let need = wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64;
+        let need =
+            wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64 | wgpu::Features::IMMEDIATES;
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
         if adapters.is_empty() {
             return Err(Error::Device(
@@ -69,7 +83,7 @@ impl WgpuDevice {
             .min_by_key(rank)
             .ok_or_else(|| {
                 Error::Device(format!(
-                    "--backend wgpu: no adapter offers 64-bit float and integer shaders (SHADER_F64, SHADER_INT64), which the environment's f64 accounting needs; found: {}",
+                    "--backend wgpu: no adapter offers 64-bit float and integer shaders and immediate data (SHADER_F64, SHADER_INT64, IMMEDIATES), which the environment's f64 accounting and per-step counter need; found: {}",
                     names.join(", ")
                 ))
             })?;
@@ -95,6 +109,8 @@ impl WgpuDevice {
             limits,
             bound: None,
             staging: None,
+            readback: None,
+            readback_spare: None,
         })
     }
 
@@ -208,7 +224,7 @@ impl Device for WgpuDevice {
             let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("envs"),
                 bind_group_layouts: &[Some(&bgl)],
-                immediate_size: 0,
+                immediate_size: 4,
             });
             let pipeline = |entry: Entry| {
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -281,7 +297,89 @@ impl Device for WgpuDevice {
         Ok(())
     }
 
-    fn launch(&mut self, entry: Entry) -> Result<()> {
+    fn read_start(&mut self, regions: &[(Buf, u64, usize)]) -> Result<()> {
+        if self.readback.is_some() {
+            return Err(Error::Device(
+                "wgpu: a readback was started before the last one was taken".into(),
+            ));
+        }
+        let len: u64 = regions.iter().map(|r| r.2 as u64).sum();
+        if regions.iter().any(|r| r.1 % 4 != 0 || r.2 % 4 != 0) {
+            return Err(Error::Device(
+                "wgpu: readback regions must be whole 4-byte words".into(),
+            ));
+        }
+        let staging = match self.readback_spare.take() {
+            Some(s) if s.size() >= len => s,
+            _ => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: len.max(4).next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let b = self.bound()?;
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        let mut at = 0u64;
+        for &(buf, offset, bytes) in regions {
+            if bytes > 0 {
+                enc.copy_buffer_to_buffer(
+                    &b.buffers[buf as usize],
+                    offset,
+                    &staging,
+                    at,
+                    bytes as u64,
+                );
+            }
+            at += bytes as u64;
+        }
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, ..len.max(4), move |r| {
+            let _ = tx.send(r);
+        });
+        self.readback = Some(Readback {
+            staging,
+            len,
+            mapped: rx,
+        });
+        Ok(())
+    }
+
+    fn read_finish(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let rb = self
+            .readback
+            .take()
+            .ok_or_else(|| Error::Device("wgpu: no readback was started".into()))?;
+        self.device
+            .poll(wgpu::PollType::Poll)
+            .map_err(|e| dev_err("poll", e))?;
+        let (result, waited) = match rb.mapped.try_recv() {
+            Ok(r) => (r, false),
+            Err(_) => {
+                self.wait()?;
+                (rb.mapped.recv().map_err(|e| dev_err("map", e))?, true)
+            }
+        };
+        result.map_err(|e| dev_err("map", e))?;
+        {
+            let view = rb
+                .staging
+                .get_mapped_range(..rb.len.max(4))
+                .map_err(|e| dev_err("mapped range", e))?;
+            out.clear();
+            out.extend_from_slice(&view[..rb.len as usize]);
+        }
+        rb.staging.unmap();
+        self.readback_spare = Some(rb.staging);
+        Ok(waited)
+    }
+
+    fn launch(&mut self, entry: Entry, tick: u32) -> Result<()> {
         let b = self.bound()?;
         let pipeline = &b.pipelines[entry as usize];
         let mut enc = self
@@ -296,6 +394,7 @@ impl Device for WgpuDevice {
             });
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &b.bind_group, &[]);
+            pass.set_immediates(0, &tick.to_ne_bytes());
             pass.dispatch_workgroups(b.groups, 1, 1);
         }
         self.queue.submit([enc.finish()]);
