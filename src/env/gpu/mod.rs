@@ -347,6 +347,61 @@ enum Pending {
     Ready(Readback),
 }
 
+/// What a copy of the log ring adds to what the host has read (log indices wrap: they are
+/// the device's 32-bit count).
+#[derive(Debug, PartialEq, Eq)]
+struct LogSpan {
+    /// How far the host's read position moves (records taken and records lost).
+    advance: u32,
+    /// Records lost: overwritten before any read reached them.
+    lost: u32,
+    /// The copied records the host takes: not read before, not overwritten.
+    intact: std::ops::Range<usize>,
+}
+
+impl LogSpan {
+    /// The span of `len` records copied from log index `from`, when the device's count
+    /// was `count`, for a host that has read up to `read`, with a ring of `cap` records.
+    fn of(read: u32, from: u32, len: u32, count: u32, cap: u32) -> LogSpan {
+        let ahead = |a: u32, b: u32| a.wrapping_sub(b) as i32 > 0;
+        let end = from.wrapping_add(len);
+        if !ahead(end, read) {
+            // Nothing the host has not read already.
+            return LogSpan {
+                advance: 0,
+                lost: 0,
+                intact: 0..0,
+            };
+        }
+        // Records before the copy's start that the host never read were overwritten.
+        let gap = if ahead(from, read) {
+            from.wrapping_sub(read)
+        } else {
+            0
+        };
+        // Records the host read already (by a blocking drain) are skipped.
+        let skip = if ahead(read, from) {
+            read.wrapping_sub(from)
+        } else {
+            0
+        };
+        // Index `i` was still in the ring when the count was `count` if `count - i <= cap`:
+        // the records older than `count - cap` at the copy's start were overwritten.
+        let oldest = count.wrapping_sub(cap);
+        let overwritten = if ahead(oldest, from) {
+            oldest.wrapping_sub(from).min(len)
+        } else {
+            0
+        };
+        let first = skip.max(overwritten);
+        LogSpan {
+            advance: end.wrapping_sub(read),
+            lost: gap + overwritten.saturating_sub(skip),
+            intact: first as usize..len as usize,
+        }
+    }
+}
+
 /// What a top-up readback brings: the device's log count and queue heads at the step it
 /// was started, and the log records it copied.
 struct Readback {
@@ -1151,31 +1206,21 @@ impl GpuEnvs {
     /// host already took are skipped, and records overwritten before they were read (the
     /// ring came round) are counted as dropped.
     fn take_log(&mut self, from: u32, recs: &[LogRec], count: u32) -> Result<()> {
-        let end = from.wrapping_add(recs.len() as u32);
-        let ahead = |a: u32, b: u32| a.wrapping_sub(b) as i32 > 0;
-        if ahead(from, self.log_read) {
-            // The ring came round over these before any read reached them.
-            let lost = from.wrapping_sub(self.log_read);
-            self.dropped += u64::from(lost);
-            self.episodes += u64::from(lost);
-            self.log_read = from;
-        }
-        if !ahead(end, self.log_read) {
+        let span = LogSpan::of(
+            self.log_read,
+            from,
+            recs.len() as u32,
+            count,
+            self.log_cap as u32,
+        );
+        self.dropped += u64::from(span.lost);
+        self.episodes += u64::from(span.advance);
+        self.log_read = self.log_read.wrapping_add(span.advance);
+        let batch = &recs[span.intact];
+        if batch.is_empty() {
             return self.forget_retired();
         }
-        let skip = self.log_read.wrapping_sub(from) as usize;
-        let cap = self.log_cap as u32;
-        let mut batch = Vec::with_capacity(recs.len() - skip);
-        for (j, r) in recs.iter().enumerate().skip(skip) {
-            let index = from.wrapping_add(j as u32);
-            if count.wrapping_sub(index) > cap {
-                self.dropped += 1;
-            } else {
-                batch.push(*r);
-            }
-        }
-        self.episodes += u64::from(end.wrapping_sub(self.log_read));
-        self.log_read = end;
+        let mut batch = batch.to_vec();
         batch.sort_unstable_by_key(|r| (r.tick, r.env));
         for r in batch {
             let day = self.upload_day.get(&r.day).ok_or_else(|| {
@@ -1674,6 +1719,36 @@ fn device_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_spans_take_each_record_once_and_count_the_overwritten() {
+        let span = |read, from, len, count| LogSpan::of(read, from, len, count, 8);
+        let s = |advance, lost, intact| LogSpan {
+            advance,
+            lost,
+            intact,
+        };
+        // Everything new.
+        assert_eq!(span(0, 0, 5, 5), s(5, 0, 0..5));
+        // The first three were read by a blocking drain; all of them.
+        assert_eq!(span(3, 0, 5, 5), s(2, 0, 3..5));
+        assert_eq!(span(5, 0, 5, 9), s(0, 0, 0..0));
+        assert_eq!(span(100, 90, 5, 120), s(0, 0, 0..0));
+        // The ring came round: indices below count - cap = 12 were overwritten, before
+        // the copy (4..8 and the gap 0..4) or within it (10, 11).
+        assert_eq!(span(0, 4, 4, 20), s(8, 8, 4..4));
+        assert_eq!(span(10, 10, 6, 20), s(6, 2, 2..6));
+        // Overwritten but read before: not lost.
+        assert_eq!(span(13, 10, 6, 20), s(3, 0, 3..6));
+        // Across the 32-bit wrap of the count.
+        let m = u32::MAX - 2;
+        assert_eq!(span(m, m, 5, m.wrapping_add(5)), s(5, 0, 0..5));
+        assert_eq!(span(m, m, 5, m.wrapping_add(12)), s(5, 4, 4..5));
+        assert_eq!(
+            span(m, m.wrapping_add(3), 2, m.wrapping_add(5)),
+            s(5, 3, 0..2)
+        );
+    }
 
     #[test]
     fn every_word_index_the_kernels_compute_is_checked_against_32_bits() {
