@@ -474,6 +474,8 @@ pub struct TrainBench {
     pub rollout_steps: usize,
     pub hidden: usize,
     pub encoder: Vec<usize>,
+    /// The LSTM's number format (`train.precision`).
+    pub precision: crate::learn::Precision,
     pub epochs: usize,
     pub minibatches: usize,
     pub obs_dim: usize,
@@ -486,6 +488,12 @@ pub struct TrainBench {
     pub inference_s: f64,
     pub learn_s: f64,
     pub update_s: f64,
+    /// Reads of the learner's tensors to the host per update, counted in the learner
+    /// (`Ppo`): each is a wait for the device on a GPU. The host rollout reads every
+    /// step's values and log-probabilities (2 per step); the in-place rollout (CUDA
+    /// environments and learner) only whether a step truncated an episode, then once at
+    /// the end; the update reads its bootstrap values and its statistics once.
+    pub syncs_per_update: f64,
     pub date: String,
 }
 
@@ -556,6 +564,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
             if u == 1 {
                 start = Instant::now();
                 (env_s, inf_s, learn_s) = (0.0, 0.0, 0.0);
+                ppo.take_syncs();
             }
             let (e, i) = ppo.rollout(env.as_mut())?;
             let s = ppo.update(cfg.learning_rate);
@@ -573,6 +582,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
     })?;
     let u = req.updates as f64;
     let steps = (req.envs * req.rollout_steps) as f64 * u;
+    let syncs_per_update = ppo.take_syncs() as f64 / u;
     Ok(TrainBench {
         bench: "train",
         device: format!("{device:?}").to_lowercase(),
@@ -585,6 +595,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         rollout_steps: req.rollout_steps,
         hidden: cfg.hidden,
         encoder: cfg.encoder.clone(),
+        precision: cfg.precision,
         epochs: cfg.epochs,
         minibatches: cfg.minibatches,
         obs_dim,
@@ -595,6 +606,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         inference_s: inf_s / u,
         learn_s: learn_s / u,
         update_s: elapsed / u,
+        syncs_per_update,
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
     })
 }

@@ -128,6 +128,56 @@ fn gae_matches_a_plain_loop_of_the_definition() {
     }
 }
 
+/// `train.precision = "bf16"`: the LSTM runs in bfloat16 and gives what the f32 LSTM gives
+/// within bfloat16's rounding (8 significant bits), its gradients reach the f32 weights,
+/// and switching back to f32 gives the f32 outputs exactly.
+#[test]
+fn a_bf16_lstm_tracks_the_f32_one_and_trains_f32_weights() {
+    let shape = PolicyShape {
+        obs_dim: 6,
+        n_actions: 3,
+        encoder: vec![16],
+        hidden: 8,
+    };
+    let mut p = Policy::new(shape, Device::Cpu, 3);
+    let (t, b) = (10i64, 4i64);
+    let obs = Tensor::randn([t, b, 6], (Kind::Float, Device::Cpu));
+    let first = vec![0.0f32; (t * b) as usize];
+    let init = LstmState::zeros(b as usize, 8, Device::Cpu);
+    let run = |p: &Policy| {
+        let (out, last) = p.sequence(&obs, &first, &init);
+        (out, last.expect("no episode begins inside"))
+    };
+    let (f32_out, f32_last) = tch::no_grad(|| run(&p));
+    p.set_lstm_kind(Kind::BFloat16);
+    let (out, last) = run(&p);
+    assert_eq!(out.log_probs.kind(), Kind::Float);
+    let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    let d = diff(&out.log_probs, &f32_out.log_probs);
+    assert!(
+        d > 0.0 && d < 0.02,
+        "bf16 vs f32 log-probabilities differ by {d}"
+    );
+    let d = diff(&out.values, &f32_out.values);
+    assert!(d > 0.0 && d < 0.05, "bf16 vs f32 values differ by {d}");
+    assert!(diff(&last.h, &f32_last.h) < 0.05);
+    out.values.sum(Kind::Float).backward();
+    for (name, w) in p.named_parameters() {
+        if name.starts_with("lstm.") {
+            assert_eq!(w.kind(), Kind::Float, "{name}");
+            let g = w.grad();
+            assert_eq!(g.kind(), Kind::Float, "{name}");
+            assert!(
+                g.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "{name}: no gradient"
+            );
+        }
+    }
+    p.set_lstm_kind(Kind::Float);
+    let (back, _) = tch::no_grad(|| run(&p));
+    assert!(back.log_probs.equal(&f32_out.log_probs) && back.values.equal(&f32_out.values));
+}
+
 #[test]
 fn packed_sequence_equals_step_by_step_recurrence() {
     // Episodes beginning inside a sequence: the packed fused LSTM must give what stepping
@@ -505,6 +555,13 @@ fn in_place_rollout_matches_the_host_rollout() {
             close(na.var[j], nb.var[j], "observation variance");
         }
         let (sa, sb) = (a.update(1e-3), b.update(1e-3));
+        // Reads to the host per update: the host rollout reads every step's values and
+        // log-probabilities (and the bootstrap values of truncated steps); the in-place
+        // one whether each step truncated (max_episode_steps > 0 here) and 9 downloads
+        // at the end; each update its bootstrap values and its statistics, once.
+        let t = cfg.rollout_steps as u64;
+        assert!(a.take_syncs() >= 2 * t + 2);
+        assert_eq!(b.take_syncs(), t + 9 + 2, "update {update}: in-place reads");
         close(sa.policy_loss, sb.policy_loss, "policy loss");
         close(sa.value_loss, sb.value_loss, "value loss");
         close(sa.entropy, sb.entropy, "entropy");

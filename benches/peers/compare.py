@@ -144,6 +144,8 @@ def main():
     ap.add_argument("--bin", help="the sim-train binary")
     ap.add_argument("--work", help="folder for the synthetic cache (default: a temporary folder, removed)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed to each run")
+    ap.add_argument("--set", dest="ours_set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for ours' bench train (repeatable), e.g. train.precision='\"bf16\"'")
     a = ap.parse_args()
     if a.rounds < 1 or a.threads < 1 or a.numpy_threads < 1:
         raise SystemExit("compare: --rounds, --threads and --numpy-threads must be at least 1")
@@ -194,11 +196,12 @@ def main():
             envs, steps, updates = ("64", "16", "1") if a.quick else ("1024", "64", "3")
             ours = side(
                 "ours",
-                [bin_, "-q"] + quick_data + ["--set", f"train.threads={T}", "bench", "train", "--device", "cpu",
+                [bin_, "-q"] + quick_data + [x for kv in a.ours_set for x in ("--set", kv)]
+                + ["--set", f"train.threads={T}", "bench", "train", "--device", "cpu",
                  "--envs", envs, "--steps", steps] + (["--updates", updates] if a.quick else []) + ["--json"],
                 {"RAYON_NUM_THREADS": T},
                 "train_steps_per_s",
-                ["env_s", "inference_s", "learn_s", "update_s", "threads", "envs", "rollout_steps", "updates"],
+                ["env_s", "inference_s", "learn_s", "update_s", "threads", "envs", "rollout_steps", "updates", "precision", "syncs_per_update"],
             )
             peer = side(
                 "peer",

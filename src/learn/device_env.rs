@@ -225,6 +225,9 @@ impl VecEnv for InPlace {
     fn on_device(&mut self) -> Option<&mut dyn DeviceSteps> {
         Some(self)
     }
+    fn can_truncate(&self) -> bool {
+        self.env.can_truncate()
+    }
 }
 
 /// [`super::normalize::ObsNorm`] on the learner's device for the length of a rollout:

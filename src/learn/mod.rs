@@ -42,4 +42,4 @@ pub mod sanity;
 pub mod tensorboard;
 pub mod vec_env;
 
-pub use config::{DeviceChoice, TrainConfig, TrainEnv};
+pub use config::{DeviceChoice, Precision, TrainConfig, TrainEnv};

@@ -27,6 +27,8 @@ pub struct Policy {
     actor_b: Tensor,
     critic_w: Tensor,
     critic_b: Tensor,
+    /// The LSTM's compute format when not f32 ([`Policy::set_lstm_kind`]).
+    lstm_kind: Option<Kind>,
 }
 
 /// An LSTM state, `[batch, hidden]` each.
@@ -113,7 +115,15 @@ impl Policy {
             actor_b,
             critic_w,
             critic_b,
+            lstm_kind: None,
         }
+    }
+
+    /// Runs the LSTM's matrix products in `kind` (`Kind::BFloat16`; `Kind::Float` for
+    /// f32, the default): the parameters, inputs and states are cast at each call, so
+    /// the weights and their gradients stay f32.
+    pub fn set_lstm_kind(&mut self, kind: Kind) {
+        self.lstm_kind = (kind != Kind::Float).then_some(kind);
     }
 
     pub fn device(&self) -> Device {
@@ -202,19 +212,35 @@ impl Policy {
     /// libtorch's LSTM over `x` (`[T, B, in]`) from `(h0, c0)` (`[B, hidden]`): the
     /// outputs `[T, B, hidden]` and the final state (`[1, B, hidden]` each).
     fn fused_lstm(&self, x: &Tensor, h0: &Tensor, c0: &Tensor) -> (Tensor, Tensor, Tensor) {
-        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
         let (has_biases, layers, dropout, train, bidirectional, batch_first) =
             (true, 1, 0.0, true, false, false);
-        x.lstm(
-            &[&h0.unsqueeze(0), &c0.unsqueeze(0)],
-            &params,
+        let Some(kind) = self.lstm_kind else {
+            let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
+            return x.lstm(
+                &[&h0.unsqueeze(0), &c0.unsqueeze(0)],
+                &params,
+                has_biases,
+                layers,
+                dropout,
+                train,
+                bidirectional,
+                batch_first,
+            );
+        };
+        let cast = |t: &Tensor| t.to_kind(kind);
+        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh].map(cast);
+        let (out, h, c) = cast(x).lstm(
+            &[&cast(&h0.unsqueeze(0)), &cast(&c0.unsqueeze(0))],
+            &[&params[0], &params[1], &params[2], &params[3]],
             has_biases,
             layers,
             dropout,
             train,
             bidirectional,
             batch_first,
-        )
+        );
+        let f32 = |t: Tensor| t.to_kind(Kind::Float);
+        (f32(out), f32(h), f32(c))
     }
 
     /// Copies the parameters from `tensors` (as a checkpoint names them: `prefix` + the

@@ -21,7 +21,7 @@
 //! is never used), so a checkpoint holding the RNG position, the weights, Adam's moments,
 //! the observation statistics, the carried LSTM state and the environments resumes exactly.
 
-use super::config::TrainConfig;
+use super::config::{Precision, TrainConfig};
 use super::device_env::{self, DeviceNorm};
 use super::gae::{GaeInput, gae};
 use super::network::sample;
@@ -71,24 +71,24 @@ impl Adam {
     }
 
     /// Scales the gradients so their global norm is at most `max_norm`; returns the norm
-    /// before clipping.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+    /// before clipping (a scalar f32 tensor). Nothing is read to the host: the scale
+    /// `min(1, max_norm / (norm + 1e-6))`, computed in f64 and applied in f32, is exactly
+    /// 1 when no clipping is needed, so the gradients are then unchanged.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Tensor {
         tch::no_grad(|| {
             let sq: Vec<Tensor> = self
                 .params
                 .iter()
                 .map(|(_, p)| p.grad().pow_tensor_scalar(2).sum(Kind::Float))
                 .collect();
-            let norm = Tensor::stack(&sq, 0)
-                .sum(Kind::Float)
-                .sqrt()
-                .double_value(&[]);
-            let coef = max_norm / (norm + 1e-6);
-            if coef < 1.0 {
-                for (_, p) in &self.params {
-                    let mut g = p.grad();
-                    let _ = g.g_mul_scalar_(coef);
-                }
+            let norm = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt();
+            let max_norm = Tensor::from(max_norm).to_device(norm.device());
+            let coef = (max_norm / (norm.to_kind(Kind::Double) + 1e-6))
+                .clamp_max(1.0)
+                .to_kind(Kind::Float);
+            for (_, p) in &self.params {
+                let mut g = p.grad();
+                let _ = g.g_mul_(&coef);
             }
             norm
         })
@@ -114,6 +114,11 @@ impl Adam {
         });
     }
 }
+
+/// How many sums [`Ppo::update`] keeps on the device (policy loss, value loss, entropy,
+/// KL, old KL, clip fraction, grad norm), and the KL's place among them.
+const SUMS: usize = 7;
+const KL: i64 = 3;
 
 /// Losses and diagnostics of one update (means over its minibatch steps).
 #[derive(Clone, Debug, Default)]
@@ -167,6 +172,9 @@ pub struct Ppo {
     pub obs_norm: Option<ObsNorm>,
     /// The current step's observations as the policy reads them (normalized).
     step_obs: Vec<f32>,
+    /// Reads of the learner's tensors to the host since [`Ppo::take_syncs`]: each waits
+    /// for the device when the learner is on a GPU (counted on every device alike).
+    syncs: u64,
     /// The latest rollout's observations, actions and log-probabilities when it ran in
     /// place on the device ([`Ppo::rollout`] on [`DeviceSteps`]); `None` after a host
     /// rollout (they are in `obs`, `actions`, `logp`).
@@ -185,7 +193,7 @@ struct DeviceRollout {
 
 impl Ppo {
     /// A learner for `env`'s sizes; reads the environments' first observations.
-    pub fn new(cfg: &TrainConfig, env: &mut dyn VecEnv, policy: Policy) -> Result<Ppo> {
+    pub fn new(cfg: &TrainConfig, env: &mut dyn VecEnv, mut policy: Policy) -> Result<Ppo> {
         let (n, d, a) = (env.num_envs(), env.obs_dim(), env.num_actions());
         let t = cfg.rollout_steps;
         // The rollout's T × N records (observations, actions, log-probabilities, values,
@@ -195,6 +203,10 @@ impl Ppo {
             crate::util::mem::product(&[t, n], 2 * (d * 4 + 6 * 4 + 3)),
             "lower the rollout length or the number of environments (--steps, --envs, train.rollout_steps, train.num_envs)",
         )?;
+        policy.set_lstm_kind(match cfg.precision {
+            Precision::F32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        });
         let mut next_obs = vec![0.0; n * d];
         env.observe(&mut next_obs)?;
         let adam = Adam::new(&policy, cfg.adam_eps);
@@ -225,12 +237,19 @@ impl Ppo {
             obs_norm: cfg.norm_obs.then(|| ObsNorm::new(d, cfg.obs_clip as f32)),
             step_obs: vec![0.0; n * d],
             on_device: None,
+            syncs: 0,
             policy,
         })
     }
 
     fn device(&self) -> Device {
         self.policy.device()
+    }
+
+    /// The host reads of the learner's tensors since the last call (each a wait for the
+    /// device on a GPU).
+    pub fn take_syncs(&mut self) -> u64 {
+        std::mem::take(&mut self.syncs)
     }
 
     fn tensor(&self, data: &[f32], shape: &[i64]) -> Tensor {
@@ -242,8 +261,9 @@ impl Ppo {
     /// Collects one rollout; returns (env seconds, inference seconds). Environments that
     /// live on the learner's device ([`VecEnv::on_device`]) are stepped in place.
     pub fn rollout(&mut self, env: &mut dyn VecEnv) -> Result<(f64, f64)> {
+        let truncates = env.can_truncate();
         if let Some(steps) = env.on_device() {
-            return self.rollout_in_place(steps);
+            return self.rollout_in_place(steps, truncates);
         }
         let (n, d, a) = (self.n, self.obs_dim, self.n_actions);
         let bptt = self.cfg.bptt_len();
@@ -264,6 +284,7 @@ impl Ppo {
             let (out, next_state) =
                 tch::no_grad(|| self.policy.step(&obs, &self.next_first, &self.state));
             let row = t * n;
+            self.syncs += 2;
             out.values
                 .to_device(Device::Cpu)
                 .copy_data(&mut self.values[row..row + n], n);
@@ -318,6 +339,7 @@ impl Ppo {
                 let (v, _) =
                     tch::no_grad(|| self.policy.step(&last, &zero, &next_state.select(&idx)));
                 let mut vals = vec![0f32; cut.len()];
+                self.syncs += 1;
                 v.values
                     .to_device(Device::Cpu)
                     .copy_data(&mut vals, cut.len());
@@ -340,12 +362,17 @@ impl Ppo {
     /// inverse-CDF sampling, observation statistics, truncation bootstrap), as tensor ops
     /// that never copy observations, actions or rewards through host memory. What the
     /// update and the checkpoints read on the host (rewards, values, flags, the carried
-    /// observations and statistics) comes down once, at the end. One host synchronization
-    /// per step remains: whether any episode was truncated (rare), which decides whether
-    /// the bootstrap values are computed. On a GPU, work runs asynchronously, so the env
+    /// observations and statistics) comes down once, at the end. Where environments can
+    /// truncate episodes (`env.max_episode_steps` > 0), one host synchronization per step
+    /// remains: whether any episode was truncated (rare), which decides whether the
+    /// bootstrap values are computed; otherwise none. On a GPU, work runs asynchronously, so the env
     /// seconds returned are those spent submitting steps (and topping queues up); the
     /// total is exact, as the downloads at the end wait for everything.
-    fn rollout_in_place(&mut self, envs: &mut dyn DeviceSteps) -> Result<(f64, f64)> {
+    fn rollout_in_place(
+        &mut self,
+        envs: &mut dyn DeviceSteps,
+        truncates: bool,
+    ) -> Result<(f64, f64)> {
         let (n, d) = (self.n as i64, self.obs_dim as i64);
         let t_len = self.cfg.rollout_steps;
         let bptt = self.cfg.bptt_len();
@@ -413,7 +440,11 @@ impl Ppo {
             rewards.get(ti).copy_(&views.rewards);
             flags.get(ti).copy_(&f);
             let cut = f.bitwise_and(3).eq(2); // truncated, not terminated
-            if cut.any().int64_value(&[]) != 0 {
+            // Environments that cannot truncate cost no read here.
+            if truncates && {
+                self.syncs += 1;
+                cut.any().int64_value(&[]) != 0
+            } {
                 let idx = cut.nonzero().squeeze_dim(-1);
                 let last = views.final_obs.index_select(0, &idx);
                 let last = match &norm {
@@ -436,6 +467,9 @@ impl Ppo {
             let len = dst.len();
             x.to_device(Device::Cpu).view([-1]).copy_data(dst, len)
         };
+        // values, rewards, final values, first flags, flags, the carried observations
+        // and first flags, and the observation statistics (mean, variance).
+        self.syncs += 7 + 2 * u64::from(norm.is_some());
         host_f32(&values, &mut self.values);
         host_f32(&rewards, &mut self.rewards);
         host_f32(&final_values, &mut self.final_values);
@@ -489,6 +523,7 @@ impl Ppo {
         let obs_next = self.tensor(&self.step_obs, &[n as i64, d as i64]);
         let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &self.next_first, &self.state));
         let mut next_value = vec![0f32; n];
+        self.syncs += 1;
         boot.values
             .to_device(Device::Cpu)
             .copy_data(&mut next_value, n);
@@ -531,10 +566,14 @@ impl Ppo {
             lr,
             ..UpdateStats::default()
         };
+        // The minibatches' losses and diagnostics are summed on the device, in f64, in
+        // the order of `SUMS`, and read once at the end (and the KL once per epoch when
+        // `target_kl` is on): no read per minibatch.
+        let mut sums = Tensor::zeros([SUMS as i64], (Kind::Double, dev));
         let mut steps = 0.0;
         for epoch in 0..cfg.epochs {
             envs.shuffle(&mut self.rng);
-            let mut epoch_kl = 0.0;
+            let mut epoch_kl = Tensor::zeros([], (Kind::Double, dev));
             let mut epoch_steps = 0.0;
             for mb in envs.chunks(mb_envs) {
                 let idx = Tensor::from_slice(mb).to_device(dev);
@@ -563,16 +602,13 @@ impl Ppo {
                     let logratio = &new_logp - pick(&old_logp);
                     let ratio = logratio.exp();
                     let (kl, old_kl, clipfrac) = tch::no_grad(|| {
-                        let kl = ((&ratio - 1.0) - &logratio)
-                            .mean(Kind::Float)
-                            .double_value(&[]);
-                        let old_kl = (-&logratio).mean(Kind::Float).double_value(&[]);
+                        let kl = ((&ratio - 1.0) - &logratio).mean(Kind::Float);
+                        let old_kl = (-&logratio).mean(Kind::Float);
                         let cf = (&ratio - 1.0)
                             .abs()
                             .gt(cfg.clip_coef)
                             .to_kind(Kind::Float)
-                            .mean(Kind::Float)
-                            .double_value(&[]);
+                            .mean(Kind::Float);
                         (kl, old_kl, cf)
                     });
                     let mut adv = pick(&advantages);
@@ -597,36 +633,50 @@ impl Ppo {
                     let loss = &pg_loss - &ent * cfg.ent_coef + &v_loss * cfg.vf_coef;
                     self.adam.zero_grad();
                     loss.backward();
-                    stats.grad_norm += self.adam.clip_grad_norm(cfg.max_grad_norm);
+                    let grad_norm = self.adam.clip_grad_norm(cfg.max_grad_norm);
                     self.adam.apply(lr);
 
-                    stats.policy_loss += pg_loss.double_value(&[]);
-                    stats.value_loss += v_loss.double_value(&[]);
-                    stats.entropy += ent.double_value(&[]);
-                    stats.approx_kl += kl;
-                    stats.old_approx_kl += old_kl;
-                    stats.clipfrac += clipfrac;
+                    tch::no_grad(|| {
+                        let this = Tensor::stack(
+                            &[
+                                pg_loss.detach(),
+                                v_loss.detach(),
+                                ent.detach(),
+                                kl,
+                                old_kl,
+                                clipfrac,
+                                grad_norm,
+                            ],
+                            0,
+                        );
+                        let this = this.to_kind(Kind::Double);
+                        epoch_kl += this.get(KL);
+                        sums += this;
+                    });
                     steps += 1.0;
-                    epoch_kl += kl;
                     epoch_steps += 1.0;
                 }
             }
             stats.epochs = epoch + 1;
-            if cfg.target_kl > 0.0 && epoch_kl / epoch_steps > cfg.target_kl {
-                break;
+            if cfg.target_kl > 0.0 {
+                self.syncs += 1;
+                if epoch_kl.double_value(&[]) / epoch_steps > cfg.target_kl {
+                    break;
+                }
             }
         }
-        for x in [
-            &mut stats.policy_loss,
-            &mut stats.value_loss,
-            &mut stats.entropy,
-            &mut stats.approx_kl,
-            &mut stats.old_approx_kl,
-            &mut stats.clipfrac,
-            &mut stats.grad_norm,
-        ] {
-            *x /= steps;
-        }
+        let mut means = [0f64; SUMS];
+        self.syncs += 1;
+        sums.to_device(Device::Cpu).copy_data(&mut means, SUMS);
+        [
+            stats.policy_loss,
+            stats.value_loss,
+            stats.entropy,
+            stats.approx_kl,
+            stats.old_approx_kl,
+            stats.clipfrac,
+            stats.grad_norm,
+        ] = means.map(|x| x / steps);
         stats.explained_variance = explained_variance(&self.values, &g.returns);
         stats.learn_s = clock.elapsed().as_secs_f64();
         stats

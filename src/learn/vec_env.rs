@@ -54,6 +54,13 @@ pub trait VecEnv: Send {
     fn on_device(&mut self) -> Option<&mut dyn DeviceSteps> {
         None
     }
+
+    /// Whether a step can truncate an episode (end it without a termination, so the
+    /// learner bootstraps its value). The market environments truncate only at
+    /// `env.max_episode_steps`; when it is 0 the learner skips the check.
+    fn can_truncate(&self) -> bool {
+        true
+    }
 }
 
 /// Tensors viewing an environment batch's buffers on the learner's device (built by
@@ -181,6 +188,10 @@ impl VecEnv for MarketEnvs {
 
     fn describe(&self) -> String {
         self.envs.describe()
+    }
+
+    fn can_truncate(&self) -> bool {
+        self.envs.params().max_episode_steps > 0
     }
 
     fn envs_mut(&mut self) -> Option<&mut Envs> {
