@@ -365,9 +365,9 @@ impl Ppo {
     /// observations and statistics) comes down once, at the end. Where environments can
     /// truncate episodes (`env.max_episode_steps` > 0), one host synchronization per step
     /// remains: whether any episode was truncated (rare), which decides whether the
-    /// bootstrap values are computed; otherwise none. On a GPU, work runs asynchronously, so the env
-    /// seconds returned are those spent submitting steps (and topping queues up); the
-    /// total is exact, as the downloads at the end wait for everything.
+    /// bootstrap values are computed; otherwise none. On a GPU, work runs asynchronously,
+    /// so the env seconds returned are those spent submitting steps (and topping queues
+    /// up); the total is exact, as the downloads at the end wait for everything.
     fn rollout_in_place(
         &mut self,
         envs: &mut dyn DeviceSteps,
