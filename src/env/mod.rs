@@ -62,16 +62,22 @@ use serde::{Deserialize, Serialize};
 pub enum Backend {
     /// [`CpuEnvs`]: struct-of-arrays on every core (rayon).
     #[default]
+    #[value(help = "struct-of-arrays on every core (rayon)")]
     Cpu,
     /// CUDA kernels (`kernels/env_step.cu`, [`gpu::cuda`]) on an NVIDIA GPU.
+    #[value(help = "CUDA kernels (kernels/env_step.cu) on an NVIDIA GPU")]
     Cuda,
     /// WGSL compute shaders (`shaders/env_step.wgsl`, [`gpu::wgpu`]) on any Vulkan, Metal
     /// or DX12 GPU.
+    #[value(help = "WGSL compute shaders (shaders/env_step.wgsl) on any Vulkan, Metal or DX12 GPU")]
     Wgpu,
     /// The CUDA kernels' source compiled for this CPU ([`gpu::host`]): runs every line of
     /// the CUDA step without a GPU, for tests and measuring the GPU engine's host side;
     /// not for speed (that is `cpu`).
     #[serde(rename = "cuda-host")]
+    #[value(
+        help = "the CUDA kernels' source compiled for this CPU: every line of the CUDA step without a GPU, for tests and measuring the GPU engine's host side; not for speed (that is cpu)"
+    )]
     CudaHost,
 }
 
