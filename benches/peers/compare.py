@@ -39,11 +39,14 @@ import datetime
 import json
 import os
 import platform
+
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+
+from machine import cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -68,17 +71,6 @@ def find_bin(explicit):
     raise SystemExit(
         "compare: no sim-train binary found (tried " + ", ".join(cands) + "): build it with scripts/build.sh or pass --bin PATH"
     )
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def run_json(cmd, env_extra, timeout):

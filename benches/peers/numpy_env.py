@@ -63,12 +63,15 @@ import argparse
 import json
 import os
 import platform
+
 import struct
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from machine import cpu_model
 
 # ---------------------------------------------------------------------------------------
 # The default [env] config (config/default.toml [env], src/env/params.rs EnvConfig).
@@ -512,17 +515,6 @@ class Sharded:
     @property
     def episodes(self):
         return sum(s.episodes for s in self.shards)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def trace(m, prefix, seed, hold, day):

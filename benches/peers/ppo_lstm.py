@@ -75,6 +75,7 @@ import argparse
 import json
 import os
 import platform
+
 import sys
 import time
 
@@ -99,6 +100,8 @@ torch.set_num_threads(ARGS.threads)
 torch.set_num_interop_threads(ARGS.threads)
 import numpy as np  # noqa: E402
 import torch.nn as nn  # noqa: E402
+
+from machine import cpu_model
 
 OBS_DIM = 24  # 19 features + 5 account fields
 N_FEATURES = 19
@@ -289,17 +292,6 @@ class Agent(nn.Module):
         if action is None:
             action = probs.sample()
         return action, probs.log_prob(action), probs.entropy(), self.critic(hidden).flatten(), lstm_state
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main():

@@ -27,8 +27,8 @@ pub struct Policy {
     actor_b: Tensor,
     critic_w: Tensor,
     critic_b: Tensor,
-    /// The LSTM's compute format when not f32 ([`Policy::set_lstm_kind`]).
-    lstm_kind: Option<Kind>,
+    /// The LSTM's compute format ([`Policy::set_lstm_kind`]; f32 by default).
+    lstm_kind: Kind,
 }
 
 /// An LSTM state, `[batch, hidden]` each.
@@ -115,7 +115,7 @@ impl Policy {
             actor_b,
             critic_w,
             critic_b,
-            lstm_kind: None,
+            lstm_kind: Kind::Float,
         }
     }
 
@@ -123,7 +123,7 @@ impl Policy {
     /// f32, the default): the parameters, inputs and states are cast at each call, so
     /// the weights and their gradients stay f32.
     pub fn set_lstm_kind(&mut self, kind: Kind) {
-        self.lstm_kind = (kind != Kind::Float).then_some(kind);
+        self.lstm_kind = kind;
     }
 
     pub fn device(&self) -> Device {
@@ -210,25 +210,14 @@ impl Policy {
     }
 
     /// libtorch's LSTM over `x` (`[T, B, in]`) from `(h0, c0)` (`[B, hidden]`): the
-    /// outputs `[T, B, hidden]` and the final state (`[1, B, hidden]` each).
+    /// outputs `[T, B, hidden]` and the final state (`[1, B, hidden]` each), computed in
+    /// [`Policy::set_lstm_kind`]'s format and returned as f32 (casts to the format a
+    /// tensor already has are no-ops, so f32 runs exactly as without them).
     fn fused_lstm(&self, x: &Tensor, h0: &Tensor, c0: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let cast = |t: &Tensor| t.to_kind(self.lstm_kind);
+        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh].map(cast);
         let (has_biases, layers, dropout, train, bidirectional, batch_first) =
             (true, 1, 0.0, true, false, false);
-        let Some(kind) = self.lstm_kind else {
-            let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
-            return x.lstm(
-                &[&h0.unsqueeze(0), &c0.unsqueeze(0)],
-                &params,
-                has_biases,
-                layers,
-                dropout,
-                train,
-                bidirectional,
-                batch_first,
-            );
-        };
-        let cast = |t: &Tensor| t.to_kind(kind);
-        let params = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh].map(cast);
         let (out, h, c) = cast(x).lstm(
             &[&cast(&h0.unsqueeze(0)), &cast(&c0.unsqueeze(0))],
             &[&params[0], &params[1], &params[2], &params[3]],
@@ -243,8 +232,6 @@ impl Policy {
         (f32(out), f32(h), f32(c))
     }
 
-    /// Copies the parameters from `tensors` (as a checkpoint names them: `prefix` + the
-    /// parameter's name), checking every shape; errors say which tensor is wrong.
     pub fn load_parameters(
         &self,
         tensors: &std::collections::HashMap<String, Tensor>,
