@@ -62,7 +62,7 @@ fn bench_scan(c: &mut Criterion) {
         ..Default::default()
     }];
     let loader = sim_train::scan::preload::CpuLoader::new(&idx, params, vec![None; idx.days.len()]);
-    let mut pre = sim_train::scan::Preloader::new(loader, &r.config.preload);
+    let mut pre = sim_train::env::preload::Preloader::new(loader, &r.config.preload);
     pre.get(0).expect("first load");
     g.bench_function("preload_get_ready", |b| {
         b.iter(|| black_box(pre.get(0).expect("get")))

@@ -242,10 +242,20 @@ pub struct EnvBench {
     pub steps: usize,
     pub obs_dim: usize,
     pub obs_features: usize,
+    /// Symbol-days in the universe, and those drawn among at once (`preload.resident_days`;
+    /// a larger universe is loaded day-major as its day window reaches them).
     pub days: usize,
+    pub resident_days: usize,
     pub bars: u64,
     pub data: String,
     pub episodes: u64,
+    /// What the background day loader did over the run, warm-up included (day-major
+    /// universes): days handed out, waits for a day still loading, loads and their time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preload: Option<crate::env::preload::PreloadStats>,
+    /// The process's peak resident memory, MiB (`getrusage`), where the system reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
     pub elapsed_s: f64,
     pub env_steps_per_s: f64,
     pub ns_per_env_step: f64,
@@ -289,7 +299,7 @@ const ACTION_POOL: usize = 61;
 /// Runs `bench env`.
 pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench> {
     use crate::env::{
-        Buffers, CpuEnvs, DaySelection, EnvOptions, EnvParams, Envs, StartTimes, load_days,
+        Buffers, CpuEnvs, DaySelection, EnvOptions, EnvParams, Envs, StartTimes,
     };
     if req.envs == 0 || req.steps == 0 {
         return Err(Error::Usage("--envs and --steps must be at least 1".into()));
@@ -340,11 +350,19 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
             )
         }
     };
-    let days = load_days(&cache_dir, &DaySelection::default(), &params)?;
-    let bars = days.iter().map(|d| d.rows() as u64).sum();
     // Episodes start every half hour of the session, so envs spread over the day.
     let starts: Vec<u32> = (0..13).map(|i| 34_200 + i * 1_800).collect();
-    let source = StartTimes::new(&days, &starts, resolved.config.env.seed)?;
+    let preload = &resolved.config.preload;
+    let universe = StartTimes::over_cache(
+        &cache_dir,
+        &DaySelection::default(),
+        &params,
+        &starts,
+        resolved.config.env.seed,
+        preload,
+    )?;
+    let (days, bars) = (universe.days, universe.bars);
+    let resident_days = days.min(preload.resident_days);
     let n = req.envs;
     // Uniformly random actions, drawn before timing: a pool of distinct per-step action
     // vectors (a prime count, so no env sees a cycle aligned with its episodes), used in
@@ -361,9 +379,10 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
         req.backend,
         params.clone(),
         n,
-        Box::new(source),
+        Box::new(universe.source),
         EnvOptions {
             simd: req.simd,
+            window_episodes: Some(preload.window_episodes),
             ..Default::default()
         },
     )?;
@@ -411,10 +430,13 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
         steps: req.steps,
         obs_dim: params.obs_dim(),
         obs_features: params.feature_cols.len(),
-        days: days.len(),
+        days,
+        resident_days,
         bars,
         data,
         episodes,
+        preload: envs.preload_stats(),
+        peak_rss_mb: peak_rss_mb(),
         elapsed_s: elapsed,
         env_steps_per_s: rate,
         ns_per_env_step: 1e9 / rate,
@@ -427,6 +449,20 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
             .map(|m| m.h2d_bytes as f64 / (m.steps.max(1) as f64 * n as f64)),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
     })
+}
+
+/// The process's peak resident set so far, MiB (Linux reports `ru_maxrss` in KiB).
+pub fn peak_rss_mb() -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes the struct it is given; RUSAGE_SELF is always valid.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised by the successful call above.
+            return Some(unsafe { u.assume_init() }.ru_maxrss as f64 / 1024.0);
+        }
+    }
+    None
 }
 
 /// Sums a column with 16 independent lanes so the compiler vectorizes the loop (a single
@@ -494,6 +530,10 @@ pub struct TrainBench {
     /// environments and learner) only whether a step truncated an episode, then once at
     /// the end; the update reads its bootstrap values and its statistics once.
     pub syncs_per_update: f64,
+    /// The process's peak resident memory, MiB (`getrusage`), where the system reports it:
+    /// over a universe larger than `preload.resident_days` it follows the day window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
     pub date: String,
 }
 
@@ -607,6 +647,7 @@ pub fn bench_train(resolved: &Resolved, req: &TrainBenchRequest) -> Result<Train
         learn_s: learn_s / u,
         update_s: elapsed / u,
         syncs_per_update,
+        peak_rss_mb: peak_rss_mb(),
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
     })
 }

@@ -35,7 +35,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub scan: crate::scan::ScanConfig,
     pub sampler: crate::scan::SamplerConfig,
-    pub preload: crate::scan::PreloadConfig,
+    pub preload: crate::env::PreloadConfig,
     pub walkforward: crate::walkforward::WalkForwardConfig,
     pub live: crate::live::LiveConfig,
 }

@@ -10,9 +10,9 @@ use chrono::NaiveDate;
 use sim_train::env::{EnvParams, EpisodeSource};
 use sim_train::error::Result;
 use sim_train::scan::config::{SamplerConfig, StageConfig};
-use sim_train::scan::preload::DayLoader;
+use sim_train::env::preload::{DayLoader, PreloadConfig, Preloader};
 use sim_train::scan::sampler::{Draw, Selection};
-use sim_train::scan::{Category, Index, Preloader, Sampler, scan_cache};
+use sim_train::scan::{Category, Index, Sampler, scan_cache};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -441,12 +441,13 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 #[test]
 fn preloaded_days_are_handed_out_without_waiting_and_waits_are_reported() {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let cfg = sim_train::scan::PreloadConfig {
+    let cfg = PreloadConfig {
         workers: 1,
         min_depth: 2,
         max_depth: 8,
         slots: 8,
         lookback: false,
+        ..Default::default()
     };
     let mut p = Preloader::new(
         Gated {

@@ -372,6 +372,8 @@ pub struct BenchTrainArgs {
     /// Cache to train over (default: a synthetic one of bench.symbols × bench.days).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub universe: UniverseArgs,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -415,6 +417,8 @@ pub struct BenchEnvArgs {
     /// Cache to step over (default: a synthetic one of bench.symbols × bench.days).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub universe: UniverseArgs,
     /// Instruction set of the CPU step: baseline | avx2 | avx512 (default: the widest
     /// this CPU runs; every level computes the same bits).
     #[arg(long)]
@@ -422,6 +426,32 @@ pub struct BenchEnvArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The synthetic universe `bench env` and `bench train` build when given no `--cache`.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct UniverseArgs {
+    /// Synthetic symbols (default: bench.symbols).
+    #[arg(long)]
+    pub symbols: Option<usize>,
+    /// Trading days per symbol (default: bench.days).
+    #[arg(long)]
+    pub days: Option<usize>,
+    /// Bar size (default: bench.bar).
+    #[arg(long)]
+    pub bar: Option<BarSize>,
+}
+
+impl UniverseArgs {
+    /// `resolved` with these sizes in `[bench]`.
+    pub fn apply(&self, resolved: &Resolved) -> Resolved {
+        let mut r = resolved.clone();
+        let b = &mut r.config.bench;
+        b.symbols = self.symbols.unwrap_or(b.symbols);
+        b.days = self.days.unwrap_or(b.days);
+        b.bar = self.bar.unwrap_or(b.bar);
+        r
+    }
 }
 
 #[derive(Args, Debug)]

@@ -411,7 +411,7 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
         })?),
     };
     let r = crate::bench::bench_env(
-        resolved,
+        &a.universe.apply(resolved),
         &crate::bench::EnvBenchRequest {
             backend: a.backend,
             envs: a.envs,
@@ -425,14 +425,15 @@ pub fn bench_env(a: &BenchEnvArgs, resolved: &Resolved) -> Result<i32> {
         return super::output::json(&r);
     }
     println!(
-        "bench env on {}, backend {}: {} envs × {} steps, obs_dim {}, {} days ({})",
+        "bench env on {}, backend {}: {} envs × {} steps, obs_dim {}, {} days ({}), {} resident at once",
         r.device,
         r.backend.name(),
         r.envs,
         r.steps,
         r.obs_dim,
         r.days,
-        r.data
+        r.data,
+        r.resident_days
     );
     println!(
         "  {:>12.0} env-steps/s  ({:.1} ns/step, {} B/step → {:.1} GB/s, {} episodes)",
@@ -482,7 +483,7 @@ pub fn doctor(a: &super::DoctorArgs, resolved: &Resolved) -> Result<i32> {
 #[cfg(feature = "torch")]
 pub fn bench_train(a: &super::BenchTrainArgs, resolved: &Resolved) -> Result<i32> {
     let r = crate::bench::bench_train(
-        resolved,
+        &a.universe.apply(resolved),
         &crate::bench::TrainBenchRequest {
             device: a.device,
             backend: a.backend,

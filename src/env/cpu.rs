@@ -18,7 +18,7 @@
 //! [`super::reference::ReferenceEnv`], which the tests check bit for bit at every level.
 
 use super::day::{BarRec, DayData};
-use super::episodes::EpisodeSource;
+use super::episodes::{Episode, EpisodeSource};
 use super::exec::{self, Ledger, select};
 use super::params::{ACCOUNT_FIELDS, EnvParams};
 use super::{EndReason, EpisodeStats, StepOut};
@@ -221,6 +221,30 @@ pub struct CpuEnvs {
     /// truncated in the latest step (other rows are stale).
     final_obs: Vec<f32>,
     simd: Simd,
+    /// Episodes drawn between two moves of the source's day window (`preload.
+    /// window_episodes`), and drawn since the last move.
+    window: Rotation,
+}
+
+/// When the CPU engine moves its episode source's day window ([`EpisodeSource::
+/// move_window`]; a source without a window ignores it): after every `every` draws, counted
+/// in draw order, so a run is the same on every thread count and resumes exactly.
+#[derive(Clone, Copy, Debug)]
+struct Rotation {
+    every: u64,
+    since: u64,
+}
+
+impl Rotation {
+    fn draw(&mut self, source: &mut dyn EpisodeSource, env: usize) -> Result<Episode> {
+        let ep = source.next_episode(env)?;
+        self.since += 1;
+        if self.since >= self.every {
+            self.since = 0;
+            source.move_window();
+        }
+        Ok(ep)
+    }
 }
 
 /// A snapshot's header: its length and content.
@@ -247,6 +271,9 @@ struct SnapshotMeta {
     episodes: u64,
     dropped: u64,
     source: serde_json::Value,
+    /// Draws since the day window last moved.
+    #[serde(default)]
+    window_draws: u64,
 }
 
 /// Refuses `n` environments whose host memory ([`CpuEnvs::bytes_per_env`]) does not fit.
@@ -276,10 +303,22 @@ impl CpuEnvs {
             + 3
     }
 
-    pub fn new(
+    pub fn new(params: Arc<EnvParams>, n: usize, source: Box<dyn EpisodeSource>) -> Result<CpuEnvs> {
+        Self::with_window(
+            params,
+            n,
+            source,
+            super::PreloadConfig::default().window_episodes,
+        )
+    }
+
+    /// As [`CpuEnvs::new`], moving the source's day window (where it has one) after every
+    /// `window_episodes` episodes drawn.
+    pub fn with_window(
         params: Arc<EnvParams>,
         n: usize,
         mut source: Box<dyn EpisodeSource>,
+        window_episodes: u64,
     ) -> Result<CpuEnvs> {
         if n == 0 {
             return Err(Error::Usage(
@@ -287,10 +326,19 @@ impl CpuEnvs {
             ));
         }
         check_memory(n, &params)?;
+        if window_episodes == 0 {
+            return Err(Error::Usage(
+                "preload.window_episodes must be at least 1".into(),
+            ));
+        }
+        let mut window = Rotation {
+            every: window_episodes,
+            since: 0,
+        };
         let mut days = Vec::with_capacity(n);
         let mut starts = Vec::with_capacity(n);
         for i in 0..n {
-            let ep = source.next_episode(i)?;
+            let ep = window.draw(&mut *source, i)?;
             ep.check()?;
             check_day(&params, &ep.day)?;
             starts.push(ep.start_row);
@@ -313,6 +361,7 @@ impl CpuEnvs {
             final_obs: vec![0.0; n * params.obs_dim()],
             params,
             simd: Simd::best(),
+            window,
         };
         for (i, start) in starts.into_iter().enumerate() {
             envs.init_env(i, start);
@@ -322,6 +371,11 @@ impl CpuEnvs {
 
     pub fn num_envs(&self) -> usize {
         self.days.len()
+    }
+
+    /// Where the episodes come from.
+    pub fn source(&self) -> &dyn EpisodeSource {
+        &*self.source
     }
 
     /// The instruction set the step runs (the widest this CPU has, unless set).
@@ -382,6 +436,7 @@ impl CpuEnvs {
             episodes: self.episodes,
             dropped: self.dropped,
             source: self.source.save_state(),
+            window_draws: self.window.since,
         };
         let meta = serde_json::to_vec(&meta).expect("a plain struct serializes");
         let mut out = Vec::with_capacity(
@@ -433,16 +488,18 @@ impl CpuEnvs {
             .collect::<Result<Vec<_>>>()?;
         let body = &bytes[8 + len..];
         let state_len = self.num_envs() * EnvState::bytes_per_env();
-        if body.len() != state_len + 8 * self.ring.len()
-            || !self.state.read_bytes(&body[..state_len])
-        {
+        if body.len() != state_len + 8 * self.ring.len() {
             return Err(bad("the state arrays have the wrong size"));
         }
-        bytemuck::cast_slice_mut::<f64, u8>(&mut self.ring).copy_from_slice(&body[state_len..]);
+        // The source checks its state before taking it; nothing here changes before that.
         self.source.load_state(&meta.source)?;
+        let sized = self.state.read_bytes(&body[..state_len]);
+        debug_assert!(sized, "sizes checked above");
+        bytemuck::cast_slice_mut::<f64, u8>(&mut self.ring).copy_from_slice(&body[state_len..]);
         self.days = days;
         self.episodes = meta.episodes;
         self.dropped = meta.dropped;
+        self.window.since = meta.window_draws;
         self.finished.clear();
         Ok(())
     }
@@ -531,7 +588,7 @@ impl CpuEnvs {
                 self.write_obs_of(i, &mut last[i * d..(i + 1) * d]);
                 self.final_obs = last;
             }
-            let ep = self.source.next_episode(i)?;
+            let ep = self.window.draw(&mut *self.source, i)?;
             ep.check()?;
             check_day(&self.params, &ep.day)?;
             self.days[i] = ep.day;

@@ -305,14 +305,12 @@ pub struct DaySelection {
     pub to: Option<NaiveDate>,
 }
 
-/// Loads (in parallel) every cached day of `dir` that `sel` selects, in (symbol, date)
+/// The catalog entries of the cached days of `dir` that `sel` selects, in (symbol, date)
 /// order. Errors name the cache and what is missing; an empty selection is an error.
-pub fn load_days(
+pub fn select_days(
     dir: &std::path::Path,
     sel: &DaySelection,
-    params: &EnvParams,
-) -> crate::Result<Vec<std::sync::Arc<DayData>>> {
-    use rayon::prelude::*;
+) -> crate::Result<Vec<crate::cache::CatalogEntry>> {
     let catalog = crate::cache::Catalog::load_existing(dir)?;
     if let Some(symbols) = &sel.symbols {
         let known = catalog.symbols();
@@ -326,7 +324,7 @@ pub fn load_days(
     }
     let picked: Vec<_> = catalog
         .entries
-        .values()
+        .into_values()
         .filter(|e| sel.symbols.as_ref().is_none_or(|s| s.contains(&e.symbol)))
         .filter(|e| sel.from.is_none_or(|f| e.date >= f) && sel.to.is_none_or(|t| e.date <= t))
         .collect();
@@ -339,6 +337,18 @@ pub fn load_days(
             sel.to
         )));
     }
+    Ok(picked)
+}
+
+/// Loads (in parallel) every cached day of `dir` that `sel` selects, in (symbol, date)
+/// order. Errors name the cache and what is missing; an empty selection is an error.
+pub fn load_days(
+    dir: &std::path::Path,
+    sel: &DaySelection,
+    params: &EnvParams,
+) -> crate::Result<Vec<std::sync::Arc<DayData>>> {
+    use rayon::prelude::*;
+    let picked = select_days(dir, sel)?;
     let rows: u64 = picked.iter().map(|e| e.rows).sum();
     crate::util::mem::check(
         &format!(

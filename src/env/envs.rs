@@ -23,12 +23,15 @@ pub enum Envs {
     Gpu(Box<GpuEnvs>),
 }
 
-/// How to build [`Envs`] beyond the backend: the CPU step's instruction set, the GPU's
-/// queue and day-slot sizes. Each applies to its engine only.
+/// How to build [`Envs`] beyond the backend: the CPU step's instruction set and day-window
+/// cadence, the GPU's queue and day-slot sizes. Each applies to its engine only.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EnvOptions {
     /// The CPU step's instruction set (None: the widest this CPU runs).
     pub simd: Option<Simd>,
+    /// Episodes the CPU engine draws between two moves of its source's day window (None:
+    /// `preload.window_episodes`'s default).
+    pub window_episodes: Option<u64>,
     pub gpu: GpuOptions,
 }
 
@@ -43,7 +46,10 @@ impl Envs {
     ) -> Result<Envs> {
         match backend.gpu() {
             None => {
-                let mut e = CpuEnvs::new(params, n, source)?;
+                let every = opts
+                    .window_episodes
+                    .unwrap_or(super::PreloadConfig::default().window_episodes);
+                let mut e = CpuEnvs::with_window(params, n, source, every)?;
                 if let Some(simd) = opts.simd {
                     e.set_simd(simd)?;
                 }
@@ -130,6 +136,14 @@ impl Envs {
         match self {
             Envs::Cpu(e) => Ok(e.drain_finished()),
             Envs::Gpu(g) => g.drain_finished(),
+        }
+    }
+
+    /// What the episode source's background day loader did, where it has one.
+    pub fn preload_stats(&self) -> Option<super::preload::PreloadStats> {
+        match self {
+            Envs::Cpu(e) => e.source().preload_stats(),
+            Envs::Gpu(g) => g.source().preload_stats(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`day`]: a cached day regrouped for stepping ([`DayData`], [`BarRec`]).
 //! - [`exec`]: the cost, fill, accounting and reward formulas (pure functions).
 //! - [`episodes`]: where episodes come from ([`EpisodeSource`]).
+//! - [`preload`]: loading days in the background ([`preload::Preloader`]).
 //! - [`reference`]: one environment, one step at a time, written to be read: the
 //!   definition every other engine is tested against.
 //! - [`cpu`]: the batch engine (struct-of-arrays, rayon), the CPU backend.
@@ -44,14 +45,16 @@ pub mod episodes;
 pub mod exec;
 pub mod gpu;
 pub mod params;
+pub mod preload;
 pub mod reference;
 pub mod store;
 
 pub use cpu::{CpuEnvs, Simd};
-pub use day::{BarRec, DayData, DaySelection, load_days};
+pub use day::{BarRec, DayData, DaySelection, load_days, select_days};
 pub use envs::{EnvOptions, Envs};
-pub use episodes::{Episode, EpisodeSource, StartTimes};
+pub use episodes::{CacheUniverse, Episode, EpisodeSource, StartTimes};
 pub use params::{ACCOUNT_FIELDS, EnvConfig, EnvParams};
+pub use preload::PreloadConfig;
 pub use reference::ReferenceEnv;
 
 use serde::{Deserialize, Serialize};

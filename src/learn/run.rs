@@ -22,7 +22,7 @@ use super::sanity::{Bandit, Memory};
 use super::tensorboard::{self, EventWriter};
 use super::vec_env::{EpisodeLog, MarketEnvs, VecEnv};
 use crate::config::{RESOLVED_FILE, Resolved};
-use crate::env::{Backend, DaySelection, EnvOptions, EnvParams, Envs, StartTimes, load_days};
+use crate::env::{Backend, DaySelection, EnvOptions, EnvParams, Envs, StartTimes};
 use crate::error::{Error, IoContext, Result};
 use crate::util::fs::{sync_dir, write_atomic};
 use crate::util::stats::mean;
@@ -182,7 +182,9 @@ fn device_name(d: Device) -> String {
 /// Builds the environments a config asks for. Market episodes come from the scanner
 /// index's curriculum sampler when `index` is given (days loaded in the background from
 /// the index's cache, or `cache`), else from `env.start_times` over the days of `cache`
-/// that `train.symbols` / `from` / `to` select (loaded up front). They run on
+/// that `train.symbols` / `from` / `to` select (loaded up front, or day-major through a
+/// window of `preload.resident_days` when there are more: [`StartTimes::over_cache`]).
+/// They run on
 /// `train.backend`; CUDA environments next to a learner on `device` = CUDA share their
 /// buffers with it ([`InPlace::on_gpu`]).
 pub fn build_envs(
@@ -212,7 +214,7 @@ pub fn build_envs(
                 };
                 let sampler = crate::scan::Sampler::new(idx, s, sel)?
                     .with_preloader(params.clone(), &resolved.config.preload)?;
-                return market_envs(t, params, Box::new(sampler), &[], &cache, device);
+                return market_envs(resolved, params, Box::new(sampler), &[], &cache, device);
             }
             let cache = cache.ok_or_else(|| {
                 Error::Usage(
@@ -224,14 +226,20 @@ pub fn build_envs(
                 from: t.from,
                 to: t.to,
             };
-            let days = load_days(cache, &sel, &params)?;
             let starts = env_cfg
                 .start_times
                 .iter()
                 .map(|s| crate::env::params::parse_hms(s).map_err(Error::Config))
                 .collect::<Result<Vec<u32>>>()?;
-            let source = StartTimes::new(&days, &starts, env_cfg.seed)?;
-            return market_envs(t, params, Box::new(source), &days, cache, device);
+            let u = StartTimes::over_cache(
+                cache,
+                &sel,
+                &params,
+                &starts,
+                env_cfg.seed,
+                &resolved.config.preload,
+            )?;
+            return market_envs(resolved, params, Box::new(u.source), &u.loaded, cache, device);
         }
     })
 }
@@ -239,14 +247,16 @@ pub fn build_envs(
 /// The market environments on `train.backend` ([`Envs::open`]); CUDA environments next to
 /// a learner on a CUDA device are stepped in place ([`InPlace::on_gpu`]).
 fn market_envs(
-    t: &super::TrainConfig,
+    resolved: &Resolved,
     params: std::sync::Arc<EnvParams>,
     source: Box<dyn crate::env::EpisodeSource>,
     days: &[std::sync::Arc<crate::env::DayData>],
     cache: &Path,
     device: Device,
 ) -> Result<Box<dyn VecEnv>> {
+    let t = &resolved.config.train;
     let opts = EnvOptions {
+        window_episodes: Some(resolved.config.preload.window_episodes),
         gpu: crate::env::gpu::GpuOptions {
             day_slots: (t.day_slots > 0).then_some(t.day_slots),
             ..Default::default()

@@ -11,10 +11,10 @@
 //!   and once deep enough (adaptive depth, `preload.workers` workers, the consumer busy
 //!   for about one load time per day); each reports the waits.
 
-use super::config::PreloadConfig;
+use crate::env::preload::{PreloadConfig, PreloadStats};
 use super::index::Index;
 use super::sampler::{Sampler, Selection};
-use super::{Category, PreloadStats, scan_cache};
+use super::{Category, scan_cache};
 use crate::bars::BarSize;
 use crate::bench::{Machine, build_synthetic};
 use crate::config::Resolved;
@@ -145,7 +145,7 @@ pub fn bench_scan(resolved: &Resolved, req: &ScanBenchRequest) -> Result<ScanBen
         min_depth: 1,
         max_depth: 1,
         slots: 2,
-        lookback: cfg.preload.lookback,
+        ..cfg.preload.clone()
     };
     let r = preload_run(
         "shallow",

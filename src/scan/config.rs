@@ -253,34 +253,6 @@ impl Default for SamplerConfig {
     }
 }
 
-/// `[preload]`: background loading of the days the sampler will hand out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PreloadConfig {
-    /// Loader threads.
-    pub workers: usize,
-    /// Days kept loading ahead at the start (and at least).
-    pub min_depth: usize,
-    /// Most days loaded ahead (the depth doubles after each wait, up to this).
-    pub max_depth: usize,
-    /// Most days held in memory (ahead and recently handed out); at least max_depth.
-    pub slots: usize,
-    /// Load each day's previous trading day with it (when cached and inside the range).
-    pub lookback: bool,
-}
-
-impl Default for PreloadConfig {
-    fn default() -> Self {
-        PreloadConfig {
-            workers: 2,
-            min_depth: 4,
-            max_depth: 64,
-            slots: 128,
-            lookback: true,
-        }
-    }
-}
-
 fn fraction(key: &str, v: f64) -> Result<(), String> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
@@ -301,7 +273,7 @@ fn positive(key: &str, v: f64) -> Result<(), String> {
 pub fn check(
     scan: &ScanConfig,
     sampler: &SamplerConfig,
-    preload: &PreloadConfig,
+    preload: &crate::env::PreloadConfig,
 ) -> Result<(), String> {
     let s = scan;
     if s.volume_lookback_days == 0 {
@@ -465,6 +437,12 @@ pub fn check(
             "preload.slots = {}: must be at least preload.max_depth = {}",
             l.slots, l.max_depth
         ));
+    }
+    if l.resident_days == 0 {
+        return Err("preload.resident_days = 0: must be at least 1".into());
+    }
+    if l.window_episodes == 0 {
+        return Err("preload.window_episodes = 0: must be at least 1".into());
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! - [`query`]: `--where` predicates over the tables.
 //! - [`sampler`]: draws (day, reset point) per environment reset from the index, by
 //!   curriculum stage, balancing usage ([`Sampler`], an [`crate::env::EpisodeSource`]).
-//! - [`preload`]: keeps the days the sampler will hand out loaded in the background.
+//! - [`preload`]: the sampler's day loader (a day and its lookback) for the background
+//!   [`crate::env::preload::Preloader`].
 //! - [`bench`]: `sim-train bench scan`.
 //!
 //! [`scan_cache`] is `sim-train scan`: it scans every cached symbol-day not yet in the
@@ -21,10 +22,9 @@ pub mod query;
 pub mod resets;
 pub mod sampler;
 
-pub use config::{PreloadConfig, SamplerConfig, ScanConfig};
+pub use config::{SamplerConfig, ScanConfig};
 pub use index::{DayRow, Index, ResetRow};
 pub use metrics::{DayBars, DayMetrics, day_metrics};
-pub use preload::{PreloadStats, Preloader};
 pub use resets::{Pattern, Phase, ResetPoint, day_events};
 pub use sampler::Sampler;
 

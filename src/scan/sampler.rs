@@ -25,9 +25,10 @@
 //! the plan, so a resumed run draws exactly what the uninterrupted run would have.
 
 use super::Category;
-use super::config::{PreloadConfig, SamplerConfig};
+use super::config::SamplerConfig;
 use super::index::{FileStamp, Index};
-use super::preload::{CpuLoader, LoadedDay, Preloader};
+use super::preload::{CpuLoader, LoadedDay};
+use crate::env::preload::{PreloadConfig, Preloader};
 use crate::env::{EnvParams, Episode, EpisodeSource, EpisodeStats};
 use crate::error::{Error, Result};
 use chrono::NaiveDate;
@@ -306,7 +307,7 @@ impl Sampler {
         self.days.iter().copied().zip(self.usage.iter().copied())
     }
 
-    pub fn preload_stats(&self) -> Option<super::PreloadStats> {
+    pub fn preload_stats(&self) -> Option<crate::env::preload::PreloadStats> {
         self.preloader.as_ref().map(|p| p.stats())
     }
 
@@ -454,6 +455,10 @@ impl Sampler {
 }
 
 impl EpisodeSource for Sampler {
+    fn preload_stats(&self) -> Option<crate::env::preload::PreloadStats> {
+        Sampler::preload_stats(self)
+    }
+
     fn next_episode(&mut self, _env: usize) -> Result<Episode> {
         self.next_loaded().map(|(e, _, _)| e)
     }

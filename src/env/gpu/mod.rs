@@ -735,6 +735,11 @@ impl GpuEnvs {
         self.n
     }
 
+    /// Where the episodes come from.
+    pub fn source(&self) -> &dyn EpisodeSource {
+        &*self.source
+    }
+
     pub fn obs_dim(&self) -> usize {
         self.params.obs_dim()
     }
@@ -1336,7 +1341,7 @@ impl GpuEnvs {
         }
         self.retire_bound = rb.count;
         self.take_heads(&rb.heads)?;
-        self.move_window();
+        self.move_window()?;
         let n = self.n;
         let mut patch = std::mem::take(&mut self.patch);
         patch.clear();
@@ -1371,9 +1376,9 @@ impl GpuEnvs {
     /// Moves the source's day window on by one day when the days it would then hold fit
     /// the slots beside the days running and queued episodes still use (module docs, "Day
     /// slots"); the days in use therefore never exceed the slots.
-    fn move_window(&mut self) {
-        let Some(next) = self.source.window_after_move() else {
-            return;
+    fn move_window(&mut self) -> Result<()> {
+        let Some(next) = self.source.window_after_move()? else {
+            return Ok(());
         };
         let in_use = self.slot_refs.iter().filter(|&&r| r > 0).count();
         let coming = next
@@ -1387,6 +1392,7 @@ impl GpuEnvs {
         if in_use + coming <= self.slot_refs.len() {
             self.source.move_window();
         }
+        Ok(())
     }
 
     /// Takes, on the host too, the queue entries the device had taken by a readback's
