@@ -298,9 +298,7 @@ const ACTION_POOL: usize = 61;
 
 /// Runs `bench env`.
 pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench> {
-    use crate::env::{
-        Buffers, CpuEnvs, DaySelection, EnvOptions, EnvParams, Envs, StartTimes,
-    };
+    use crate::env::{Buffers, CpuEnvs, DaySelection, EnvOptions, EnvParams, Envs, StartTimes};
     if req.envs == 0 || req.steps == 0 {
         return Err(Error::Usage("--envs and --steps must be at least 1".into()));
     }

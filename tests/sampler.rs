@@ -7,10 +7,10 @@
 mod common;
 
 use chrono::NaiveDate;
+use sim_train::env::preload::{DayLoader, PreloadConfig, Preloader};
 use sim_train::env::{EnvParams, EpisodeSource};
 use sim_train::error::Result;
 use sim_train::scan::config::{SamplerConfig, StageConfig};
-use sim_train::env::preload::{DayLoader, PreloadConfig, Preloader};
 use sim_train::scan::sampler::{Draw, Selection};
 use sim_train::scan::{Category, Index, Sampler, scan_cache};
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ mod common;
 
 use sim_train::env::gpu::{GpuApi, GpuOptions};
 use sim_train::env::{
-    Backend, Buffers, DayData, DaySelection, EnvOptions, EnvParams, EpisodeSource, Envs,
+    Backend, Buffers, DayData, DaySelection, EnvOptions, EnvParams, Envs, EpisodeSource,
     PreloadConfig, StartTimes, load_days,
 };
 use std::collections::HashSet;
@@ -82,7 +82,11 @@ fn a_large_universe_is_drawn_day_major_with_only_the_window_in_memory() {
             held[env] = Some(e.day);
         }
         // Between two moves, draws come from the window's days only.
-        assert!(at_once.len() <= 6, "{} days between two moves", at_once.len());
+        assert!(
+            at_once.len() <= 6,
+            "{} days between two moves",
+            at_once.len()
+        );
         s.move_window();
         watched.retain(|w| w.strong_count() > 0);
         let alive: HashSet<*const DayData> = watched.iter().map(|w| w.as_ptr()).collect();
@@ -97,7 +101,9 @@ fn a_large_universe_is_drawn_day_major_with_only_the_window_in_memory() {
         most_alive <= bound,
         "{most_alive} days in memory at once, more than {bound}"
     );
-    let stats = s.preload_stats().expect("a day-major universe loads in the background");
+    let stats = s
+        .preload_stats()
+        .expect("a day-major universe loads in the background");
     assert!(stats.loads >= 80, "{stats:?}");
 }
 
@@ -111,7 +117,10 @@ fn the_window_draws_the_same_episodes_as_over_days_loaded_up_front() {
     let mut eager = StartTimes::new(&days, &TIMES, 9).unwrap();
     assert!(eager.limit_days(5).unwrap());
     for k in 0..3_000usize {
-        let (a, b) = (lazy.next_episode(k % 11).unwrap(), eager.next_episode(k % 11).unwrap());
+        let (a, b) = (
+            lazy.next_episode(k % 11).unwrap(),
+            eager.next_episode(k % 11).unwrap(),
+        );
         assert_eq!(
             (&a.day.symbol, a.day.date, a.start_row),
             (&b.day.symbol, b.day.date, b.start_row),
@@ -228,7 +237,12 @@ fn the_gpu_engine_streams_a_day_major_universe_through_its_slots() {
     for t in 0..6_000u32 {
         let a: Vec<u8> = (0..n as u32).map(|i| ((t * 7 + i) % 5) as u8).collect();
         g.step(&a, &mut b.out()).unwrap();
-        traded.extend(g.drain_finished().unwrap().into_iter().map(|e| (e.symbol, e.date)));
+        traded.extend(
+            g.drain_finished()
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.symbol, e.date)),
+        );
     }
     assert_eq!(traded.len(), 80, "every day has its turn through 8 slots");
 }

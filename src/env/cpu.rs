@@ -303,7 +303,11 @@ impl CpuEnvs {
             + 3
     }
 
-    pub fn new(params: Arc<EnvParams>, n: usize, source: Box<dyn EpisodeSource>) -> Result<CpuEnvs> {
+    pub fn new(
+        params: Arc<EnvParams>,
+        n: usize,
+        source: Box<dyn EpisodeSource>,
+    ) -> Result<CpuEnvs> {
         Self::with_window(
             params,
             n,

@@ -319,7 +319,10 @@ impl StartTimes {
                 let pairs = &day_pairs[d];
                 Ok((
                     starts[pairs[0] as usize].day.clone(),
-                    pairs.iter().map(|&i| starts[i as usize].start_row).collect(),
+                    pairs
+                        .iter()
+                        .map(|&i| starts[i as usize].start_row)
+                        .collect(),
                 ))
             }
             Days::Lazy(l) => {
@@ -373,7 +376,9 @@ impl StartTimes {
     /// restored state).
     fn table(&mut self, w: &Window) -> Result<&std::collections::VecDeque<Episode>> {
         let mut t = match self.table.take() {
-            Some(t) if t.at <= w.at && w.at - t.at < w.days as u64 && t.per_day.len() == w.days => t,
+            Some(t) if t.at <= w.at && w.at - t.at < w.days as u64 && t.per_day.len() == w.days => {
+                t
+            }
             _ => {
                 let mut t = Table {
                     at: w.at,
@@ -388,7 +393,10 @@ impl StartTimes {
             }
         };
         while t.at < w.at {
-            let gone = t.per_day.pop_front().expect("a window holds at least one day");
+            let gone = t
+                .per_day
+                .pop_front()
+                .expect("a window holds at least one day");
             t.pairs.drain(..gone);
             t.at += 1;
             let newest = t.at + w.days as u64 - 1;
@@ -399,7 +407,10 @@ impl StartTimes {
             let days: Vec<usize> = self.window_days(w.days, w.at).take(4).collect();
             let names: Vec<String> = days
                 .into_iter()
-                .map(|d| self.day_starts(d).map(|(x, _)| format!("{} {}", x.symbol, x.date)))
+                .map(|d| {
+                    self.day_starts(d)
+                        .map(|(x, _)| format!("{} {}", x.symbol, x.date))
+                })
                 .collect::<Result<_>>()?;
             return Err(Error::Data(format!(
                 "no episode can start on the {} days of the day window ({}, …): none has session bars after the start times (env.start_times); move the start times or raise preload.resident_days",
@@ -480,8 +491,7 @@ impl EpisodeSource for StartTimes {
                 }
                 Days::Lazy(_) => {
                     return Err(Error::Data(
-                        "a universe loaded as its day window reaches its days has no window"
-                            .into(),
+                        "a universe loaded as its day window reaches its days has no window".into(),
                     ));
                 }
             },
@@ -570,7 +580,11 @@ impl EpisodeSource for StartTimes {
         })?;
         let (pairs, lazy, what) = match &self.days {
             Days::Loaded { starts, .. } => (starts.len(), false, "(day, start) pairs"),
-            Days::Lazy(l) => (l.keys.len(), true, "days (loaded as the day window reaches them)"),
+            Days::Lazy(l) => (
+                l.keys.len(),
+                true,
+                "days (loaded as the day window reaches them)",
+            ),
         };
         if s.lazy != lazy {
             return Err(Error::Data(format!(

@@ -239,7 +239,14 @@ pub fn build_envs(
                 env_cfg.seed,
                 &resolved.config.preload,
             )?;
-            return market_envs(resolved, params, Box::new(u.source), &u.loaded, cache, device);
+            return market_envs(
+                resolved,
+                params,
+                Box::new(u.source),
+                &u.loaded,
+                cache,
+                device,
+            );
         }
     })
 }

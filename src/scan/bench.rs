@@ -11,13 +11,13 @@
 //!   and once deep enough (adaptive depth, `preload.workers` workers, the consumer busy
 //!   for about one load time per day); each reports the waits.
 
-use crate::env::preload::{PreloadConfig, PreloadStats};
 use super::index::Index;
 use super::sampler::{Sampler, Selection};
 use super::{Category, scan_cache};
 use crate::bars::BarSize;
 use crate::bench::{Machine, build_synthetic};
 use crate::config::Resolved;
+use crate::env::preload::{PreloadConfig, PreloadStats};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::hint::black_box;

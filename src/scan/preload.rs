@@ -82,4 +82,3 @@ impl DayLoader for CpuLoader {
         Ok(LoadedDay { day, lookback })
     }
 }
-
