@@ -523,10 +523,10 @@ pub struct TrainBench {
     pub learn_s: f64,
     pub update_s: f64,
     /// Reads of the learner's tensors to the host per update, counted in the learner
-    /// (`Ppo`): each is a wait for the device on a GPU. The host rollout reads every
-    /// step's values and log-probabilities (2 per step); the in-place rollout (CUDA
-    /// environments and learner) only whether a step truncated an episode, then once at
-    /// the end; the update reads its bootstrap values and its statistics once.
+    /// (`Ppo`): each is a wait for the device on a GPU. One per rollout (its episode-start
+    /// flags), one per update (its statistics), one per epoch but the last with
+    /// `train.target_kl` > 0. Host environments also read each step's actions (not
+    /// counted: they step on the host).
     pub syncs_per_update: f64,
     /// The process's peak resident memory, MiB (`getrusage`), where the system reports it:
     /// over a universe larger than `preload.resident_days` it follows the day window.

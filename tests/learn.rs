@@ -503,16 +503,20 @@ fn resume_is_bit_identical_on_wgpu() {
     assert_resume_is_exact(&market_backend_config("wgpu"), Some(&cache), 3);
 }
 
-/// The learner's rollout over environments it steps in place (what runs on CUDA
-/// environments next to a CUDA learner), here over CPU tensors: the same actions,
-/// environments, statistics and updates as the host rollout, up to the rounding of
-/// libtorch's reductions (the observation statistics) against the host's loops.
+/// The learner's one rollout path (tensors on its device; here the CPU, with the market
+/// environments stepping on the host) against a plain host loop written from the
+/// definition: the same seeded uniforms drawn step-major, inverse-CDF sampling over the
+/// policy's log-probabilities, observation statistics updated then applied, the value
+/// of a truncated episode's last observation under the pre-reset LSTM state, and GAE over
+/// host arrays ([`sim_train::learn::gae::gae`]). Equal actions and episodes, equal values
+/// and advantages up to libtorch's reductions against the host's loops; and the reads to
+/// the host: one per rollout and one per update.
 #[test]
-fn in_place_rollout_matches_the_host_rollout() {
-    use sim_train::learn::device_env::InPlace;
+fn the_rollout_matches_a_host_loop_of_the_definition_and_reads_twice_per_update() {
+    use sim_train::learn::network::sample;
+    use sim_train::learn::normalize::ObsNorm;
     use sim_train::learn::ppo::Ppo;
     use sim_train::learn::run::build_envs;
-    use sim_train::learn::vec_env::VecEnv;
     let tmp = tempfile::tempdir().unwrap();
     let cache = small_market_cache(tmp.path());
     let r = market_config(&[
@@ -521,74 +525,168 @@ fn in_place_rollout_matches_the_host_rollout() {
     ]);
     let cfg = r.config.train.clone();
     let make = || build_envs(&r, Some(&cache), None, Device::Cpu).unwrap();
-    let mut host = make();
-    let mut in_place: Box<dyn VecEnv> = Box::new(InPlace::host(make()).unwrap());
-    assert!(host.on_device().is_none() && in_place.on_device().is_some());
+    let (mut ours_env, mut ref_env) = (make(), make());
+    let (n, d) = (ours_env.num_envs(), ours_env.obs_dim());
     let shape = PolicyShape {
-        obs_dim: host.obs_dim(),
-        n_actions: host.num_actions(),
+        obs_dim: d,
+        n_actions: ours_env.num_actions(),
         encoder: cfg.encoder.clone(),
         hidden: cfg.hidden,
     };
-    let policy = || Policy::new(shape.clone(), Device::Cpu, cfg.seed);
-    let mut a = Ppo::new(&cfg, host.as_mut(), policy()).unwrap();
-    let mut b = Ppo::new(&cfg, in_place.as_mut(), policy()).unwrap();
-    let close = |x: f64, y: f64, what: &str| {
-        assert!(
-            (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
-            "{what}: host {x}, in place {y}"
-        )
-    };
-    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let policy = Policy::new(shape.clone(), Device::Cpu, cfg.seed);
+    let mut ppo = Ppo::new(
+        &cfg,
+        ours_env.as_mut(),
+        Policy::new(shape, Device::Cpu, cfg.seed),
+    )
+    .unwrap();
+    // The reference's state: what the learner carries, on the host.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut next_obs = vec![0f32; n * d];
+    ref_env.observe(&mut next_obs).unwrap();
+    let mut next_first = vec![1f32; n];
+    let mut norm = ObsNorm::new(d, cfg.obs_clip as f32);
+    let mut state = LstmState::zeros(n, cfg.hidden, Device::Cpu);
+    let t_len = cfg.rollout_steps;
+    let close = |x: f32, y: f32| (x - y).abs() <= 2e-4 * (1.0 + x.abs());
+    let (mut eo, mut er) = (Vec::new(), Vec::new());
     for update in 1..=3 {
-        a.rollout(host.as_mut()).unwrap();
-        b.rollout(in_place.as_mut()).unwrap();
-        // Same actions ⇒ the environments (deterministic) wrote the same observations.
-        assert_eq!(a.next_obs, b.next_obs, "update {update}: observations");
-        assert_eq!(
-            a.next_first, b.next_first,
-            "update {update}: episode starts"
+        ppo.rollout(ours_env.as_mut()).unwrap();
+        let ours = ppo.rollout_record().unwrap();
+        let u: Vec<f32> = (0..t_len * n).map(|_| rng.random()).collect();
+        let tensor = |x: &[f32], rows: usize| Tensor::from_slice(x).view([rows as i64, -1]);
+        let (mut values, mut rewards, mut final_values) = (
+            vec![0f32; t_len * n],
+            vec![0f32; t_len * n],
+            vec![0f32; t_len * n],
         );
-        let (na, nb) = (a.obs_norm.as_ref().unwrap(), b.obs_norm.as_ref().unwrap());
-        for j in 0..na.dim() {
-            close(na.mean[j], nb.mean[j], "observation mean");
-            close(na.var[j], nb.var[j], "observation variance");
+        let (mut terminated, mut truncated) = (vec![0u8; t_len * n], vec![0u8; t_len * n]);
+        let mut actions = vec![0u8; n];
+        let mut obs = vec![0f32; n * d];
+        for t in 0..t_len {
+            norm.update(&next_obs);
+            norm.normalize(&next_obs, &mut obs);
+            let (out, next_state) =
+                tch::no_grad(|| policy_step(&policy, &tensor(&obs, n), &next_first, &state));
+            let mut lp = vec![0f32; n * shape_actions(&out.log_probs)];
+            let a = lp.len() / n;
+            out.log_probs.copy_data(&mut lp, n * a);
+            out.values.copy_data(&mut values[t * n..(t + 1) * n], n);
+            for i in 0..n {
+                actions[i] = sample(&lp[i * a..(i + 1) * a], u[t * n + i]) as u8;
+            }
+            let row = t * n..(t + 1) * n;
+            ref_env
+                .step(
+                    &actions,
+                    &mut sim_train::env::StepOut {
+                        obs: &mut next_obs,
+                        rewards: &mut rewards[row.clone()],
+                        terminated: &mut terminated[row.clone()],
+                        truncated: &mut truncated[row.clone()],
+                    },
+                )
+                .unwrap();
+            for i in 0..n {
+                let k = t * n + i;
+                assert_eq!(
+                    ours.actions[k], actions[i] as i64,
+                    "update {update}, step {t}, env {i}: action"
+                );
+                if truncated[k] != 0 && terminated[k] == 0 {
+                    let mut last = vec![0f32; d];
+                    norm.normalize(&ref_env.final_obs()[i * d..(i + 1) * d], &mut last);
+                    let idx = Tensor::from_slice(&[i as i64]);
+                    let (v, _) = tch::no_grad(|| {
+                        policy_step(&policy, &tensor(&last, 1), &[0.0], &next_state.select(&idx))
+                    });
+                    final_values[k] = v.values.double_value(&[0]) as f32;
+                }
+                next_first[i] = (terminated[k] | truncated[k]) as f32;
+            }
+            state = next_state;
         }
-        let (sa, sb) = (a.update(1e-3), b.update(1e-3));
-        // Reads to the host per update: the host rollout reads every step's values and
-        // log-probabilities (and the bootstrap values of truncated steps); the in-place
-        // one whether each step truncated (max_episode_steps > 0 here) and 9 downloads
-        // at the end; each update its bootstrap values and its statistics, once.
-        let t = cfg.rollout_steps as u64;
-        assert!(a.take_syncs() >= 2 * t + 2);
-        assert_eq!(b.take_syncs(), t + 9 + 2, "update {update}: in-place reads");
-        close(sa.policy_loss, sb.policy_loss, "policy loss");
-        close(sa.value_loss, sb.value_loss, "value loss");
-        close(sa.entropy, sb.entropy, "entropy");
-        close(
-            sa.explained_variance,
-            sb.explained_variance,
-            "explained variance",
-        );
-        host.drain_episodes(&mut ea).unwrap();
-        in_place.drain_episodes(&mut eb).unwrap();
+        norm.normalize(&next_obs, &mut obs);
+        let (boot, _) =
+            tch::no_grad(|| policy_step(&policy, &tensor(&obs, n), &next_first, &state));
+        let mut next_value = vec![0f32; n];
+        boot.values.copy_data(&mut next_value, n);
+        let g = gae(&GaeInput {
+            n,
+            rewards: &rewards,
+            values: &values,
+            terminated: &terminated,
+            truncated: &truncated,
+            final_values: &final_values,
+            next_value: &next_value,
+            gamma: cfg.gamma as f32,
+            lambda: cfg.gae_lambda as f32,
+        });
+        for k in 0..t_len * n {
+            assert!(
+                close(values[k], ours.values[k]),
+                "value {k}: {} {}",
+                values[k],
+                ours.values[k]
+            );
+            assert!(
+                close(g.advantages[k], ours.advantages[k]),
+                "update {update}, advantage {k}: host {} ours {}",
+                g.advantages[k],
+                ours.advantages[k]
+            );
+            assert!(close(g.returns[k], ours.returns[k]), "return {k}");
+        }
+        // One read per rollout (the episode starts the update packs with), one per update.
+        assert_eq!(ppo.take_syncs(), 1, "update {update}: reads of the rollout");
+        ppo.update(1e-3);
+        assert_eq!(ppo.take_syncs(), 1, "update {update}: reads of the update");
+        // The update shuffles its minibatches with the trainer's RNG, once per epoch.
+        for _ in 0..cfg.epochs {
+            rand::seq::SliceRandom::shuffle(&mut (0..n as i64).collect::<Vec<_>>()[..], &mut rng);
+        }
+        // The reference learns nothing: give it the learner's weights.
+        tch::no_grad(|| {
+            for ((_, dst), (_, src)) in policy
+                .named_parameters()
+                .iter()
+                .zip(&ppo.policy.named_parameters())
+            {
+                dst.shallow_clone().copy_(src);
+            }
+        });
+        ours_env.drain_episodes(&mut eo).unwrap();
+        ref_env.drain_episodes(&mut er).unwrap();
     }
-    for ((n, x), (_, y)) in a
-        .policy
-        .named_parameters()
-        .iter()
-        .zip(&b.policy.named_parameters())
-    {
-        let diff = (x - y).abs().max().double_value(&[]);
-        assert!(diff < 1e-5, "{n} differs by {diff}");
+    // What carries between rollouts, read back for a checkpoint: the reference's.
+    ppo.sync_host();
+    assert_eq!(ppo.next_obs, next_obs, "carried observations");
+    assert_eq!(ppo.next_first, next_first, "carried episode starts");
+    let ours_norm = ppo.obs_norm.as_ref().unwrap();
+    for j in 0..d {
+        assert!((ours_norm.mean[j] - norm.mean[j]).abs() <= 1e-9 * (1.0 + norm.mean[j].abs()));
+        assert!((ours_norm.var[j] - norm.var[j]).abs() <= 1e-9 * (1.0 + norm.var[j].abs()));
     }
-    // Both kinds of episode end happened, so both bootstrap paths ran.
     let lengths = |e: &[sim_train::learn::vec_env::EpisodeLog]| -> Vec<(u32, u64)> {
         e.iter().map(|x| (x.length, x.reward.to_bits())).collect()
     };
-    assert_eq!(lengths(&ea), lengths(&eb));
-    assert!(ea.iter().any(|e| e.length == 20), "no truncated episode");
-    assert!(ea.iter().any(|e| e.length < 20), "no terminated episode");
+    assert_eq!(lengths(&eo), lengths(&er));
+    // Both kinds of episode end happened, so both bootstrap paths ran.
+    assert!(eo.iter().any(|e| e.length == 20), "no truncated episode");
+    assert!(eo.iter().any(|e| e.length < 20), "no terminated episode");
+}
+
+fn policy_step(
+    p: &Policy,
+    obs: &Tensor,
+    first: &[f32],
+    state: &LstmState,
+) -> (sim_train::learn::policy::PolicyOut, LstmState) {
+    p.step(obs, first, state)
+}
+
+fn shape_actions(log_probs: &Tensor) -> usize {
+    log_probs.size()[1] as usize
 }
 
 #[test]

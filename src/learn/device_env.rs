@@ -1,6 +1,13 @@
-//! Environments the learner steps in place on its own device: the CUDA environments'
-//! observation, reward, flag and action buffers seen as libtorch tensors (zero-copy), so a
-//! rollout never copies through host memory.
+//! The environments as the learner's one rollout path sees them ([`DeviceSteps`]: tensors
+//! on its device):
+//! - [`InPlace`]: CUDA environments next to a CUDA learner, their observation, reward,
+//!   flag and action buffers seen as libtorch tensors (zero-copy), so a rollout never
+//!   copies through host memory;
+//! - [`HostSteps`]: any other environments, stepped on the host into their output buffers
+//!   and copied up each step.
+//!
+//! The rollout's device-side normalizer ([`DeviceNorm`]) and sampler ([`sample`]) live
+//! here too. The rest of this page is about [`InPlace`].
 //!
 //! # How it is kept safe
 //! - **Lifetime.** [`EnvViews`] are `Tensor::from_blob` views of buffers that
@@ -63,40 +70,27 @@ impl EnvViews {
         })
     }
 
-    /// Views of host buffers, for [`InPlace::host`]: fresh CPU tensors.
-    fn host(n: usize, d: usize) -> EnvViews {
+    /// Fresh tensors on `device` that host environments' outputs are copied into
+    /// ([`HostSteps`]).
+    fn fresh(n: usize, d: usize, device: Device) -> EnvViews {
         let (n, d) = (n as i64, d as i64);
-        let f = |size: &[i64]| Tensor::zeros(size, (Kind::Float, Device::Cpu));
+        let f = |size: &[i64]| Tensor::zeros(size, (Kind::Float, device));
         EnvViews {
             obs: f(&[n, d]),
             final_obs: f(&[n, d]),
             rewards: f(&[n]),
-            flags: Tensor::zeros([n], (Kind::Int, Device::Cpu)),
-            actions: Tensor::zeros([n], (Kind::Uint8, Device::Cpu)),
+            flags: Tensor::zeros([n], (Kind::Int, device)),
+            actions: Tensor::zeros([n], (Kind::Uint8, device)),
         }
     }
 }
 
-/// Environments the learner steps in place through [`EnvViews`]:
-/// - [`InPlace::on_gpu`]: CUDA environments next to a CUDA learner, zero-copy (the views
-///   are the environments' own device buffers);
-/// - [`InPlace::host`]: any [`VecEnv`] behind CPU tensors that each step copies into, the
-///   in-place rollout on the CPU, which the tests compare with the host rollout (the
-///   learner code that runs on CUDA environments, without a GPU).
+/// CUDA environments next to a CUDA learner, stepped in place through [`EnvViews`] of
+/// their own device buffers (zero-copy; module docs).
 pub struct InPlace {
-    /// Declared before `env`: dropped before the device buffers they may view.
+    /// Declared before `env`: dropped before the device buffers they view.
     views: EnvViews,
     env: Box<dyn VecEnv>,
-    /// The host copies of [`InPlace::host`]; `None` on the GPU.
-    host: Option<HostBuffers>,
-}
-
-struct HostBuffers {
-    actions: Vec<u8>,
-    obs: Vec<f32>,
-    rewards: Vec<f32>,
-    terminated: Vec<u8>,
-    truncated: Vec<u8>,
 }
 
 impl InPlace {
@@ -110,33 +104,7 @@ impl InPlace {
                 Error::Usage("the CPU environments cannot share buffers with a GPU learner".into())
             })?;
         let views = EnvViews::of_gpu(gpu, device)?;
-        Ok(InPlace {
-            views,
-            env,
-            host: None,
-        })
-    }
-
-    /// Wraps `env` behind CPU tensors, its current observations in the views.
-    pub fn host(mut env: Box<dyn VecEnv>) -> Result<InPlace> {
-        let (n, d) = (env.num_envs(), env.obs_dim());
-        let mut obs = vec![0.0; n * d];
-        env.observe(&mut obs)?;
-        let mut views = EnvViews::host(n, d);
-        views
-            .obs
-            .copy_(&Tensor::from_slice(&obs).view([n as i64, d as i64]));
-        Ok(InPlace {
-            views,
-            env,
-            host: Some(HostBuffers {
-                actions: vec![0; n],
-                obs,
-                rewards: vec![0.0; n],
-                terminated: vec![0; n],
-                truncated: vec![0; n],
-            }),
-        })
+        Ok(InPlace { views, env })
     }
 
     fn gpu(&mut self) -> &mut GpuEnvs {
@@ -153,32 +121,7 @@ impl DeviceSteps for InPlace {
     }
 
     fn step_in_place(&mut self) -> Result<()> {
-        let Some(h) = &mut self.host else {
-            return self.gpu().step_in_place();
-        };
-        let n = h.actions.len();
-        self.views.actions.copy_data(&mut h.actions, n);
-        self.env.step(
-            &h.actions,
-            &mut crate::env::StepOut {
-                obs: &mut h.obs,
-                rewards: &mut h.rewards,
-                terminated: &mut h.terminated,
-                truncated: &mut h.truncated,
-            },
-        )?;
-        let v = &mut self.views;
-        let shape = v.obs.size();
-        v.obs
-            .copy_(&Tensor::from_slice(&h.obs).view(shape.as_slice()));
-        v.final_obs
-            .copy_(&Tensor::from_slice(self.env.final_obs()).view(shape.as_slice()));
-        v.rewards.copy_(&Tensor::from_slice(&h.rewards));
-        let flags: Vec<i32> = (0..n)
-            .map(|i| (h.terminated[i] as i32) | (h.truncated[i] as i32) << 1)
-            .collect();
-        v.flags.copy_(&Tensor::from_slice(&flags));
-        Ok(())
+        self.gpu().step_in_place()
     }
 }
 
@@ -211,13 +154,7 @@ impl VecEnv for InPlace {
         self.env.load_state(bytes)
     }
     fn describe(&self) -> String {
-        match self.host {
-            Some(_) => format!(
-                "{} (stepped in place through CPU tensors)",
-                self.env.describe()
-            ),
-            None => format!("{} (stepped in place by the learner)", self.env.describe()),
-        }
+        format!("{} (stepped in place by the learner)", self.env.describe())
     }
     fn envs_mut(&mut self) -> Option<&mut crate::env::Envs> {
         self.env.envs_mut()
@@ -227,6 +164,83 @@ impl VecEnv for InPlace {
     }
     fn can_truncate(&self) -> bool {
         self.env.can_truncate()
+    }
+}
+
+/// Environments that step on the host (any [`VecEnv`]: the CPU backend, wgpu, the sanity
+/// tasks) behind tensors on the learner's device, so the learner has one rollout path:
+/// each step reads the actions down, steps the environments into host buffers (the ones
+/// every engine writes into, [`crate::env::StepOut`]), and copies their outputs up. The
+/// learner owns it across rollouts and lends it its environments for each one
+/// ([`HostSteps::with`]).
+pub struct HostSteps {
+    views: EnvViews,
+    actions: Vec<u8>,
+    obs: Vec<f32>,
+    rewards: Vec<f32>,
+    terminated: Vec<u8>,
+    truncated: Vec<u8>,
+    flags: Vec<i32>,
+}
+
+impl HostSteps {
+    /// Buffers for `n` environments of `d` observations, the views on `device`.
+    pub fn new(n: usize, d: usize, device: Device) -> HostSteps {
+        HostSteps {
+            views: EnvViews::fresh(n, d, device),
+            actions: vec![0; n],
+            obs: vec![0.0; n * d],
+            rewards: vec![0.0; n],
+            terminated: vec![0; n],
+            truncated: vec![0; n],
+            flags: vec![0; n],
+        }
+    }
+
+    /// These buffers with `env`, as [`DeviceSteps`].
+    pub fn with<'a>(&'a mut self, env: &'a mut dyn VecEnv) -> Stepping<'a> {
+        Stepping { host: self, env }
+    }
+}
+
+/// A [`HostSteps`] lent the environments it steps.
+pub struct Stepping<'a> {
+    host: &'a mut HostSteps,
+    env: &'a mut dyn VecEnv,
+}
+
+impl DeviceSteps for Stepping<'_> {
+    fn views(&self) -> &EnvViews {
+        &self.host.views
+    }
+
+    fn step_in_place(&mut self) -> Result<()> {
+        let h = &mut *self.host;
+        let n = h.actions.len();
+        h.views.actions.copy_data(&mut h.actions, n);
+        self.env.step(
+            &h.actions,
+            &mut crate::env::StepOut {
+                obs: &mut h.obs,
+                rewards: &mut h.rewards,
+                terminated: &mut h.terminated,
+                truncated: &mut h.truncated,
+            },
+        )?;
+        let v = &mut h.views;
+        let shape = v.obs.size();
+        v.obs
+            .copy_(&Tensor::from_slice(&h.obs).view(shape.as_slice()));
+        if self.env.can_truncate() {
+            v.final_obs
+                .copy_(&Tensor::from_slice(self.env.final_obs()).view(shape.as_slice()));
+        }
+        v.rewards.copy_(&Tensor::from_slice(&h.rewards));
+        for (i, f) in h.flags.iter_mut().enumerate() {
+            *f = (h.terminated[i] as i32) | (h.truncated[i] as i32) << 1;
+        }
+        v.flags.copy_(&Tensor::from_slice(&h.flags));
+        Ok(())
     }
 }
 

@@ -7,6 +7,9 @@
 //! and the environment then moved on to s_{t+1}, the next episode's first state when the
 //! episode ended. The advantage chain never crosses an episode end.
 
+#[cfg(feature = "torch")]
+use tch::{Kind, Tensor};
+
 /// The rollout's advantages and returns (`advantages + values`).
 pub struct Gae {
     pub advantages: Vec<f32>,
@@ -69,5 +72,103 @@ pub fn gae(x: &GaeInput<'_>) -> Gae {
     Gae {
         advantages: adv,
         returns,
+    }
+}
+
+/// Inputs of [`gae_tensors`]: `[T, N]` tensors on one device, except `next_value` (`[N]`).
+#[cfg(feature = "torch")]
+pub struct GaeTensors<'a> {
+    pub rewards: &'a Tensor,
+    pub values: &'a Tensor,
+    /// i32: bit 0 terminated, bit 1 truncated.
+    pub flags: &'a Tensor,
+    pub final_values: &'a Tensor,
+    pub next_value: &'a Tensor,
+    pub gamma: f32,
+    pub lambda: f32,
+}
+
+/// [`gae`] as tensor ops on the inputs' device, backwards over the steps: the same
+/// operations in the same order on f32, so the same bits. Returns (advantages, returns).
+#[cfg(feature = "torch")]
+pub fn gae_tensors(x: &GaeTensors<'_>) -> (Tensor, Tensor) {
+    let t_len = x.rewards.size()[0];
+    let terminated = x.flags.bitwise_and(1).ne(0);
+    let truncated = x.flags.bitwise_and(2).ne(0);
+    let zero = x.next_value.zeros_like();
+    let gl = x.gamma * x.lambda;
+    let mut last = zero.shallow_clone();
+    let mut adv = Vec::with_capacity(t_len as usize);
+    for t in (0..t_len).rev() {
+        let next = if t + 1 < t_len {
+            x.values.get(t + 1)
+        } else {
+            x.next_value.shallow_clone()
+        };
+        let (term, trunc) = (terminated.get(t), truncated.get(t));
+        let future = zero.where_self(&term, &x.final_values.get(t).where_self(&trunc, &next));
+        // 1.0 where the episode goes on (neither flag), else 0.0.
+        let carry = x.flags.get(t).eq(0).to_kind(Kind::Float);
+        let delta = (x.rewards.get(t) + future * x.gamma as f64) - x.values.get(t);
+        last = delta + carry * gl as f64 * &last;
+        adv.push(last.shallow_clone());
+    }
+    adv.reverse();
+    let adv = Tensor::stack(&adv, 0);
+    let returns = &adv + x.values;
+    (adv, returns)
+}
+
+#[cfg(all(test, feature = "torch"))]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The tensor version computes the host loop's bits, on rollouts with every kind of
+    /// step end (terminated, truncated, both, neither).
+    #[test]
+    fn tensors_equal_the_host_loop_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (t, n) = (37, 23);
+        let f = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
+            (0..t * n)
+                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+                .collect()
+        };
+        let (rewards, values, final_values) = (f(&mut rng), f(&mut rng), f(&mut rng));
+        let flags: Vec<i32> = (0..t * n).map(|_| rng.random_range(0..8) % 4).collect();
+        let next_value: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+        let terminated: Vec<u8> = flags.iter().map(|f| (f & 1) as u8).collect();
+        let truncated: Vec<u8> = flags.iter().map(|f| (f >> 1 & 1) as u8).collect();
+        let (gamma, lambda) = (0.99f32, 0.95f32);
+        let host = gae(&GaeInput {
+            n,
+            rewards: &rewards,
+            values: &values,
+            terminated: &terminated,
+            truncated: &truncated,
+            final_values: &final_values,
+            next_value: &next_value,
+            gamma,
+            lambda,
+        });
+        let tn = |x: &[f32]| Tensor::from_slice(x).view([t as i64, n as i64]);
+        let (adv, ret) = gae_tensors(&GaeTensors {
+            rewards: &tn(&rewards),
+            values: &tn(&values),
+            flags: &Tensor::from_slice(&flags).view([t as i64, n as i64]),
+            final_values: &tn(&final_values),
+            next_value: &Tensor::from_slice(&next_value),
+            gamma,
+            lambda,
+        });
+        let read = |x: &Tensor| {
+            let mut v = vec![0f32; t * n];
+            x.view([-1]).copy_data(&mut v, t * n);
+            v
+        };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&read(&adv)), bits(&host.advantages));
+        assert_eq!(bits(&read(&ret)), bits(&host.returns));
     }
 }

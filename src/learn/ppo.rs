@@ -2,19 +2,30 @@
 //!
 //! One update = one rollout of `T` steps of `N` environments, then `epochs` passes over it:
 //!
-//! 1. **Rollout.** At each step the policy reads the observations (with the LSTM state
-//!    zeroed for environments whose episode just began), an action is sampled from its
-//!    categorical distribution with the trainer's seeded RNG, and the environments step.
-//!    The LSTM state is stored at the start of every truncated-BPTT chunk. When an episode
-//!    is truncated by a time limit, the value of the state it was cut off in is computed
-//!    right away (with the pre-reset LSTM state) so that GAE can bootstrap from it.
-//! 2. **Advantages.** GAE(γ, λ) ([`super::gae`]): terminations cut the future, truncations
-//!    bootstrap from that value, and the value of the state after the rollout closes it.
+//! 1. **Rollout** ([`Ppo::rollout`]), one path over `[T, N, …]` tensors on the learner's
+//!    device for every environment: at each step the policy reads the observations (with
+//!    the LSTM state zeroed for environments whose episode just began), an action is
+//!    sampled from its categorical distribution with the trainer's seeded RNG, and the
+//!    environments step (in place on the device, or on the host with their outputs copied
+//!    up). The LSTM state is stored at the start of every truncated-BPTT chunk. When an
+//!    episode is truncated by a time limit, the value of the state it was cut off in is
+//!    computed right away (with the pre-reset LSTM state) so that GAE can bootstrap from
+//!    it.
+//! 2. **Advantages.** GAE(γ, λ) ([`super::gae`]), on the device: terminations cut the
+//!    future, truncations bootstrap from that value, and the value of the state after the
+//!    rollout closes it.
 //! 3. **Epochs.** Environments are shuffled and split into minibatches, so each sequence
 //!    stays whole; each minibatch runs its sequences chunk by chunk (truncated BPTT) from
 //!    the stored states, with clipped policy loss, (optionally clipped) value loss and an
 //!    entropy bonus, then a global grad-norm clip and an Adam step. The epochs stop early
-//!    when the approximate KL passes `target_kl`.
+//!    when an epoch's mean approximate KL passes `target_kl` (checked after every epoch
+//!    but the last).
+//!
+//! **Reads to the host** ([`Ppo::take_syncs`], `bench train`'s `syncs_per_update`): one
+//! per rollout (the episode-start flags, which the update packs its sequences with), one
+//! per update (its statistics), one per epoch but the last with `target_kl` > 0, and what
+//! a checkpoint takes ([`Ppo::sync_host`]). Host environments also read each step's
+//! actions (they step on the host); environments stepped in place on the device do not.
 //!
 //! Everything random comes from seeded ChaCha streams (the trainer's for actions and
 //! minibatch order, the policy's own for its initial weights; libtorch's global generator
@@ -22,14 +33,12 @@
 //! the observation statistics, the carried LSTM state and the environments resumes exactly.
 
 use super::config::{Precision, TrainConfig};
-use super::device_env::{self, DeviceNorm};
-use super::gae::{GaeInput, gae};
-use super::network::sample;
+use super::device_env::{self, DeviceNorm, HostSteps};
+use super::gae::{GaeTensors, gae_tensors};
 use super::normalize::ObsNorm;
 use super::policy::{LstmState, Policy};
 use super::vec_env::DeviceSteps;
 use super::vec_env::VecEnv;
-use crate::env::StepOut;
 use crate::error::Result;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -149,58 +158,78 @@ pub struct Ppo {
     pub rng: ChaCha8Rng,
     n: usize,
     obs_dim: usize,
-    n_actions: usize,
-    // Rollout storage, step-major (`[t * n + i]`).
-    obs: Vec<f32>,
-    first: Vec<f32>,
-    actions: Vec<i64>,
-    logp: Vec<f32>,
-    values: Vec<f32>,
-    rewards: Vec<f32>,
-    terminated: Vec<u8>,
-    truncated: Vec<u8>,
-    final_values: Vec<f32>,
     chunk_states: Vec<LstmState>,
-    // Carried between rollouts: the current observations, which of them begin an
-    // episode, and the LSTM state before reading them.
+    /// The host's copy of what carries between rollouts, for checkpoints: the current
+    /// observations, which of them begin an episode, and the observation statistics
+    /// (`train.norm_obs`; part of the policy). While the learner runs they live on its
+    /// device ([`Carry`]); [`Ppo::sync_host`] brings this copy up to date, and after
+    /// writing it (a restored checkpoint) [`Ppo::host_changed`] makes the next rollout
+    /// start from it.
     pub next_obs: Vec<f32>,
     pub next_first: Vec<f32>,
-    pub state: LstmState,
-    step_actions: Vec<u8>,
-    step_logp: Vec<f32>,
-    /// Running observation statistics (`train.norm_obs`); part of the policy.
     pub obs_norm: Option<ObsNorm>,
-    /// The current step's observations as the policy reads them (normalized).
-    step_obs: Vec<f32>,
+    /// The LSTM state before reading the current observations.
+    pub state: LstmState,
+    /// What carries between rollouts, on the learner's device (`None`: take the host's
+    /// copy at the next rollout).
+    carry: Option<Carry>,
+    /// Host environments' outputs as tensors on the learner's device (environments that
+    /// do not step in place, [`VecEnv::on_device`]), made at the first rollout.
+    host_steps: Option<HostSteps>,
+    /// The latest rollout, what the next update learns from.
+    rollout: Option<Rollout>,
     /// Reads of the learner's tensors to the host since [`Ppo::take_syncs`]: each waits
     /// for the device when the learner is on a GPU (counted on every device alike).
     syncs: u64,
-    /// The latest rollout's observations, actions and log-probabilities when it ran in
-    /// place on the device ([`Ppo::rollout`] on [`DeviceSteps`]); `None` after a host
-    /// rollout (they are in `obs`, `actions`, `logp`).
-    on_device: Option<DeviceRollout>,
 }
 
-/// What an in-place rollout leaves on the device for the update.
-struct DeviceRollout {
+/// What carries from one rollout to the next, on the learner's device.
+struct Carry {
+    /// `[N, obs_dim]` f32: the observations the next step reads (raw).
+    obs: Tensor,
+    /// `[N]` f32: 1.0 where one begins an episode.
+    first: Tensor,
+    /// The observation statistics (`train.norm_obs`).
+    norm: Option<DeviceNorm>,
+}
+
+/// One rollout on the learner's device, ready for the update.
+struct Rollout {
     /// `[T, N, obs_dim]` f32, normalized as the policy read them.
     obs: Tensor,
     /// `[T, N]` i64.
     actions: Tensor,
-    /// `[T, N]` f32.
+    /// `[T, N]` f32: log-probabilities of the actions, values, advantages and returns.
     logp: Tensor,
+    values: Tensor,
+    advantages: Tensor,
+    returns: Tensor,
+    /// `T × N` step-major: 1.0 where a step's observation begins an episode. The one read
+    /// of a rollout: the update packs its minibatch sequences from it.
+    first: Vec<f32>,
+}
+
+/// A rollout on the host ([`Ppo::rollout_record`]), `T × N` step-major.
+#[derive(Clone, Debug)]
+pub struct RolloutRecord {
+    pub actions: Vec<i64>,
+    pub values: Vec<f32>,
+    pub advantages: Vec<f32>,
+    pub returns: Vec<f32>,
+    pub first: Vec<f32>,
 }
 
 impl Ppo {
     /// A learner for `env`'s sizes; reads the environments' first observations.
     pub fn new(cfg: &TrainConfig, env: &mut dyn VecEnv, mut policy: Policy) -> Result<Ppo> {
-        let (n, d, a) = (env.num_envs(), env.obs_dim(), env.num_actions());
+        let (n, d) = (env.num_envs(), env.obs_dim());
         let t = cfg.rollout_steps;
         // The rollout's T × N records (observations, actions, log-probabilities, values,
-        // rewards, flags) on the host, and at least as much again for the update's tensors.
+        // advantages, returns, rewards, flags), and at least as much again for the
+        // update's tensors.
         crate::util::mem::check(
             &format!("a rollout of {t} steps × {n} environments ({d} observations each)"),
-            crate::util::mem::product(&[t, n], 2 * (d * 4 + 6 * 4 + 3)),
+            crate::util::mem::product(&[t, n], 2 * (d * 4 + 9 * 4)),
             "lower the rollout length or the number of environments (--steps, --envs, train.rollout_steps, train.num_envs)",
         )?;
         policy.set_lstm_kind(match cfg.precision {
@@ -217,26 +246,14 @@ impl Ppo {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             n,
             obs_dim: d,
-            n_actions: a,
-            // Sized by the first host rollout (an in-place rollout keeps them on the device).
-            obs: Vec::new(),
-            first: vec![0.0; t * n],
-            actions: vec![0; t * n],
-            logp: vec![0.0; t * n],
-            values: vec![0.0; t * n],
-            rewards: vec![0.0; t * n],
-            terminated: vec![0; t * n],
-            truncated: vec![0; t * n],
-            final_values: vec![0.0; t * n],
             chunk_states: Vec::new(),
             next_obs,
             next_first: vec![1.0; n],
-            state,
-            step_actions: vec![0; n],
-            step_logp: vec![0.0; n * a],
             obs_norm: cfg.norm_obs.then(|| ObsNorm::new(d, cfg.obs_clip as f32)),
-            step_obs: vec![0.0; n * d],
-            on_device: None,
+            state,
+            carry: None,
+            host_steps: None,
+            rollout: None,
             syncs: 0,
             policy,
         })
@@ -252,155 +269,101 @@ impl Ppo {
         std::mem::take(&mut self.syncs)
     }
 
-    fn tensor(&self, data: &[f32], shape: &[i64]) -> Tensor {
-        Tensor::from_slice(data)
-            .view(shape)
-            .to_device(self.device())
+    /// Brings the host's copy of what carries between rollouts (`next_obs`, `next_first`,
+    /// `obs_norm`) up to date, for a checkpoint: reads them from the device (counted in
+    /// [`Ppo::take_syncs`]). Nothing to do before the first rollout.
+    pub fn sync_host(&mut self) {
+        let Some(c) = &self.carry else {
+            return;
+        };
+        let host_f32 = |x: &Tensor, dst: &mut Vec<f32>| {
+            let len = dst.len();
+            x.to_device(Device::Cpu).view([-1]).copy_data(dst, len)
+        };
+        host_f32(&c.obs, &mut self.next_obs);
+        host_f32(&c.first, &mut self.next_first);
+        self.syncs += 2;
+        if let (Some(nm), Some(host)) = (&c.norm, &mut self.obs_norm) {
+            nm.download(host);
+            self.syncs += 2;
+        }
     }
 
-    /// Collects one rollout; returns (env seconds, inference seconds). Environments that
-    /// live on the learner's device ([`VecEnv::on_device`]) are stepped in place.
+    /// The host's copy of what carries between rollouts was written (a restored
+    /// checkpoint): the next rollout starts from it.
+    pub fn host_changed(&mut self) {
+        self.carry = None;
+    }
+
+    /// Collects one rollout on the learner's device; returns (env seconds, inference
+    /// seconds).
+    ///
+    /// One path for every environment: those that live on the learner's device
+    /// ([`VecEnv::on_device`], CUDA environments next to a CUDA learner) are stepped in
+    /// place; any other ([`HostSteps`]) steps on the host, its outputs copied into tensors
+    /// on the learner's device each step and the actions read back. At each step the
+    /// observations are folded into the statistics and normalized, the policy reads them
+    /// (with the LSTM state zeroed where an episode begins), an action is drawn by
+    /// inverse CDF from the trainer's seeded uniforms (drawn up front, step-major), and
+    /// the environments step. Where they can truncate episodes (`env.max_episode_steps` >
+    /// 0), the value of every environment's final observation under the pre-reset state is
+    /// computed each step and kept where an episode was truncated, so nothing is read to
+    /// decide it. After the last step, the value of the state after the rollout and GAE
+    /// run on the device; the one read is the episode-start flags the update packs its
+    /// sequences with. On a GPU, work runs asynchronously, so the env seconds are those
+    /// spent submitting steps (and topping queues up); the total is exact, as that read
+    /// waits for everything.
     pub fn rollout(&mut self, env: &mut dyn VecEnv) -> Result<(f64, f64)> {
         let truncates = env.can_truncate();
         if let Some(steps) = env.on_device() {
-            return self.rollout_in_place(steps, truncates);
+            return self.rollout_on(steps, truncates);
         }
-        let (n, d, a) = (self.n, self.obs_dim, self.n_actions);
-        let bptt = self.cfg.bptt_len();
-        let (mut env_s, mut inf_s) = (0.0, 0.0);
-        self.chunk_states.clear();
-        self.on_device = None;
-        self.obs.resize(self.cfg.rollout_steps * n * d, 0.0);
-        for t in 0..self.cfg.rollout_steps {
-            let clock = Instant::now();
-            if t % bptt == 0 {
-                self.chunk_states.push(self.state.copy());
-            }
-            if let Some(norm) = &mut self.obs_norm {
-                norm.update(&self.next_obs);
-            }
-            self.normalize_next_obs();
-            let obs = self.tensor(&self.step_obs, &[n as i64, d as i64]);
-            let (out, next_state) =
-                tch::no_grad(|| self.policy.step(&obs, &self.next_first, &self.state));
-            let row = t * n;
-            self.syncs += 2;
-            out.values
-                .to_device(Device::Cpu)
-                .copy_data(&mut self.values[row..row + n], n);
-            out.log_probs
-                .to_device(Device::Cpu)
-                .copy_data(&mut self.step_logp, n * a);
-            for i in 0..n {
-                let lp = &self.step_logp[i * a..(i + 1) * a];
-                let pick = sample(lp, self.rng.random());
-                self.step_actions[i] = pick as u8;
-                self.actions[row + i] = pick as i64;
-                self.logp[row + i] = lp[pick];
-            }
-            self.obs[row * d..(row + n) * d].copy_from_slice(&self.step_obs);
-            self.first[row..row + n].copy_from_slice(&self.next_first);
-            inf_s += clock.elapsed().as_secs_f64();
-
-            let clock = Instant::now();
-            env.step(
-                &self.step_actions,
-                &mut StepOut {
-                    obs: &mut self.next_obs,
-                    rewards: &mut self.rewards[row..row + n],
-                    terminated: &mut self.terminated[row..row + n],
-                    truncated: &mut self.truncated[row..row + n],
-                },
-            )?;
-            env_s += clock.elapsed().as_secs_f64();
-
-            let clock = Instant::now();
-            let cut: Vec<i64> = (0..n)
-                .filter(|&i| self.truncated[row + i] != 0 && self.terminated[row + i] == 0)
-                .map(|i| i as i64)
-                .collect();
-            self.final_values[row..row + n].fill(0.0);
-            if !cut.is_empty() {
-                let mut rows: Vec<f32> = cut
-                    .iter()
-                    .flat_map(|&i| {
-                        env.final_obs()[i as usize * d..(i as usize + 1) * d]
-                            .iter()
-                            .copied()
-                    })
-                    .collect();
-                if let Some(norm) = &self.obs_norm {
-                    let raw = rows.clone();
-                    norm.normalize(&raw, &mut rows);
-                }
-                let idx = Tensor::from_slice(&cut).to_device(self.device());
-                let last = self.tensor(&rows, &[cut.len() as i64, d as i64]);
-                let zero = vec![0.0; cut.len()];
-                let (v, _) =
-                    tch::no_grad(|| self.policy.step(&last, &zero, &next_state.select(&idx)));
-                let mut vals = vec![0f32; cut.len()];
-                self.syncs += 1;
-                v.values
-                    .to_device(Device::Cpu)
-                    .copy_data(&mut vals, cut.len());
-                for (&i, v) in cut.iter().zip(vals) {
-                    self.final_values[row + i as usize] = v;
-                }
-            }
-            for i in 0..n {
-                let ended = self.terminated[row + i] | self.truncated[row + i];
-                self.next_first[i] = if ended != 0 { 1.0 } else { 0.0 };
-            }
-            self.state = next_state;
-            inf_s += clock.elapsed().as_secs_f64();
-        }
-        Ok((env_s, inf_s))
+        let mut host = match self.host_steps.take() {
+            Some(h) => h,
+            None => HostSteps::new(env.num_envs(), env.obs_dim(), self.device()),
+        };
+        let r = self.rollout_on(&mut host.with(env), truncates);
+        self.host_steps = Some(host);
+        r
     }
 
-    /// [`Ppo::rollout`] with the environments' buffers on the device ([`DeviceSteps`]):
-    /// the same steps as the host rollout (the same uniform draws from the trainer's RNG,
-    /// inverse-CDF sampling, observation statistics, truncation bootstrap), as tensor ops
-    /// that never copy observations, actions or rewards through host memory. What the
-    /// update and the checkpoints read on the host (rewards, values, flags, the carried
-    /// observations and statistics) comes down once, at the end. Where environments can
-    /// truncate episodes (`env.max_episode_steps` > 0), one host synchronization per step
-    /// remains: whether any episode was truncated (rare), which decides whether the
-    /// bootstrap values are computed; otherwise none. On a GPU, work runs asynchronously,
-    /// so the env seconds returned are those spent submitting steps (and topping queues
-    /// up); the total is exact, as the downloads at the end wait for everything.
-    fn rollout_in_place(
-        &mut self,
-        envs: &mut dyn DeviceSteps,
-        truncates: bool,
-    ) -> Result<(f64, f64)> {
+    fn rollout_on(&mut self, envs: &mut dyn DeviceSteps, truncates: bool) -> Result<(f64, f64)> {
         let (n, d) = (self.n as i64, self.obs_dim as i64);
         let t_len = self.cfg.rollout_steps;
         let bptt = self.cfg.bptt_len();
         let dev = self.device();
         let clock = Instant::now();
         self.chunk_states.clear();
-        let mut norm = self.obs_norm.as_ref().map(|o| DeviceNorm::upload(o, dev));
-        // The host rollout draws u for step t, env i in this order.
+        self.rollout = None;
+        let mut carry = match self.carry.take() {
+            Some(c) => c,
+            None => Carry {
+                obs: Tensor::from_slice(&self.next_obs)
+                    .view([n, d])
+                    .to_device(dev),
+                first: Tensor::from_slice(&self.next_first).to_device(dev),
+                norm: self.obs_norm.as_ref().map(|o| DeviceNorm::upload(o, dev)),
+            },
+        };
+        // The carried observations in the views (they are there already unless the host's
+        // copy was restored; one copy either way).
+        envs.views().obs.shallow_clone().copy_(&carry.obs);
         let u: Vec<f32> = (0..t_len * self.n).map(|_| self.rng.random()).collect();
         let u = Tensor::from_slice(&u)
             .view([t_len as i64, n])
             .to_device(dev);
-        let f32_tn = || Tensor::zeros([t_len as i64, n], (Kind::Float, dev));
-        let store = DeviceRollout {
-            obs: Tensor::zeros([t_len as i64, n, d], (Kind::Float, dev)),
-            actions: Tensor::zeros([t_len as i64, n], (Kind::Int64, dev)),
-            logp: f32_tn(),
-        };
-        let (values, rewards, final_values, first_s) = (f32_tn(), f32_tn(), f32_tn(), f32_tn());
-        let flags = Tensor::zeros([t_len as i64, n], (Kind::Int, dev));
-        let mut first = Tensor::from_slice(&self.next_first).to_device(dev);
-        let views = envs.views();
-        // The carried observations (a resumed run's come from its checkpoint).
-        views.obs.shallow_clone().copy_(
-            &Tensor::from_slice(&self.next_obs)
-                .view([n, d])
-                .to_device(dev),
+        let tn = |kind: Kind| Tensor::zeros([t_len as i64, n], (kind, dev));
+        let obs = Tensor::zeros([t_len as i64, n, d], (Kind::Float, dev));
+        let (actions, logp) = (tn(Kind::Int64), tn(Kind::Float));
+        let (values, rewards, final_values, first_s) = (
+            tn(Kind::Float),
+            tn(Kind::Float),
+            tn(Kind::Float),
+            tn(Kind::Float),
         );
+        let flags = tn(Kind::Int);
+        let mut first = carry.first.shallow_clone();
+        let all = Tensor::ones([n], (Kind::Float, dev));
         let mut env_s = 0.0;
         for t in 0..t_len {
             let ti = t as i64;
@@ -408,20 +371,20 @@ impl Ppo {
                 self.chunk_states.push(self.state.copy());
             }
             let views = envs.views();
-            let x = match &mut norm {
+            let x = match &mut carry.norm {
                 Some(nm) => {
                     nm.update(&views.obs);
                     nm.normalize(&views.obs)
                 }
                 None => views.obs.copy(),
             };
-            let keep = first.ones_like() - &first;
+            let keep = &all - &first;
             let (out, next_state) =
                 tch::no_grad(|| self.policy.step_masked(&x, &keep, &self.state));
             let pick = device_env::sample(&out.log_probs, &u.get(ti));
-            store.obs.get(ti).copy_(&x);
-            store.actions.get(ti).copy_(&pick);
-            store.logp.get(ti).copy_(
+            obs.get(ti).copy_(&x);
+            actions.get(ti).copy_(&pick);
+            logp.get(ti).copy_(
                 &out.log_probs
                     .gather(-1, &pick.unsqueeze(-1), false)
                     .squeeze_dim(-1),
@@ -439,66 +402,84 @@ impl Ppo {
             let f = views.flags.shallow_clone();
             rewards.get(ti).copy_(&views.rewards);
             flags.get(ti).copy_(&f);
-            let cut = f.bitwise_and(3).eq(2); // truncated, not terminated
-            // Environments that cannot truncate cost no read here.
-            if truncates && {
-                self.syncs += 1;
-                cut.any().int64_value(&[]) != 0
-            } {
-                let idx = cut.nonzero().squeeze_dim(-1);
-                let last = views.final_obs.index_select(0, &idx);
-                let last = match &norm {
-                    Some(nm) => nm.normalize(&last),
-                    None => last,
+            if truncates {
+                // Every environment's final observation under its pre-reset state; kept
+                // where the step truncated an episode (and did not terminate it).
+                let cut = f.bitwise_and(3).eq(2).to_kind(Kind::Float);
+                let last = match &carry.norm {
+                    Some(nm) => nm.normalize(&views.final_obs),
+                    None => views.final_obs.copy(),
                 };
-                let keep_all = Tensor::ones([idx.size()[0]], (Kind::Float, dev));
-                let (v, _) = tch::no_grad(|| {
-                    self.policy
-                        .step_masked(&last, &keep_all, &next_state.select(&idx))
-                });
-                let _ = final_values.get(ti).index_copy_(0, &idx, &v.values);
+                let (v, _) = tch::no_grad(|| self.policy.step_masked(&last, &all, &next_state));
+                final_values.get(ti).copy_(&(v.values * cut));
             }
             first = f.ne(0).to_kind(Kind::Float);
             self.state = next_state;
         }
-        // Down once: what GAE, the logs and the checkpoints read on the host.
-        let tn = t_len * self.n;
-        let host_f32 = |x: &Tensor, dst: &mut Vec<f32>| {
-            let len = dst.len();
-            x.to_device(Device::Cpu).view([-1]).copy_data(dst, len)
+        let views = envs.views();
+        carry.obs.copy_(&views.obs);
+        carry.first = first;
+        // The value of the state after the rollout (the statistics are not updated with
+        // these observations: they are the next rollout's first).
+        let x = match &carry.norm {
+            Some(nm) => nm.normalize(&carry.obs),
+            None => carry.obs.copy(),
         };
-        // values, rewards, final values, first flags, flags, the carried observations
-        // and first flags, and the observation statistics (mean, variance).
-        self.syncs += 7 + 2 * u64::from(norm.is_some());
-        host_f32(&values, &mut self.values);
-        host_f32(&rewards, &mut self.rewards);
-        host_f32(&final_values, &mut self.final_values);
-        host_f32(&first_s, &mut self.first);
-        let mut fl = vec![0i32; tn];
-        flags
+        let keep = &all - &carry.first;
+        let (boot, _) = tch::no_grad(|| self.policy.step_masked(&x, &keep, &self.state));
+        let (advantages, returns) = tch::no_grad(|| {
+            gae_tensors(&GaeTensors {
+                rewards: &rewards,
+                values: &values,
+                flags: &flags,
+                final_values: &final_values,
+                next_value: &boot.values,
+                gamma: self.cfg.gamma as f32,
+                lambda: self.cfg.gae_lambda as f32,
+            })
+        });
+        let mut first_host = vec![0f32; t_len * self.n];
+        self.syncs += 1;
+        first_s
             .to_device(Device::Cpu)
             .view([-1])
-            .copy_data(&mut fl, tn);
-        for (k, f) in fl.iter().enumerate() {
-            self.terminated[k] = (f & 1) as u8;
-            self.truncated[k] = (f >> 1 & 1) as u8;
-        }
-        host_f32(&envs.views().obs, &mut self.next_obs);
-        host_f32(&first, &mut self.next_first);
-        if let (Some(nm), Some(host)) = (&norm, &mut self.obs_norm) {
-            nm.download(host);
-        }
-        self.on_device = Some(store);
+            .copy_data(&mut first_host, t_len * self.n);
+        self.carry = Some(carry);
+        self.rollout = Some(Rollout {
+            obs,
+            actions,
+            logp,
+            values,
+            advantages,
+            returns,
+            first: first_host,
+        });
         let total = clock.elapsed().as_secs_f64();
         Ok((env_s, total - env_s))
     }
 
-    /// `step_obs` ← the current observations as the policy reads them.
-    fn normalize_next_obs(&mut self) {
-        match &self.obs_norm {
-            Some(norm) => norm.normalize(&self.next_obs, &mut self.step_obs),
-            None => self.step_obs.copy_from_slice(&self.next_obs),
-        }
+    /// The latest rollout read to the host (`None` before the first rollout and after an
+    /// update), for tests and diagnostics: not counted in [`Ppo::take_syncs`].
+    pub fn rollout_record(&self) -> Option<RolloutRecord> {
+        let r = self.rollout.as_ref()?;
+        let f32s = |x: &Tensor| -> Vec<f32> {
+            let x = x.to_device(Device::Cpu).view([-1]);
+            let len = x.numel();
+            let mut v = vec![0f32; len];
+            x.copy_data(&mut v, len);
+            v
+        };
+        let actions = r.actions.to_device(Device::Cpu).view([-1]);
+        let mut a = vec![0i64; actions.numel()];
+        let len = a.len();
+        actions.copy_data(&mut a, len);
+        Some(RolloutRecord {
+            actions: a,
+            values: f32s(&r.values),
+            advantages: f32s(&r.advantages),
+            returns: f32s(&r.returns),
+            first: r.first.clone(),
+        })
     }
 
     /// The learning rate of update `update` (1-based) of `updates`.
@@ -511,54 +492,23 @@ impl Ppo {
         }
     }
 
-    /// Learns from the last rollout.
+    /// Learns from the last rollout: `epochs` passes over minibatches of whole environment
+    /// sequences, chunk by chunk. Nothing is read to the host but its statistics, once at
+    /// the end, and, with `target_kl` > 0, the epoch's mean KL after every epoch but the
+    /// last (which decides whether another runs).
+    ///
+    /// # Panics
+    /// Without a rollout since the last update (a caller's error).
     pub fn update(&mut self, lr: f64) -> UpdateStats {
         let clock = Instant::now();
         let cfg = self.cfg.clone();
-        let (n, d, t_len) = (self.n, self.obs_dim, cfg.rollout_steps);
+        let n = self.n;
         let dev = self.device();
-
-        // 2. Advantages, bootstrapped from the value of the state after the rollout.
-        self.normalize_next_obs();
-        let obs_next = self.tensor(&self.step_obs, &[n as i64, d as i64]);
-        let (boot, _) = tch::no_grad(|| self.policy.step(&obs_next, &self.next_first, &self.state));
-        let mut next_value = vec![0f32; n];
-        self.syncs += 1;
-        boot.values
-            .to_device(Device::Cpu)
-            .copy_data(&mut next_value, n);
-        let g = gae(&GaeInput {
-            n,
-            rewards: &self.rewards,
-            values: &self.values,
-            terminated: &self.terminated,
-            truncated: &self.truncated,
-            final_values: &self.final_values,
-            next_value: &next_value,
-            gamma: cfg.gamma as f32,
-            lambda: cfg.gae_lambda as f32,
-        });
-
-        let (t, ni) = (t_len as i64, n as i64);
-        let (obs, actions, old_logp) = match &self.on_device {
-            Some(r) => (
-                r.obs.shallow_clone(),
-                r.actions.shallow_clone(),
-                r.logp.shallow_clone(),
-            ),
-            None => (
-                self.tensor(&self.obs, &[t, ni, d as i64]),
-                Tensor::from_slice(&self.actions)
-                    .view([t, ni])
-                    .to_device(dev),
-                self.tensor(&self.logp, &[t, ni]),
-            ),
-        };
-        let old_values = self.tensor(&self.values, &[t, ni]);
-        let advantages = self.tensor(&g.advantages, &[t, ni]);
-        let returns = self.tensor(&g.returns, &[t, ni]);
-
-        // 3. Epochs over minibatches of whole environment sequences, chunk by chunk.
+        let r = self
+            .rollout
+            .take()
+            .expect("Ppo::update learns from a rollout: call Ppo::rollout first");
+        let (t, ni) = (cfg.rollout_steps as i64, n as i64);
         let mb_envs = n / cfg.minibatches;
         let bptt = cfg.bptt_len() as i64;
         let mut envs: Vec<i64> = (0..ni).collect();
@@ -573,13 +523,14 @@ impl Ppo {
         let mut steps = 0.0;
         for epoch in 0..cfg.epochs {
             envs.shuffle(&mut self.rng);
+            let order = Tensor::from_slice(&envs).to_device(dev);
             let mut epoch_kl = Tensor::zeros([], (Kind::Double, dev));
             let mut epoch_steps = 0.0;
-            for mb in envs.chunks(mb_envs) {
-                let idx = Tensor::from_slice(mb).to_device(dev);
+            for (k, mb) in envs.chunks(mb_envs).enumerate() {
+                let idx = order.narrow(0, (k * mb_envs) as i64, mb.len() as i64);
                 for (c, start) in self.chunk_states.iter().zip((0..t).step_by(bptt as usize)) {
                     let pick = |x: &Tensor| x.narrow(0, start, bptt).index_select(1, &idx);
-                    let all_first = &self.first;
+                    let all_first = &r.first;
                     let mb_first: Vec<f32> = (start..start + bptt)
                         .flat_map(|s| {
                             mb.iter()
@@ -588,8 +539,8 @@ impl Ppo {
                         .collect();
                     let (out, _) = self
                         .policy
-                        .sequence(&pick(&obs), &mb_first, &c.select(&idx));
-                    let mb_actions = pick(&actions);
+                        .sequence(&pick(&r.obs), &mb_first, &c.select(&idx));
+                    let mb_actions = pick(&r.actions);
                     let new_logp = out
                         .log_probs
                         .gather(-1, &mb_actions.unsqueeze(-1), false)
@@ -599,7 +550,7 @@ impl Ppo {
                         false,
                         Kind::Float,
                     );
-                    let logratio = &new_logp - pick(&old_logp);
+                    let logratio = &new_logp - pick(&r.logp);
                     let ratio = logratio.exp();
                     let (kl, old_kl, clipfrac) = tch::no_grad(|| {
                         let kl = ((&ratio - 1.0) - &logratio).mean(Kind::Float);
@@ -611,16 +562,16 @@ impl Ppo {
                             .mean(Kind::Float);
                         (kl, old_kl, cf)
                     });
-                    let mut adv = pick(&advantages);
+                    let mut adv = pick(&r.advantages);
                     if cfg.norm_adv {
                         adv = (&adv - adv.mean(Kind::Float)) / (adv.std(true) + 1e-8);
                     }
                     let pg1 = -&adv * &ratio;
                     let pg2 = -&adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef);
                     let pg_loss = pg1.max_other(&pg2).mean(Kind::Float);
-                    let mb_returns = pick(&returns);
+                    let mb_returns = pick(&r.returns);
                     let v_loss = if cfg.clip_vloss {
-                        let old_v = pick(&old_values);
+                        let old_v = pick(&r.values);
                         let unclipped = (&out.values - &mb_returns).square();
                         let clipped_v =
                             &old_v + (&out.values - &old_v).clamp(-cfg.clip_coef, cfg.clip_coef);
@@ -658,16 +609,19 @@ impl Ppo {
                 }
             }
             stats.epochs = epoch + 1;
-            if cfg.target_kl > 0.0 {
+            if cfg.target_kl > 0.0 && epoch + 1 < cfg.epochs {
                 self.syncs += 1;
                 if epoch_kl.double_value(&[]) / epoch_steps > cfg.target_kl {
                     break;
                 }
             }
         }
-        let mut means = [0f64; SUMS];
+        let ev = tch::no_grad(|| explained_variance_tensor(&r.values, &r.returns));
+        let mut means = [0f64; SUMS + 1];
         self.syncs += 1;
-        sums.to_device(Device::Cpu).copy_data(&mut means, SUMS);
+        Tensor::cat(&[sums / steps, ev.view([1])], 0)
+            .to_device(Device::Cpu)
+            .copy_data(&mut means, SUMS + 1);
         [
             stats.policy_loss,
             stats.value_loss,
@@ -676,11 +630,24 @@ impl Ppo {
             stats.old_approx_kl,
             stats.clipfrac,
             stats.grad_norm,
-        ] = means.map(|x| x / steps);
-        stats.explained_variance = explained_variance(&self.values, &g.returns);
+            stats.explained_variance,
+        ] = means;
         stats.learn_s = clock.elapsed().as_secs_f64();
         stats
     }
+}
+
+/// [`explained_variance`] on the device (f64): `1 − Var(returns − values) / Var(returns)`
+/// with population variances, NaN when the returns do not vary.
+fn explained_variance_tensor(values: &Tensor, returns: &Tensor) -> Tensor {
+    let y = returns.to_kind(Kind::Double).view([-1]);
+    let var = |x: &Tensor| (x - x.mean(Kind::Double)).square().mean(Kind::Double);
+    let var_y = var(&y);
+    let ev: Tensor = 1.0 - var(&(&y - values.to_kind(Kind::Double).view([-1]))) / &var_y;
+    ev.where_self(
+        &var_y.ne(0.0),
+        &Tensor::from(f64::NAN).to_device(y.device()),
+    )
 }
 
 /// `1 − Var(returns − values) / Var(returns)` (NaN when the returns do not vary).

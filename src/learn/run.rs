@@ -407,7 +407,9 @@ fn run_updates(
     let mut episodes = Vec::new();
     let mut last_ckpt = None;
     let mut done_here = 0u64;
-    let checkpoint = |ppo: &Ppo, env: &mut dyn VecEnv, at: &Counters| {
+    // A checkpoint reads what carries between rollouts off the learner's device first.
+    let checkpoint = |ppo: &mut Ppo, env: &mut dyn VecEnv, at: &Counters| {
+        ppo.sync_host();
         save_checkpoint(dir, ppo, env, at, &hash, &data, cfg.keep_checkpoints)
     };
     while at.update < updates {
@@ -915,6 +917,7 @@ fn warm_start(ckpt: &Path, ppo: &mut Ppo) -> Result<()> {
     if let Some(norm) = &mut ppo.obs_norm {
         read_obs_norm(&map, norm, &bad)?;
     }
+    ppo.host_changed();
     Ok(())
 }
 
@@ -959,6 +962,7 @@ fn restore(ckpt: &Path, s: &CkptState, ppo: &mut Ppo, env: &mut dyn VecEnv) -> R
         read_obs_norm(&map, norm, &bad)?;
     }
     copy_host("next/first", &mut ppo.next_first)?;
+    ppo.host_changed();
     let pos: u128 = s
         .rng_word_pos
         .parse()
