@@ -1260,3 +1260,68 @@ fn tensorboard_reads_the_runs_scalars() {
         assert!(read.get(tag).is_some(), "no {tag} in {read}");
     }
 }
+
+/// The parameters live in one buffer with the LSTM's four first, in cuDNN's layout
+/// (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, back to back from the buffer's
+/// start), and one Adam step over the buffer is PyTorch's formula for every parameter.
+#[test]
+fn parameters_share_one_buffer_and_adam_steps_it_as_per_parameter_adam() {
+    use sim_train::learn::ppo::Adam;
+    let shape = PolicyShape {
+        obs_dim: 24,
+        n_actions: 5,
+        encoder: vec![64],
+        hidden: 32,
+    };
+    let p = Policy::new(shape, Device::Cpu, 3);
+    let params: std::collections::HashMap<String, Tensor> =
+        p.named_parameters().into_iter().collect();
+    let base = p.flat().data_ptr() as usize;
+    let mut at = base;
+    for name in [
+        "lstm.weight_ih",
+        "lstm.weight_hh",
+        "lstm.bias_ih",
+        "lstm.bias_hh",
+    ] {
+        assert_eq!(
+            params[name].data_ptr() as usize,
+            at,
+            "{name} is not where cuDNN expects it"
+        );
+        at += 4 * params[name].numel();
+    }
+    let total: usize = params.values().map(|t| t.numel()).sum();
+    assert_eq!(
+        p.flat().numel(),
+        total,
+        "one buffer holds every parameter, once"
+    );
+
+    let mut adam = Adam::new(&p, 1e-5);
+    let obs = Tensor::randn([7, 3, 24], (Kind::Float, Device::Cpu));
+    let (out, _) = p.sequence(&obs, &[0.0; 21], &LstmState::zeros(3, 32, Device::Cpu));
+    (out.values.square().sum(Kind::Float) + out.log_probs.select(-1, 2).sum(Kind::Float))
+        .backward();
+    let before: Vec<(String, Tensor, Tensor)> = p
+        .named_parameters()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy(), t.grad().copy()))
+        .collect();
+    let lr = 3e-3;
+    adam.apply(lr);
+    for (name, p0, g) in before {
+        // PyTorch's Adam after one step from zero moments.
+        let (b1, b2) = (0.9f64, 0.999f64);
+        let m = &g * (1.0 - b1);
+        let v = &g * &g * (1.0 - b2);
+        let want = &p0 - &m / (v.sqrt() / (1.0 - b2).sqrt() + 1e-5) * (lr / (1.0 - b1));
+        let got = &params[&name];
+        let err = (got - &want).abs().max().double_value(&[]);
+        assert!(err <= 1e-7, "{name}: off by {err}");
+        assert!(
+            got.ne_tensor(&p0).any().int64_value(&[]) != 0,
+            "{name} did not move"
+        );
+    }
+}

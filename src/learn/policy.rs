@@ -7,6 +7,16 @@
 //! *inside* a sequence wherever an episode began (CleanRL's per-step `(1 − done) · h`);
 //! [`Policy::sequence`] does that by packing episode pieces into rows instead of stepping
 //! one time step at a time, which makes the backward pass several times cheaper.
+//!
+//! # One buffer
+//! Every parameter's data is a slice of one f32 buffer ([`Policy::flat`]): the LSTM's
+//! `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` first and in that order, which is
+//! cuDNN's packed weight layout (gates i, f, g, o; matrices, then biases), so cuDNN runs
+//! on them in place instead of copying them into a packed buffer (and warning) on every
+//! call; then the encoder, actor and critic. The optimizer updates the whole buffer with
+//! a handful of element-wise kernels instead of a handful per parameter
+//! ([`super::ppo::Adam`]). The parameters stay separate variables with their own names
+//! and gradients.
 
 pub use super::network::PolicyShape;
 use rand::{Rng, SeedableRng};
@@ -17,6 +27,10 @@ use tch::{Device, Kind, Tensor};
 /// The network; its parameters live in `vs`.
 pub struct Policy {
     pub vs: nn::VarStore,
+    /// Every parameter's data, in one f32 buffer (module docs, "One buffer").
+    flat: Tensor,
+    /// Each parameter's name and offset in `flat`, in buffer order.
+    segments: Vec<(String, i64)>,
     pub shape: PolicyShape,
     encoder: Vec<(Tensor, Tensor)>,
     w_ih: Tensor,
@@ -103,8 +117,46 @@ impl Policy {
         let critic = &root / "critic";
         let critic_w = ortho(&critic, "weight", 1, h, 1.0);
         let critic_b = zeros(&critic, "bias", 1);
+        // One buffer under every parameter (module docs, "One buffer"): the LSTM's four
+        // first, in cuDNN's layout, then the rest; each variable's data becomes its slice.
+        let mut in_order: Vec<(&str, &Tensor)> = vec![
+            ("lstm.weight_ih", &w_ih),
+            ("lstm.weight_hh", &w_hh),
+            ("lstm.bias_ih", &b_ih),
+            ("lstm.bias_hh", &b_hh),
+        ];
+        let encoder_names: Vec<(String, String)> = (0..encoder.len())
+            .map(|i| (format!("encoder{i}.weight"), format!("encoder{i}.bias")))
+            .collect();
+        for ((w, b), (wn, bn)) in encoder.iter().zip(&encoder_names) {
+            in_order.extend([(wn.as_str(), w), (bn.as_str(), b)]);
+        }
+        in_order.extend([
+            ("actor.weight", &actor_w),
+            ("actor.bias", &actor_b),
+            ("critic.weight", &critic_w),
+            ("critic.bias", &critic_b),
+        ]);
+        let flat = Tensor::cat(
+            &in_order
+                .iter()
+                .map(|(_, t)| t.detach().view([-1]))
+                .collect::<Vec<_>>(),
+            0,
+        );
+        let mut segments = Vec::with_capacity(in_order.len());
+        let mut at = 0;
+        for (name, t) in &in_order {
+            let n = t.numel() as i64;
+            t.shallow_clone()
+                .set_data(&flat.narrow(0, at, n).view(t.size().as_slice()));
+            segments.push((name.to_string(), at));
+            at += n;
+        }
         Policy {
             vs,
+            flat,
+            segments,
             shape,
             encoder,
             w_ih,
@@ -128,6 +180,20 @@ impl Policy {
 
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// The one buffer every parameter's data lies in (module docs, "One buffer"):
+    /// writing it writes the parameters.
+    pub fn flat(&self) -> &Tensor {
+        &self.flat
+    }
+
+    /// Where parameter `name` begins in [`Policy::flat`].
+    pub fn offset(&self, name: &str) -> Option<i64> {
+        self.segments
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, at)| at)
     }
 
     /// The trainable parameters with their names, in a fixed (sorted) order.

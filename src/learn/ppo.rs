@@ -47,13 +47,24 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// Adam (Kingma & Ba), with PyTorch's update formula, its moments kept here so that
-/// checkpoints can hold them.
+/// checkpoints can hold them. It works on the policy's one parameter buffer
+/// ([`Policy::flat`]) and moments of the same layout, so a step is a few element-wise
+/// kernels over the whole model (what libtorch's fused and foreach Adam do) instead of a
+/// few per parameter; `m` and `v` are per-parameter views of those moments (for
+/// checkpoints, by name).
 pub struct Adam {
+    /// The parameters, by name (sorted).
     pub params: Vec<(String, Tensor)>,
     pub m: Vec<Tensor>,
     pub v: Vec<Tensor>,
     pub step: u64,
     pub eps: f64,
+    /// The policy's parameter buffer and the moments in its layout.
+    flat: Tensor,
+    flat_m: Tensor,
+    flat_v: Tensor,
+    /// Indices into `params` in buffer order (to gather the gradients in that order).
+    in_buffer_order: Vec<usize>,
 }
 
 const BETA1: f64 = 0.9;
@@ -62,14 +73,35 @@ const BETA2: f64 = 0.999;
 impl Adam {
     pub fn new(policy: &Policy, eps: f64) -> Adam {
         let params = policy.named_parameters();
-        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let flat = policy.flat().shallow_clone();
+        let (flat_m, flat_v) = (flat.zeros_like(), flat.zeros_like());
+        let offsets: Vec<i64> = params
+            .iter()
+            .map(|(n, _)| {
+                policy
+                    .offset(n)
+                    .expect("every parameter lies in the policy's buffer")
+            })
+            .collect();
+        let view = |buf: &Tensor, k: usize| {
+            let p = &params[k].1;
+            buf.narrow(0, offsets[k], p.numel() as i64)
+                .view(p.size().as_slice())
+        };
+        let m = (0..params.len()).map(|k| view(&flat_m, k)).collect();
+        let v = (0..params.len()).map(|k| view(&flat_v, k)).collect();
+        let mut in_buffer_order: Vec<usize> = (0..params.len()).collect();
+        in_buffer_order.sort_by_key(|&k| offsets[k]);
         Adam {
             params,
             m,
             v,
             step: 0,
             eps,
+            flat,
+            flat_m,
+            flat_v,
+            in_buffer_order,
         }
     }
 
@@ -103,23 +135,25 @@ impl Adam {
         })
     }
 
-    /// One step of size `lr`.
+    /// One step of size `lr`, over the whole parameter buffer at once.
     pub fn apply(&mut self, lr: f64) {
         self.step += 1;
         let bc1 = 1.0 - BETA1.powi(self.step as i32);
         let bc2 = 1.0 - BETA2.powi(self.step as i32);
         tch::no_grad(|| {
-            for (k, (_, p)) in self.params.iter().enumerate() {
-                let g = p.grad();
-                let (m, v) = (&mut self.m[k], &mut self.v[k]);
-                let _ = m.g_mul_scalar_(BETA1);
-                let _ = m.g_add_(&(&g * (1.0 - BETA1)));
-                let _ = v.g_mul_scalar_(BETA2);
-                let _ = v.g_add_(&(&g * &g * (1.0 - BETA2)));
-                let denom = v.sqrt() / bc2.sqrt() + self.eps;
-                let mut p = p.shallow_clone();
-                let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
-            }
+            let grads: Vec<Tensor> = self
+                .in_buffer_order
+                .iter()
+                .map(|&k| self.params[k].1.grad().view([-1]))
+                .collect();
+            let g = Tensor::cat(&grads, 0);
+            let (m, v) = (&mut self.flat_m, &mut self.flat_v);
+            let _ = m.g_mul_scalar_(BETA1);
+            let _ = m.g_add_(&(&g * (1.0 - BETA1)));
+            let _ = v.g_mul_scalar_(BETA2);
+            let _ = v.g_add_(&(&g * &g * (1.0 - BETA2)));
+            let denom = v.sqrt() / bc2.sqrt() + self.eps;
+            let _ = self.flat.g_sub_(&(&*m / &denom * (lr / bc1)));
         });
     }
 }
