@@ -622,6 +622,8 @@ fn the_rollout_matches_a_host_loop_of_the_definition_and_reads_twice_per_update(
             gamma: cfg.gamma as f32,
             lambda: cfg.gae_lambda as f32,
         });
+        // Several arrays side by side: an index reads best.
+        #[allow(clippy::needless_range_loop)]
         for k in 0..t_len * n {
             assert!(
                 close(values[k], ours.values[k]),
