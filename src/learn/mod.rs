@@ -7,7 +7,8 @@
 //! - [`gae`]: the advantages,
 //! - [`ppo`]: rollouts and updates, one linear file,
 //! - [`vec_env`]: what the learner steps (market or sanity environments),
-//! - [`device_env`]: environments the learner steps in place on its device (zero-copy),
+//! - [`device_env`]: the environments as tensors on the learner's device, for its one
+//!   rollout path (CUDA environments zero-copy, host environments copied up each step),
 //! - [`sanity`]: tasks a correct learner solves in seconds,
 //! - [`run`]: a training run (run dir, logs, progress, checkpoints, exact resume),
 //! - [`eval`]: a trained policy through the backtest engine, against baselines,

@@ -81,9 +81,9 @@ pub struct EnvViews {
     pub actions: tch::Tensor,
 }
 
-/// Environments whose buffers the learner reads and writes in place ([`EnvViews`]): the
-/// interface of the in-place extension, whose implementations live in
-/// `super::device_env`.
+/// Environments as the learner's rollout reads and writes them: tensors on its device
+/// ([`EnvViews`]). The implementations live in `super::device_env`: CUDA environments'
+/// own buffers (zero-copy), or host environments' outputs copied up each step.
 #[cfg(feature = "torch")]
 pub trait DeviceSteps {
     fn views(&self) -> &EnvViews;
