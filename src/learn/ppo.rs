@@ -196,7 +196,7 @@ pub struct Ppo {
     /// The host's copy of what carries between rollouts, for checkpoints: the current
     /// observations, which of them begin an episode, and the observation statistics
     /// (`train.norm_obs`; part of the policy). While the learner runs they live on its
-    /// device ([`Carry`]); [`Ppo::sync_host`] brings this copy up to date, and after
+    /// device (`Carry`); [`Ppo::sync_host`] brings this copy up to date, and after
     /// writing it (a restored checkpoint) [`Ppo::host_changed`] makes the next rollout
     /// start from it.
     pub next_obs: Vec<f32>,
