@@ -62,7 +62,6 @@ Prints one JSON line: env_steps_per_s, envs, steps, days, bars, threads, ...
 import argparse
 import json
 import os
-import platform
 
 import struct
 import sys
@@ -71,7 +70,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from machine import cpu_model
+from machine import runtime
 
 # ---------------------------------------------------------------------------------------
 # The default [env] config (config/default.toml [env], src/env/params.rs EnvConfig).
@@ -599,10 +598,7 @@ def main():
         "episodes": int(envs.episodes - ep0),
         "load_s": load_s,
         "cache": os.path.abspath(a.cache),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
+        **runtime(),
     }))
 
 

@@ -73,8 +73,6 @@ Prints one JSON line.
 
 import argparse
 import json
-import os
-import platform
 
 import sys
 import time
@@ -101,7 +99,7 @@ torch.set_num_interop_threads(ARGS.threads)
 import numpy as np  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from machine import cpu_model
+from machine import runtime
 
 OBS_DIM = 24  # 19 features + 5 account fields
 N_FEATURES = 19
@@ -432,10 +430,7 @@ def main():
         "approx_kl": float(approx_kl.item()),
         "old_approx_kl": float(old_approx_kl.item()),
         "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
+        **runtime(),
     }))
 
 

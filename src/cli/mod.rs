@@ -428,7 +428,8 @@ pub struct BenchEnvArgs {
     pub json: bool,
 }
 
-/// The synthetic universe `bench env` and `bench train` build when given no `--cache`.
+/// The synthetic universe a benchmark builds (`bench cache`, `bench scan`, and `bench
+/// env` / `bench train` when given no `--cache`).
 #[derive(Args, Debug, Clone, Copy)]
 pub struct UniverseArgs {
     /// Synthetic symbols (default: bench.symbols).
@@ -443,13 +444,20 @@ pub struct UniverseArgs {
 }
 
 impl UniverseArgs {
+    /// (symbols, days, bar): these, else `[bench]`'s.
+    pub fn sizes(&self, b: &crate::config::BenchConfig) -> (usize, usize, BarSize) {
+        (
+            self.symbols.unwrap_or(b.symbols),
+            self.days.unwrap_or(b.days),
+            self.bar.unwrap_or(b.bar),
+        )
+    }
+
     /// `resolved` with these sizes in `[bench]`.
     pub fn apply(&self, resolved: &Resolved) -> Resolved {
         let mut r = resolved.clone();
         let b = &mut r.config.bench;
-        b.symbols = self.symbols.unwrap_or(b.symbols);
-        b.days = self.days.unwrap_or(b.days);
-        b.bar = self.bar.unwrap_or(b.bar);
+        (b.symbols, b.days, b.bar) = self.sizes(b);
         r
     }
 }
@@ -459,15 +467,8 @@ pub struct BenchCacheArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Synthetic symbols (default: bench.symbols).
-    #[arg(long)]
-    pub symbols: Option<usize>,
-    /// Trading days (default: bench.days).
-    #[arg(long)]
-    pub days: Option<usize>,
-    /// Bar size (default: bench.bar).
-    #[arg(long)]
-    pub bar: Option<BarSize>,
+    #[command(flatten)]
+    pub universe: UniverseArgs,
     /// Work folder (default: a temporary folder, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,

@@ -329,14 +329,8 @@ pub fn align_cmd(a: &AlignArgs, resolved: &Resolved) -> Result<i32> {
 }
 
 pub fn bench_cache(a: &BenchCacheArgs, resolved: &Resolved) -> Result<i32> {
-    let b = &resolved.config.bench;
-    let r = crate::bench::bench_cache(
-        resolved,
-        a.symbols.unwrap_or(b.symbols),
-        a.days.unwrap_or(b.days),
-        a.bar.unwrap_or(b.bar),
-        a.dir.clone(),
-    )?;
+    let (symbols, days, bar) = a.universe.sizes(&resolved.config.bench);
+    let r = crate::bench::bench_cache(resolved, symbols, days, bar, a.dir.clone())?;
     if a.json {
         return super::output::json(&r);
     }

@@ -1,6 +1,5 @@
 //! `sim-train scan`, `sim-train index query` and `sim-train bench scan`.
 
-use crate::bars::BarSize;
 use crate::config::Resolved;
 use crate::error::Result;
 use crate::scan::index::Index;
@@ -54,15 +53,8 @@ pub struct BenchScanArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Synthetic symbols (default: bench.symbols).
-    #[arg(long)]
-    pub symbols: Option<usize>,
-    /// Trading days (default: bench.days).
-    #[arg(long)]
-    pub days: Option<usize>,
-    /// Bar size (default: bench.bar).
-    #[arg(long)]
-    pub bar: Option<BarSize>,
+    #[command(flatten)]
+    pub universe: super::UniverseArgs,
     /// Sampler draws timed.
     #[arg(long, default_value_t = 5_000_000)]
     pub draws: usize,
@@ -196,13 +188,13 @@ fn query_cmd(a: &QueryArgs) -> Result<i32> {
 }
 
 pub fn bench_scan(a: &BenchScanArgs, resolved: &Resolved) -> Result<i32> {
-    let b = &resolved.config.bench;
+    let (symbols, days, bar) = a.universe.sizes(&resolved.config.bench);
     let r = crate::scan::bench::bench_scan(
         resolved,
         &crate::scan::bench::ScanBenchRequest {
-            symbols: a.symbols.unwrap_or(b.symbols),
-            days: a.days.unwrap_or(b.days),
-            bar: a.bar.unwrap_or(b.bar),
+            symbols,
+            days,
+            bar,
             draws: a.draws,
             preload_gets: a.preload_gets,
             dir: a.dir.clone(),

@@ -92,6 +92,11 @@ impl DayData {
         std::mem::size_of::<BarRec>() + params.feature_cols.len() * std::mem::size_of::<f32>()
     }
 
+    /// Maps and verifies the cache file `path` and regroups its day for `params`.
+    pub fn open(path: &std::path::Path, params: &EnvParams) -> crate::Result<DayData> {
+        Ok(DayData::from_cache(&DayCache::open(path)?, params))
+    }
+
     /// Regroups a cached day for `params` (its feature columns and session choice).
     pub fn from_cache(day: &DayCache, params: &EnvParams) -> DayData {
         let meta = day.meta();
@@ -365,8 +370,8 @@ pub fn load_days(
     picked
         .par_iter()
         .map(|e| {
-            let cache = DayCache::open(crate::cache::day_path(dir, &e.symbol, e.date))?;
-            Ok(std::sync::Arc::new(DayData::from_cache(&cache, params)))
+            let path = crate::cache::day_path(dir, &e.symbol, e.date);
+            Ok(std::sync::Arc::new(DayData::open(&path, params)?))
         })
         .collect()
 }

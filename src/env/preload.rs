@@ -19,7 +19,6 @@
 //! (`scan::preload`).
 
 use super::{DayData, EnvParams};
-use crate::cache::DayCache;
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::{Deserialize, Serialize};
@@ -107,8 +106,7 @@ impl DayLoader for CacheLoader {
                 self.files.len()
             ))
         })?;
-        let cache = DayCache::open(path)?;
-        Ok(DayData::from_cache(&cache, &self.params))
+        DayData::open(path, &self.params)
     }
 }
 

@@ -11,12 +11,12 @@
 //! # One buffer
 //! Every parameter's data is a slice of one f32 buffer ([`Policy::flat`]): the LSTM's
 //! `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` first and in that order, which is
-//! cuDNN's packed weight layout (gates i, f, g, o; matrices, then biases), so cuDNN runs
-//! on them in place instead of copying them into a packed buffer (and warning) on every
-//! call; then the encoder, actor and critic. The optimizer updates the whole buffer with
-//! a handful of element-wise kernels instead of a handful per parameter
-//! ([`super::ppo::Adam`]). The parameters stay separate variables with their own names
-//! and gradients.
+//! cuDNN's packed weight layout (gates i, f, g, o; matrices, then biases), so libtorch can
+//! hand them to cuDNN in place instead of copying them into a packed buffer (and warning)
+//! on every call (f32 only; not yet run on a GPU); then the encoder, actor and critic.
+//! The optimizer updates the whole buffer with a handful of element-wise kernels instead
+//! of a handful per parameter ([`super::ppo::Adam`]). The parameters stay separate
+//! variables with their own names and gradients.
 
 pub use super::network::PolicyShape;
 use rand::{Rng, SeedableRng};

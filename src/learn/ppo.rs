@@ -442,7 +442,7 @@ impl Ppo {
                 let cut = f.bitwise_and(3).eq(2).to_kind(Kind::Float);
                 let last = match &carry.norm {
                     Some(nm) => nm.normalize(&views.final_obs),
-                    None => views.final_obs.copy(),
+                    None => views.final_obs.shallow_clone(),
                 };
                 let (v, _) = tch::no_grad(|| self.policy.step_masked(&last, &all, &next_state));
                 final_values.get(ti).copy_(&(v.values * cut));
@@ -457,7 +457,7 @@ impl Ppo {
         // these observations: they are the next rollout's first).
         let x = match &carry.norm {
             Some(nm) => nm.normalize(&carry.obs),
-            None => carry.obs.copy(),
+            None => carry.obs.shallow_clone(),
         };
         let keep = &all - &carry.first;
         let (boot, _) = tch::no_grad(|| self.policy.step_masked(&x, &keep, &self.state));

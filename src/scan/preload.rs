@@ -2,7 +2,6 @@
 //! background [`crate::env::preload::Preloader`].
 
 use super::index::{FileStamp, Index};
-use crate::cache::DayCache;
 use crate::env::preload::DayLoader;
 use crate::env::{DayData, EnvParams};
 use crate::error::{Error, Result};
@@ -63,8 +62,7 @@ impl CpuLoader {
                 f.path.display()
             )));
         }
-        let cache = DayCache::open(&f.path)?;
-        Ok(DayData::from_cache(&cache, &self.params))
+        DayData::open(&f.path, &self.params)
     }
 }
 
