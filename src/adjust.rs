@@ -211,6 +211,10 @@ pub fn adjust_day(day: &mut RawDay, factors: (f64, f64), mode: AdjustMode) {
                 .for_each(|s| *s = (*s as f64 * inv).round() as u64)
         };
         shares(&mut day.volume);
+        if let Some(f) = &mut day.flow {
+            shares(&mut f.buy_volume);
+            shares(&mut f.sell_volume);
+        }
         if let Some(q) = &mut day.quotes {
             shares(&mut q.bid_size);
             shares(&mut q.ask_size);

@@ -152,6 +152,15 @@ impl Quotes {
     }
 }
 
+/// Volume initiated by buyers and by sellers in each bar (trades classified by the quote
+/// rule, the tick rule as fallback: [`crate::ingest::ticks`]); volume neither rule could
+/// classify is in neither.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TradeFlow {
+    pub buy_volume: Vec<u64>,
+    pub sell_volume: Vec<u64>,
+}
+
 /// One symbol-day of bars as a source yields them, struct-of-arrays, before validation,
 /// adjustment and features. Only bars that exist are present (sparse).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -169,6 +178,7 @@ pub struct RawDay {
     pub vwap: Option<Vec<Price>>,
     pub transactions: Option<Vec<u32>>,
     pub quotes: Option<Quotes>,
+    pub flow: Option<TradeFlow>,
     pub halts: Vec<Halt>,
     /// Where the bars came from (file path or generator), for error messages and the cache.
     pub origin: String,
@@ -254,6 +264,10 @@ impl RawDay {
             filt(&mut q.bid_size, keep);
             filt(&mut q.ask_size, keep);
         }
+        if let Some(f) = &mut self.flow {
+            filt(&mut f.buy_volume, keep);
+            filt(&mut f.sell_volume, keep);
+        }
     }
 
     /// Folds bar `later` into bar `into`, an earlier bar of the same clock slot: the start
@@ -281,6 +295,10 @@ impl RawDay {
             q.bid_size[into] = q.bid_size[later];
             q.ask_size[into] = q.ask_size[later];
         }
+        if let Some(f) = &mut self.flow {
+            f.buy_volume[into] += f.buy_volume[later];
+            f.sell_volume[into] += f.sell_volume[later];
+        }
     }
 
     /// Reorders every column by `order` (a permutation of row indices).
@@ -305,6 +323,10 @@ impl RawDay {
             perm(&mut q.ask, order);
             perm(&mut q.bid_size, order);
             perm(&mut q.ask_size, order);
+        }
+        if let Some(f) = &mut self.flow {
+            perm(&mut f.buy_volume, order);
+            perm(&mut f.sell_volume, order);
         }
     }
 

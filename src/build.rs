@@ -59,6 +59,11 @@ pub struct BuildSummary {
     pub bars_written: u64,
     pub bytes_written: u64,
     pub problems: BTreeMap<Problem, usize>,
+    /// Bars flagged by the causal bad-print check (kept; see [`crate::validate::PrintCheck`]).
+    pub suspect_prints: u64,
+    /// `causal`, or `lookahead-outliers` when `ingest.validation.lookahead_outliers` removed
+    /// spikes with the next bar in view (live trading cannot, so it will differ).
+    pub cleaning: String,
     pub elapsed_s: f64,
     pub bars_per_s: f64,
 }
@@ -271,6 +276,7 @@ pub fn build_cache(
         cache_dir: req.cache_dir.clone(),
         bar: req.bar.to_string(),
         adjust: req.adjust.as_str().to_string(),
+        cleaning: cleaning_of(&resolved.config.ingest.validation).to_string(),
         ..BuildSummary::default()
     };
     let mut reports: Vec<DayReport> = Vec::new();
@@ -331,6 +337,7 @@ pub fn build_cache(
                 for (p, n) in &outcome.report.counts {
                     *summary.problems.entry(*p).or_default() += n;
                 }
+                summary.suspect_prints += outcome.report.suspect_prints as u64;
                 match outcome.entry {
                     Some(entry) => {
                         summary.days_written += 1;
@@ -461,10 +468,27 @@ fn process_day(
         .map(|_| Vec::with_capacity(raw.len()))
         .collect();
     let mut out = [0f32; features::N_FEATURES];
+    let mut flags = Vec::with_capacity(inputs.len());
     for b in &inputs {
         st.features.update(b, &mut out);
         for (c, v) in cols.iter_mut().zip(out) {
             c.push(v);
+        }
+        flags.push(if st.features.suspect() {
+            crate::cache::FLAG_SUSPECT
+        } else {
+            0
+        });
+    }
+    let mut report = report;
+    for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f != 0) {
+        report.suspect_prints += 1;
+        if report.examples.len() < 5 {
+            report.examples.push(format!(
+                "suspect_print (flagged, kept): {} close {}",
+                crate::clock::hms(inputs[i].sec_of_day as i64),
+                raw.close[i]
+            ));
         }
     }
     if !write {
@@ -489,9 +513,17 @@ fn process_day(
         feature_version: features::FEATURE_VERSION,
         prev_close: prev_close.map(crate::bars::Price::from_dollars),
         clock,
+        cleaning: cleaning_of(&cfg.ingest.validation).to_string(),
     };
     let path = day_path(&req.cache_dir, &raw.symbol, raw.date);
-    let (meta, bytes) = write_day(&path, raw, &features::FEATURE_NAMES, &cols, &info)?;
+    let (meta, bytes) = write_day(
+        &path,
+        raw,
+        Some(&flags),
+        &features::FEATURE_NAMES,
+        &cols,
+        &info,
+    )?;
     let rel = path
         .strip_prefix(&req.cache_dir)
         .unwrap_or(&path)
@@ -509,6 +541,15 @@ fn process_day(
         report,
         bars: raw.len() as u64,
     })
+}
+
+/// How `cfg` cleans bars, as the build summary and the caches record it.
+pub fn cleaning_of(cfg: &crate::config::ValidationConfig) -> &'static str {
+    if cfg.lookahead_outliers {
+        "lookahead-outliers"
+    } else {
+        "causal"
+    }
 }
 
 fn factor_tables(req: &BuildRequest, resolved: &Resolved) -> Result<Option<FactorTables>> {

@@ -77,9 +77,15 @@ pub enum Policy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationConfig {
-    /// A bar is an outlier when its log return and the next one both exceed this many robust
-    /// standard deviations in opposite directions and the price comes back (a bad print);
-    /// see [`crate::validate::Problem::Outlier`].
+    /// Opt-in, off by default: remove isolated spikes judged with the bar *after* them in
+    /// view ([`crate::validate::Problem::Outlier`]). A live feed cannot know the next bar,
+    /// so a cache cleaned this way differs from what the live loop sees; the build summary
+    /// and the cache's metadata say so. The default cleaning is causal: suspect prints are
+    /// flagged ([`crate::validate::PrintCheck`]), never removed.
+    pub lookahead_outliers: bool,
+    /// With `lookahead_outliers`: a bar is an outlier when its log return and the next one
+    /// both exceed this many robust standard deviations in opposite directions and the
+    /// price comes back (a bad print).
     pub outlier_z: f64,
     /// Report a gap when the regular session has no bar for longer than this, seconds.
     pub max_gap_secs: u32,
@@ -89,6 +95,7 @@ pub struct ValidationConfig {
 impl Default for ValidationConfig {
     fn default() -> Self {
         ValidationConfig {
+            lookahead_outliers: false,
             outlier_z: 12.0,
             max_gap_secs: 900,
             policy: PolicyConfig::default(),

@@ -42,9 +42,14 @@
 //! volumes live in fixed rings, and the 20-bar mean and deviation are recomputed exactly
 //! from the ring every bar (a running sum would drift over millions of bars).
 //!
+//! The state also runs the causal bad-print check ([`crate::validate::PrintCheck`]) on
+//! every bar, so the builder and the live stream flag the same bars; its verdict is
+//! [`FeatureState::suspect`], stored in the cache's `flags` column, not a feature.
+//!
 //! Changing any definition, window or neutral value must bump [`FEATURE_VERSION`]; caches
 //! and state checkpoints record it and are rejected when it differs.
 
+use crate::validate::{PrintBits, PrintCheck};
 use serde::{Deserialize, Serialize};
 
 /// Name of this feature set, recorded in cache manifests and policy bundles.
@@ -231,6 +236,9 @@ pub struct FeatureState {
     last_regular_close_today: Option<f64>,
     /// Gap reference: the previous trading day's regular close.
     gap_ref: Option<f64>,
+    /// The causal bad-print check, and its verdict on the last bar.
+    print: PrintCheck,
+    suspect: bool,
 }
 
 impl Default for FeatureState {
@@ -259,6 +267,8 @@ impl FeatureState {
             day_low: 0.0,
             last_regular_close_today: None,
             gap_ref: None,
+            print: PrintCheck::default(),
+            suspect: false,
         }
     }
 
@@ -277,6 +287,7 @@ impl FeatureState {
         self.cum_v = 0.0;
         self.day_high = 0.0;
         self.day_low = 0.0;
+        self.print.begin_day();
     }
 
     /// The gap reference of the current day (previous trading day's regular close).
@@ -289,6 +300,12 @@ impl FeatureState {
         self.bars_seen
     }
 
+    /// Whether the last bar [`update`](Self::update) took is a suspect print
+    /// ([`PrintCheck`]): the flag the cache builder stores and the live stream sets.
+    pub fn suspect(&self) -> bool {
+        self.suspect
+    }
+
     /// Folds in one bar and writes its features to `out`. O(1), no allocation.
     pub fn update(&mut self, bar: &BarInput, out: &mut [f32; N_FEATURES]) {
         let (c, h, l, v) = (bar.close, bar.high, bar.low, bar.volume);
@@ -296,6 +313,7 @@ impl FeatureState {
         let slot = (self.bars_seen & RING_MASK as u64) as usize;
         let back = |k: usize| (slot + RING - k) & RING_MASK;
         let prev_close = (self.bars_seen > 0).then(|| self.closes[back(1)]);
+        self.suspect = self.print.check(bar.sec_of_day, c, bar.halted);
         self.closes[slot] = c;
         self.volumes[slot] = v;
         self.bars_seen += 1;
@@ -494,6 +512,8 @@ struct StateCheckpoint {
     day_low: u64,
     last_regular_close_today: Option<u64>,
     gap_ref: Option<u64>,
+    print: PrintBits,
+    suspect: bool,
 }
 
 impl From<FeatureState> for StateCheckpoint {
@@ -517,6 +537,8 @@ impl From<FeatureState> for StateCheckpoint {
             day_low: s.day_low.to_bits(),
             last_regular_close_today: s.last_regular_close_today.map(f64::to_bits),
             gap_ref: s.gap_ref.map(f64::to_bits),
+            print: s.print.to_bits(),
+            suspect: s.suspect,
         }
     }
 }
@@ -563,6 +585,8 @@ impl TryFrom<StateCheckpoint> for FeatureState {
             day_low: f64::from_bits(c.day_low),
             last_regular_close_today: c.last_regular_close_today.map(f64::from_bits),
             gap_ref: c.gap_ref.map(f64::from_bits),
+            print: PrintCheck::from_bits(&c.print),
+            suspect: c.suspect,
         })
     }
 }

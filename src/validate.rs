@@ -35,8 +35,10 @@ pub enum Problem {
     /// An isolated spike, the shape of a bad print: the return into the bar and out of it
     /// both exceed `outlier_z` robust standard deviations with opposite signs, and the bar
     /// after it is back within that band of the bar before it. Bars next to a halt are never
-    /// spikes (reopening moves are real). Fix: drop the bar. This cleans vendor errors
-    /// offline with the whole day in view; it is not a causal signal.
+    /// spikes (reopening moves are real). Fix: drop the bar. Checked only with
+    /// `ingest.validation.lookahead_outliers` (off by default): it judges a bar with the
+    /// next one in view, which a live feed cannot do. The default's causal counterpart is
+    /// [`PrintCheck`], which flags and keeps.
     Outlier,
     /// The regular session has no bar for longer than `max_gap_secs`. Fix: keep the day
     /// (reported only: environments see no bar there and cannot trade).
@@ -69,11 +71,16 @@ pub struct DayReport {
     pub dropped: Option<Problem>,
     /// A few human-readable examples.
     pub examples: Vec<String>,
+    /// Bars the causal [`PrintCheck`] flagged (kept in the cache, flagged in its `flags`
+    /// column). Not a problem: the check runs on every bar, as live runs it.
+    #[serde(default)]
+    pub suspect_prints: usize,
 }
 
 impl DayReport {
+    /// Nothing to report: no problem found and no suspect print flagged.
     pub fn is_clean(&self) -> bool {
-        self.counts.is_empty()
+        self.counts.is_empty() && self.suspect_prints == 0
     }
 }
 
@@ -270,11 +277,15 @@ pub fn validate_day(day: &mut RawDay, dc: &DayClock, cfg: &ValidationConfig) -> 
         }
     );
 
-    // 7. Isolated spikes.
-    let mut spikes = spike_rows(
-        &day.close.iter().map(|p| p.dollars()).collect::<Vec<_>>(),
-        cfg.outlier_z,
-    );
+    // 7. Isolated spikes, judged with the next bar in view: opt-in only.
+    let mut spikes = if !cfg.lookahead_outliers {
+        Vec::new()
+    } else {
+        spike_rows(
+            &day.close.iter().map(|p| p.dollars()).collect::<Vec<_>>(),
+            cfg.outlier_z,
+        )
+    };
     spikes.retain(|&i| {
         let (from, to) = (day.ts_ns[i - 1], day.ts_ns[i + 1]);
         !day.halts
@@ -362,6 +373,158 @@ pub(crate) fn spike_rows(close: &[f64], z: f64) -> Vec<usize> {
         .collect()
 }
 
+/// The causal bad-print check: one piece of code for the cache builder and the live stream
+/// (it lives in [`crate::features::FeatureState`], which both run bar by bar), so the flags
+/// a cache holds are the flags live computes. It flags a bar; it never removes or changes
+/// one.
+///
+/// A bar is **suspect** when its close departs from today's last unflagged close by more
+/// than [`PrintCheck::Z`] standard deviations, scaled by the square root of the seconds
+/// between the two bars (a random walk's spread, so sparse after-hours bars a half hour
+/// apart are judged against a half hour of volatility), and by at least
+/// [`PrintCheck::MIN_MOVE`] and [`PrintCheck::MIN_TICKS`]. The volatility is an
+/// EWMA (span [`PrintCheck::SPAN`] bars, carried across days) of the unflagged bars' absolute
+/// per-√second log returns, times √(π/2) (mean absolute deviation to σ for a normal).
+/// - Nothing is flagged until [`PrintCheck::WARMUP`] returns have been folded in, on
+///   halted bars, or on the first bar after a halt (reopening moves are real).
+/// - A flagged bar leaves the reference and the volatility as they were, so one bad print
+///   does not flag the bar after it for coming back.
+/// - When the bar after a flagged one stays within the band of the flagged close, the new
+///   level is taken as real: that bar is not flagged and becomes the reference. A jump
+///   flags one bar, not the rest of the day.
+///
+/// A causal check cannot see that a price comes back, so it also flags real jumps: the flag
+/// is information for the agent and the user (the build summary counts it), not a verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrintCheck {
+    /// Today's last unflagged close and its second of the day.
+    level: Option<(f64, u32)>,
+    /// The last bar's close and second when it was flagged.
+    flagged: Option<(f64, u32)>,
+    /// EWMA of the unflagged bars' |log return| / √seconds.
+    abs_ret: f64,
+    /// Returns folded into `abs_ret`, all days together.
+    n: u32,
+    /// The last bar was halted.
+    after_halt: bool,
+}
+
+/// [`PrintCheck`]'s checkpoint form ([`PrintCheck::to_bits`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrintBits {
+    level: Option<(u64, u32)>,
+    flagged: Option<(u64, u32)>,
+    abs_ret: u64,
+    n: u32,
+    after_halt: bool,
+}
+
+impl Default for PrintCheck {
+    fn default() -> Self {
+        PrintCheck {
+            level: None,
+            flagged: None,
+            abs_ret: 0.0,
+            n: 0,
+            after_halt: false,
+        }
+    }
+}
+
+impl PrintCheck {
+    /// Robust standard deviations beyond which a close is suspect.
+    pub const Z: f64 = 10.0;
+    /// Span of the volatility's EWMA, in returns (alpha = 2 / (span + 1)).
+    pub const SPAN: f64 = 120.0;
+    /// Returns folded in before anything can be flagged.
+    pub const WARMUP: u32 = 30;
+    /// The smallest suspect move, in log terms (0.3 %): below it a move is never suspect,
+    /// however quiet the stock (one-second returns are mostly zero, so σ alone would
+    /// flag every one-tick move of a low-priced stock).
+    pub const MIN_MOVE: f64 = 0.003;
+    /// The smallest suspect move in dollars (three cent ticks): a low-priced stock's one-
+    /// or two-tick moves are never suspect.
+    pub const MIN_TICKS: f64 = 0.03;
+
+    /// Starts a day: the reference level restarts (an overnight gap is not a bad print);
+    /// the volatility carries on.
+    pub fn begin_day(&mut self) {
+        self.level = None;
+        self.flagged = None;
+        self.after_halt = false;
+    }
+
+    /// Judges one bar (its start second, close and halt state) and folds it in; `true`
+    /// when it is suspect.
+    pub fn check(&mut self, sec_of_day: u32, close: f64, halted: bool) -> bool {
+        if !(close > 0.0 && close.is_finite()) {
+            return false; // not a price (validation drops these): nothing to judge
+        }
+        let level = self.level.replace((close, sec_of_day));
+        let after_halt = std::mem::replace(&mut self.after_halt, halted);
+        let flagged = self.flagged.take();
+        let Some((ref_close, ref_sec)) = level else {
+            return false; // the day's first bar
+        };
+        if halted {
+            return false;
+        }
+        let sigma = self.abs_ret * std::f64::consts::FRAC_PI_2.sqrt();
+        // A move from (from, from_sec) to this bar: its log size, and whether it lies
+        // outside the band (Z σ √seconds, and at least MIN_MOVE and MIN_TICKS).
+        let outside = |from: f64, from_sec: u32| {
+            let dt = sec_of_day.saturating_sub(from_sec).max(1) as f64;
+            let size = (close / from).ln().abs();
+            let tick = (1.0 + Self::MIN_TICKS / from).ln();
+            let band = (Self::Z * sigma * dt.sqrt()).max(Self::MIN_MOVE).max(tick);
+            (size, size > band)
+        };
+        let (size, suspect) = outside(ref_close, ref_sec);
+        let dt = sec_of_day.saturating_sub(ref_sec).max(1) as f64;
+        if self.n < Self::WARMUP || after_halt {
+            // Warming up (or reopening): folded in, never flagged.
+            self.fold(size / dt.sqrt());
+        } else if !suspect {
+            self.fold(size / dt.sqrt());
+        } else if flagged.is_none_or(|(c, s)| outside(c, s).1) {
+            // Suspect: the reference and the volatility stay as they were.
+            self.level = level;
+            self.flagged = Some((close, sec_of_day));
+            return true;
+        }
+        // (else: a new level that holds after a flagged bar; the jump is not volatility.)
+        false
+    }
+
+    /// The state with its floats as IEEE-754 bit patterns, for checkpoints that restore
+    /// it bit for bit.
+    pub fn to_bits(&self) -> PrintBits {
+        PrintBits {
+            level: self.level.map(|(c, s)| (c.to_bits(), s)),
+            flagged: self.flagged.map(|(c, s)| (c.to_bits(), s)),
+            abs_ret: self.abs_ret.to_bits(),
+            n: self.n,
+            after_halt: self.after_halt,
+        }
+    }
+
+    pub fn from_bits(b: &PrintBits) -> PrintCheck {
+        PrintCheck {
+            level: b.level.map(|(c, s)| (f64::from_bits(c), s)),
+            flagged: b.flagged.map(|(c, s)| (f64::from_bits(c), s)),
+            abs_ret: f64::from_bits(b.abs_ret),
+            n: b.n,
+            after_halt: b.after_halt,
+        }
+    }
+
+    fn fold(&mut self, abs_u: f64) {
+        let alpha = (2.0 / (Self::SPAN + 1.0)).max(1.0 / (self.n as f64 + 1.0));
+        self.abs_ret += alpha * (abs_u - self.abs_ret);
+        self.n = self.n.saturating_add(1);
+    }
+}
+
 /// 1.4826 × median absolute deviation (the normal-consistent robust σ); when more than
 /// half the returns are zero (sparse 1-second data), the mean absolute deviation × 1.2533.
 fn robust_sigma(x: &[f64]) -> f64 {
@@ -421,7 +584,7 @@ mod tests {
         let mut d = day(&mins, &closes);
         let before = d.clone();
         let r = validate_day(&mut d, &dc(), &ValidationConfig::default()).unwrap();
-        assert!(r.is_clean(), "{r:?}");
+        assert_eq!(r.counts.get(&Problem::Outlier), None, "{r:?}");
         assert_eq!(d, before);
     }
 
@@ -482,6 +645,127 @@ mod tests {
         assert_eq!(d.len(), 2);
     }
 
+    fn lookahead() -> ValidationConfig {
+        ValidationConfig {
+            lookahead_outliers: true,
+            ..ValidationConfig::default()
+        }
+    }
+
+    #[test]
+    fn by_default_a_spike_is_kept_as_the_vendor_sent_it() {
+        let mins: Vec<i64> = (0..200).collect();
+        let mut closes: Vec<f64> = (0..200)
+            .map(|i| 100.0 + 0.05 * ((i * 7919) % 13) as f64)
+            .collect();
+        closes[50] = 150.0;
+        let mut d = day(&mins, &closes);
+        let before = d.clone();
+        let r = validate_day(&mut d, &dc(), &ValidationConfig::default()).unwrap();
+        assert_eq!(r.counts.get(&Problem::Outlier), None, "{r:?}");
+        assert_eq!(d, before);
+    }
+
+    /// Feeds `closes` one bar a minute apart from 09:30 (bar `i` halted when `halted(i)`);
+    /// returns the indices flagged.
+    fn flagged(closes: &[f64], halted: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut pc = PrintCheck::default();
+        (0..closes.len())
+            .filter(|&i| pc.check(34_200 + 60 * i as u32, closes[i], halted(i)))
+            .collect()
+    }
+
+    /// A quiet minute series: ±1 cent around $100 (σ per √s ≈ 1e-4 / √60, so the band is
+    /// the 0.3 % floor: 30 cents).
+    fn quiet(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| 100.0 + if i % 2 == 0 { 0.01 } else { -0.01 })
+            .collect()
+    }
+
+    #[test]
+    fn print_check_flags_a_spike_once_and_not_the_bar_that_comes_back() {
+        let mut c = quiet(100);
+        c[60] = 103.0; // +3 %: far outside the band
+        assert_eq!(flagged(&c, |_| false), vec![60]);
+        // A move inside the band (20 cents < 30) is not suspect.
+        let mut c = quiet(100);
+        c[60] = 100.2;
+        assert_eq!(flagged(&c, |_| false), Vec::<usize>::new());
+        // Two bad prints in a row, far from each other: both flagged.
+        let mut c = quiet(100);
+        c[60] = 103.0;
+        c[61] = 97.0;
+        assert_eq!(flagged(&c, |_| false), vec![60, 61]);
+    }
+
+    #[test]
+    fn print_check_flags_one_bar_of_a_jump_that_holds() {
+        let mut c = quiet(100);
+        for x in c.iter_mut().skip(60) {
+            *x += 5.0; // news: a new level from bar 60 on
+        }
+        assert_eq!(flagged(&c, |_| false), vec![60]);
+    }
+
+    #[test]
+    fn print_check_waits_for_its_warm_up_and_never_flags_at_a_halt() {
+        let mut c = quiet(100);
+        c[20] = 103.0; // within the first 30 returns: not judged
+        assert_eq!(flagged(&c, |_| false), Vec::<usize>::new());
+        // A halted bar, and the reopening bar after it, are not judged.
+        let mut c = quiet(100);
+        for x in c.iter_mut().skip(60) {
+            *x += 8.0;
+        }
+        assert_eq!(flagged(&c, |i| i == 59), Vec::<usize>::new());
+        assert_eq!(flagged(&c, |i| i == 60), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn print_check_scales_with_the_time_between_bars_and_ticks() {
+        // A volatile minute series: ±0.2 % alternating (σ per bar ≈ 0.2 %).
+        let mut c: Vec<f64> = (0..100)
+            .map(|i| if i % 2 == 0 { 100.0 } else { 100.2 })
+            .collect();
+        // +5 % a minute after the last bar: 25 σ, suspect.
+        c.push(105.0);
+        assert_eq!(flagged(&c, |_| false), vec![100]);
+        // The same +5 % two hours later: 25 σ / √120 ≈ 2.3 σ, not suspect.
+        let mut pc = PrintCheck::default();
+        for (i, &x) in c[..100].iter().enumerate() {
+            pc.check(34_200 + 60 * i as u32, x, false);
+        }
+        assert!(!pc.check(34_200 + 60 * 99 + 7200, 105.0, false));
+        // A $2 stock moving one and two cents (0.5 %, 1 %) on a dead-quiet tape: ticks,
+        // never suspect; three cents more than the band is.
+        let mut c = vec![2.0; 60];
+        c.extend([2.01, 2.0, 2.02, 2.0]);
+        assert_eq!(flagged(&c, |_| false), Vec::<usize>::new());
+        c.push(2.05);
+        assert_eq!(flagged(&c, |_| false), vec![64]);
+    }
+
+    #[test]
+    fn print_check_restarts_its_level_each_day_and_resumes_bit_for_bit() {
+        let mut pc = PrintCheck::default();
+        for (i, &x) in quiet(100).iter().enumerate() {
+            pc.check(34_200 + 60 * i as u32, x, false);
+        }
+        // An overnight gap of 5 % is not a bad print.
+        pc.begin_day();
+        assert!(!pc.check(34_200, 105.0, false));
+        assert!(pc.check(34_260, 110.0, false));
+        // A checkpoint taken here resumes to the same verdicts.
+        let mut resumed = PrintCheck::from_bits(&pc.to_bits());
+        assert_eq!(resumed, pc);
+        for i in 0..50u32 {
+            let x = 105.0 + if i == 30 { 4.0 } else { 0.01 * (i % 3) as f64 };
+            let t = 34_320 + 60 * i;
+            assert_eq!(pc.check(t, x, false), resumed.check(t, x, false), "bar {i}");
+        }
+    }
+
     #[test]
     fn spike_is_an_outlier_but_a_jump_is_not() {
         let mins: Vec<i64> = (0..200).collect();
@@ -493,7 +777,7 @@ mod tests {
             *c += 30.0; // a permanent jump (news): kept
         }
         let mut d = day(&mins, &closes);
-        let r = validate_day(&mut d, &dc(), &ValidationConfig::default()).unwrap();
+        let r = validate_day(&mut d, &dc(), &lookahead()).unwrap();
         assert_eq!(r.counts.get(&Problem::Outlier), Some(&1), "{r:?}");
         assert_eq!(d.len(), 199);
         assert!(d.close.iter().all(|p| p.dollars() < 149.0));
@@ -513,7 +797,7 @@ mod tests {
             *c *= 0.985;
         }
         let mut d = day(&mins, &closes);
-        let r = validate_day(&mut d, &dc(), &ValidationConfig::default()).unwrap();
+        let r = validate_day(&mut d, &dc(), &lookahead()).unwrap();
         assert_eq!(r.counts.get(&Problem::Outlier), None, "{r:?}");
         assert_eq!(d.len(), 200);
     }

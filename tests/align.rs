@@ -45,10 +45,11 @@ fn day(dir: &std::path::Path, sym: &str, mins: &[i64], closes: &[f64]) -> DayCac
         feature_version: FEATURE_VERSION,
         prev_close: None,
         clock: clock_spec(&s, BarSize::M1),
+        cleaning: "causal".into(),
     };
     let feats = vec![vec![0f32; mins.len()]; N_FEATURES];
     let path = day_path(dir, sym, date());
-    write_day(&path, &d, &FEATURE_NAMES, &feats, &info).unwrap();
+    write_day(&path, &d, None, &FEATURE_NAMES, &feats, &info).unwrap();
     DayCache::open(path).unwrap()
 }
 

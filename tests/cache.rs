@@ -8,7 +8,9 @@ use chrono::NaiveDate;
 use sim_train::bars::{BarSize, Halt, Price, Quotes, RawDay};
 use sim_train::cache::catalog::CatalogEntry;
 use sim_train::cache::format::{COLUMN_ALIGN, SessionTimes};
-use sim_train::cache::{CacheError, Catalog, ClockSpec, DayCache, DayInfo, day_path, write_day};
+use sim_train::cache::{
+    CacheError, Catalog, ClockSpec, DayCache, DayInfo, FLAG_SUSPECT, day_path, write_day,
+};
 use sim_train::clock;
 use sim_train::features::{FEATURE_NAMES, FEATURE_SET, FEATURE_VERSION, N_FEATURES};
 use std::path::{Path, PathBuf};
@@ -64,14 +66,30 @@ fn sample_day() -> (RawDay, Vec<Vec<f32>>, DayInfo) {
             slot_secs: 1,
             n_slots: 57_600,
         },
+        cleaning: "causal".into(),
     };
     (d, feats, info)
+}
+
+/// A `flags` column with the suspect bit on every 7th bar.
+fn sample_flags(n: usize) -> Vec<u32> {
+    (0..n)
+        .map(|i| if i % 7 == 3 { FLAG_SUSPECT } else { 0 })
+        .collect()
 }
 
 fn write_sample(dir: &Path) -> PathBuf {
     let (d, f, info) = sample_day();
     let path = day_path(dir, "SPY", date());
-    let (meta, bytes) = write_day(&path, &d, &FEATURE_NAMES, &f, &info).unwrap();
+    let (meta, bytes) = write_day(
+        &path,
+        &d,
+        Some(&sample_flags(d.len())),
+        &FEATURE_NAMES,
+        &f,
+        &info,
+    )
+    .unwrap();
     let mut cat = Catalog::default();
     cat.upsert(CatalogEntry::from_meta(
         &meta,
@@ -105,6 +123,8 @@ fn round_trip_is_exact_and_zero_copy() {
     assert_eq!(c.bid().unwrap(), &q.bid[..]);
     assert_eq!(c.ask_size().unwrap(), &q.ask_size[..]);
     assert!(c.vwap().is_none());
+    assert_eq!(c.flags().unwrap(), &sample_flags(2000)[..]);
+    assert_eq!(c.meta().cleaning.as_deref(), Some("causal"));
     for (k, name) in FEATURE_NAMES.iter().enumerate() {
         assert_eq!(c.feature(k), &f[k][..]);
         assert_eq!(c.feature_by_name(name).unwrap(), &f[k][..]);
@@ -203,7 +223,7 @@ fn foreign_and_stale_files_are_refused() {
     // A day written with another feature version is refused as stale, not misread.
     let (d, f, mut info) = sample_day();
     info.feature_version = FEATURE_VERSION + 1;
-    write_day(&path, &d, &FEATURE_NAMES, &f, &info).unwrap();
+    write_day(&path, &d, None, &FEATURE_NAMES, &f, &info).unwrap();
     let e = expect_err(&path);
     assert!(matches!(e, CacheError::Stale { .. }), "{e}");
     assert!(e.to_string().contains("rebuild"), "{e}");

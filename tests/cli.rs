@@ -147,7 +147,14 @@ fn cache_commands_end_to_end() {
         &header[..6],
         &["ts", "open", "high", "low", "close", "volume"]
     );
-    assert_eq!(&header[6..], &sim_train::features::FEATURE_NAMES[..]);
+    // Then the optional columns the day has (synthetic days: the suspect-print flag),
+    // then the features.
+    let features_at = header.len() - sim_train::features::N_FEATURES;
+    assert_eq!(&header[6..features_at], &["suspect_print"]);
+    assert_eq!(
+        &header[features_at..],
+        &sim_train::features::FEATURE_NAMES[..]
+    );
     let day = DayCache::open(cache.join(entries[0]["file"].as_str().unwrap())).unwrap();
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), day.rows());
@@ -160,7 +167,12 @@ fn cache_commands_end_to_end() {
     );
     assert_eq!(first[4].parse::<f64>().unwrap(), day.closes()[0].dollars());
     assert_eq!(first[5].parse::<u64>().unwrap(), day.volumes()[0]);
-    let ret1: f32 = rows[5].split(',').nth(6).unwrap().parse().unwrap();
+    let ret1: f32 = rows[5]
+        .split(',')
+        .nth(features_at)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(ret1, day.feature(0)[5]);
 
     let pq = dir.path().join("day.parquet");

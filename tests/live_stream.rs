@@ -632,7 +632,7 @@ fn orders_the_broker_rejects_are_journaled_and_never_fill() {
         &symbols,
         sim_train::calendar::Calendar::us_equity(),
         sim_train::bars::BarSize::M1,
-        &engine,
+        engine.params(),
     );
     for l in &lines {
         stream

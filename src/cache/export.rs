@@ -27,6 +27,29 @@ pub fn day_frame(day: &DayCache) -> Result<DataFrame> {
         Column::new("close".into(), dollars(day.closes())),
         Column::new("volume".into(), day.volumes().to_vec()),
     ];
+    // The optional columns the day has, then the features.
+    if let Some(v) = day.vwap() {
+        cols.push(Column::new("vwap".into(), dollars(v)));
+    }
+    if let Some(v) = day.transactions() {
+        cols.push(Column::new("transactions".into(), v.to_vec()));
+    }
+    if let (Some(b), Some(a)) = (day.bid(), day.ask()) {
+        cols.push(Column::new("bid".into(), dollars(b)));
+        cols.push(Column::new("ask".into(), dollars(a)));
+    }
+    if let (Some(b), Some(a)) = (day.bid_size(), day.ask_size()) {
+        cols.push(Column::new("bid_size".into(), b.to_vec()));
+        cols.push(Column::new("ask_size".into(), a.to_vec()));
+    }
+    if let (Some(b), Some(s)) = (day.buy_volume(), day.sell_volume()) {
+        cols.push(Column::new("buy_volume".into(), b.to_vec()));
+        cols.push(Column::new("sell_volume".into(), s.to_vec()));
+    }
+    if let Some(f) = day.flags() {
+        let suspect: Vec<bool> = f.iter().map(|x| x & super::FLAG_SUSPECT != 0).collect();
+        cols.push(Column::new("suspect_print".into(), suspect));
+    }
     for (k, name) in FEATURE_NAMES.iter().enumerate().take(N_FEATURES) {
         cols.push(Column::new((*name).into(), day.feature(k).to_vec()));
     }

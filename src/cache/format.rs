@@ -104,11 +104,20 @@ pub struct Meta {
     pub prev_close: Option<Price>,
     /// Trading halts that day, UTC nanoseconds.
     pub halts: Vec<Halt>,
+    /// How the bars were cleaned: `causal` (every rule looks at a bar and earlier ones,
+    /// as live does) or `lookahead-outliers` (spikes were removed with the next bar in
+    /// view: live will differ). Absent in caches written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaning: Option<String>,
     pub clock: ClockSpec,
     pub columns: Vec<ColumnMeta>,
     /// `sim-train <version>` that wrote the file.
     pub created_by: String,
 }
+
+/// `flags` column bit: the causal bad-print check ([`crate::validate::PrintCheck`])
+/// found the bar suspect. The bar is kept as the vendor sent it.
+pub const FLAG_SUSPECT: u32 = 1;
 
 /// Names of the fixed columns (features follow under their own names).
 pub mod col {
@@ -124,6 +133,11 @@ pub mod col {
     pub const ASK: &str = "ask";
     pub const BID_SIZE: &str = "bid_size";
     pub const ASK_SIZE: &str = "ask_size";
+    /// Per-bar flags, u32: bit [`FLAG_SUSPECT`](super::FLAG_SUSPECT).
+    pub const FLAGS: &str = "flags";
+    /// Volume initiated by buyers / by sellers (u64), from trade records.
+    pub const BUY_VOLUME: &str = "buy_volume";
+    pub const SELL_VOLUME: &str = "sell_volume";
     pub const CLOCK: &str = "clock_index";
 }
 

@@ -15,7 +15,7 @@ pub mod verify;
 pub mod writer;
 
 pub use catalog::{Catalog, CatalogEntry};
-pub use format::{DType, Meta, SessionTimes};
+pub use format::{DType, FLAG_SUSPECT, Meta, SessionTimes};
 pub use index::{ClockGroup, ClockIndex, ClockSpec};
 pub use reader::{DayCache, Verify};
 pub use writer::{DayInfo, write_day};

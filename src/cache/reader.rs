@@ -31,12 +31,12 @@ pub struct DayCache {
     mmap: Mmap,
     meta: Meta,
     data_start: usize,
-    fixed: [Option<usize>; 12],
+    fixed: [Option<usize>; 15],
     features: Vec<usize>,
     clock: usize,
 }
 
-const FIXED: [(&str, DType); 12] = [
+const FIXED: [(&str, DType); 15] = [
     (col::TS_NS, DType::I64),
     (col::OPEN, DType::I64),
     (col::HIGH, DType::I64),
@@ -49,6 +49,9 @@ const FIXED: [(&str, DType); 12] = [
     (col::ASK, DType::I64),
     (col::BID_SIZE, DType::U64),
     (col::ASK_SIZE, DType::U64),
+    (col::FLAGS, DType::U32),
+    (col::BUY_VOLUME, DType::U64),
+    (col::SELL_VOLUME, DType::U64),
 ];
 const REQUIRED: usize = 6;
 
@@ -144,7 +147,7 @@ impl DayCache {
         }
         let data_start = header.data_start as usize;
         let data_len = actual - header.data_start;
-        let mut fixed = [None; 12];
+        let mut fixed = [None; 15];
         let mut feature_cols = vec![usize::MAX; features::N_FEATURES];
         let mut clock = None;
         for (i, c) in meta.columns.iter().enumerate() {
@@ -297,6 +300,19 @@ impl DayCache {
     }
     pub fn ask_size(&self) -> Option<&[u64]> {
         self.fixed(11)
+    }
+    /// Per-bar flags ([`super::format::FLAG_SUSPECT`]); `None` in caches written before
+    /// the column existed.
+    pub fn flags(&self) -> Option<&[u32]> {
+        self.fixed(12)
+    }
+    /// Volume initiated by buyers, per bar (sources with trade records).
+    pub fn buy_volume(&self) -> Option<&[u64]> {
+        self.fixed(13)
+    }
+    /// Volume initiated by sellers, per bar.
+    pub fn sell_volume(&self) -> Option<&[u64]> {
+        self.fixed(14)
     }
     /// Feature column `k` in [`features::FEATURE_NAMES`] order.
     pub fn feature(&self, k: usize) -> &[f32] {

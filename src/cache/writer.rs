@@ -24,17 +24,21 @@ pub struct DayInfo {
     pub feature_version: u32,
     pub prev_close: Option<Price>,
     pub clock: ClockSpec,
+    /// [`Meta::cleaning`].
+    pub cleaning: String,
 }
 
 fn bytes_of<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-/// Writes `day` (validated: sorted, one bar per clock slot) with its feature columns to
-/// `path`. Returns the metadata written and the file size.
+/// Writes `day` (validated: sorted, one bar per clock slot) with its per-bar `flags`
+/// (when known) and feature columns to `path`. Returns the metadata written and the file
+/// size.
 pub fn write_day(
     path: &Path,
     day: &RawDay,
+    flags: Option<&[u32]>,
     feature_names: &[&str],
     features: &[Vec<f32>],
     info: &DayInfo,
@@ -44,7 +48,10 @@ pub fn write_day(
         detail,
     };
     let rows = day.len();
-    if features.len() != feature_names.len() || features.iter().any(|f| f.len() != rows) {
+    if features.len() != feature_names.len()
+        || features.iter().any(|f| f.len() != rows)
+        || flags.is_some_and(|f| f.len() != rows)
+    {
         return Err(corrupt(
             "feature columns do not match the bars (internal error)".into(),
         ));
@@ -102,6 +109,23 @@ pub fn write_day(
             rows as u64,
         ));
     }
+    if let Some(f) = &day.flow {
+        cols.push((
+            col::BUY_VOLUME,
+            DType::U64,
+            bytes_of(&f.buy_volume),
+            rows as u64,
+        ));
+        cols.push((
+            col::SELL_VOLUME,
+            DType::U64,
+            bytes_of(&f.sell_volume),
+            rows as u64,
+        ));
+    }
+    if let Some(f) = flags {
+        cols.push((col::FLAGS, DType::U32, bytes_of(f), rows as u64));
+    }
     for (name, f) in feature_names.iter().zip(features) {
         cols.push((name, DType::F32, bytes_of(f), rows as u64));
     }
@@ -149,6 +173,7 @@ pub fn write_day(
         feature_version: info.feature_version,
         prev_close: info.prev_close,
         halts: day.halts.clone(),
+        cleaning: Some(info.cleaning.clone()),
         clock: info.clock,
         columns,
         created_by: format!("sim-train {}", env!("CARGO_PKG_VERSION")),

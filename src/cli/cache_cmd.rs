@@ -105,6 +105,22 @@ fn build(a: BuildArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
     for (p, n) in &s.problems {
         println!("  {:<16} {n}", p.as_str());
     }
+    if s.suspect_prints > 0 {
+        println!(
+            "  {:<16} {} (flagged in the caches' `flags` column and kept: a causal check, the live stream's own)",
+            "suspect_print", s.suspect_prints
+        );
+    }
+    if s.cleaning != "causal" {
+        println!(
+            "warning: ingest.validation.lookahead_outliers is on: {} bar(s) were removed with the next bar in view; \
+             live trading cannot see the next bar, so it will differ from these caches (leave it off for causal cleaning)",
+            s.problems
+                .get(&crate::validate::Problem::Outlier)
+                .copied()
+                .unwrap_or(0)
+        );
+    }
     Ok(0)
 }
 

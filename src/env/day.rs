@@ -26,6 +26,10 @@ pub const GROWING: u32 = u32::MAX;
 pub const FLAG_HALTED: u32 = 1;
 /// Bar flag: a usable quote (`bid > 0`, `ask >= bid`) was in force when the bar opened.
 pub const FLAG_QUOTE: u32 = 2;
+/// Bar flag: the causal bad-print check flagged the bar ([`crate::validate::PrintCheck`];
+/// the cache's `flags` column, the live stream's own check). Information only: the
+/// execution model trades the bar as any other.
+pub const FLAG_SUSPECT: u32 = 4;
 
 /// One bar as the execution model reads it.
 #[repr(C)]
@@ -33,7 +37,8 @@ pub const FLAG_QUOTE: u32 = 2;
 pub struct BarRec {
     /// Bar start, milliseconds since New York midnight.
     pub ts_ms: u32,
-    /// [`FLAG_HALTED`] | [`FLAG_QUOTE`] (a quote was in force at the open).
+    /// [`FLAG_HALTED`] | [`FLAG_QUOTE`] (a quote was in force at the open) |
+    /// [`FLAG_SUSPECT`].
     pub flags: u32,
     pub open: f64,
     pub close: f64,
@@ -105,6 +110,7 @@ impl DayData {
         let n = day.rows();
         let (ts, open, close, vol) = (day.ts_ns(), day.opens(), day.closes(), day.volumes());
         let quotes = day.bid().zip(day.ask());
+        let suspect = day.flags();
         let atr_col = feature_index("atr_ratio_14").expect("feature set v1 has atr_ratio_14");
         let halted_col = feature_index("halted").expect("feature set v1 has halted");
         let (atr, halted) = (day.feature(atr_col), day.feature(halted_col));
@@ -119,6 +125,9 @@ impl DayData {
             let mut flags = 0;
             if halted[i] > 0.5 || halts.iter().any(|&(a, b)| ts_ms >= a && ts_ms < b) {
                 flags |= FLAG_HALTED;
+            }
+            if suspect.is_some_and(|f| f[i] & crate::cache::FLAG_SUSPECT != 0) {
+                flags |= FLAG_SUSPECT;
             }
             // The book in force when bar i opens: bar i−1's closing quote (the cache
             // stores each bar's quote at its close, a bar later than the open).

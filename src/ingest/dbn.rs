@@ -3,9 +3,15 @@
 //!
 //! The input is one file or a folder searched recursively. Each file's metadata names its
 //! schema: OHLCV files (`ohlcv-1s`/`1m`/`1h`/`1d`, and `ohlcv-eod` as daily) give the bars,
-//! `status` files give the trading halts of the same symbols, every other schema (trades,
-//! MBP, definitions...) is skipped. Symbols come from the file's symbology (instrument id to
-//! raw symbol, by time), plus any symbol-mapping records in the stream.
+//! `status` files give the trading halts of the same symbols; for intraday bars, tick files
+//! give the quote and trade columns ([`crate::ingest::ticks`]): `trades`, `tbbo` and `mbp-1`
+//! (its trade actions) the trades, `mbp-1`, `bbo-1s`, `bbo-1m` and `tbbo` (the book before
+//! each trade) the quotes. A symbol-day's trades come from one schema, the first present of
+//! `tbbo`, `trades`, `mbp-1` (they hold the same trades); its quotes from every quote
+//! schema present, merged by receive time. Trades alone make the bars where no OHLCV file
+//! covers the symbol-day. Every other schema (MBO, MBP-10, definitions...) is skipped.
+//! Symbols come from the file's symbology (instrument id to raw symbol, by time), plus any
+//! symbol-mapping records in the stream.
 //!
 //! DBN prices are already fixed-point 1e-9 dollars, i.e. our [`Price`] unit, so they are
 //! copied exactly. `ts_event` is the bar start. Intraday bars are grouped by their New York
@@ -16,6 +22,9 @@
 //! Vendor files are per day and small once filtered to the selection, so every file is
 //! decoded (in parallel) when the source is built; [`Source::load_date`] hands each date's
 //! bars over without copying them (see `table::Decoded`) and attaches that date's halts.
+//! Tick files are decoded in full at the same time and kept (56 bytes a trade, 40 a quote
+//! update, for the selection only): a day of a liquid symbol's `mbp-1` is millions of
+//! updates, so select the symbols and dates a build needs.
 
 use crate::bars::{BarSize, Halt, Price, RawDay};
 use crate::clock::ny_date_sec;
@@ -23,13 +32,14 @@ use crate::error::{Error, Result};
 use crate::ingest::table::{
     DayBuckets, Decoded, NyDayCache, SymbolIds, daily_date, ny_midnight_ns,
 };
+use crate::ingest::ticks::{self, Quote, Trade};
 use crate::ingest::{Selection, Source};
 use chrono::{Days, NaiveDate};
 use dbn::decode::DynReader;
 use dbn::decode::dbn::fsm::{DbnFsm, ProcessResult};
 use dbn::{
-    Metadata, OhlcvMsg, RecordHeader, RecordRef, Schema, StatusAction, StatusMsg, TsSymbolMap,
-    VersionUpgradePolicy, rtype,
+    BboMsg, BidAskPair, Mbp1Msg, Metadata, OhlcvMsg, RecordHeader, RecordRef, Schema, StatusAction,
+    StatusMsg, TradeMsg, TsSymbolMap, VersionUpgradePolicy, rtype,
 };
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -44,8 +54,79 @@ pub struct DbnSource {
     bars: Decoded,
     /// Halt pieces by New York date and symbol, attached when a date is loaded.
     halts: BTreeMap<NaiveDate, HashMap<String, Vec<Halt>>>,
+    /// Trades and quotes by New York date and symbol, sorted.
+    ticks: BTreeMap<NaiveDate, BTreeMap<String, TickDay>>,
     sel: Selection,
     explicit: bool,
+}
+
+/// A tick schema, and what it gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TickKind {
+    /// Each record a trade with the book just before it (also a quote update).
+    Tbbo,
+    /// Each record a trade.
+    Trades,
+    /// Each record the book after an event; trade actions are also trades.
+    Mbp1,
+    /// Each record the book sampled at an interval.
+    Bbo,
+}
+
+impl TickKind {
+    /// Which schema's trades a symbol-day keeps when several hold them (lower first).
+    fn trade_rank(self) -> u8 {
+        match self {
+            TickKind::Tbbo => 0,
+            TickKind::Trades => 1,
+            TickKind::Mbp1 => 2,
+            TickKind::Bbo => u8::MAX,
+        }
+    }
+}
+
+/// The trades and quotes of one symbol-day.
+#[derive(Debug, Default)]
+struct TickDay {
+    trades: Vec<Trade>,
+    /// [`TickKind::trade_rank`] of the schema the trades come from.
+    trade_rank: u8,
+    quotes: Vec<Quote>,
+    origin: String,
+}
+
+impl TickDay {
+    fn new(origin: &str) -> TickDay {
+        TickDay {
+            trade_rank: u8::MAX,
+            origin: origin.to_string(),
+            ..TickDay::default()
+        }
+    }
+
+    /// Adds another file's ticks of the same symbol-day.
+    fn merge(&mut self, other: TickDay) {
+        if !other.trades.is_empty() {
+            if other.trade_rank < self.trade_rank || self.trades.is_empty() {
+                self.trades = other.trades;
+                self.trade_rank = other.trade_rank;
+            } else if other.trade_rank == self.trade_rank {
+                self.trades.extend(other.trades); // the same schema split over files
+            }
+        }
+        self.quotes.extend(other.quotes);
+        if !self.origin.split(", ").any(|o| o == other.origin) {
+            if !self.origin.is_empty() {
+                self.origin.push_str(", ");
+            }
+            self.origin.push_str(&other.origin);
+        }
+    }
+
+    fn sort(&mut self) {
+        self.trades.sort_by_key(|t| (t.ts_event, t.ts_recv));
+        self.quotes.sort_by_key(|q| q.ts_recv);
+    }
 }
 
 /// What one file contributed.
@@ -54,6 +135,8 @@ enum FileData {
     Status(Vec<HaltEdge>),
     /// An OHLCV file of another bar size than the one selected.
     OtherBar(BarSize),
+    /// Trades and quotes by (New York date, symbol).
+    Ticks(BTreeMap<(NaiveDate, String), TickDay>),
     /// A schema this source does not use.
     Ignored(Option<Schema>),
 }
@@ -96,8 +179,19 @@ impl DbnSource {
         let mut bar_files = Vec::new();
         let mut halt_edges = Vec::new();
         let mut other_bars: Vec<BarSize> = Vec::new();
+        let mut ticks: BTreeMap<NaiveDate, BTreeMap<String, TickDay>> = BTreeMap::new();
         for (path, data) in files.iter().zip(decoded) {
             match data {
+                FileData::Ticks(days) => {
+                    for ((date, symbol), day) in days {
+                        ticks
+                            .entry(date)
+                            .or_default()
+                            .entry(symbol)
+                            .or_insert_with(|| TickDay::new(""))
+                            .merge(day);
+                    }
+                }
                 FileData::Bars(days, edges) => {
                     bar_files.push((path.clone(), days));
                     halt_edges.extend(edges);
@@ -113,7 +207,13 @@ impl DbnSource {
                 }
             }
         }
-        if bar_files.is_empty() {
+        for day in ticks.values_mut().flat_map(|d| d.values_mut()) {
+            day.sort();
+        }
+        let has_trades = ticks
+            .values()
+            .any(|d| d.values().any(|t| !t.trades.is_empty()));
+        if bar_files.is_empty() && !has_trades {
             other_bars.sort();
             other_bars.dedup();
             let hint = match other_bars.as_slice() {
@@ -127,9 +227,14 @@ impl DbnSource {
                     )
                 }
             };
+            let quotes = if ticks.is_empty() {
+                ""
+            } else {
+                "; quote files alone make no bars: add ohlcv or trades files"
+            };
             return Err(Error::input(
                 input,
-                format!("no DBN file of schema ohlcv-{}{hint}", sel.bar),
+                format!("no DBN file of schema ohlcv-{}{hint}{quotes}", sel.bar),
             ));
         }
 
@@ -149,6 +254,7 @@ impl DbnSource {
         Ok(DbnSource {
             bars: Decoded::new(bar_files),
             halts,
+            ticks,
             sel,
             explicit,
         })
@@ -160,7 +266,17 @@ impl Source for DbnSource {
         "dbn"
     }
     fn dates(&self) -> Result<Vec<NaiveDate>> {
-        Ok(self.bars.dates())
+        let mut dates = self.bars.dates();
+        // Days whose bars come from trades alone.
+        dates.extend(
+            self.ticks
+                .iter()
+                .filter(|(_, d)| d.values().any(|t| !t.trades.is_empty()))
+                .map(|(date, _)| *date),
+        );
+        dates.sort();
+        dates.dedup();
+        Ok(dates)
     }
     fn load_date(&self, date: NaiveDate) -> Result<Vec<RawDay>> {
         let mut days = self.bars.take(date, |paths| {
@@ -177,6 +293,29 @@ impl Source for DbnSource {
             }
             Ok(days)
         })?;
+        if let Some(ticks) = self.ticks.get(&date) {
+            let bar = self.sel.bar;
+            for (symbol, t) in ticks {
+                let i = match days.iter().position(|d| &d.symbol == symbol) {
+                    Some(i) => i,
+                    None if !t.trades.is_empty() => {
+                        let mut day = RawDay::new(symbol, date, bar, t.origin.clone());
+                        ticks::bars_from_trades(&mut day, &t.trades, bar, ny_midnight_ns(date));
+                        days.push(day);
+                        days.len() - 1
+                    }
+                    None => continue, // quotes without bars: nothing to attach them to
+                };
+                let day = &mut days[i];
+                if !t.quotes.is_empty() {
+                    ticks::attach_quotes(day, &t.quotes, bar);
+                }
+                if !t.trades.is_empty() {
+                    ticks::attach_trades(day, &t.trades, &t.quotes, bar);
+                }
+            }
+            days.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        }
         // Halts of symbol-days without bars are dropped: there is nothing to simulate there.
         if let Some(halts) = self.halts.get(&date) {
             for day in &mut days {
@@ -310,8 +449,11 @@ fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 struct FileDecoder<'a> {
     path: &'a Path,
     sel: &'a Selection,
-    /// Whether bars are wanted (false for a status file).
+    /// Whether bars are wanted (false for a status or tick file).
     wants_bars: bool,
+    /// The tick schema of a tick file.
+    ticks: Option<TickKind>,
+    tick_days: BTreeMap<(NaiveDate, u32), TickDay>,
     symbol_map: TsSymbolMap,
     /// Symbol id by (instrument id, UTC day): `None` when unmapped, `Some(None)` when not
     /// selected. Metadata mappings change only at UTC midnights; in-stream mapping records
@@ -339,7 +481,18 @@ impl<'a> FileDecoder<'a> {
     ) -> Result<std::result::Result<FileDecoder<'a>, FileData>> {
         let schema = metadata.schema;
         // `None` means the stream may mix record types (live data): sort them by rtype.
+        let tick_kind = match schema {
+            Some(Schema::Tbbo) => Some(TickKind::Tbbo),
+            Some(Schema::Trades) => Some(TickKind::Trades),
+            Some(Schema::Mbp1) => Some(TickKind::Mbp1),
+            Some(Schema::Bbo1S | Schema::Bbo1M) => Some(TickKind::Bbo),
+            _ => None,
+        };
+        if tick_kind.is_some() && !sel.bar.is_intraday() {
+            return Ok(Err(FileData::Ignored(schema)));
+        }
         let wants_bars = match schema {
+            Some(_) if tick_kind.is_some() => false,
             Some(s) => match schema_bar(s) {
                 Some(bar) if bar == sel.bar => true,
                 Some(bar) if explicit => {
@@ -372,6 +525,8 @@ impl<'a> FileDecoder<'a> {
             path,
             sel,
             wants_bars,
+            ticks: tick_kind,
+            tick_days: BTreeMap::new(),
             symbol_map,
             iid_syms: HashMap::new(),
             origin: path.display().to_string(),
@@ -396,31 +551,16 @@ impl<'a> FileDecoder<'a> {
                 .on_record(rec)
                 .map_err(|e| Error::input(self.path, format!("bad symbol mapping record: {e}")));
         }
+        if let Some(kind) = self.ticks {
+            return self.tick(rec, kind);
+        }
         let is_status = rt == rtype::STATUS;
         if !is_status && rtype_bar(rt) != Some(self.sel.bar) {
             return Ok(());
         }
         let (ts_event, iid) = (hd.ts_event, hd.instrument_id);
-        let key = (iid, ts_event / NS_PER_DAY);
-        let sym = match self.iid_syms.get(&key) {
-            Some(&sym) => sym,
-            None => {
-                let raw = self.symbol_map.get_for_ts(ts_event, iid);
-                let sym = raw.map(|raw| self.symbols.id(raw, self.sel));
-                self.iid_syms.insert(key, sym);
-                sym
-            }
-        };
-        let Some(sym) = sym else {
-            self.unmapped += 1;
-            if self.unmapped == 1 {
-                self.first_unmapped = iid;
-            }
-            return Ok(());
-        };
-        self.mapped += 1;
-        let Some(sym) = sym else {
-            return Ok(()); // not selected
+        let Some(sym) = self.symbol_at(ts_event, iid) else {
+            return Ok(()); // unmapped, or not selected
         };
         if is_status {
             if let Some(msg) = rec.get::<StatusMsg>()
@@ -477,6 +617,120 @@ impl<'a> FileDecoder<'a> {
         Ok(())
     }
 
+    /// The selected symbol of instrument `iid` at `ts` (UTC ns); `None` when the
+    /// symbology has none (counted) or the selection skips it.
+    fn symbol_at(&mut self, ts: u64, iid: u32) -> Option<u32> {
+        let key = (iid, ts / NS_PER_DAY);
+        let sym = match self.iid_syms.get(&key) {
+            Some(&sym) => sym,
+            None => {
+                let raw = self.symbol_map.get_for_ts(ts, iid);
+                let sym = raw.map(|raw| self.symbols.id(raw, self.sel));
+                self.iid_syms.insert(key, sym);
+                sym
+            }
+        };
+        let Some(sym) = sym else {
+            self.unmapped += 1;
+            if self.unmapped == 1 {
+                self.first_unmapped = iid;
+            }
+            return None;
+        };
+        self.mapped += 1;
+        sym
+    }
+
+    /// One record of a tick file: a trade, a quote update, or both.
+    fn tick(&mut self, rec: RecordRef, kind: TickKind) -> Result<()> {
+        let hd = rec.header();
+        let book = |l: &BidAskPair, ts_recv: u64| {
+            let side = |px: i64| Price(if px == dbn::UNDEF_PRICE { 0 } else { px });
+            let (bid, ask) = (side(l.bid_px), side(l.ask_px));
+            Quote {
+                ts_recv: i64::try_from(ts_recv).unwrap_or(i64::MAX),
+                bid,
+                ask,
+                bid_size: if bid.0 > 0 { l.bid_sz as u64 } else { 0 },
+                ask_size: if ask.0 > 0 { l.ask_sz as u64 } else { 0 },
+            }
+        };
+        let trade = |price: i64, size: u32, ts_recv: u64, quote: Option<&Quote>| {
+            (price != dbn::UNDEF_PRICE && size > 0 && hd.ts_event != dbn::UNDEF_TIMESTAMP).then(
+                || Trade {
+                    ts_event: i64::try_from(hd.ts_event).unwrap_or(i64::MAX),
+                    ts_recv: i64::try_from(ts_recv).unwrap_or(i64::MAX),
+                    price: Price(price),
+                    size: size as u64,
+                    quote: quote.map(|q| (q.bid, q.ask)),
+                },
+            )
+        };
+        // (symbology time, trade, quote update)
+        let (ts_map, trade, quote) = match kind {
+            TickKind::Trades => {
+                let Some(m) = rec.get::<TradeMsg>() else {
+                    return Ok(());
+                };
+                (hd.ts_event, trade(m.price, m.size, m.ts_recv, None), None)
+            }
+            TickKind::Tbbo | TickKind::Mbp1 => {
+                let Some(m) = rec.get::<Mbp1Msg>() else {
+                    return Ok(());
+                };
+                let q = book(&m.levels[0], m.ts_recv);
+                let is_trade = m.action as u8 == b'T';
+                let t = if !is_trade {
+                    None
+                } else if kind == TickKind::Tbbo {
+                    trade(m.price, m.size, m.ts_recv, Some(&q))
+                } else {
+                    // MBP-1's book on a trade record is the book at the trade.
+                    trade(m.price, m.size, m.ts_recv, None)
+                };
+                (hd.ts_event, t, Some(q))
+            }
+            TickKind::Bbo => {
+                let Some(m) = rec.get::<BboMsg>() else {
+                    return Ok(());
+                };
+                // A sampled book has no event time; its symbology time is its sample time.
+                (m.ts_recv, None, Some(book(&m.levels[0], m.ts_recv)))
+            }
+        };
+        if ts_map == dbn::UNDEF_TIMESTAMP {
+            return Ok(());
+        }
+        let Some(sym) = self.symbol_at(ts_map, hd.instrument_id) else {
+            return Ok(());
+        };
+        let origin = self.origin.as_str();
+        if let Some(t) = trade {
+            let date = self.ny_day.date(t.ts_event);
+            if self.sel.wants_date(date) {
+                let day = self
+                    .tick_days
+                    .entry((date, sym))
+                    .or_insert_with(|| TickDay::new(origin));
+                day.trades.push(t);
+                day.trade_rank = kind.trade_rank();
+            }
+        }
+        if let Some(q) = quote
+            && q.ts_recv != i64::MAX
+        {
+            let (date, _) = ny_date_sec(q.ts_recv);
+            if self.sel.wants_date(date) {
+                self.tick_days
+                    .entry((date, sym))
+                    .or_insert_with(|| TickDay::new(origin))
+                    .quotes
+                    .push(q);
+            }
+        }
+        Ok(())
+    }
+
     fn finish(self) -> Result<FileData> {
         let path = self.path.display();
         if self.unmapped > 0 && self.mapped == 0 {
@@ -499,6 +753,15 @@ impl<'a> FileDecoder<'a> {
         }
         if self.undef_prices > 0 {
             tracing::debug!(file = %path, "{} bars with an undefined price skipped", self.undef_prices);
+        }
+        if self.ticks.is_some() {
+            let symbols = &self.symbols;
+            return Ok(FileData::Ticks(
+                self.tick_days
+                    .into_iter()
+                    .map(|((date, sym), day)| ((date, symbols.name(sym).to_string()), day))
+                    .collect(),
+            ));
         }
         Ok(if self.wants_bars {
             // A mixed stream (live data) may carry status records beside its bars.

@@ -15,6 +15,7 @@ pub mod dbn;
 pub mod lean;
 pub mod synth;
 pub mod table;
+pub mod ticks;
 
 /// Which data a build asks a source for.
 #[derive(Clone, Debug)]

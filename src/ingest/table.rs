@@ -1388,6 +1388,13 @@ fn append_day(dst: &mut RawDay, src: RawDay) {
         }
         _ => dst.quotes = None,
     }
+    match (dst.flow.as_mut(), src.flow) {
+        (Some(d), Some(s)) => {
+            d.buy_volume.extend(s.buy_volume);
+            d.sell_volume.extend(s.sell_volume);
+        }
+        _ => dst.flow = None,
+    }
     dst.halts.extend(src.halts);
     if !dst.origin.split(", ").any(|o| o == src.origin) {
         dst.origin.push_str(", ");

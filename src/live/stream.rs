@@ -16,10 +16,12 @@
 //! - optional `halted`: the bar lies in a trading halt (orders reaching the market during
 //!   it are rejected).
 //!
-//! Bars go in time order per symbol, days in order across symbols. Each bar's features are
-//! computed by [`FeatureState::update`], the very code the cache builder runs, carried
-//! across days the same way, so a stream of a cache's bars gives the cache's features bit
-//! for bit and the policy the same decisions (tested).
+//! Bars go in time order per symbol, days in order across symbols. Each bar's features and
+//! its suspect-print flag ([`crate::validate::PrintCheck`], `FLAG_SUSPECT`) are computed
+//! by [`FeatureState::update`], the very code the cache builder runs, carried across days
+//! the same way, so a stream of a cache's bars gives the cache's features and flags bit
+//! for bit and the policy the same decisions (tested; `tests/causal_cleaning.rs` feeds both
+//! the same raw vendor bars).
 //!
 //! Every line is journaled before it is looked at ([`Event::Input`](super::journal::Event));
 //! a line that is not a good bar is refused with its reason
@@ -35,7 +37,7 @@ use super::engine::{DayHeader, Engine};
 use crate::bars::{BarSize, Price};
 use crate::calendar::Calendar;
 use crate::env::BarRec;
-use crate::env::day::{FLAG_HALTED, FLAG_QUOTE};
+use crate::env::day::{FLAG_HALTED, FLAG_QUOTE, FLAG_SUSPECT};
 use crate::env::params::SessionKind;
 use crate::error::{Error, IoContext, Result};
 use crate::features::{BarInput, DayContext, FeatureState, N_FEATURES, feature_index};
@@ -122,8 +124,15 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn new(symbols: &[String], calendar: Calendar, bar: BarSize, engine: &Engine) -> Stream {
-        let p = engine.params();
+    /// A stream of `symbols`' bars of size `bar`, turned into observations of `params`'
+    /// feature columns (an engine's: [`Engine::params`]).
+    pub fn new(
+        symbols: &[String],
+        calendar: Calendar,
+        bar: BarSize,
+        params: &crate::env::EnvParams,
+    ) -> Stream {
+        let p = params;
         Stream {
             warmup: None,
             index: symbols
@@ -217,8 +226,13 @@ impl Stream {
         Ok(())
     }
 
-    /// One line of the feed, received at `received_ns` (UTC).
-    pub fn on_line(&mut self, engine: &mut Engine, line: &str, received_ns: i64) -> Result<()> {
+    /// One line of the feed, received at `received_ns` (UTC), handed to `engine`.
+    pub fn on_line(
+        &mut self,
+        engine: &mut impl BarSink,
+        line: &str,
+        received_ns: i64,
+    ) -> Result<()> {
         let clock = Instant::now();
         let line = line.trim_end_matches(['\r', '\n']);
         let parsed = serde_json::from_str::<Line>(line)
@@ -312,7 +326,11 @@ impl Stream {
         );
         let ts_ms = (sec * 1000) as u32;
         let bar_ms = self.bar.secs() * 1000;
-        let mut flags = 0;
+        let mut flags = if st.features.suspect() {
+            FLAG_SUSPECT
+        } else {
+            0
+        };
         if bar.halted {
             flags |= FLAG_HALTED;
             match st.halts.last_mut() {
@@ -361,6 +379,63 @@ impl Stream {
             halts: &st.halts,
         };
         engine.on_bar(&header, rec, &self.obs, last, clock)
+    }
+}
+
+/// Where a stream's lines go: the live [`Engine`], which journals and trades them, or a
+/// recorder of what the stream made of them (tests compare it with a cache).
+pub trait BarSink {
+    /// The trading date under way, if any.
+    fn date(&self) -> Option<NaiveDate>;
+    /// A line, before it is looked at.
+    fn input(&mut self, line: &str, received_ns: i64) -> Result<()>;
+    /// A resent line already taken.
+    fn duplicate(&mut self);
+    /// A line refused, with its reason.
+    fn bad_bar(&mut self, received_ns: i64, symbol: &str, reason: String) -> Result<()>;
+    /// Time spent turning the line into a bar and its features, µs.
+    fn feature_time(&mut self, us: f64);
+    /// How late the bar arrived after its close, s.
+    fn feed_lag(&mut self, secs: f64);
+    /// A good bar: its day, record and observation row; `last`: the session's last bar.
+    fn on_bar(
+        &mut self,
+        h: &DayHeader,
+        bar: BarRec,
+        features: &[f32],
+        last: bool,
+        arrived: Instant,
+    ) -> Result<()>;
+}
+
+impl BarSink for Engine {
+    fn date(&self) -> Option<NaiveDate> {
+        Engine::date(self)
+    }
+    fn input(&mut self, line: &str, received_ns: i64) -> Result<()> {
+        Engine::input(self, line, received_ns)
+    }
+    fn duplicate(&mut self) {
+        Engine::duplicate(self)
+    }
+    fn bad_bar(&mut self, received_ns: i64, symbol: &str, reason: String) -> Result<()> {
+        Engine::bad_bar(self, received_ns, symbol, reason)
+    }
+    fn feature_time(&mut self, us: f64) {
+        Engine::feature_time(self, us)
+    }
+    fn feed_lag(&mut self, secs: f64) {
+        Engine::feed_lag(self, secs)
+    }
+    fn on_bar(
+        &mut self,
+        h: &DayHeader,
+        bar: BarRec,
+        features: &[f32],
+        last: bool,
+        arrived: Instant,
+    ) -> Result<()> {
+        Engine::on_bar(self, h, bar, features, last, arrived)
     }
 }
 
@@ -639,7 +714,12 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
             controls: req.controls.clone(),
         },
     );
-    let mut stream = Stream::new(&req.symbols, req.calendar.clone(), req.bar, &engine);
+    let mut stream = Stream::new(
+        &req.symbols,
+        req.calendar.clone(),
+        req.bar,
+        &engine.params().clone(),
+    );
     if let Some(cache) = &req.warmup {
         stream.warm_up_from(cache)?;
     }
@@ -758,8 +838,9 @@ pub struct VendorReplay {
 }
 
 /// Replays a vendor's files through the stream path: each date's bars read by the cache
-/// builder's source, validated as it validates them, and fed as lines in time order
-/// across symbols (prices as the vendor gives them, unadjusted, as a live feed does).
+/// builder's source, validated by its causal rules ([`vendor_lines`]), and fed as lines
+/// in time order across symbols (prices as the vendor gives them, unadjusted, as a live
+/// feed does).
 /// Features are computed bar by bar, so a replay of the files a cache was built from
 /// makes that cache's decisions (tested). A restart feeds the journal's lines again,
 /// skips the days already done and resends the current day (taken lines are skipped).
@@ -791,21 +872,13 @@ pub fn replay_vendor(
         if engine.date().is_some_and(|d| date < d) {
             continue;
         }
-        let session = crate::build::session_or_default(&req.calendar, date);
-        let mut lines: Vec<(i64, String, String)> = Vec::new();
-        for mut raw in source.load_date(date)? {
-            let report = crate::build::validate_for(
-                &mut raw,
-                &session,
-                req.bar,
-                &resolved.config.ingest.validation,
-            )?;
-            if report.dropped.is_none() {
-                lines.extend(raw_lines(&raw));
-            }
-        }
-        // In time order; symbols in name order within a bar time.
-        lines.sort();
+        let lines = vendor_lines(
+            source.as_ref(),
+            date,
+            &req.calendar,
+            req.bar,
+            &resolved.config.ingest.validation,
+        )?;
         let mut paced: Option<(i64, std::time::Instant)> = None;
         for (ts, _, line) in lines {
             if stop() {
@@ -823,6 +896,34 @@ pub fn replay_vendor(
         }
     }
     engine.finish()
+}
+
+/// One date of a vendor's files as feed lines `(start, symbol, line)`, in time order across
+/// symbols (symbols in name order within a bar time): each symbol-day read by the cache
+/// builder's source and validated by the builder's rules, always causally
+/// (`lookahead_outliers` is ignored here: a feed cannot see the next bar, and a replay
+/// stands for a feed). Suspect prints are left for the stream's own check.
+pub fn vendor_lines(
+    source: &dyn crate::ingest::Source,
+    date: NaiveDate,
+    calendar: &Calendar,
+    bar: BarSize,
+    validation: &crate::config::ValidationConfig,
+) -> Result<Vec<(i64, String, String)>> {
+    let causal = crate::config::ValidationConfig {
+        lookahead_outliers: false,
+        ..validation.clone()
+    };
+    let session = crate::build::session_or_default(calendar, date);
+    let mut lines: Vec<(i64, String, String)> = Vec::new();
+    for mut raw in source.load_date(date)? {
+        let report = crate::build::validate_for(&mut raw, &session, bar, &causal)?;
+        if report.dropped.is_none() {
+            lines.extend(raw_lines(&raw));
+        }
+    }
+    lines.sort();
+    Ok(lines)
 }
 
 /// A validated day's bars as feed lines, with their start times and symbol.
