@@ -240,6 +240,7 @@ pub fn build_cache(
         feature_set: features::FEATURE_SET.to_string(),
         feature_version: features::FEATURE_VERSION,
         format_version: FORMAT_VERSION,
+        cleaning: cleaning_of(&resolved.config.ingest.validation).to_string(),
     };
     check_settings(&req.cache_dir, &catalog, &settings)?;
     catalog.settings = Some(settings);
@@ -585,18 +586,20 @@ fn factor_tables(req: &BuildRequest, resolved: &Resolved) -> Result<Option<Facto
 fn check_settings(dir: &Path, catalog: &Catalog, want: &CacheSettings) -> Result<()> {
     match &catalog.settings {
         Some(have) if have != want && !catalog.entries.is_empty() => Err(Error::Usage(format!(
-            "{} holds {} bars, adjust {}, features {} v{} (format {}); this build makes {} bars, adjust {}, features {} v{} (format {}). One cache folder never mixes them: use another --cache folder, or delete this one to rebuild it",
+            "{} holds {} bars, adjust {}, features {} v{} (format {}), cleaning {}; this build makes {} bars, adjust {}, features {} v{} (format {}), cleaning {}. One cache folder never mixes them: use another --cache folder, or delete this one to rebuild it",
             dir.display(),
             have.bar,
             have.adjust,
             have.feature_set,
             have.feature_version,
             have.format_version,
+            have.cleaning,
             want.bar,
             want.adjust,
             want.feature_set,
             want.feature_version,
-            want.format_version
+            want.format_version,
+            want.cleaning
         ))),
         _ => Ok(()),
     }

@@ -297,3 +297,47 @@ fn on_heavy_tailed_synthetic_seconds_the_cache_is_what_the_live_stream_sees() {
         suspects
     );
 }
+
+/// A cache folder never mixes cleanings: extending a causal cache with look-ahead cleaning
+/// is refused, naming both; a catalog from before the setting was recorded reads as
+/// look-ahead cleaned (the old default), so extending it causally is refused too.
+#[test]
+fn one_cache_folder_never_mixes_cleanings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = ["synth.symbols=1", "synth.days=2", "synth.bar=\"1m\""];
+    let r = resolved(&sets);
+    let req = BuildRequest {
+        source: SourceKind::Synth,
+        input: None,
+        cache_dir: tmp.path().join("cache"),
+        symbols: None,
+        from: None,
+        to: None,
+        bar: BarSize::M1,
+        adjust: sim_train::adjust::AdjustMode::None,
+    };
+    build_cache(&req, &r, false).unwrap();
+    let catalog = Catalog::load_existing(&req.cache_dir).unwrap();
+    assert_eq!(catalog.settings.as_ref().unwrap().cleaning, "causal");
+
+    let mut sets_lookahead = sets.to_vec();
+    sets_lookahead.push("ingest.validation.lookahead_outliers=true");
+    let e = build_cache(&req, &resolved(&sets_lookahead), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cleaning causal") && e.contains("cleaning lookahead-outliers"),
+        "{e}"
+    );
+
+    // An old catalog: no `cleaning` in its settings.
+    let path = req.cache_dir.join("catalog.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    json["settings"].as_object_mut().unwrap().remove("cleaning");
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let old = Catalog::load_existing(&req.cache_dir).unwrap();
+    assert_eq!(old.settings.unwrap().cleaning, "lookahead-outliers");
+    let e = build_cache(&req, &r, false).unwrap_err().to_string();
+    assert!(e.contains("cleaning lookahead-outliers"), "{e}");
+}

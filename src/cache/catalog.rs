@@ -22,6 +22,15 @@ pub struct CacheSettings {
     pub feature_set: String,
     pub feature_version: u32,
     pub format_version: u32,
+    /// How the bars were cleaned ([`crate::build::cleaning_of`]): `causal`, or
+    /// `lookahead-outliers`, which catalogs written before it was recorded read as (the
+    /// look-ahead spike filter was the default then).
+    #[serde(default = "lookahead_cleaning")]
+    pub cleaning: String,
+}
+
+fn lookahead_cleaning() -> String {
+    "lookahead-outliers".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,7 +126,17 @@ impl Catalog {
                 dir.display()
             )));
         }
-        Catalog::load(dir)
+        let catalog = Catalog::load(dir)?;
+        if let Some(s) = &catalog.settings
+            && s.cleaning != "causal"
+        {
+            tracing::warn!(
+                "{}: its bars were cleaned with the next bar in view ({}): live trading cannot do that and will see other data; rebuild it with the default causal cleaning",
+                dir.display(),
+                s.cleaning
+            );
+        }
+        Ok(catalog)
     }
 
     /// Writes the catalog atomically (temporary file, fsync, rename, fsync of the folder).
