@@ -21,16 +21,7 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/databento"
-    ));
-    if dir.is_dir() {
-        Some(dir.to_path_buf())
-    } else {
-        common::skip(dir);
-        None
-    }
+    common::databento_dir()
 }
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {

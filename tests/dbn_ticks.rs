@@ -26,16 +26,7 @@ use sim_train::ingest::{Selection, Source};
 use std::path::{Path, PathBuf};
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/databento"
-    ));
-    if dir.is_dir() {
-        Some(dir.to_path_buf())
-    } else {
-        common::skip(dir);
-        None
-    }
+    common::databento_dir()
 }
 
 fn one_day(input: &Path, bar: BarSize) -> RawDay {

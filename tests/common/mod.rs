@@ -19,6 +19,20 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// `../shared/data/databento` (None, after a visible SKIP line, when it is absent).
+pub fn databento_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/databento"
+    ));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        skip(&dir);
+        None
+    }
+}
+
 /// Prints a visible SKIP line for a missing data path (straight to stderr, see above).
 pub fn skip(path: &std::path::Path) {
     let _ = writeln!(std::io::stderr(), "SKIP: {} not found", path.display());
