@@ -432,7 +432,7 @@ impl Default for PrintCheck {
 }
 
 impl PrintCheck {
-    /// Robust standard deviations beyond which a close is suspect.
+    /// Standard deviations (σ from the EWMA below) beyond which a close is suspect.
     pub const Z: f64 = 10.0;
     /// Span of the volatility's EWMA, in returns (alpha = 2 / (span + 1)).
     pub const SPAN: f64 = 120.0;
@@ -443,7 +443,8 @@ impl PrintCheck {
     /// flag every one-tick move of a low-priced stock).
     pub const MIN_MOVE: f64 = 0.003;
     /// The smallest suspect move in dollars (three cent ticks): a low-priced stock's one-
-    /// or two-tick moves are never suspect.
+    /// or two-tick moves are never suspect. (In a split-adjusted cache this is three cents
+    /// of adjusted price; a live feed's prices are raw, as caches built for live use are.)
     pub const MIN_TICKS: f64 = 0.03;
 
     /// Starts a day: the reference level restarts (an overnight gap is not a bad print);
@@ -481,9 +482,11 @@ impl PrintCheck {
         };
         let (size, suspect) = outside(ref_close, ref_sec);
         let dt = sec_of_day.saturating_sub(ref_sec).max(1) as f64;
-        if self.n < Self::WARMUP || after_halt {
-            // Warming up (or reopening): folded in, never flagged.
+        if self.n < Self::WARMUP {
+            // Warming up: folded in, never flagged.
             self.fold(size / dt.sqrt());
+        } else if after_halt {
+            // Reopening after a halt: the new level, neither flagged nor volatility.
         } else if !suspect {
             self.fold(size / dt.sqrt());
         } else if flagged.is_none_or(|(c, s)| outside(c, s).1) {
