@@ -129,7 +129,11 @@ fn cache_commands_end_to_end() {
         .args(["--symbol", &sym, "--date", &date])
         .assert()
         .success()
-        .stdout(predicate::str::contains("clock_index").and(predicate::str::contains("rsi_14")));
+        .stdout(
+            predicate::str::contains("clock_index")
+                .and(predicate::str::contains("rsi_14"))
+                .and(predicate::str::contains("cleaning causal   suspect prints")),
+        );
 
     // Export: header, one row per bar, values equal to the cache's.
     let csv = dir.path().join("day.csv");

@@ -131,12 +131,13 @@ fn ls(cache: &Path, json: bool) -> Result<i32> {
     }
     if let Some(s) = &cat.settings {
         println!(
-            "{}: {} bars, adjust {}, features {} (version {}), {} symbol-days",
+            "{}: {} bars, adjust {}, features {} (version {}), cleaning {}, {} symbol-days",
             cache.display(),
             s.bar,
             s.adjust,
             s.feature_set,
             s.feature_version,
+            s.cleaning,
             cat.entries.len()
         );
     }
@@ -239,6 +240,31 @@ fn inspect(cache: &Path, symbol: &str, date: NaiveDate, json: bool) -> Result<i3
         hms(s.post_close_sec as i64),
         if s.early_close { " early close" } else { "" },
         m.utc_offset_sec / 3600
+    );
+    let suspects: Vec<String> = day
+        .flags()
+        .map(|f| {
+            (0..day.rows())
+                .filter(|&i| f[i] & crate::cache::FLAG_SUSPECT != 0)
+                .map(|i| hms(day.sec_of_day(i)))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "cleaning {}   suspect prints {}{}",
+        m.cleaning
+            .as_deref()
+            .unwrap_or("not recorded (built before it was)"),
+        suspects.len(),
+        if suspects.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (at {}{})",
+                suspects[..suspects.len().min(5)].join(", "),
+                if suspects.len() > 5 { ", …" } else { "" }
+            )
+        }
     );
     println!(
         "prev close {}   halts {}",
