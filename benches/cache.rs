@@ -6,15 +6,21 @@
 //! - `cache/open_verify`: open + full checksum verification, bytes/s;
 //! - `cache/scan_feature` vs `cache/memcpy`: one feature column read from the mmap vs a
 //!   memcpy of the same bytes;
-//! - `cache/clock_lookup`: latest bar at or before a clock time.
+//! - `cache/clock_lookup`: latest bar at or before a clock time;
+//! - `ticks/*`: Databento-style trades and quotes to bar columns
+//!   ([`sim_train::ingest::ticks`]): one regular session of 1,000,000 trades and 2,000,000
+//!   quote updates (seeded), bars built from the trades, then the trade columns (Lee–Ready
+//!   classification) and the quote columns; trades/s and quotes/s.
 //!
 //! Run: `cargo bench --bench cache` (figures and dates: benches/NOTES.md).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sim_train::bars::{BarSize, Price, RawDay};
 use sim_train::bench::sum_f32;
 use sim_train::build::{BuildRequest, build_cache};
 use sim_train::cache::{DayCache, list_day_files};
 use sim_train::features::{BarInput, DayContext, FeatureState, N_FEATURES};
+use sim_train::ingest::ticks::{self, Quote, Trade};
 use std::hint::black_box;
 
 fn one_day_cache() -> (tempfile::TempDir, DayCache) {
@@ -112,6 +118,82 @@ fn benches(c: &mut Criterion) {
             black_box(acc)
         })
     });
+    g.finish();
+
+    ticks(c);
+}
+
+/// A regular session (09:30–16:00, ns since midnight) of `n` trades around $50 and twice as
+/// many quote updates, a random walk in cents, seeded.
+fn session_ticks(n: usize) -> (Vec<Trade>, Vec<Quote>) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let span = 23_400i64 * 1_000_000_000;
+    let cent = 10_000_000i64; // nanodollars
+    let (mut mid, mut trades, mut quotes) = (5_000 * cent, Vec::with_capacity(n), Vec::new());
+    for k in 0..2 * n {
+        let ts = 34_200 * 1_000_000_000 + span * k as i64 / (2 * n) as i64;
+        mid += (next() % 3) as i64 * cent - cent;
+        let (bid, ask) = (Price(mid - cent), Price(mid + cent));
+        quotes.push(Quote {
+            ts_recv: ts,
+            bid,
+            ask,
+            bid_size: 100 + next() % 900,
+            ask_size: 100 + next() % 900,
+        });
+        if k % 2 == 1 {
+            let r = next();
+            let price = [bid, ask, Price(mid)][(r % 3) as usize];
+            trades.push(Trade {
+                ts_event: ts + 500,
+                ts_recv: ts + 600,
+                price,
+                size: 1 + (r >> 8) % 500,
+                quote: None,
+            });
+        }
+    }
+    (trades, quotes)
+}
+
+fn ticks(c: &mut Criterion) {
+    let n = 1_000_000;
+    let (trades, quotes) = session_ticks(n);
+    let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 2).expect("date");
+    let mut g = c.benchmark_group("ticks");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(
+        BenchmarkId::new("bars_and_trade_columns", format!("{n} trades")),
+        |b| {
+            b.iter(|| {
+                let mut day = RawDay::new("X", date, BarSize::S1, "bench");
+                ticks::bars_from_trades(&mut day, &trades, BarSize::S1, 0);
+                ticks::attach_trades(&mut day, &trades, &quotes, BarSize::S1);
+                black_box(day.len())
+            })
+        },
+    );
+    let mut day = RawDay::new("X", date, BarSize::S1, "bench");
+    ticks::bars_from_trades(&mut day, &trades, BarSize::S1, 0);
+    g.throughput(Throughput::Elements(quotes.len() as u64));
+    g.bench_function(
+        BenchmarkId::new(
+            "quote_columns",
+            format!("{} quotes, {} bars", quotes.len(), day.len()),
+        ),
+        |b| {
+            b.iter(|| {
+                ticks::attach_quotes(&mut day, &quotes, BarSize::S1);
+                black_box(day.quotes.as_ref().map(|q| q.len()))
+            })
+        },
+    );
     g.finish();
 }
 
