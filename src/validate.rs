@@ -473,23 +473,24 @@ impl PrintCheck {
         let sigma = self.abs_ret * std::f64::consts::FRAC_PI_2.sqrt();
         // A move from (from, from_sec) to this bar: its log size, and whether it lies
         // outside the band (Z σ √seconds, and at least MIN_MOVE and MIN_TICKS).
+        // (Also √seconds.) The tick floor's logarithm is only taken for a move already
+        // outside the rest of the band: most bars never need it.
         let outside = |from: f64, from_sec: u32| {
-            let dt = sec_of_day.saturating_sub(from_sec).max(1) as f64;
+            let root = (sec_of_day.saturating_sub(from_sec).max(1) as f64).sqrt();
             let size = (close / from).ln().abs();
-            let tick = (1.0 + Self::MIN_TICKS / from).ln();
-            let band = (Self::Z * sigma * dt.sqrt()).max(Self::MIN_MOVE).max(tick);
-            (size, size > band)
+            let out = size > (Self::Z * sigma * root).max(Self::MIN_MOVE)
+                && size > (1.0 + Self::MIN_TICKS / from).ln();
+            (size, root, out)
         };
-        let (size, suspect) = outside(ref_close, ref_sec);
-        let dt = sec_of_day.saturating_sub(ref_sec).max(1) as f64;
+        let (size, root, suspect) = outside(ref_close, ref_sec);
         if self.n < Self::WARMUP {
             // Warming up: folded in, never flagged.
-            self.fold(size / dt.sqrt());
+            self.fold(size / root);
         } else if after_halt {
             // Reopening after a halt: the new level, neither flagged nor volatility.
         } else if !suspect {
-            self.fold(size / dt.sqrt());
-        } else if flagged.is_none_or(|(c, s)| outside(c, s).1) {
+            self.fold(size / root);
+        } else if flagged.is_none_or(|(c, s)| outside(c, s).2) {
             // Suspect: the reference and the volatility stay as they were.
             self.level = level;
             self.flagged = Some((close, sec_of_day));

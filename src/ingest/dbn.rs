@@ -295,9 +295,14 @@ impl Source for DbnSource {
         })?;
         if let Some(ticks) = self.ticks.get(&date) {
             let bar = self.sel.bar;
+            let index: HashMap<String, usize> = days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.symbol.clone(), i))
+                .collect();
             for (symbol, t) in ticks {
-                let i = match days.iter().position(|d| &d.symbol == symbol) {
-                    Some(i) => i,
+                let i = match index.get(symbol) {
+                    Some(&i) => i,
                     None if !t.trades.is_empty() => {
                         let mut day = RawDay::new(symbol, date, bar, t.origin.clone());
                         ticks::bars_from_trades(&mut day, &t.trades, bar, ny_midnight_ns(date));
