@@ -19,7 +19,7 @@ use sim_train::bars::{BarSize, Price, RawDay};
 use sim_train::bench::sum_f32;
 use sim_train::build::{BuildRequest, build_cache};
 use sim_train::cache::{DayCache, list_day_files};
-use sim_train::features::{BarInput, DayContext, FeatureState, N_FEATURES};
+use sim_train::features::{FeatureState, N_FEATURES, QuoteInput};
 use sim_train::ingest::ticks::{self, Quote, Trade};
 use std::hint::black_box;
 
@@ -48,26 +48,26 @@ fn one_day_cache() -> (tempfile::TempDir, DayCache) {
 fn benches(c: &mut Criterion) {
     let (_dir, day) = one_day_cache();
     let n = day.rows();
-    let bars: Vec<BarInput> = (0..n)
-        .map(|i| BarInput {
-            sec_of_day: day.sec_of_day(i) as u32,
-            open: day.opens()[i].dollars(),
-            high: day.highs()[i].dollars(),
-            low: day.lows()[i].dollars(),
-            close: day.closes()[i].dollars(),
-            volume: day.volumes()[i] as f64,
-            halted: false,
-        })
-        .collect();
+    // The synthetic day's bars, with a quote, trade flow and a benchmark close added so
+    // every feature is computed (the most work a bar can take).
+    let (ctx, mut bars) = sim_train::build::cached_inputs(&day, None);
+    for (i, b) in bars.iter_mut().enumerate() {
+        b.quote = Some(QuoteInput {
+            bid: b.close - 0.01,
+            ask: b.close + 0.01 * (1 + i % 2) as f64,
+            bid_size: 100.0 * (1 + i % 3) as f64,
+            ask_size: 100.0 * (1 + i % 5) as f64,
+        });
+        b.flow = Some((0.4 * b.volume, 0.6 * b.volume));
+        b.bench_close = Some(4.0 * b.close * (1.0 + 1e-4 * (i % 7) as f64));
+    }
 
     let mut g = c.benchmark_group("features");
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function(BenchmarkId::new("update", format!("{n} bars")), |b| {
         b.iter(|| {
             let mut st = FeatureState::new();
-            st.begin_day(DayContext {
-                regular_close_sec: 57_600,
-            });
+            st.begin_day(ctx);
             let mut out = [0f32; N_FEATURES];
             for bar in &bars {
                 st.update(bar, &mut out);

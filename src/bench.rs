@@ -218,7 +218,7 @@ pub struct EnvBenchRequest {
     pub backend: crate::env::Backend,
     pub envs: usize,
     pub steps: usize,
-    /// Feature columns in the observation (the first K of feature set v1); None = as
+    /// Feature columns in the observation (the first K of feature set v2); None = as
     /// configured.
     pub obs_features: Option<usize>,
     /// A cache to step over; None = a synthetic one (`bench.symbols` × `bench.days` of
@@ -314,7 +314,7 @@ pub fn bench_env(resolved: &Resolved, req: &EnvBenchRequest) -> Result<EnvBench>
     if let Some(k) = req.obs_features {
         if k > N_FEATURES {
             return Err(Error::Usage(format!(
-                "--obs-features {k}: feature set v1 has {N_FEATURES} columns"
+                "--obs-features {k}: feature set v2 has {N_FEATURES} columns"
             )));
         }
         env_cfg.features = crate::features::FEATURE_NAMES[..k]

@@ -15,7 +15,7 @@ use crate::cache::{Catalog, CatalogEntry, ClockSpec, DayInfo, SessionTimes, day_
 use crate::calendar::{Calendar, Session};
 use crate::config::Resolved;
 use crate::error::{Error, IoContext, Result};
-use crate::features::{self, BarInput, DayContext, FeatureState};
+use crate::features::{self, BarInput, BenchmarkDay, DayContext, FeatureState, QuoteInput};
 use crate::ingest::dbn::DbnSource;
 use crate::ingest::lean::{self, LeanSource};
 use crate::ingest::synth::SynthSource;
@@ -64,6 +64,10 @@ pub struct BuildSummary {
     /// `causal`, or `lookahead-outliers` when `ingest.validation.lookahead_outliers` removed
     /// spikes with the next bar in view (live trading cannot, so it will differ).
     pub cleaning: String,
+    /// The benchmark of the cross-sectional features, and how many of its symbol-days in
+    /// the built range the source held (0: those features are neutral).
+    pub benchmark: Option<String>,
+    pub benchmark_days: usize,
     pub elapsed_s: f64,
     pub bars_per_s: f64,
 }
@@ -195,6 +199,17 @@ struct DayOutcome {
     entry: Option<CatalogEntry>,
     report: DayReport,
     bars: u64,
+    /// The benchmark's day on the bar clock, when this symbol-day is the benchmark's.
+    benchmark: Option<BenchmarkDay>,
+}
+
+/// Where a symbol-day's benchmark closes come from.
+#[derive(Clone, Copy)]
+enum Bench<'a> {
+    /// The day is the benchmark's own: its closes are its own.
+    Own,
+    /// Another symbol: the benchmark's day, when the source has it and it was kept.
+    Other(Option<&'a BenchmarkDay>),
 }
 
 /// Builds (or extends) the cache `req.cache_dir`.
@@ -212,10 +227,14 @@ pub fn build_cache(
         )));
     }
     let calendar = calendar_from(resolved)?;
+    let benchmark = cfg.features.benchmark();
+    // The benchmark is read and written with the symbols asked for: the cross-sectional
+    // features of every symbol are computed against it.
     let symbols: Option<BTreeSet<String>> = req.symbols.as_ref().map(|v| {
         v.iter()
             .map(|s| s.trim().to_ascii_uppercase())
             .filter(|s| !s.is_empty())
+            .chain(benchmark.clone())
             .collect()
     });
     let load_from = req
@@ -241,6 +260,7 @@ pub fn build_cache(
         feature_version: features::FEATURE_VERSION,
         format_version: FORMAT_VERSION,
         cleaning: cleaning_of(&resolved.config.ingest.validation).to_string(),
+        benchmark: benchmark.clone(),
     };
     check_settings(&req.cache_dir, &catalog, &settings)?;
     catalog.settings = Some(settings);
@@ -278,6 +298,7 @@ pub fn build_cache(
         bar: req.bar.to_string(),
         adjust: req.adjust.as_str().to_string(),
         cleaning: cleaning_of(&resolved.config.ingest.validation).to_string(),
+        benchmark: benchmark.clone(),
         ..BuildSummary::default()
     };
     let mut reports: Vec<DayReport> = Vec::new();
@@ -298,22 +319,43 @@ pub fn build_cache(
                     (r, st)
                 })
                 .collect();
-            let outcomes: Vec<Result<DayOutcome>> = work
-                .par_iter_mut()
-                .map(|(raw, st)| {
-                    process_day(
-                        raw,
-                        st,
-                        &session,
-                        req,
-                        &factors,
-                        &factor_checksums,
-                        resolved,
-                        write,
-                        source.name(),
-                    )
-                })
-                .collect();
+            // The benchmark's day first (it is first in `work` after the sort), then the
+            // other symbols in parallel against its closes.
+            work.sort_by_key(|(r, _)| Some(&r.symbol) != benchmark.as_ref());
+            let split = work
+                .first()
+                .is_some_and(|(r, _)| Some(&r.symbol) == benchmark.as_ref())
+                as usize;
+            let (own, others) = work.split_at_mut(split);
+            let day = |(raw, st): &mut (RawDay, SymbolState), bench: Bench| {
+                process_day(
+                    raw,
+                    st,
+                    &session,
+                    req,
+                    &factors,
+                    &factor_checksums,
+                    resolved,
+                    write,
+                    source.name(),
+                    bench,
+                )
+            };
+            let mut outcomes: Vec<Result<DayOutcome>> =
+                own.iter_mut().map(|w| day(w, Bench::Own)).collect();
+            if write {
+                summary.benchmark_days += own.len();
+            }
+            let bench_day = outcomes
+                .first()
+                .and_then(|o| o.as_ref().ok())
+                .and_then(|o| o.benchmark.clone());
+            outcomes.extend(
+                others
+                    .par_iter_mut()
+                    .map(|w| day(w, Bench::Other(bench_day.as_ref())))
+                    .collect::<Vec<_>>(),
+            );
             // Every outcome is accounted for before an error is returned, so files written
             // in parallel with a failing symbol-day are listed in the catalog.
             let mut first_err = None;
@@ -406,6 +448,7 @@ fn process_day(
     resolved: &Resolved,
     write: bool,
     source_name: &str,
+    bench: Bench,
 ) -> Result<DayOutcome> {
     let cfg = &resolved.config;
     let report = validate_for(raw, session, req.bar, &cfg.ingest.validation)?;
@@ -416,6 +459,7 @@ fn process_day(
             entry: None,
             report,
             bars: 0,
+            benchmark: None,
         });
     }
     let mut factor_checksum = None;
@@ -449,22 +493,19 @@ fn process_day(
     }
 
     // Features, with the state carried over from the symbol's previous days.
-    st.features.begin_day(DayContext {
-        regular_close_sec: session.close_sec,
-    });
+    st.features.begin_day(DayContext::of(session));
     let prev_close = st.features.prev_close();
-    let inputs: Vec<BarInput> = (0..raw.len())
-        .map(|i| BarInput {
-            sec_of_day: crate::clock::sec_of_day(raw.ts_ns[i], raw.date, utc_offset_sec).max(0)
-                as u32,
-            open: raw.open[i].dollars(),
-            high: raw.high[i].dollars(),
-            low: raw.low[i].dollars(),
-            close: raw.close[i].dollars(),
-            volume: raw.volume[i] as f64,
-            halted: raw.is_halted(raw.ts_ns[i]),
-        })
-        .collect();
+    let mut inputs = raw_inputs(raw, utc_offset_sec);
+    let own_bench = matches!(bench, Bench::Own).then(|| benchmark_day(&inputs));
+    let bench = match bench {
+        Bench::Own => own_bench.as_ref(),
+        Bench::Other(b) => b,
+    };
+    if let Some(b) = bench {
+        for bar in &mut inputs {
+            bar.bench_close = b.close_at(bar.sec_of_day);
+        }
+    }
     let mut cols: Vec<Vec<f32>> = (0..features::N_FEATURES)
         .map(|_| Vec::with_capacity(raw.len()))
         .collect();
@@ -497,6 +538,7 @@ fn process_day(
             entry: None,
             report,
             bars: 0,
+            benchmark: own_bench,
         });
     }
     let info = DayInfo {
@@ -541,7 +583,105 @@ fn process_day(
         entry: Some(entry),
         report,
         bars: raw.len() as u64,
+        benchmark: own_bench,
     })
+}
+
+/// Refuses a cache whose cross-sectional features were computed against another benchmark
+/// than `features.benchmark` says: a policy trained on it would meet other values from a
+/// live stream, which computes them against the configured one.
+pub fn check_cache_benchmark(cache: &Path, features: &crate::config::FeaturesConfig) -> Result<()> {
+    let catalog = Catalog::load_existing(cache)?;
+    let want = features.benchmark();
+    match catalog.settings {
+        Some(s) if s.benchmark != want => Err(Error::Config(format!(
+            "{} was built with features.benchmark {} and this run's config says {}: its cross-sectional \
+             features would differ from a live stream's; set features.benchmark = \"{}\" or rebuild the cache",
+            cache.display(),
+            s.benchmark.as_deref().unwrap_or("none"),
+            want.as_deref().unwrap_or("none"),
+            s.benchmark.as_deref().unwrap_or("")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A validated (and adjusted) day's bars as the features see them: OHLCV, halts, the
+/// closing quote and the trade flow where the source has them; no benchmark close yet.
+pub fn raw_inputs(raw: &RawDay, utc_offset_sec: i32) -> Vec<BarInput> {
+    (0..raw.len())
+        .map(|i| BarInput {
+            sec_of_day: crate::clock::sec_of_day(raw.ts_ns[i], raw.date, utc_offset_sec).max(0)
+                as u32,
+            open: raw.open[i].dollars(),
+            high: raw.high[i].dollars(),
+            low: raw.low[i].dollars(),
+            close: raw.close[i].dollars(),
+            volume: raw.volume[i] as f64,
+            halted: raw.is_halted(raw.ts_ns[i]),
+            quote: raw.quotes.as_ref().map(|q| QuoteInput {
+                bid: q.bid[i].dollars(),
+                ask: q.ask[i].dollars(),
+                bid_size: q.bid_size[i] as f64,
+                ask_size: q.ask_size[i] as f64,
+            }),
+            flow: raw
+                .flow
+                .as_ref()
+                .map(|f| (f.buy_volume[i] as f64, f.sell_volume[i] as f64)),
+            bench_close: None,
+        })
+        .collect()
+}
+
+/// The benchmark's day on the bar clock, from its bars.
+pub fn benchmark_day(bars: &[BarInput]) -> BenchmarkDay {
+    let mut day = BenchmarkDay::new();
+    for b in bars {
+        day.push(b.sec_of_day, b.close);
+    }
+    day
+}
+
+/// A cached day's bars as the features see them, benchmark closes from `bench` (the
+/// benchmark's cached day of the same date, when there is one): what the cache builder
+/// fed [`FeatureState::update`] for this day, so replaying a cache's days rebuilds its
+/// feature state. Returns the day's context with them.
+pub fn cached_inputs(
+    day: &crate::cache::DayCache,
+    bench: Option<&BenchmarkDay>,
+) -> (DayContext, Vec<BarInput>) {
+    let meta = day.meta();
+    let ctx = DayContext::new(meta.date, meta.session.open_sec, meta.session.close_sec);
+    let quotes = match (day.bid(), day.ask(), day.bid_size(), day.ask_size()) {
+        (Some(b), Some(a), Some(bs), Some(az)) => Some((b, a, bs, az)),
+        _ => None,
+    };
+    let flow = day.buy_volume().zip(day.sell_volume());
+    let inputs = (0..day.rows())
+        .map(|i| {
+            let ts = day.ts_ns()[i];
+            let sec_of_day = day.sec_of_day(i).max(0) as u32;
+            BarInput {
+                sec_of_day,
+                open: day.opens()[i].dollars(),
+                high: day.highs()[i].dollars(),
+                low: day.lows()[i].dollars(),
+                close: day.closes()[i].dollars(),
+                volume: day.volumes()[i] as f64,
+                halted: meta.halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns),
+                quote: quotes.map(|(b, a, bs, az)| QuoteInput {
+                    bid: b[i].dollars(),
+                    ask: a[i].dollars(),
+                    bid_size: bs[i] as f64,
+                    ask_size: az[i] as f64,
+                }),
+                flow: flow.map(|(b, s)| (b[i] as f64, s[i] as f64)),
+                bench_close: bench.and_then(|b| b.close_at(sec_of_day)),
+            }
+        })
+        .collect();
+    (ctx, inputs)
 }
 
 /// How `cfg` cleans bars, as the build summary and the caches record it.
@@ -586,7 +726,7 @@ fn factor_tables(req: &BuildRequest, resolved: &Resolved) -> Result<Option<Facto
 fn check_settings(dir: &Path, catalog: &Catalog, want: &CacheSettings) -> Result<()> {
     match &catalog.settings {
         Some(have) if have != want && !catalog.entries.is_empty() => Err(Error::Usage(format!(
-            "{} holds {} bars, adjust {}, features {} v{} (format {}), cleaning {}; this build makes {} bars, adjust {}, features {} v{} (format {}), cleaning {}. One cache folder never mixes them: use another --cache folder, or delete this one to rebuild it",
+            "{} holds {} bars, adjust {}, features {} v{} (format {}), cleaning {}, benchmark {}; this build makes {} bars, adjust {}, features {} v{} (format {}), cleaning {}, benchmark {}. One cache folder never mixes them: use another --cache folder, or delete this one to rebuild it",
             dir.display(),
             have.bar,
             have.adjust,
@@ -594,12 +734,14 @@ fn check_settings(dir: &Path, catalog: &Catalog, want: &CacheSettings) -> Result
             have.feature_version,
             have.format_version,
             have.cleaning,
+            have.benchmark.as_deref().unwrap_or("none"),
             want.bar,
             want.adjust,
             want.feature_set,
             want.feature_version,
             want.format_version,
-            want.cleaning
+            want.cleaning,
+            want.benchmark.as_deref().unwrap_or("none"),
         ))),
         _ => Ok(()),
     }

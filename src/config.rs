@@ -136,11 +136,26 @@ impl Default for PolicyConfig {
 pub struct FeaturesConfig {
     /// Trading days read before `--from` so indicators are warm at the first cached bar.
     pub warmup_days: u32,
+    /// The symbol the cross-sectional features (`rel_ret_*`, `bench_corr_60`) are
+    /// computed against; "" for none. A cache build reads and writes it with the other
+    /// symbols.
+    pub benchmark: String,
 }
 
 impl Default for FeaturesConfig {
     fn default() -> Self {
-        FeaturesConfig { warmup_days: 5 }
+        FeaturesConfig {
+            warmup_days: 5,
+            benchmark: "SPY".into(),
+        }
+    }
+}
+
+impl FeaturesConfig {
+    /// The benchmark symbol, upper-cased, or `None` when unset.
+    pub fn benchmark(&self) -> Option<String> {
+        let b = self.benchmark.trim();
+        (!b.is_empty()).then(|| b.to_ascii_uppercase())
     }
 }
 

@@ -30,7 +30,7 @@ fn export_writes_a_verified_bundle_and_refuses_altered_ones() {
     let m = &bundle.manifest;
     let agent = Agent::load(&run, None).unwrap();
     assert_eq!(m.observation.fields, agent.params.obs_names());
-    assert_eq!(m.observation.feature_fields, 19);
+    assert_eq!(m.observation.feature_fields, 39);
     assert_eq!(m.actions, agent.params.actions);
     assert_eq!(m.trained.update, 4);
     assert_eq!(m.trained.global_step, 1024);
@@ -39,7 +39,7 @@ fn export_writes_a_verified_bundle_and_refuses_altered_ones() {
     assert_eq!(norm.count, agent.obs_norm.as_ref().unwrap().count);
     assert!((norm.count - (1e-4 + 1024.0)).abs() < 1e-9);
     assert_eq!(m.network.tensors["lstm.weight_ih"], [4 * 128, 128]);
-    assert_eq!(m.network.tensors["encoder0.weight"], [128, 24]);
+    assert_eq!(m.network.tensors["encoder0.weight"], [128, 44]);
     // Every parameter is exported exactly.
     for (name, t) in agent.policy.named_parameters() {
         let n = t.numel();
@@ -55,7 +55,7 @@ fn export_writes_a_verified_bundle_and_refuses_altered_ones() {
         .success()
         .stdout(predicates::str::contains(&m.content_hash))
         .stdout(predicates::str::contains(
-            "feature set v1, 19 features + 5 account fields",
+            "feature set v2, 39 features + 5 account fields",
         ));
 
     // Exporting into a folder that holds files is refused.
@@ -261,8 +261,8 @@ fn a_bundle_of_another_feature_set_is_refused() {
     export(&run, &b);
     let bundle = Bundle::open(&b).unwrap();
     let mut m: Manifest = bundle.manifest.clone();
-    m.observation.feature_set_version = 2;
-    let other = tmp.path().join("v2");
+    m.observation.feature_set_version = 1;
+    let other = tmp.path().join("v1");
     Bundle::write(&other, m, &bundle.tensors, &bundle.config_toml).unwrap();
     sim_train()
         .args(["-q", "eval", "--policy"])
@@ -274,7 +274,7 @@ fn a_bundle_of_another_feature_set_is_refused() {
         .assert()
         .failure()
         .code(3)
-        .stderr(predicates::str::contains("reads feature set version 2"));
+        .stderr(predicates::str::contains("reads feature set version 1"));
     // A live stream computes this build's features: refused there too, before any line.
     sim_train()
         .args(["-q", "live", "--policy"])
@@ -286,6 +286,6 @@ fn a_bundle_of_another_feature_set_is_refused() {
         .failure()
         .code(3)
         .stderr(predicates::str::contains(
-            "reads feature set version 2, and this sim-train computes version 1 from a feed",
+            "reads feature set version 1, and this sim-train computes version 2 from a feed",
         ));
 }

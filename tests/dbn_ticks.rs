@@ -225,4 +225,12 @@ fn the_cache_keeps_the_quote_and_trade_columns_and_the_environments_trade_on_the
     );
     let (_, unquoted) = sim_train::env::exec::open_basis(&params, &day.bars[0]);
     assert!((unquoted - day.bars[0].open * params.half_spread_frac).abs() < 1e-12);
+
+    // Features v2 from these columns, by hand: sellers initiated all of bar 0's volume
+    // and buyers all of bar 1's; bars 2 and 3 traded nothing (neutral 0). Bar 0's closing
+    // quote 307.80 / 307.86 is 0.06 / 307.83 · 10⁴ bps wide.
+    let f = |name: &str| cached.feature_by_name(name).unwrap().to_vec();
+    assert_eq!(f("trade_imbalance"), [-1.0, 1.0, 0.0, 0.0]);
+    let spread = f64::from(f("spread_bps")[0]);
+    assert!((spread - 0.06 / 307.83 * 1e4).abs() < 1e-4, "{spread}");
 }

@@ -1,6 +1,7 @@
-//! Features v1 against independent truth: hand-computed values for every feature, a
-//! pandas reference on an 80-bar series, the truncation (causality) property for all
-//! features, checkpoint resume, degenerate input, warm-up across days and long-run accuracy.
+//! Features v2 against independent truth: hand-computed values for every feature, pandas
+//! references on an 80-bar series (v1's columns, and v2's with quotes, trade flow and a
+//! benchmark), the truncation (causality) property for all features, checkpoint resume,
+//! degenerate input, warm-up across days and long-run accuracy.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,20 +20,14 @@ fn idx(name: &str) -> usize {
 
 fn day(close_sec: u32) -> DayContext {
     DayContext {
+        regular_open_sec: OPEN,
         regular_close_sec: close_sec,
+        weekday: 0,
     }
 }
 
 fn bar(sec_of_day: u32, high: f64, low: f64, close: f64, volume: f64) -> BarInput {
-    BarInput {
-        sec_of_day,
-        open: close,
-        high,
-        low,
-        close,
-        volume,
-        halted: false,
-    }
+    BarInput::ohlcv(sec_of_day, close, high, low, close, volume)
 }
 
 /// A bar with high = low = close.
@@ -100,8 +95,9 @@ fn names_are_unique_and_indexed() {
     }
     assert_eq!(feature_index("no_such_feature"), None);
     assert_eq!(feature_index(""), None);
-    assert_eq!(FEATURE_SET, "v1");
-    assert_eq!(FEATURE_VERSION, 1);
+    assert_eq!(FEATURE_SET, "v2");
+    assert_eq!(FEATURE_VERSION, 2);
+    assert_eq!(N_FEATURES, 39);
     // The neutral values the contract names.
     assert_eq!(FEATURE_NEUTRAL[idx("rsi_14")], 0.5);
     assert_eq!(FEATURE_NEUTRAL[idx("range_pos")], 0.5);
@@ -441,9 +437,319 @@ fn halted_flag() {
     assert_eq!([r[0][h], r[1][h], r[2][h]], [0.0, 1.0, 0.0]);
 }
 
+// ---------------------------------------------------------------- v2 by hand
+
+fn quoted(sec: u32, close: f64, quote: Option<(f64, f64, f64, f64)>) -> BarInput {
+    BarInput {
+        quote: quote.map(|(bid, ask, bid_size, ask_size)| QuoteInput {
+            bid,
+            ask,
+            bid_size,
+            ask_size,
+        }),
+        ..flat(sec, close, 100.0)
+    }
+}
+
+#[test]
+fn microstructure_by_hand() {
+    let mut state = FeatureState::new();
+    state.begin_day(day(CLOSE));
+    let r = rows(
+        &mut state,
+        &[
+            quoted(OPEN, 10.01, Some((10.00, 10.02, 300.0, 100.0))),
+            quoted(OPEN + 60, 10.01, Some((10.01, 10.02, 200.0, 150.0))),
+            quoted(OPEN + 120, 10.01, None),
+            quoted(OPEN + 180, 10.01, Some((10.00, 10.01, 100.0, 50.0))),
+            // Crossed: no book, and not the next bar's order-flow reference.
+            quoted(OPEN + 240, 10.01, Some((10.03, 10.02, 100.0, 50.0))),
+            // No size on either side, as the previous usable quote's are not: order flow
+            // from (10.00/10.01, 100/50): bid equal: +0 − 100; ask equal: −0 + 50 → −50/150.
+            quoted(OPEN + 300, 10.01, Some((10.00, 10.01, 0.0, 0.0))),
+            // Bid equal: +250 − 0; ask up: + 0 (the earlier ask size); over 330.
+            quoted(OPEN + 360, 10.01, Some((10.00, 10.02, 250.0, 80.0))),
+        ],
+    );
+    let (spread, micro, ofi) = (idx("spread_bps"), idx("microprice_dev_bps"), idx("ofi"));
+    // Bar 0: mid 10.01, spread 0.02 / 10.01 · 1e4; microprice (10.00·100 + 10.02·300) /
+    // 400 = 10.015, (10.015 / 10.01 − 1) · 1e4. No earlier quote today: no order flow.
+    assert_f32(r[0][spread], 0.02 / 10.01 * 1e4, "spread_bps");
+    assert_f32(
+        r[0][micro],
+        (10.015 / 10.01 - 1.0) * 1e4,
+        "microprice_dev_bps",
+    );
+    assert_neutral(&r[0], "ofi", "the day's first quote");
+    // Bar 1: bid up → +200; ask equal → −150 + 100; over 200 + 300 + 150 + 100 = 750.
+    assert_f32(r[1][ofi], 150.0 / 750.0, "ofi, bid up and ask equal");
+    // Bar 2 has no quote: nothing about the book.
+    for name in ["spread_bps", "microprice_dev_bps", "ofi"] {
+        assert_neutral(&r[2], name, "a bar without a quote");
+    }
+    // Bar 3 against bar 1's quote: bid down → −200; ask down → −50; over 500.
+    assert_f32(r[3][ofi], -250.0 / 500.0, "ofi, both sides down");
+    for name in ["spread_bps", "microprice_dev_bps", "ofi"] {
+        assert_neutral(&r[4], name, "a crossed quote");
+    }
+    assert_f32(r[5][ofi], -50.0 / 150.0, "ofi after a crossed quote");
+    assert_f32(
+        r[5][spread],
+        0.01 / 10.005 * 1e4,
+        "spread_bps without sizes",
+    );
+    assert_neutral(&r[5], "microprice_dev_bps", "a quote without sizes");
+    assert_f32(r[6][ofi], 250.0 / 330.0, "ofi, bid equal and ask up");
+
+    // The order-flow reference does not carry over to the next day.
+    state.begin_day(day(CLOSE));
+    let next = rows(
+        &mut state,
+        &[quoted(OPEN, 10.0, Some((10.0, 10.01, 1.0, 1.0)))],
+    );
+    assert_neutral(&next[0], "ofi", "the next day's first quote");
+
+    // Trade imbalance: (300 − 100) / 400; nothing traded, or no flow: neutral.
+    let flows = [Some((300.0, 100.0)), Some((0.0, 0.0)), None];
+    let bars: Vec<BarInput> = flows
+        .iter()
+        .enumerate()
+        .map(|(i, &flow)| BarInput {
+            flow,
+            ..flat(OPEN + 60 * i as u32, 10.0, 400.0)
+        })
+        .collect();
+    let r = one_day(&bars);
+    assert_f32(r[0][idx("trade_imbalance")], 0.5, "trade_imbalance");
+    assert_neutral(&r[1], "trade_imbalance", "no volume traded");
+    assert_neutral(&r[2], "trade_imbalance", "no trade flow");
+}
+
+#[test]
+fn volatility_by_hand() {
+    // Closes alternate 100 and 101: every |r| = ln 1.01, so rv_k = sqrt(k) · ln 1.01.
+    let closes: Vec<f64> = (0..62)
+        .map(|t| if t % 2 == 0 { 100.0 } else { 101.0 })
+        .collect();
+    let r = one_day(&minute_bars(&closes, &[1.0; 62]));
+    let ln = 1.01f64.ln();
+    assert_neutral(&r[14], "rv_15", "15 closes");
+    assert_f32(r[15][idx("rv_15")], 15f64.sqrt() * ln, "rv_15");
+    assert_neutral(&r[59], "rv_60", "60 closes");
+    assert_f32(r[60][idx("rv_60")], 60f64.sqrt() * ln, "rv_60");
+    // Range estimators on 20 bars with h/l = e^0.01 and c/o = e^0.005:
+    // Parkinson sqrt(1e-4 / (4 ln 2)); Garman–Klass sqrt(0.5e-4 − (2 ln 2 − 1) · 0.25e-4).
+    let bars: Vec<BarInput> = (0..20)
+        .map(|i| {
+            let o = 50.0;
+            BarInput::ohlcv(
+                OPEN + 60 * i,
+                o,
+                o * 0.01f64.exp(),
+                o,
+                o * 0.005f64.exp(),
+                1.0,
+            )
+        })
+        .collect();
+    let r = one_day(&bars);
+    assert_neutral(&r[18], "parkinson_20", "19 bars");
+    assert_f32(
+        r[19][idx("parkinson_20")],
+        (1e-4 / (4.0 * std::f64::consts::LN_2)).sqrt(),
+        "parkinson_20",
+    );
+    assert_f32(
+        r[19][idx("garman_klass_20")],
+        (0.5e-4 - (2.0 * std::f64::consts::LN_2 - 1.0) * 0.25e-4).sqrt(),
+        "garman_klass_20",
+    );
+    // Volume z-score: 59 bars of volume e − 1 (x = 1) then one of e³ − 1 (x = 3): mean
+    // 62/60, population std sqrt(59 · (2/60)² + (118/60)²) / sqrt(60) ... by hand:
+    // deviations −1/30 (59 times) and 59/30: variance (59/900 + 3481/900) / 60 = 3540/54000.
+    let e = std::f64::consts::E;
+    let mut volumes = vec![e - 1.0; 59];
+    volumes.push(e.powi(3) - 1.0);
+    let r = one_day(&minute_bars(&[10.0; 60], &volumes));
+    assert_neutral(&r[58], "vol_z_60", "59 bars");
+    assert_f32(
+        r[59][idx("vol_z_60")],
+        (59.0 / 30.0) / (3540.0f64 / 54000.0).sqrt(),
+        "vol_z_60",
+    );
+}
+
+#[test]
+fn levels_and_calendar_by_hand() {
+    // Day 1 (a Friday): a pre-market spike and an after-hours low stay out of the previous
+    // day's regular range, and in the day's own high and low.
+    let friday = DayContext::new(
+        chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap(),
+        OPEN,
+        CLOSE,
+    );
+    assert_eq!(friday.weekday, 4);
+    let mut state = FeatureState::new();
+    state.begin_day(friday);
+    let r = rows(
+        &mut state,
+        &[
+            bar(OPEN - 1800, 50.0, 10.0, 10.0, 1.0), // 09:00
+            bar(OPEN, 12.0, 9.0, 11.0, 1.0),
+            bar(OPEN + 60, 11.5, 10.0, 10.5, 1.0),
+            bar(CLOSE + 1800, 10.5, 5.0, 6.0, 1.0), // 16:30
+        ],
+    );
+    assert_f32(
+        r[0][idx("mins_since_open")],
+        -30.0 / 390.0,
+        "mins_since_open at 09:00",
+    );
+    assert_f32(
+        r[2][idx("mins_since_open")],
+        1.0 / 390.0,
+        "mins_since_open at 09:31",
+    );
+    let angle = std::f64::consts::TAU * 4.0 / 5.0;
+    assert_f32(r[0][idx("dow_sin")], angle.sin(), "dow_sin on a Friday");
+    assert_f32(r[0][idx("dow_cos")], angle.cos(), "dow_cos on a Friday");
+    // Day's range so far, pre-market included: high 50, low 9 at bar 1.
+    assert_f32(
+        r[1][idx("dist_day_high")],
+        11.0 / 50.0 - 1.0,
+        "dist_day_high",
+    );
+    assert_f32(r[1][idx("dist_day_low")], 11.0 / 9.0 - 1.0, "dist_day_low");
+    assert_f32(
+        r[3][idx("dist_day_low")],
+        6.0 / 5.0 - 1.0,
+        "dist_day_low after hours",
+    );
+    for name in ["dist_prev_high", "dist_prev_low"] {
+        assert_neutral(&r[1], name, "no previous day");
+    }
+    // Day 2: only extended-hours bars; day 3 still measures against day 1's regular range
+    // [9, 12].
+    state.begin_day(day(CLOSE));
+    rows(&mut state, &[bar(CLOSE + 60, 30.0, 1.0, 2.0, 1.0)]);
+    state.begin_day(day(CLOSE));
+    let r = rows(&mut state, &[bar(OPEN, 10.5, 10.5, 10.5, 1.0)]);
+    assert_f32(
+        r[0][idx("dist_prev_high")],
+        10.5 / 12.0 - 1.0,
+        "dist_prev_high",
+    );
+    assert_f32(
+        r[0][idx("dist_prev_low")],
+        10.5 / 9.0 - 1.0,
+        "dist_prev_low",
+    );
+}
+
+#[test]
+fn benchmark_as_of_and_cross_sectional_by_hand() {
+    // The as-of join: the close of the benchmark's last bar starting at or before t.
+    let mut b = BenchmarkDay::new();
+    b.push(OPEN, 400.0);
+    b.push(OPEN + 60, 401.0);
+    b.push(OPEN + 60, 999.0); // not after the last: ignored
+    b.push(OPEN + 180, 402.0);
+    assert_eq!(b.close_at(OPEN - 1), None);
+    assert_eq!(b.close_at(OPEN), Some(400.0));
+    assert_eq!(b.close_at(OPEN + 120), Some(401.0));
+    assert_eq!(b.close_at(OPEN + 180), Some(402.0));
+    assert_eq!(b.close_at(CLOSE), Some(402.0));
+    assert_eq!(b.last_sec(), Some(OPEN + 180));
+
+    // Own closes 100 · 1.01^t against a benchmark 400 · 1.005^t:
+    // rel_ret_k = k (ln 1.01 − ln 1.005).
+    let with_bench = |f: &dyn Fn(usize, f64) -> Option<f64>| -> Vec<[f32; N_FEATURES]> {
+        let bars: Vec<BarInput> = (0..70)
+            .map(|t| {
+                let c = 100.0 * 1.01f64.powi(t as i32);
+                BarInput {
+                    bench_close: f(t, c),
+                    ..flat(OPEN + 60 * t as u32, c, 1.0)
+                }
+            })
+            .collect();
+        one_day(&bars)
+    };
+    let r = with_bench(&|t, _| Some(400.0 * 1.005f64.powi(t as i32)));
+    for (name, k) in [("rel_ret_5", 5), ("rel_ret_15", 15), ("rel_ret_60", 60)] {
+        assert_neutral(&r[k - 1], name, "k closes");
+        assert_f32(
+            r[k][idx(name)],
+            k as f64 * (1.01f64.ln() - 1.005f64.ln()),
+            name,
+        );
+    }
+    // A symbol that does not move has no correlation with anything.
+    let bars: Vec<BarInput> = (0..62)
+        .map(|t| BarInput {
+            bench_close: Some(400.0 + (t % 3) as f64),
+            ..flat(OPEN + 60 * t as u32, 100.0, 1.0)
+        })
+        .collect();
+    assert_neutral(&one_day(&bars)[61], "bench_corr_60", "a constant price");
+
+    // The benchmark itself: relative returns 0, correlation 1 once 61 closes are in.
+    let wobble = |t: usize| 100.0 * (1.0 + 0.01 * ((t * 7 % 5) as f64));
+    let bars: Vec<BarInput> = (0..62)
+        .map(|t| BarInput {
+            bench_close: Some(wobble(t)),
+            ..flat(OPEN + 60 * t as u32, wobble(t), 1.0)
+        })
+        .collect();
+    let r = one_day(&bars);
+    assert_neutral(&r[59], "bench_corr_60", "60 closes");
+    assert_f32(
+        r[60][idx("bench_corr_60")],
+        1.0,
+        "bench_corr_60 of the benchmark",
+    );
+    assert_eq!(r[61][idx("rel_ret_5")], 0.0);
+    // A benchmark moving as the inverse: correlation −1.
+    let bars: Vec<BarInput> = (0..62)
+        .map(|t| BarInput {
+            bench_close: Some(1e4 / wobble(t)),
+            ..flat(OPEN + 60 * t as u32, wobble(t), 1.0)
+        })
+        .collect();
+    assert_f32(
+        one_day(&bars)[61][idx("bench_corr_60")],
+        -1.0,
+        "inverse benchmark",
+    );
+
+    // A missing benchmark close at t − 5 or at t: neutral; correlation waits 60 returns
+    // past the gap (bar 10 missing spoils the benchmark returns of bars 10 and 11).
+    let r = with_bench(&|t, _| (t != 10).then(|| 400.0 * 1.01f64.powi(t as i32)));
+    assert_neutral(&r[10], "rel_ret_5", "no benchmark close now");
+    assert_neutral(&r[15], "rel_ret_5", "no benchmark close 5 bars ago");
+    assert_eq!(r[16][idx("rel_ret_5")], 0.0);
+}
+
+#[test]
+fn random_days_exercise_every_feature() {
+    // The property tests below are only as strong as their data: every feature takes a
+    // value other than its neutral one somewhere in it.
+    let rows = all_rows(&random_days(7));
+    for (i, name) in FEATURE_NAMES.iter().enumerate() {
+        assert!(
+            rows.iter().any(|r| r[i] != FEATURE_NEUTRAL[i]),
+            "{name} is never defined in the random days"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- pandas reference
 
-/// Reference rows for the 80-bar series of [`reference_bars`], produced with pandas 3.1.1 /
+/// Feature set v1's columns, the first 19 of v2.
+const V1: usize = 19;
+
+/// Reference rows of v1's columns for the 80-bar series of [`reference_bars`], produced
+/// with pandas 3.1.1 /
 /// numpy 2.4.6 by this code (NaN, i.e. undefined, replaced by the neutral values):
 ///
 /// ```python
@@ -488,7 +794,7 @@ fn halted_flag() {
 ///     print(f"({r}, [" + ", ".join(f"{x:.12e}" for x in f.loc[r]) + "]),")
 /// ```
 #[rustfmt::skip]
-const PANDAS_ROWS: [(usize, [f64; N_FEATURES]); 15] = [
+const PANDAS_ROWS: [(usize, [f64; V1]); 15] = [
     (0, [0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 5.000000000000e-01, 0.000000000000e+00, 1.200000000000e-02, 0.000000000000e+00, 6.671114076051e-04, 1.000000000000e+00, 5.833333333333e-01, 0.000000000000e+00, 6.087614290087e-01, -7.933533402912e-01, 1.000000000000e+00, 0.000000000000e+00]),
     (1, [1.512225315747e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 1.286283970341e-02, 1.409258748497e-02, 1.000000000000e+00, 9.578065191075e-04, 1.239943713012e-02, 0.000000000000e+00, 8.089512307586e-03, 1.000000000000e+00, 8.164273508189e-01, 0.000000000000e+00, 6.052939880429e-01, -7.960020025346e-01, 9.974358974359e-01, 0.000000000000e+00]),
     (2, [1.461545076198e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 2.340192078541e-02, 2.681535888122e-02, 1.000000000000e+00, 2.409842025388e-03, 1.272975541153e-02, 0.000000000000e+00, 1.512709823395e-02, 1.000000000000e+00, 8.814724494004e-01, 0.000000000000e+00, 6.018150231520e-01, -7.986355100473e-01, 9.948717948718e-01, 0.000000000000e+00]),
@@ -512,15 +818,14 @@ fn reference_bars() -> (Vec<BarInput>, Vec<BarInput>) {
         let tf = t as f64;
         let c = 100.0 + 10.0 * (tf / 7.0).sin() + tf * 0.1;
         let minute = if t < 50 { t } else { t - 50 } as u32;
-        BarInput {
-            sec_of_day: OPEN + 60 * minute,
-            open: c,
-            high: c + 0.5,
-            low: c - 0.7,
-            close: c,
-            volume: 1000.0 + 37.0 * (t % 11) as f64,
-            halted: false,
-        }
+        BarInput::ohlcv(
+            OPEN + 60 * minute,
+            c,
+            c + 0.5,
+            c - 0.7,
+            c,
+            1000.0 + 37.0 * (t % 11) as f64,
+        )
     };
     (
         (0..50).map(bar_at).collect(),
@@ -540,7 +845,7 @@ fn matches_pandas_reference() {
         column.extend(more);
     }
     for (t, want) in PANDAS_ROWS {
-        for (i, name) in FEATURE_NAMES.iter().enumerate() {
+        for (i, name) in FEATURE_NAMES.iter().enumerate().take(V1) {
             let got = f64::from(columns[i][t]);
             // f32 rounding (6e-8 relative) plus the 13 printed digits of the reference.
             let tol = 2e-7 * want[i].abs() + 1e-10;
@@ -553,10 +858,184 @@ fn matches_pandas_reference() {
     }
 }
 
+// ---------------------------------------------------------------- pandas reference, v2
+
+/// Columns of [`PANDAS_V2_ROWS`], in order: every feature v2 adds.
+const V2_NAMES: [&str; 20] = [
+    "spread_bps",
+    "microprice_dev_bps",
+    "ofi",
+    "trade_imbalance",
+    "rv_15",
+    "rv_60",
+    "parkinson_20",
+    "garman_klass_20",
+    "vol_z_60",
+    "mins_since_open",
+    "dow_sin",
+    "dow_cos",
+    "dist_day_high",
+    "dist_day_low",
+    "dist_prev_high",
+    "dist_prev_low",
+    "rel_ret_5",
+    "rel_ret_15",
+    "rel_ret_60",
+    "bench_corr_60",
+];
+
+/// Reference rows of v2's new columns for the series of [`reference_bars_v2`] (two days,
+/// a Thursday of 50 bars and a Friday of 30, with opens, quotes, sizes, trade flow and a
+/// benchmark missing at bar 10), produced with pandas 3.1.2 / numpy 2.4.6 by this code
+/// (NaN, i.e. undefined, replaced by the neutral value 0):
+///
+/// ```python
+/// import numpy as np, pandas as pd
+/// t = np.arange(80)
+/// c = pd.Series(100 + 10*np.sin(t/7) + t*0.1)
+/// o = c.shift(1).fillna(c[0])
+/// h = np.maximum(o, c) + 0.5; l = np.minimum(o, c) - 0.7
+/// v = pd.Series(1000.0 + 37*(t % 11))
+/// bid = c - 0.01 - 0.005*(t % 3); ask = c + 0.01 + 0.004*(t % 4)
+/// bs = pd.Series(100.0 + 10*(t % 5)); az = pd.Series(200.0 - 15*(t % 7))
+/// buy = v*(0.3 + 0.05*(t % 9)); sell = v - buy
+/// B = pd.Series(400 + 5*np.sin(t/5) + 0.05*t + 0.3*np.cos(t/3)); B[10] = np.nan
+/// day = pd.Series(np.where(t < 50, 0, 1))
+/// sec = pd.Series(np.where(t < 50, 34200 + 60*t, 34200 + 60*(t-50)))
+/// wd = np.where(day == 0, 3, 4)
+/// f = pd.DataFrame(index=t)
+/// mid = (bid + ask)/2
+/// f["spread_bps"] = (ask - bid)/mid*1e4
+/// micro = (bid*az + ask*bs)/(bs + az)
+/// f["microprice_dev_bps"] = (micro/mid - 1)*1e4
+/// pb, pa, pbs, pas = bid.shift(1), ask.shift(1), bs.shift(1), az.shift(1)
+/// e = (np.where(bid >= pb, bs, 0) - np.where(bid <= pb, pbs, 0)
+///      - np.where(ask <= pa, az, 0) + np.where(ask >= pa, pas, 0))
+/// ofi = pd.Series(e/(bs + pbs + az + pas))
+/// ofi[day != day.shift(1)] = np.nan
+/// f["ofi"] = ofi
+/// f["trade_imbalance"] = (buy - sell)/(buy + sell)
+/// r = np.log(c).diff()
+/// f["rv_15"] = np.sqrt((r**2).rolling(15).sum())
+/// f["rv_60"] = np.sqrt((r**2).rolling(60).sum())
+/// hl = np.log(h/l)**2; co = np.log(c/o)**2
+/// f["parkinson_20"] = np.sqrt(hl.rolling(20).mean()/(4*np.log(2)))
+/// f["garman_klass_20"] = np.sqrt((0.5*hl - (2*np.log(2) - 1)*co).rolling(20).mean())
+/// lv = np.log1p(v)
+/// f["vol_z_60"] = (lv - lv.rolling(60).mean())/lv.rolling(60).std(ddof=0)
+/// f["mins_since_open"] = (sec - 34200)/60/390
+/// f["dow_sin"] = np.sin(2*np.pi*wd/5); f["dow_cos"] = np.cos(2*np.pi*wd/5)
+/// hi = h.groupby(day).cummax(); lo = l.groupby(day).cummin()
+/// f["dist_day_high"] = c/hi - 1; f["dist_day_low"] = c/lo - 1
+/// ph = h[day == 0].max(); pl = l[day == 0].min()
+/// f["dist_prev_high"] = np.where(day == 1, c/ph - 1, np.nan)
+/// f["dist_prev_low"] = np.where(day == 1, c/pl - 1, np.nan)
+/// for k in (5, 15, 60):
+///     f[f"rel_ret_{k}"] = np.log(c/c.shift(k)) - np.log(B/B.shift(k))
+/// rb = np.log(B/B.shift(1))
+/// f["bench_corr_60"] = r.rolling(60).corr(rb)
+/// f = f.fillna(0.0)
+/// f = f.fillna(0.0)
+/// for row in [0, 1, 2, 5, 10, 11, 15, 19, 20, 25, 49, 50, 51, 60, 61, 70, 71, 75, 79]:
+///     print(f"({row}, [" + ", ".join(f"{x:.12e}" for x in f.loc[row]) + "]),")
+/// ```
+#[rustfmt::skip]
+const PANDAS_V2_ROWS: [(usize, [f64; 20]); 19] = [
+    (0, [2.000000000001e+00, -3.333333333333e-01, 0.000000000000e+00, -4.000000000000e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, -5.877852522925e-01, -8.090169943749e-01, -4.975124378109e-03, 7.049345417925e-03, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (1, [2.856489458457e+00, -3.631130667514e-01, 5.210084033613e-01, -3.000000000000e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 2.564102564103e-03, -5.877852522925e-01, -8.090169943749e-01, -4.900821232968e-03, 2.239393049268e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (2, [3.688696227957e+00, -3.179910541351e-01, 5.213675213675e-01, -2.000000000000e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 5.128205128205e-03, -5.877852522925e-01, -8.090169943749e-01, -4.830057866436e-03, 3.744641008280e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (5, [3.176151838609e+00, -1.764528799220e-01, 4.752475247525e-01, 1.000000000000e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 1.282051282051e-02, -5.877852522925e-01, -8.090169943749e-01, -4.648966792990e-03, 7.805416890015e-02, 0.000000000000e+00, 0.000000000000e+00, 5.787207141381e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (10, [2.975639500798e+00, -3.209022991058e-01, 4.778761061947e-01, -3.000000000000e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 2.564102564103e-02, -5.877852522925e-01, -8.090169943749e-01, -4.488369392194e-03, 1.168079633809e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (11, [3.780344079313e+00, -2.268206447575e-01, 5.247524752475e-01, -2.000000000000e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 2.820512820513e-02, -5.877852522925e-01, -8.090169943749e-01, -4.480286818590e-03, 1.188318026318e-01, 0.000000000000e+00, 0.000000000000e+00, 2.806325005999e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (15, [2.911370484180e+00, -4.341517388684e-01, -5.200000000000e-01, 2.000000000000e-01, 3.551570075748e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 3.846153846154e-02, -5.877852522925e-01, -8.090169943749e-01, -1.516242807962e-02, 1.068264960519e-01, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00, 9.137766417235e-02, 0.000000000000e+00, 0.000000000000e+00]),
+    (19, [3.488995530990e+00, 9.874515653596e-02, -4.766355140187e-01, -3.000000000000e-01, 2.811182148683e-02, 0.000000000000e+00, 1.165221101053e-02, 1.255033403518e-02, 0.000000000000e+00, 4.871794871795e-02, -5.877852522925e-01, -8.090169943749e-01, -4.978301221525e-02, 6.791756231230e-02, 0.000000000000e+00, 0.000000000000e+00, -3.067566915532e-02, 1.635836553246e-02, 0.000000000000e+00, 0.000000000000e+00]),
+    (20, [2.862560075013e+00, -6.815619226330e-02, -5.263157894737e-01, -2.000000000000e-01, 2.814028006619e-02, 0.000000000000e+00, 1.195134206225e-02, 1.283104640668e-02, 0.000000000000e+00, 5.128205128205e-02, -5.877852522925e-01, -8.090169943749e-01, -6.087548501667e-02, 5.545109763488e-02, 0.000000000000e+00, 0.000000000000e+00, -3.740009421754e-02, -3.894501459004e-03, 0.000000000000e+00, 0.000000000000e+00]),
+    (25, [2.949184029188e+00, -2.457653357646e-01, -5.233644859813e-01, 3.000000000000e-01, 3.643849644618e-02, 0.000000000000e+00, 1.182393580660e-02, 1.275965245657e-02, 0.000000000000e+00, 6.410256410256e-02, -5.877852522925e-01, -8.090169943749e-01, -1.188818526566e-01, 7.169722863896e-03, 0.000000000000e+00, 0.000000000000e+00, -6.079045400568e-02, 0.000000000000e+00, 0.000000000000e+00, 0.000000000000e+00]),
+    (49, [2.601611639501e+00, -2.295539681918e-01, 4.310344827586e-01, 0.000000000000e+00, 4.691943465077e-02, 0.000000000000e+00, 1.325790236379e-02, 1.413812267792e-02, 0.000000000000e+00, 1.256410256410e-01, -5.877852522925e-01, -8.090169943749e-01, -4.465487170068e-03, 2.037888480459e-01, 0.000000000000e+00, 0.000000000000e+00, 7.670288382925e-02, 1.854266739512e-01, 0.000000000000e+00, 0.000000000000e+00]),
+    (50, [3.375518905913e+00, -5.033668543897e-01, 0.000000000000e+00, 1.000000000000e-01, 4.775140372157e-02, 0.000000000000e+00, 1.330269631864e-02, 1.415588255622e-02, 0.000000000000e+00, 0.000000000000e+00, -9.510565162952e-01, 3.090169943749e-01, -4.421793692118e-03, 1.630784826397e-02, 5.415905086541e-03, 2.157373135670e-01, 7.181229507432e-02, 1.952370630682e-01, 0.000000000000e+00, 0.000000000000e+00]),
+    (51, [2.818530324120e+00, -3.019853918695e-01, 5.221238938053e-01, 2.000000000000e-01, 4.806609881171e-02, 0.000000000000e+00, 1.335147270806e-02, 1.418334605261e-02, 0.000000000000e+00, 2.564102564103e-03, -9.510565162952e-01, 3.090169943749e-01, -4.384874576532e-03, 2.490281126530e-02, 1.391875441505e-02, 2.260188608829e-01, 6.548574838407e-02, 2.008473214857e-01, 0.000000000000e+00, 0.000000000000e+00]),
+    (60, [1.761573380949e+00, -1.467977817471e-01, -5.233644859813e-01, 2.000000000000e-01, 3.151454467319e-02, 7.456351658118e-02, 1.226743668816e-02, 1.302068714381e-02, 1.021494055971e-01, 2.564102564103e-02, -9.510565162952e-01, 3.090169943749e-01, -2.125072259321e-02, 2.496167403081e-02, 1.397698633834e-02, 2.260892742528e-01, -2.324341839085e-02, 7.821123370325e-02, 1.265912265803e-01, 0.000000000000e+00]),
+    (61, [2.574995182364e+00, -8.218069730948e-02, -4.736842105263e-01, 3.000000000000e-01, 2.936442976318e-02, 7.345881394291e-02, 1.203480237886e-02, 1.280765508950e-02, 3.940117390999e-01, 2.820512820513e-02, -9.510565162952e-01, 3.090169943749e-01, -2.911966860671e-02, 1.672118970552e-02, 5.824816677920e-03, 2.162317647460e-01, -3.289682871483e-02, 5.168058140709e-02, 1.038496878819e-01, 0.000000000000e+00]),
+    (70, [3.249269516005e+00, -5.415449193336e-01, -6.181818181818e-01, 3.000000000000e-01, 3.671612377331e-02, 7.488674981276e-02, 1.143655032932e-02, 1.233682264607e-02, -1.897831017623e-01, 5.128205128205e-02, -9.510565162952e-01, 3.090169943749e-01, -1.244842013994e-01, 6.940327832292e-03, -9.297213142394e-02, 9.676763486070e-02, -6.858815859325e-02, -1.543533640538e-01, 0.000000000000e+00, 0.000000000000e+00]),
+    (71, [4.178206215052e+00, -5.311279086928e-01, -4.789915966387e-01, 4.000000000000e-01, 3.812939259407e-02, 7.556803010735e-02, 1.153789037815e-02, 1.243991661688e-02, 1.021494055971e-01, 5.384615384615e-02, -9.510565162952e-01, 3.090169943749e-01, -1.334426762622e-01, 7.012580130141e-03, -1.022530448849e-01, 8.554526137193e-02, -6.477618940768e-02, -1.645669808242e-01, -1.104963072259e-01, -3.828800282324e-01]),
+    (75, [3.268674369989e+00, -1.815930205551e-01, -5.247524752475e-01, -1.000000000000e-01, 3.946010704007e-02, 7.652093211841e-02, 1.194684111038e-02, 1.288874115887e-02, 1.201271239596e+00, 6.410256410256e-02, -9.510565162952e-01, 3.090169943749e-01, -1.560943378720e-01, 7.202163680124e-03, -1.257199981740e-01, 5.716929217843e-02, -3.410907443829e-02, -1.652190201013e-01, -1.300054576933e-01, -3.846448662504e-01]),
+    (79, [3.763166186999e+00, -1.820886864679e-01, 5.200000000000e-01, 3.000000000000e-01, 3.457284743016e-02, 7.451700023940e-02, 1.205019201542e-02, 1.303317978661e-02, -8.909715330975e-01, 7.435897435897e-02, -9.510565162952e-01, 3.090169943749e-01, -1.524309998555e-01, 1.363255047474e-02, -1.219248071811e-01, 6.175839334427e-02, 1.094710868234e-02, -1.035191806785e-01, -8.914110010039e-02, -4.842228874041e-01]),
+];
+
+/// The v2 reference series (see [`PANDAS_V2_ROWS`]).
+fn reference_bars_v2() -> Vec<(DayContext, Vec<BarInput>)> {
+    let close = |t: usize| {
+        let tf = t as f64;
+        100.0 + 10.0 * (tf / 7.0).sin() + tf * 0.1
+    };
+    let bar_at = |t: usize| {
+        let tf = t as f64;
+        let c = close(t);
+        let o = close(t.saturating_sub(1));
+        let v = 1000.0 + 37.0 * (t % 11) as f64;
+        let buy = v * (0.3 + 0.05 * (t % 9) as f64);
+        let minute = if t < 50 { t } else { t - 50 } as u32;
+        BarInput {
+            sec_of_day: OPEN + 60 * minute,
+            open: o,
+            high: o.max(c) + 0.5,
+            low: o.min(c) - 0.7,
+            close: c,
+            volume: v,
+            halted: false,
+            quote: Some(QuoteInput {
+                bid: c - 0.01 - 0.005 * (t % 3) as f64,
+                ask: c + 0.01 + 0.004 * (t % 4) as f64,
+                bid_size: 100.0 + 10.0 * (t % 5) as f64,
+                ask_size: 200.0 - 15.0 * (t % 7) as f64,
+            }),
+            flow: Some((buy, v - buy)),
+            bench_close: (t != 10)
+                .then(|| 400.0 + 5.0 * (tf / 5.0).sin() + 0.05 * tf + 0.3 * (tf / 3.0).cos()),
+        }
+    };
+    let ctx = |weekday| DayContext {
+        weekday,
+        ..day(CLOSE)
+    };
+    vec![
+        (ctx(3), (0..50).map(bar_at).collect()),
+        (ctx(4), (50..80).map(bar_at).collect()),
+    ]
+}
+
+#[test]
+fn matches_pandas_reference_v2() {
+    let rows = all_rows(&reference_bars_v2());
+    for (t, want) in PANDAS_V2_ROWS {
+        for (name, want) in V2_NAMES.iter().zip(want) {
+            let got = f64::from(rows[t][idx(name)]);
+            // f32 rounding (6e-8 relative) plus the 13 printed digits of the reference.
+            let tol = 2e-7 * want.abs() + 1e-10;
+            assert!(
+                (got - want).abs() <= tol,
+                "{name} at bar {t}: got {got}, pandas {want}"
+            );
+        }
+    }
+    // The reference covers each column both defined and undefined where it can be.
+    for name in V2_NAMES {
+        assert!(
+            PANDAS_V2_ROWS
+                .iter()
+                .any(|(_, r)| r[V2_NAMES.iter().position(|n| *n == name).unwrap()] != 0.0),
+            "{name} is never defined in the reference"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- properties
 
 /// A multi-day random walk with pre-market, regular and after-hours bars, an early close,
-/// halts with zero volume and a one-bar day. Returns (context, bars) per day.
+/// halts with zero volume and a one-bar day; closing quotes with sizes (missing on some
+/// bars and on the fourth day, crossed on a few), trade flow and a correlated benchmark
+/// (both missing on the third day, the benchmark on a few more bars). Returns
+/// (context, bars) per day.
 fn random_days(seed: u64) -> Vec<(DayContext, Vec<BarInput>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let step = Normal::<f64>::new(0.0, 0.002).unwrap();
@@ -571,32 +1050,53 @@ fn random_days(seed: u64) -> Vec<(DayContext, Vec<BarInput>)> {
         (OPEN, 33, CLOSE),
     ];
     let mut close = 50.0f64;
+    let mut bench = 400.0f64;
     plan.iter()
-        .map(|&(start, count, regular_close)| {
+        .enumerate()
+        .map(|(d, &(start, count, regular_close))| {
             let bars = (0..count)
                 .map(|i| {
                     let halted = rng.random_bool(0.05);
                     let open = close;
+                    let common = step.sample(&mut rng);
                     if !halted {
-                        close *= f64::exp(step.sample(&mut rng));
+                        close *= f64::exp(common + step.sample(&mut rng));
                     }
+                    bench *= f64::exp(common);
                     let wick = close * 0.001 * rng.random::<f64>();
+                    let volume = if halted {
+                        0.0
+                    } else {
+                        volume.sample(&mut rng).round()
+                    };
+                    let half = close * 0.0005 * rng.random::<f64>();
+                    let crossed = if rng.random_bool(0.03) { -3.0 } else { 1.0 };
+                    let quote = (d != 3 && rng.random_bool(0.9)).then(|| QuoteInput {
+                        bid: close - half * crossed,
+                        ask: close + half * crossed + 0.01 * rng.random_range(0..3) as f64,
+                        bid_size: 100.0 * rng.random_range(0..6) as f64,
+                        ask_size: 100.0 * rng.random_range(0..6) as f64,
+                    });
+                    let buy = (volume * rng.random::<f64>()).round();
                     BarInput {
                         sec_of_day: start + 60 * i,
                         open,
                         high: open.max(close) + wick,
                         low: open.min(close) - wick,
                         close,
-                        volume: if halted {
-                            0.0
-                        } else {
-                            volume.sample(&mut rng).round()
-                        },
+                        volume,
                         halted,
+                        quote,
+                        flow: (d != 2).then_some((buy, volume - buy)),
+                        bench_close: (d != 2 && rng.random_bool(0.99)).then_some(bench),
                     }
                 })
                 .collect();
-            (day(regular_close), bars)
+            let ctx = DayContext {
+                weekday: (d % 5) as u8,
+                ..day(regular_close)
+            };
+            (ctx, bars)
         })
         .collect()
 }
@@ -709,10 +1209,12 @@ fn checkpoint_from_another_version_or_corrupt_is_refused() {
     let err = serde_json::from_value::<FeatureState>(other)
         .err()
         .unwrap_or_else(|| panic!("a checkpoint of another version was accepted"));
-    assert!(err.to_string().contains("feature_version 2"), "{err}");
+    let named = format!("feature_version {}", FEATURE_VERSION + 1);
+    assert!(err.to_string().contains(&named), "{err}");
 
     let mut short = value.clone();
-    short["closes"] = serde_json::json!([1, 2, 3]);
+    assert_eq!(short["rings"][0][0], "closes");
+    short["rings"][0][1] = serde_json::json!([1, 2, 3]);
     let err = serde_json::from_value::<FeatureState>(short)
         .err()
         .unwrap_or_else(|| panic!("a checkpoint with a short ring was accepted"));
@@ -746,6 +1248,23 @@ fn degenerate_input_gives_finite_neutral_features() {
             "range_pos",
             "gap_prev_close",
             "halted",
+            "spread_bps",
+            "microprice_dev_bps",
+            "ofi",
+            "trade_imbalance",
+            "rv_15",
+            "rv_60",
+            "parkinson_20",
+            "garman_klass_20",
+            "vol_z_60",
+            "dist_day_high",
+            "dist_day_low",
+            "dist_prev_high",
+            "dist_prev_low",
+            "rel_ret_5",
+            "rel_ret_15",
+            "rel_ret_60",
+            "bench_corr_60",
         ] {
             assert_neutral(row, name, &format!("constant price, zero volume, bar {t}"));
         }

@@ -1327,3 +1327,33 @@ fn parameters_share_one_buffer_and_adam_steps_it_as_per_parameter_adam() {
         );
     }
 }
+
+/// Training on a cache whose cross-sectional features were computed against another
+/// benchmark than the config names is refused before the run starts: live would compute
+/// them against the configured one.
+#[test]
+fn a_cache_of_another_benchmark_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = small_market_cache(tmp.path()); // built with the default benchmark, SPY
+    let r = market_config(&["features.benchmark=\"QQQ\""]);
+    let err = train(
+        &r,
+        &RunOptions {
+            run_dir: tmp.path().join("run"),
+            resume: false,
+            cache: Some(cache),
+            index: None,
+            stop_after: None,
+            progress: false,
+            init_from: None,
+        },
+    )
+    .map(|_| ())
+    .expect_err("trained on a cache of another benchmark");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("features.benchmark SPY") && msg.contains("says QQQ"),
+        "{msg}"
+    );
+    assert!(!tmp.path().join("run").exists(), "the run dir was created");
+}

@@ -18,10 +18,12 @@ use std::process::Stdio;
 const SYMBOLS: &str = "SYN000,SYN001";
 
 /// The cache's bars as feed lines (RFC 3339 or integer timestamps alternately, the
-/// closing quote when there is one), in time order across symbols, from `from` on.
+/// closing quote and its sizes when there is one), in time order across symbols (the
+/// cache's benchmark first within a bar time), from `from` on.
 fn cache_lines(cache: &Path, from: Option<chrono::NaiveDate>) -> Vec<String> {
     let catalog = Catalog::load_existing(cache).unwrap();
-    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    let benchmark = catalog.settings.as_ref().and_then(|s| s.benchmark.clone());
+    let mut rows: Vec<(i64, bool, String, String)> = Vec::new();
     for e in catalog.entries.values() {
         if from.is_some_and(|f| e.date < f) {
             continue;
@@ -37,6 +39,7 @@ fn cache_lines(cache: &Path, from: Option<chrono::NaiveDate>) -> Vec<String> {
             day.volumes(),
         );
         let quotes = day.bid().zip(day.ask());
+        let sizes = day.bid_size().zip(day.ask_size());
         for i in 0..day.rows() {
             let mut bar = serde_json::json!({
                 "symbol": e.symbol,
@@ -57,6 +60,10 @@ fn cache_lines(cache: &Path, from: Option<chrono::NaiveDate>) -> Vec<String> {
             {
                 bar["bid"] = serde_json::json!(b[i].dollars());
                 bar["ask"] = serde_json::json!(a[i].dollars());
+                if let Some((bs, az)) = sizes {
+                    bar["bid_size"] = serde_json::json!(bs[i]);
+                    bar["ask_size"] = serde_json::json!(az[i]);
+                }
             }
             if halts
                 .iter()
@@ -64,11 +71,12 @@ fn cache_lines(cache: &Path, from: Option<chrono::NaiveDate>) -> Vec<String> {
             {
                 bar["halted"] = serde_json::json!(true);
             }
-            rows.push((ts[i], e.symbol.clone(), bar.to_string()));
+            let first = benchmark.as_ref() != Some(&e.symbol);
+            rows.push((ts[i], first, e.symbol.clone(), bar.to_string()));
         }
     }
     rows.sort();
-    rows.into_iter().map(|r| r.2).collect()
+    rows.into_iter().map(|r| r.3).collect()
 }
 
 fn live(bundle: &Path, feed: &str, journal: &Path, extra: &[&str]) -> std::process::Command {
@@ -633,6 +641,7 @@ fn orders_the_broker_rejects_are_journaled_and_never_fill() {
         sim_train::calendar::Calendar::us_equity(),
         sim_train::bars::BarSize::M1,
         engine.params(),
+        None,
     );
     for l in &lines {
         stream

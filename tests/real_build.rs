@@ -98,10 +98,22 @@ fn every_lean_symbol_and_resolution_builds() {
             r.from = from;
             r.to = to;
             let s = build(&r);
-            assert_eq!(s.days_written, expected, "{bar} {sym}: {s:?}");
             assert_eq!(s.days_dropped, 0, "{bar} {sym}");
+            // The benchmark (features.benchmark, SPY by default) is built with the symbol.
             let cat = Catalog::load(&cache).unwrap();
-            assert_eq!(cat.symbols(), vec![sym.to_string()]);
+            let days_of = |x: &str| cat.entries.values().filter(|e| e.symbol == x).count();
+            assert_eq!(days_of(sym), expected, "{bar} {sym}: {s:?}");
+            assert_eq!(s.benchmark.as_deref(), Some("SPY"));
+            assert_eq!(s.benchmark_days, days_of("SPY"), "{bar} {sym}");
+            assert!(s.benchmark_days > 0, "{bar} {sym}: the samples have SPY");
+            assert_eq!(
+                s.days_written,
+                expected + if sym == "SPY" { 0 } else { days_of("SPY") }
+            );
+            let mut want = vec![sym.to_string(), "SPY".to_string()];
+            want.sort();
+            want.dedup();
+            assert_eq!(cat.symbols(), want);
         }
     }
 }
@@ -243,8 +255,8 @@ fn warm_up_makes_a_partial_build_equal_a_full_one() {
     r.from = Some(d(2013, 10, 9));
     let s = build(&r);
     assert_eq!(
-        s.warmup_days_read, 3,
-        "04, 07 and 08 October warm the features up"
+        s.warmup_days_read, 6,
+        "04, 07 and 08 October of IBM and of its benchmark SPY warm the features up"
     );
     let a = day(&full, "IBM", d(2013, 10, 9));
     let b = day(&part, "IBM", d(2013, 10, 9));

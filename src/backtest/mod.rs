@@ -68,7 +68,7 @@ pub struct Backtest {
 pub fn backtest_params(config: &Config) -> Result<Arc<EnvParams>> {
     let mut p = EnvParams::from_config(&config.env).map_err(Error::Config)?;
     p.max_episode_steps = 0;
-    p.feature_cols = vec![feature_index("vwap_dev").expect("feature set v1 has vwap_dev")];
+    p.feature_cols = vec![feature_index("vwap_dev").expect("feature set v2 has vwap_dev")];
     Ok(Arc::new(p))
 }
 

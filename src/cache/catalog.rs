@@ -27,6 +27,10 @@ pub struct CacheSettings {
     /// look-ahead spike filter was the default then).
     #[serde(default = "lookahead_cleaning")]
     pub cleaning: String,
+    /// The symbol the cross-sectional features were computed against (`None`: no
+    /// benchmark, or a catalog from before feature set v2).
+    #[serde(default)]
+    pub benchmark: Option<String>,
 }
 
 fn lookahead_cleaning() -> String {

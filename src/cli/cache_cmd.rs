@@ -90,6 +90,12 @@ fn build(a: BuildArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
         s.elapsed_s,
         s.bars_per_s
     );
+    if let Some(b) = &s.benchmark {
+        println!(
+            "benchmark {b} (features.benchmark): {} symbol-days of it built with the others, for their cross-sectional features",
+            s.benchmark_days
+        );
+    }
     if s.warmup_days_read > 0 {
         println!(
             "read {} earlier symbol-days to warm features up",
@@ -131,12 +137,13 @@ fn ls(cache: &Path, json: bool) -> Result<i32> {
     }
     if let Some(s) = &cat.settings {
         println!(
-            "{}: {} bars, adjust {}, features {} (version {}), cleaning {}, {} symbol-days",
+            "{}: {} bars, adjust {}, features {} (version {}), benchmark {}, cleaning {}, {} symbol-days",
             cache.display(),
             s.bar,
             s.adjust,
             s.feature_set,
             s.feature_version,
+            s.benchmark.as_deref().unwrap_or("none"),
             s.cleaning,
             cat.entries.len()
         );
@@ -287,12 +294,12 @@ fn inspect(cache: &Path, symbol: &str, date: NaiveDate, json: bool) -> Result<i3
         m.clock.n_groups()
     );
     println!(
-        "{:<16} {:<4} {:>10} {:>18}",
+        "{:<18} {:<4} {:>10} {:>18}",
         "column", "type", "rows", "xxh3"
     );
     for c in &m.columns {
         println!(
-            "{:<16} {:<4} {:>10} {:>18x}",
+            "{:<18} {:<4} {:>10} {:>18x}",
             c.name,
             format!("{:?}", c.dtype).to_lowercase(),
             c.len,
@@ -313,11 +320,11 @@ fn inspect(cache: &Path, symbol: &str, date: NaiveDate, json: bool) -> Result<i3
         }
     }
     println!(
-        "{:<16} {:>12} {:>12} {:>12}",
+        "{:<18} {:>12} {:>12} {:>12}",
         "feature", "min", "mean", "max"
     );
     for (n, a, b, c) in stats {
-        println!("{n:<16} {a:>12.5} {b:>12.5} {c:>12.5}");
+        println!("{n:<18} {a:>12.5} {b:>12.5} {c:>12.5}");
     }
     Ok(0)
 }

@@ -410,7 +410,7 @@ pub struct BenchEnvArgs {
     /// Batch steps timed.
     #[arg(long, default_value_t = 2000)]
     pub steps: usize,
-    /// Feature columns in each observation (the first K of feature set v1; default:
+    /// Feature columns in each observation (the first K of feature set v2; default:
     /// env.features).
     #[arg(long)]
     pub obs_features: Option<usize>,

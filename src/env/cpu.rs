@@ -161,7 +161,7 @@ pub(crate) const REASONS: [EndReason; 3] = [
 ];
 
 /// Prefetches every line a step from row `t` reads: bar records `t` and `t+1` (96
-/// contiguous bytes, up to three lines) and feature row `t+1` (up to three lines for 19
+/// contiguous bytes, up to three lines) and feature row `t+1` (up to four lines for the 39
 /// features). Addresses past the end of the day are harmless: a prefetch never faults.
 #[inline(always)]
 fn prefetch_step(day: &DayData, t: usize) {
@@ -1243,7 +1243,7 @@ mod tests {
         assert_eq!(EnvState::bytes_per_env(), 165);
         let p = EnvParams::from_config(&super::super::EnvConfig::default()).unwrap();
         let k = p.feature_cols.len();
-        assert_eq!(DayData::bytes_per_step(k), 124);
+        assert_eq!(DayData::bytes_per_step(k), 204);
         assert_eq!(EnvState::FIELDS.len(), 25);
     }
 }

@@ -111,8 +111,8 @@ impl DayData {
         let (ts, open, close, vol) = (day.ts_ns(), day.opens(), day.closes(), day.volumes());
         let quotes = day.bid().zip(day.ask());
         let suspect = day.flags();
-        let atr_col = feature_index("atr_ratio_14").expect("feature set v1 has atr_ratio_14");
-        let halted_col = feature_index("halted").expect("feature set v1 has halted");
+        let atr_col = feature_index("atr_ratio_14").expect("feature set v2 has atr_ratio_14");
+        let halted_col = feature_index("halted").expect("feature set v2 has halted");
         let (atr, halted) = (day.feature(atr_col), day.feature(halted_col));
         let halts: Vec<(u32, u32)> = meta
             .halts

@@ -25,7 +25,7 @@ pub struct EnvConfig {
     /// target is 0 (keeps a held target from trading a few shares each time the price
     /// moves).
     pub min_order_frac: f64,
-    /// Feature columns of the observation, by name; empty means all of feature set v1.
+    /// Feature columns of the observation, by name; empty means all of feature set v2.
     pub features: Vec<String>,
     /// Which bars an episode trades: "regular" (09:30–16:00, early closes respected) or
     /// "extended" (pre-market to after-hours, as cached).

@@ -311,6 +311,9 @@ pub fn train(resolved: &Resolved, opts: &RunOptions) -> Result<Summary> {
         .index
         .clone()
         .or_else(|| saved.as_ref().and_then(|s| s.index.clone()));
+    if let Some(c) = &cache {
+        crate::build::check_cache_benchmark(c, &resolved.config.features)?;
+    }
 
     let threads = if cfg.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -1,5 +1,6 @@
-//! The replay feed: cached days, bar by bar in time order across symbols (symbols in
-//! order within a bar time), through the live engine ([`super::engine`]) at full speed
+//! The replay feed: cached days, bar by bar in time order across symbols (the cache's
+//! benchmark first within a bar time, then symbols in order, as the stream asks of
+//! producers), through the live engine ([`super::engine`]) at full speed
 //! or paced by the wall clock (`pace` × real time within a day).
 //!
 //! A replay is deterministic, so a restarted run replays from the start, checks every
@@ -42,6 +43,9 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
     let (resolved, params) = bundle.environment(&req.cache)?;
     let start = crate::backtest::start_sec(&resolved.config)?;
     let symbols = crate::backtest::selected_symbols(&req.cache, &req.selection)?;
+    let benchmark = crate::cache::Catalog::load_existing(&req.cache)?
+        .settings
+        .and_then(|s| s.benchmark);
     let mut days: Vec<Vec<Arc<DayData>>> = Vec::with_capacity(symbols.len());
     for s in &symbols {
         let one = DaySelection {
@@ -74,15 +78,17 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
             .enumerate()
             .filter_map(|(k, list)| list.iter().find(|d| d.date == date).map(|d| (k, d)))
             .collect();
-        // Merge the days' bars by (time, symbol), up to each session's last bar.
-        let mut heap: BinaryHeap<Reverse<(u32, usize, usize)>> = today
+        // Merge the days' bars by (time, benchmark first, symbol), up to each session's
+        // last bar.
+        let rank = |i: usize| Some(&symbols[today[i].0]) != benchmark.as_ref();
+        let mut heap: BinaryHeap<Reverse<(u32, bool, usize, usize)>> = today
             .iter()
             .enumerate()
             .filter(|(_, (_, d))| d.first_row <= d.last_row)
-            .map(|(i, (_, d))| Reverse((d.bars[0].ts_ms, i, 0)))
+            .map(|(i, (_, d))| Reverse((d.bars[0].ts_ms, rank(i), i, 0)))
             .collect();
         let mut paced: Option<(u32, std::time::Instant)> = None;
-        while let Some(Reverse((ts_ms, i, row))) = heap.pop() {
+        while let Some(Reverse((ts_ms, _, i, row))) = heap.pop() {
             if req.controls.as_ref().is_some_and(|c| c.stop_requested()) {
                 tracing::info!("live: stop requested; ending the replay");
                 stopped = true;
@@ -117,7 +123,7 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
                 std::time::Instant::now(),
             )?;
             if !last {
-                heap.push(Reverse((day.bars[row + 1].ts_ms, i, row + 1)));
+                heap.push(Reverse((day.bars[row + 1].ts_ms, rank(i), i, row + 1)));
             }
         }
     }

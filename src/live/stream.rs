@@ -13,10 +13,21 @@
 //!   `close` ≤ `high` (kept to the nanodollar, as caches keep them); `volume` ≥ 0;
 //! - optional `bid` and `ask`: the quote at the bar's close (both or neither); it is the
 //!   book the next bar's orders meet, as in caches (a crossed or zero quote is no book);
+//!   optional `bid_size` and `ask_size` with it (shares, 0 when absent);
+//! - optional `buy_volume` and `sell_volume`: the bar's volume initiated by buyers and by
+//!   sellers (both or neither), where the producer classifies trades;
 //! - optional `halted`: the bar lies in a trading halt (orders reaching the market during
 //!   it are rejected).
 //!
-//! Bars go in time order per symbol, days in order across symbols. Each bar's features and
+//! Bars go in time order per symbol, days in order across symbols. With a benchmark
+//! (`features.benchmark`, e.g. SPY), its bar of each time goes before the other symbols'
+//! bars of that time (a producer sends each bar time's bars benchmark first, as
+//! [`vendor_lines`] and [`cache_lines`] do): a bar's cross-sectional features use the
+//! benchmark's close as of its start, as the cache builder computes them on the common
+//! clock. A benchmark bar that arrives after another symbol's bar of the same or a later
+//! time is counted ([`Stream::late_benchmark_bars`]) and logged, since that symbol's
+//! features used an older benchmark close than a cache would. The benchmark's bars are
+//! taken even when it is not traded (not in `--symbols`). Each bar's features and
 //! its suspect-print flag ([`crate::validate::PrintCheck`], `FLAG_SUSPECT`) are computed
 //! by [`FeatureState::update`], the very code the cache builder runs, carried across days
 //! the same way, so a stream of a cache's bars gives the cache's features and flags bit
@@ -40,7 +51,9 @@ use crate::env::BarRec;
 use crate::env::day::{FLAG_HALTED, FLAG_QUOTE, FLAG_SUSPECT};
 use crate::env::params::SessionKind;
 use crate::error::{Error, IoContext, Result};
-use crate::features::{BarInput, DayContext, FeatureState, N_FEATURES, feature_index};
+use crate::features::{
+    BarInput, BenchmarkDay, DayContext, FeatureState, N_FEATURES, QuoteInput, feature_index,
+};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -62,6 +75,14 @@ struct Line {
     bid: Option<f64>,
     #[serde(default)]
     ask: Option<f64>,
+    #[serde(default)]
+    bid_size: Option<f64>,
+    #[serde(default)]
+    ask_size: Option<f64>,
+    #[serde(default)]
+    buy_volume: Option<f64>,
+    #[serde(default)]
+    sell_volume: Option<f64>,
     #[serde(default)]
     halted: bool,
 }
@@ -112,8 +133,19 @@ struct SymbolFeed {
 pub struct Stream {
     /// A cache whose days warm each symbol's features up before its first streamed day.
     warmup: Option<(std::path::PathBuf, crate::cache::Catalog)>,
+    /// Feed index of each symbol taken: the traded ones (`0..traded`, the engine's
+    /// indices), then the benchmark when it is not traded.
     index: HashMap<String, usize>,
     symbols: Vec<SymbolFeed>,
+    traded: usize,
+    /// The benchmark's symbol and its bars of the day it is on.
+    benchmark: Option<String>,
+    bench_day: BenchmarkDay,
+    bench_date: Option<NaiveDate>,
+    /// The latest bar (date, start) of a symbol other than the benchmark, to notice a
+    /// benchmark bar arriving after bars that needed it.
+    latest_other: Option<(NaiveDate, u32)>,
+    late_benchmark: u64,
     calendar: Calendar,
     bar: BarSize,
     session: SessionKind,
@@ -125,23 +157,34 @@ pub struct Stream {
 
 impl Stream {
     /// A stream of `symbols`' bars of size `bar`, turned into observations of `params`'
-    /// feature columns (an engine's: [`Engine::params`]).
+    /// feature columns (an engine's: [`Engine::params`]), with cross-sectional features
+    /// against `benchmark` (the `features.benchmark` the caches were built with).
     pub fn new(
         symbols: &[String],
         calendar: Calendar,
         bar: BarSize,
         params: &crate::env::EnvParams,
+        benchmark: Option<String>,
     ) -> Stream {
         let p = params;
+        let mut index: HashMap<String, usize> = symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
+        if let Some(b) = &benchmark {
+            let n = index.len();
+            index.entry(b.clone()).or_insert(n);
+        }
         Stream {
             warmup: None,
-            index: symbols
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.clone(), i))
-                .collect(),
-            symbols: symbols
-                .iter()
+            traded: symbols.len(),
+            benchmark,
+            bench_day: BenchmarkDay::new(),
+            bench_date: None,
+            latest_other: None,
+            late_benchmark: 0,
+            symbols: (0..index.len())
                 .map(|_| SymbolFeed {
                     features: FeatureState::new(),
                     date: None,
@@ -155,14 +198,21 @@ impl Stream {
                     halts: Vec::new(),
                 })
                 .collect(),
+            index,
             calendar,
             bar,
             session: p.session,
             feature_cols: p.feature_cols.clone(),
-            atr_col: feature_index("atr_ratio_14").expect("feature set v1 has atr_ratio_14"),
+            atr_col: feature_index("atr_ratio_14").expect("feature set v2 has atr_ratio_14"),
             row: [0.0; N_FEATURES],
             obs: vec![0.0; p.feature_cols.len()],
         }
+    }
+
+    /// Benchmark bars that arrived after another symbol's bar of the same or a later time
+    /// (whose cross-sectional features then used an older benchmark close).
+    pub fn late_benchmark_bars(&self) -> u64 {
+        self.late_benchmark
     }
 
     /// Warms each symbol's features, at its first streamed bar, on `cache`'s days of that
@@ -184,6 +234,19 @@ impl Stream {
                 ),
             ));
         }
+        if let Some(s) = &catalog.settings
+            && s.benchmark != self.benchmark
+        {
+            return Err(Error::input(
+                cache,
+                format!(
+                    "was built with features.benchmark {}, and this run computes features against {}: \
+                     set features.benchmark as the cache was built, or warm up from a cache built with it",
+                    s.benchmark.as_deref().unwrap_or("none"),
+                    self.benchmark.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
         self.warmup = Some((cache.to_path_buf(), catalog));
         Ok(())
     }
@@ -194,33 +257,32 @@ impl Stream {
             return Ok(());
         };
         let st = &mut self.symbols[k];
+        let open = |file: &std::path::Path| {
+            let path = dir.join(file);
+            crate::cache::DayCache::open(&path).map_err(|err| Error::input(&path, err.to_string()))
+        };
         let mut row = [0f32; N_FEATURES];
         for e in catalog
             .entries
             .values()
             .filter(|e| e.symbol == symbol && e.date < date)
         {
-            let path = dir.join(&e.file);
-            let day = crate::cache::DayCache::open(&path)
-                .map_err(|err| Error::input(&path, err.to_string()))?;
-            let meta = day.meta();
-            st.features.begin_day(DayContext {
-                regular_close_sec: meta.session.close_sec,
-            });
-            for i in 0..day.rows() {
-                let ts = day.ts_ns()[i];
-                st.features.update(
-                    &BarInput {
-                        sec_of_day: day.sec_of_day(i).max(0) as u32,
-                        open: day.opens()[i].dollars(),
-                        high: day.highs()[i].dollars(),
-                        low: day.lows()[i].dollars(),
-                        close: day.closes()[i].dollars(),
-                        volume: day.volumes()[i] as f64,
-                        halted: meta.halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns),
-                    },
-                    &mut row,
-                );
+            let day = open(&e.file)?;
+            let bench = match self
+                .benchmark
+                .as_ref()
+                .and_then(|b| catalog.entries.get(&(b.clone(), e.date)))
+            {
+                Some(b) => {
+                    let (_, bars) = crate::build::cached_inputs(&open(&b.file)?, None);
+                    Some(crate::build::benchmark_day(&bars))
+                }
+                None => None,
+            };
+            let (ctx, bars) = crate::build::cached_inputs(&day, bench.as_ref());
+            st.features.begin_day(ctx);
+            for b in &bars {
+                st.features.update(b, &mut row);
             }
         }
         Ok(())
@@ -293,9 +355,7 @@ impl Stream {
         if st.date != Some(date) {
             st.taken.clear();
             let s = crate::build::session_or_default(&self.calendar, date);
-            st.features.begin_day(DayContext {
-                regular_close_sec: s.close_sec,
-            });
+            st.features.begin_day(DayContext::of(&s));
             let (open, close) = match self.session {
                 SessionKind::Regular => (s.open_sec, s.close_sec),
                 SessionKind::Extended => (s.pre_open_sec, s.post_close_sec),
@@ -312,19 +372,54 @@ impl Stream {
         // Kept to the nanodollar, as the cache keeps prices.
         let px = |x: f64| Price::from_dollars(x).dollars();
         let (open, high, low, close) = (px(bar.open), px(bar.high), px(bar.low), px(bar.close));
+        let sec = sec as u32;
+        let is_benchmark = self.benchmark.as_ref() == Some(&bar.symbol);
+        if is_benchmark {
+            if self.bench_date != Some(date) {
+                self.bench_day.clear();
+                self.bench_date = Some(date);
+            }
+            if self.latest_other.is_some_and(|l| l >= (date, sec)) {
+                self.late_benchmark += 1;
+                tracing::warn!(
+                    benchmark = %bar.symbol,
+                    bar = %crate::clock::iso_ny(ts_ns),
+                    "live: a benchmark bar arrived after other symbols' bars of its time; \
+                     their cross-sectional features used an older benchmark close (send the benchmark first)"
+                );
+            }
+            self.bench_day.push(sec, close);
+        } else {
+            self.latest_other = self.latest_other.max(Some((date, sec)));
+        }
+        let bench_close = (self.bench_date == Some(date))
+            .then(|| self.bench_day.close_at(sec))
+            .flatten();
         st.features.update(
             &BarInput {
-                sec_of_day: sec as u32,
+                sec_of_day: sec,
                 open,
                 high,
                 low,
                 close,
                 volume: bar.volume,
                 halted: bar.halted,
+                quote: bar.bid.zip(bar.ask).map(|(b, a)| QuoteInput {
+                    bid: px(b),
+                    ask: px(a),
+                    bid_size: bar.bid_size.unwrap_or(0.0),
+                    ask_size: bar.ask_size.unwrap_or(0.0),
+                }),
+                flow: bar.buy_volume.zip(bar.sell_volume),
+                bench_close,
             },
             &mut self.row,
         );
-        let ts_ms = (sec * 1000) as u32;
+        if k >= self.traded {
+            // The benchmark, taken for the others' features only.
+            return Ok(());
+        }
+        let ts_ms = sec * 1000;
         let bar_ms = self.bar.secs() * 1000;
         let mut flags = if st.features.suspect() {
             FLAG_SUSPECT
@@ -539,6 +634,29 @@ fn check(
             b.bid, b.ask
         ));
     }
+    if b.bid.is_none() && (b.bid_size.is_some() || b.ask_size.is_some()) {
+        return Err("bid_size/ask_size without a quote: send them with bid and ask".into());
+    }
+    if b.buy_volume.is_some() != b.sell_volume.is_some() {
+        return Err(format!(
+            "trade flow buy_volume {:?} sell_volume {:?}: give both or neither",
+            b.buy_volume, b.sell_volume
+        ));
+    }
+    for (name, v) in [
+        ("bid_size", b.bid_size),
+        ("ask_size", b.ask_size),
+        ("buy_volume", b.buy_volume),
+        ("sell_volume", b.sell_volume),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && (0.0..=MAX_VOLUME).contains(&v))
+        {
+            return Err(format!(
+                "{name} {v} is not a number of shares from 0 to {MAX_VOLUME}"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -719,6 +837,7 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
         req.calendar.clone(),
         req.bar,
         &engine.params().clone(),
+        resolved.config.features.benchmark(),
     );
     if let Some(cache) = &req.warmup {
         stream.warm_up_from(cache)?;
@@ -781,20 +900,23 @@ pub fn run_lines(
     engine.finish()
 }
 
-/// The bars of `cache`'s selected days as feed lines, in time order across symbols
-/// (symbols in name order within a bar time), with each bar's closing quote when the
-/// cache has a usable one and `halted` in a halt: what a producer would send.
+/// The bars of `cache`'s selected days as feed lines, in time order across symbols (the
+/// cache's benchmark first within a bar time, whether selected or not, then symbols in
+/// name order), with each bar's closing quote and sizes when the cache has a usable one,
+/// its trade flow when it has one, and `halted` in a halt: what a producer would send.
 pub fn cache_lines(
     cache: &std::path::Path,
     selection: &crate::env::DaySelection,
 ) -> Result<Vec<String>> {
     let catalog = crate::cache::Catalog::load_existing(cache)?;
-    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    let benchmark = catalog.settings.as_ref().and_then(|s| s.benchmark.clone());
+    let mut rows: Vec<FeedRow> = Vec::new();
     for e in catalog.entries.values() {
-        let wanted = selection
+        let wanted = (selection
             .symbols
             .as_ref()
             .is_none_or(|s| s.contains(&e.symbol))
+            || benchmark.as_ref() == Some(&e.symbol))
             && selection.from.is_none_or(|f| e.date >= f)
             && selection.to.is_none_or(|t| e.date <= t);
         if !wanted {
@@ -804,28 +926,37 @@ pub fn cache_lines(
         let day = crate::cache::DayCache::open(&path)
             .map_err(|err| Error::input(&path, err.to_string()))?;
         let halts = &day.meta().halts;
-        let quotes = day.bid().zip(day.ask());
+        let quotes = match (day.bid(), day.ask(), day.bid_size(), day.ask_size()) {
+            (Some(b), Some(a), Some(bs), Some(az)) => Some((b, a, bs, az)),
+            _ => None,
+        };
+        let flow = day.buy_volume().zip(day.sell_volume());
+        let first = benchmark.as_ref() != Some(&e.symbol);
         for i in 0..day.rows() {
             let ts = day.ts_ns()[i];
-            let line = bar_line(
-                &e.symbol,
-                ts,
-                [
+            let line = LineBar {
+                ohlc: [
                     day.opens()[i],
                     day.highs()[i],
                     day.lows()[i],
                     day.closes()[i],
                 ],
-                day.volumes()[i],
-                quotes.map(|(b, a)| (b[i], a[i])),
-                halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns),
-            );
-            rows.push((ts, e.symbol.clone(), line));
+                volume: day.volumes()[i],
+                quote: quotes.map(|(b, a, bs, az)| (b[i], a[i], bs[i], az[i])),
+                flow: flow.map(|(b, s)| (b[i], s[i])),
+                halted: halts.iter().any(|h| ts >= h.start_ns && ts < h.end_ns),
+            }
+            .line(&e.symbol, ts);
+            rows.push((ts, first, e.symbol.clone(), line));
         }
     }
     rows.sort();
-    Ok(rows.into_iter().map(|r| r.2).collect())
+    Ok(rows.into_iter().map(|r| r.3).collect())
 }
+
+/// A feed line with its sort key: bar start, `false` for the benchmark (first within a
+/// time), symbol.
+type FeedRow = (i64, bool, String, String);
 
 /// A vendor's files replayed as a stream (`--feed replay:KIND:PATH`).
 pub struct VendorReplay {
@@ -854,19 +985,32 @@ pub fn replay_vendor(
         source: vendor.kind,
         input: Some(vendor.input.clone()),
         cache_dir: std::path::PathBuf::new(),
-        symbols: Some(req.symbols.clone()),
+        symbols: Some(
+            req.symbols
+                .iter()
+                .cloned()
+                .chain(stream.benchmark.clone())
+                .collect(),
+        ),
         from: vendor.from,
         to: vendor.to,
         bar: req.bar,
         adjust: crate::adjust::AdjustMode::None,
     };
     let selection = crate::ingest::Selection {
-        symbols: Some(req.symbols.iter().cloned().collect()),
+        symbols: Some(
+            req.symbols
+                .iter()
+                .cloned()
+                .chain(stream.benchmark.clone())
+                .collect(),
+        ),
         from: vendor.from,
         to: vendor.to,
         bar: req.bar,
     };
     let source = crate::build::open_source(&build, selection, resolved, &req.calendar)?;
+    let benchmark = stream.benchmark.clone();
     let stop = || req.controls.as_ref().is_some_and(|c| c.stop_requested());
     for date in source.dates()? {
         if engine.date().is_some_and(|d| date < d) {
@@ -878,6 +1022,7 @@ pub fn replay_vendor(
             &req.calendar,
             req.bar,
             &resolved.config.ingest.validation,
+            benchmark.as_deref(),
         )?;
         let mut paced: Option<(i64, std::time::Instant)> = None;
         for (ts, _, line) in lines {
@@ -899,79 +1044,108 @@ pub fn replay_vendor(
 }
 
 /// One date of a vendor's files as feed lines `(start, symbol, line)`, in time order across
-/// symbols (symbols in name order within a bar time): each symbol-day read by the cache
-/// builder's source and validated by the builder's rules, always causally
-/// (`lookahead_outliers` is ignored here: a feed cannot see the next bar, and a replay
-/// stands for a feed). Suspect prints are left for the stream's own check.
+/// symbols (`benchmark` first within a bar time, then symbols in name order): each
+/// symbol-day read by the cache builder's source and validated by the builder's rules,
+/// always causally (`lookahead_outliers` is ignored here: a feed cannot see the next bar,
+/// and a replay stands for a feed). Suspect prints are left for the stream's own check.
 pub fn vendor_lines(
     source: &dyn crate::ingest::Source,
     date: NaiveDate,
     calendar: &Calendar,
     bar: BarSize,
     validation: &crate::config::ValidationConfig,
+    benchmark: Option<&str>,
 ) -> Result<Vec<(i64, String, String)>> {
     let causal = crate::config::ValidationConfig {
         lookahead_outliers: false,
         ..validation.clone()
     };
     let session = crate::build::session_or_default(calendar, date);
-    let mut lines: Vec<(i64, String, String)> = Vec::new();
+    let mut rows: Vec<FeedRow> = Vec::new();
     for mut raw in source.load_date(date)? {
         let report = crate::build::validate_for(&mut raw, &session, bar, &causal)?;
         if report.dropped.is_none() {
-            lines.extend(raw_lines(&raw));
+            let first = benchmark != Some(raw.symbol.as_str());
+            rows.extend(
+                raw_lines(&raw)
+                    .into_iter()
+                    .map(|(ts, line)| (ts, first, raw.symbol.clone(), line)),
+            );
         }
     }
-    lines.sort();
-    Ok(lines)
+    rows.sort();
+    Ok(rows
+        .into_iter()
+        .map(|(ts, _, sym, line)| (ts, sym, line))
+        .collect())
 }
 
-/// A validated day's bars as feed lines, with their start times and symbol.
-fn raw_lines(raw: &crate::bars::RawDay) -> Vec<(i64, String, String)> {
+/// A validated day's bars as feed lines, with their start times.
+fn raw_lines(raw: &crate::bars::RawDay) -> Vec<(i64, String)> {
     (0..raw.len())
         .map(|i| {
             let ts = raw.ts_ns[i];
-            let line = bar_line(
-                &raw.symbol,
-                ts,
-                [raw.open[i], raw.high[i], raw.low[i], raw.close[i]],
-                raw.volume[i],
-                raw.quotes.as_ref().map(|q| (q.bid[i], q.ask[i])),
-                raw.is_halted(ts),
-            );
-            (ts, raw.symbol.clone(), line)
+            let line = LineBar {
+                ohlc: [raw.open[i], raw.high[i], raw.low[i], raw.close[i]],
+                volume: raw.volume[i],
+                quote: raw
+                    .quotes
+                    .as_ref()
+                    .map(|q| (q.bid[i], q.ask[i], q.bid_size[i], q.ask_size[i])),
+                flow: raw
+                    .flow
+                    .as_ref()
+                    .map(|f| (f.buy_volume[i], f.sell_volume[i])),
+                halted: raw.is_halted(ts),
+            }
+            .line(&raw.symbol, ts);
+            (ts, line)
         })
         .collect()
 }
 
-/// One bar as a feed line: OHLC, volume, the closing quote when it is usable (both
-/// sides positive, not crossed) and `halted` in a halt.
-fn bar_line(
-    symbol: &str,
-    ts_ns: i64,
+/// One bar's fields as a producer sends them.
+struct LineBar {
     ohlc: [Price; 4],
     volume: u64,
-    quote: Option<(Price, Price)>,
+    /// Bid, ask, bid size, ask size at the close.
+    quote: Option<(Price, Price, u64, u64)>,
+    /// Volume initiated by buyers, by sellers.
+    flow: Option<(u64, u64)>,
     halted: bool,
-) -> String {
-    let mut bar = serde_json::json!({
-        "symbol": symbol,
-        "ts": ts_ns,
-        "open": ohlc[0].dollars(),
-        "high": ohlc[1].dollars(),
-        "low": ohlc[2].dollars(),
-        "close": ohlc[3].dollars(),
-        "volume": volume,
-    });
-    if let Some((b, a)) = quote
-        && b.0 > 0
-        && a.0 >= b.0
-    {
-        bar["bid"] = serde_json::json!(b.dollars());
-        bar["ask"] = serde_json::json!(a.dollars());
+}
+
+impl LineBar {
+    /// The bar as a feed line: OHLC, volume, the closing quote with its sizes when it is
+    /// usable (both sides positive, not crossed), the trade flow when known, and `halted`
+    /// in a halt.
+    fn line(&self, symbol: &str, ts_ns: i64) -> String {
+        let ohlc = &self.ohlc;
+        let mut bar = serde_json::json!({
+            "symbol": symbol,
+            "ts": ts_ns,
+            "open": ohlc[0].dollars(),
+            "high": ohlc[1].dollars(),
+            "low": ohlc[2].dollars(),
+            "close": ohlc[3].dollars(),
+            "volume": self.volume,
+        });
+        if let Some((b, a, bs, az)) = self.quote
+            && b.0 > 0
+            && a.0 >= b.0
+        {
+            bar["bid"] = serde_json::json!(b.dollars());
+            bar["ask"] = serde_json::json!(a.dollars());
+            bar["bid_size"] = serde_json::json!(bs);
+            bar["ask_size"] = serde_json::json!(az);
+        }
+        if let Some((buy, sell)) = self.flow {
+            bar["buy_volume"] = serde_json::json!(buy);
+            bar["sell_volume"] = serde_json::json!(sell);
+        }
+        if self.halted {
+            bar["halted"] = serde_json::json!(true);
+        }
+        bar.to_string()
     }
-    if halted {
-        bar["halted"] = serde_json::json!(true);
-    }
-    bar.to_string()
 }
