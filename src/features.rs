@@ -65,7 +65,10 @@
 //! non-positive prices, negative volume) is replaced by the feature's neutral value, so the
 //! output never holds NaN or infinity. `update` is O(window) and allocation-free: per-bar
 //! quantities live in fixed rings, and every windowed mean and deviation is recomputed
-//! exactly from its ring each bar (a running sum would drift over millions of bars).
+//! exactly from its ring each bar (a running sum would drift over millions of bars), in
+//! eight interleaved partial sums whose fixed order gives the same bits on every machine.
+//! Every log return is a difference of per-bar logarithms (`ln c[t] - ln c[t-k]`, equal
+//! to `ln(c[t]/c[t-k])` to rounding), so a bar takes five logarithms whatever its windows.
 //!
 //! The state also runs the causal bad-print check ([`crate::validate::PrintCheck`]) on
 //! every bar, so the builder and the live stream flag the same bars; its verdict is
@@ -403,6 +406,8 @@ pub struct FeatureState {
     atr: f64,
     // Session-anchored, reset by begin_day.
     day: DayContext,
+    /// `dow_sin`, `dow_cos` of `day` (derived from it, not checkpointed).
+    dow: [f32; 2],
     bars_today: u64,
     /// Σ typical price × volume and Σ volume since the day's first bar.
     cum_pv: f64,
@@ -424,42 +429,80 @@ pub struct FeatureState {
     suspect: bool,
 }
 
+/// One per-bar history ring, mirrored: the value of bar slot `i` sits at `i` and at
+/// `i + RING`, so the last `n ≤ RING` values always form one contiguous slice
+/// ([`Ring::window`]) that the windowed sums read straight through.
+#[derive(Clone, Debug)]
+struct Ring([f64; 2 * RING]);
+
+impl Ring {
+    fn filled(v: f64) -> Ring {
+        Ring([v; 2 * RING])
+    }
+
+    #[inline(always)]
+    fn set(&mut self, slot: usize, v: f64) {
+        self.0[slot] = v;
+        self.0[slot + RING] = v;
+    }
+
+    /// The value `k` bars before slot `slot` (`k < RING`).
+    #[inline(always)]
+    fn back(&self, slot: usize, k: usize) -> f64 {
+        self.0[slot + RING - k]
+    }
+
+    /// The last `n` values up to slot `slot`, oldest first (`1 ≤ n ≤ RING`).
+    #[inline(always)]
+    fn window(&self, slot: usize, n: usize) -> &[f64] {
+        &self.0[slot + RING + 1 - n..=slot + RING]
+    }
+
+    /// The ring's own values (the mirror is derived from them).
+    fn values(&self) -> &[f64] {
+        &self.0[..RING]
+    }
+}
+
 /// The per-bar history rings of [`FeatureState`]. Equal when bit for bit equal (their
 /// NaN sentinels included).
 #[derive(Clone, Debug)]
 struct Rings {
-    closes: [f64; RING],
-    volumes: [f64; RING],
+    closes: Ring,
+    /// `ln c`.
+    log_closes: Ring,
+    volumes: Ring,
     /// `r = ln(c[t]/c[t-1])`; NaN for the first bar ever.
-    rets: [f64; RING],
+    rets: Ring,
     /// `ln(1 + v)`.
-    log_volumes: [f64; RING],
+    log_volumes: Ring,
     /// `ln(h/l)²` and `ln(c/o)²`.
-    hl2: [f64; RING],
-    co2: [f64; RING],
-    /// The benchmark close as of the bar, NaN where there was none.
-    bench: [f64; RING],
+    hl2: Ring,
+    co2: Ring,
+    /// `ln B`, the benchmark close as of the bar; NaN where there was none.
+    log_bench: Ring,
     /// `ln(B[t]/B[t-1])`, NaN where either close is missing.
-    bench_rets: [f64; RING],
+    bench_rets: Ring,
 }
 
 /// The rings by name, in checkpoint order.
-const RING_NAMES: [&str; 8] = [
+const RING_NAMES: [&str; 9] = [
     "closes",
+    "log_closes",
     "volumes",
     "rets",
     "log_volumes",
     "hl2",
     "co2",
-    "bench",
+    "log_bench",
     "bench_rets",
 ];
 
 impl PartialEq for Rings {
     fn eq(&self, other: &Rings) -> bool {
         self.all().iter().zip(other.all()).all(|(a, b)| {
-            a.iter()
-                .zip(b.iter())
+            a.0.iter()
+                .zip(b.0.iter())
                 .all(|(x, y)| x.to_bits() == y.to_bits())
         })
     }
@@ -468,39 +511,42 @@ impl PartialEq for Rings {
 impl Rings {
     fn new() -> Rings {
         Rings {
-            closes: [0.0; RING],
-            volumes: [0.0; RING],
-            rets: [f64::NAN; RING],
-            log_volumes: [0.0; RING],
-            hl2: [0.0; RING],
-            co2: [0.0; RING],
-            bench: [f64::NAN; RING],
-            bench_rets: [f64::NAN; RING],
+            closes: Ring::filled(0.0),
+            log_closes: Ring::filled(0.0),
+            volumes: Ring::filled(0.0),
+            rets: Ring::filled(f64::NAN),
+            log_volumes: Ring::filled(0.0),
+            hl2: Ring::filled(0.0),
+            co2: Ring::filled(0.0),
+            log_bench: Ring::filled(f64::NAN),
+            bench_rets: Ring::filled(f64::NAN),
         }
     }
 
-    fn all(&self) -> [&[f64; RING]; 8] {
+    fn all(&self) -> [&Ring; 9] {
         [
             &self.closes,
+            &self.log_closes,
             &self.volumes,
             &self.rets,
             &self.log_volumes,
             &self.hl2,
             &self.co2,
-            &self.bench,
+            &self.log_bench,
             &self.bench_rets,
         ]
     }
 
-    fn all_mut(&mut self) -> [&mut [f64; RING]; 8] {
+    fn all_mut(&mut self) -> [&mut Ring; 9] {
         [
             &mut self.closes,
+            &mut self.log_closes,
             &mut self.volumes,
             &mut self.rets,
             &mut self.log_volumes,
             &mut self.hl2,
             &mut self.co2,
-            &mut self.bench,
+            &mut self.log_bench,
             &mut self.bench_rets,
         ]
     }
@@ -512,30 +558,65 @@ impl Default for FeatureState {
     }
 }
 
-/// Mean and population standard deviation of `n` ring values ending at `slot`, by two
-/// passes (mean first: no cancellation); `None` when all `n` values are equal (the
-/// deviation is zero, and the summed mean may be an ulp off the common value).
-#[inline]
-fn window_stats(ring: &[f64; RING], slot: usize, n: usize) -> Option<(f64, f64)> {
-    let at = |k: usize| ring[(slot + RING - k) & RING_MASK];
-    let first = at(0);
-    let mut sum = 0.0;
-    let mut all_equal = true;
-    for k in (0..n).rev() {
-        let x = at(k);
-        sum += x;
-        all_equal &= x == first;
+/// Independent partial sums of a windowed sum. Summed in one chain, a 60-bar window is 60
+/// dependent additions (~4 cycles each); eight chains overlap and vectorize. The order is
+/// fixed in the source (Rust never reassociates floats), so results are the same bits on
+/// every machine, in the builder and in the live stream.
+const LANES: usize = 8;
+
+/// `Σ f(x)` over `x` in [`LANES`] interleaved partial sums, combined pairwise.
+#[inline(always)]
+fn lane_sum(x: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            acc[j] += f(c[j]);
+        }
     }
-    if all_equal {
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a += f(v);
+    }
+    combine(&acc)
+}
+
+/// The partial sums of the lanes, added pairwise.
+#[inline(always)]
+fn combine(acc: &[f64; LANES]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `Σ f(x, y)` over the pairs of `x` and `y` (equal lengths), as [`lane_sum`].
+#[inline(always)]
+fn lane_sum2(x: &[f64], y: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for j in 0..LANES {
+            acc[j] += f(a[j], b[j]);
+        }
+    }
+    for ((acc, &a), &b) in acc.iter_mut().zip(rx).zip(ry) {
+        *acc += f(a, b);
+    }
+    combine(&acc)
+}
+
+/// Mean and population standard deviation of a window, by two passes (mean first: no
+/// cancellation); `None` when all its values are equal (the deviation is zero, and the
+/// summed mean may be an ulp off the common value).
+#[inline]
+fn window_stats(w: &[f64]) -> Option<(f64, f64)> {
+    let last = w[w.len() - 1];
+    if w.iter().all(|&x| x == last) {
         return None;
     }
-    let mean = sum / n as f64;
-    let mut sq = 0.0;
-    for k in 0..n {
-        let d = at(k) - mean;
-        sq += d * d;
-    }
-    Some((mean, (sq / n as f64).sqrt()))
+    let n = w.len() as f64;
+    let mean = lane_sum(w, |x| x) / n;
+    let sq = lane_sum(w, |x| (x - mean) * (x - mean));
+    Some((mean, (sq / n).sqrt()))
 }
 
 impl FeatureState {
@@ -550,6 +631,7 @@ impl FeatureState {
             avg_loss: 0.0,
             atr: 0.0,
             day: DayContext::default(),
+            dow: day_of_week(&DayContext::default()),
             bars_today: 0,
             cum_pv: 0.0,
             cum_v: 0.0,
@@ -579,6 +661,7 @@ impl FeatureState {
             self.prev_range = Some(range);
         }
         self.day = ctx;
+        self.dow = day_of_week(&ctx);
         self.bars_today = 0;
         self.cum_pv = 0.0;
         self.cum_v = 0.0;
@@ -609,25 +692,25 @@ impl FeatureState {
         let (o, c, h, l, v) = (bar.open, bar.close, bar.high, bar.low, bar.volume);
         // Position of this bar in the rings; masking the u64 keeps every index < RING.
         let slot = (self.bars_seen & RING_MASK as u64) as usize;
-        let back = |k: usize| (slot + RING - k) & RING_MASK;
-        let prev_close = (self.bars_seen > 0).then(|| self.rings.closes[back(1)]);
+        let prev_close = (self.bars_seen > 0).then(|| self.rings.closes.back(slot, 1));
         self.suspect = self.print.check(bar.sec_of_day, c, bar.halted);
-        let bench = bar.bench_close.unwrap_or(f64::NAN);
+        // Logarithms once per bar: every return is a difference of them.
+        let ln_c = c.ln();
+        let ln_b = bar.bench_close.map_or(f64::NAN, f64::ln);
         {
+            let first = self.bars_seen == 0;
             let r = &mut self.rings;
-            let prev_bench = if self.bars_seen > 0 {
-                r.bench[back(1)]
-            } else {
-                f64::NAN
-            };
-            r.closes[slot] = c;
-            r.volumes[slot] = v;
-            r.rets[slot] = prev_close.map_or(f64::NAN, |p| (c / p).ln());
-            r.log_volumes[slot] = v.ln_1p();
-            r.hl2[slot] = (h / l).ln().powi(2);
-            r.co2[slot] = (c / o).ln().powi(2);
-            r.bench[slot] = bench;
-            r.bench_rets[slot] = (bench / prev_bench).ln();
+            let prev = |ring: &Ring| if first { f64::NAN } else { ring.back(slot, 1) };
+            let (ln_prev_c, ln_prev_b) = (prev(&r.log_closes), prev(&r.log_bench));
+            r.closes.set(slot, c);
+            r.log_closes.set(slot, ln_c);
+            r.volumes.set(slot, v);
+            r.rets.set(slot, ln_c - ln_prev_c);
+            r.log_volumes.set(slot, v.ln_1p());
+            r.hl2.set(slot, (h / l).ln().powi(2));
+            r.co2.set(slot, (c / o).ln().powi(2));
+            r.log_bench.set(slot, ln_b);
+            r.bench_rets.set(slot, ln_b - ln_prev_b);
         }
         self.bars_seen += 1;
         self.bars_today += 1;
@@ -636,7 +719,7 @@ impl FeatureState {
 
         for (col, k) in RETURNS {
             if n > k as u64 {
-                put(out, col, (c / rings.closes[back(k)]).ln());
+                put(out, col, ln_c - rings.log_closes.back(slot, k));
             } else {
                 out[col] = FEATURE_NEUTRAL[col];
             }
@@ -644,10 +727,11 @@ impl FeatureState {
 
         // 20-bar windows, recomputed from the rings: exact, no drift.
         if n >= WINDOW as u64 {
-            match window_stats(&rings.closes, slot, WINDOW) {
+            let closes = rings.closes.window(slot, WINDOW);
+            match window_stats(closes) {
                 // 20 equal closes: the mean is that close exactly, Bollinger undefined.
                 None => {
-                    put(out, SMA_RATIO_20, c / rings.closes[back(WINDOW - 1)] - 1.0);
+                    put(out, SMA_RATIO_20, c / closes[0] - 1.0);
                     out[BB_POS_20] = FEATURE_NEUTRAL[BB_POS_20];
                 }
                 Some((mean, std)) => {
@@ -655,20 +739,21 @@ impl FeatureState {
                     put(out, BB_POS_20, (c - mean) / (2.0 * std));
                 }
             }
-            let (mut sum_v, mut sum_hl2, mut sum_gk) = (0.0, 0.0, 0.0);
-            for k in (0..WINDOW).rev() {
-                let i = back(k);
-                sum_v += rings.volumes[i];
-                sum_hl2 += rings.hl2[i];
-                sum_gk += 0.5 * rings.hl2[i] - (2.0 * std::f64::consts::LN_2 - 1.0) * rings.co2[i];
-            }
-            let mean_v = sum_v / WINDOW as f64;
+            let w = WINDOW as f64;
+            let mean_v = lane_sum(rings.volumes.window(slot, WINDOW), |x| x) / w;
             if mean_v > 0.0 {
                 put(out, VOL_RATIO_20, v / mean_v);
             } else {
                 out[VOL_RATIO_20] = FEATURE_NEUTRAL[VOL_RATIO_20];
             }
-            let w = WINDOW as f64;
+            let (hl2, co2) = (
+                rings.hl2.window(slot, WINDOW),
+                rings.co2.window(slot, WINDOW),
+            );
+            let sum_hl2 = lane_sum(hl2, |x| x);
+            let sum_gk = lane_sum2(hl2, co2, |a, b| {
+                0.5 * a - (2.0 * std::f64::consts::LN_2 - 1.0) * b
+            });
             put(
                 out,
                 PARKINSON_20,
@@ -687,45 +772,37 @@ impl FeatureState {
             }
         }
 
-        // Realized volatility over the last 15 and 60 returns, one pass.
-        if n > SHORT_RV as u64 {
-            let mut sum = 0.0f64;
-            for k in 0..LONG {
-                if k == SHORT_RV {
-                    put(out, RV_15, sum.sqrt());
-                    if n <= LONG as u64 {
-                        break;
-                    }
-                }
-                sum += rings.rets[back(k)].powi(2);
-            }
-            if n > LONG as u64 {
-                put(out, RV_60, sum.sqrt());
-            } else {
-                out[RV_60] = FEATURE_NEUTRAL[RV_60];
-            }
-        } else {
-            out[RV_15] = FEATURE_NEUTRAL[RV_15];
-            out[RV_60] = FEATURE_NEUTRAL[RV_60];
-        }
-
-        match (n >= LONG as u64)
-            .then(|| window_stats(&rings.log_volumes, slot, LONG))
-            .flatten()
-        {
-            Some((mean, std)) => put(out, VOL_Z_60, (rings.log_volumes[slot] - mean) / std),
-            None => out[VOL_Z_60] = FEATURE_NEUTRAL[VOL_Z_60],
-        }
-
-        // Against the benchmark.
-        for (col, k) in REL_RETURNS {
-            let then = rings.bench[back(k)];
-            if n > k as u64 && bench.is_finite() && then.is_finite() {
+        // Realized volatility over the last 15 and 60 returns (the first bar ever has
+        // none: NaN in the ring, outside every window that is used).
+        for (col, k) in [(RV_15, SHORT_RV), (RV_60, LONG)] {
+            if n > k as u64 {
                 put(
                     out,
                     col,
-                    (c / rings.closes[back(k)]).ln() - (bench / then).ln(),
+                    lane_sum(rings.rets.window(slot, k), |x| x * x).sqrt(),
                 );
+            } else {
+                out[col] = FEATURE_NEUTRAL[col];
+            }
+        }
+
+        match (n >= LONG as u64)
+            .then(|| window_stats(rings.log_volumes.window(slot, LONG)))
+            .flatten()
+        {
+            Some((mean, std)) => put(
+                out,
+                VOL_Z_60,
+                (rings.log_volumes.back(slot, 0) - mean) / std,
+            ),
+            None => out[VOL_Z_60] = FEATURE_NEUTRAL[VOL_Z_60],
+        }
+
+        // Against the benchmark: NaN (no benchmark close) at either end leaves it neutral.
+        for (col, k) in REL_RETURNS {
+            if n > k as u64 {
+                let own = ln_c - rings.log_closes.back(slot, k);
+                put(out, col, own - (ln_b - rings.log_bench.back(slot, k)));
             } else {
                 out[col] = FEATURE_NEUTRAL[col];
             }
@@ -866,9 +943,7 @@ impl FeatureState {
             MINS_SINCE_OPEN,
             secs_since_open / 60.0 / SESSION_MINUTES,
         );
-        let dow = std::f64::consts::TAU * f64::from(day.weekday) / TRADING_WEEK;
-        put(out, DOW_SIN, dow.sin());
-        put(out, DOW_COS, dow.cos());
+        [out[DOW_SIN], out[DOW_COS]] = self.dow;
         out[HALTED] = if bar.halted { 1.0 } else { 0.0 };
     }
 }
@@ -896,25 +971,23 @@ fn order_flow_imbalance(p: &QuoteInput, q: &QuoteInput) -> f64 {
 /// benchmark's, when the benchmark has them all and neither side is constant.
 #[inline]
 fn put_corr(out: &mut [f32; N_FEATURES], rings: &Rings, slot: usize) {
-    let at = |k: usize| (slot + RING - k) & RING_MASK;
-    let (mut sx, mut sy) = (0.0, 0.0);
-    for k in (0..LONG).rev() {
-        let y = rings.bench_rets[at(k)];
-        if !y.is_finite() {
-            return;
+    let x = rings.rets.window(slot, LONG);
+    let y = rings.bench_rets.window(slot, LONG);
+    if !y.iter().all(|v| v.is_finite()) {
+        return;
+    }
+    let m = LONG as f64;
+    let (mx, my) = (lane_sum(x, |v| v) / m, lane_sum(y, |v| v) / m);
+    let (mut cxy, mut cxx, mut cyy) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    for (a, b) in x.chunks(LANES).zip(y.chunks(LANES)) {
+        for j in 0..a.len() {
+            let (dx, dy) = (a[j] - mx, b[j] - my);
+            cxy[j] += dx * dy;
+            cxx[j] += dx * dx;
+            cyy[j] += dy * dy;
         }
-        sx += rings.rets[at(k)];
-        sy += y;
     }
-    let (mx, my) = (sx / LONG as f64, sy / LONG as f64);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for k in 0..LONG {
-        let dx = rings.rets[at(k)] - mx;
-        let dy = rings.bench_rets[at(k)] - my;
-        sxy += dx * dy;
-        sxx += dx * dx;
-        syy += dy * dy;
-    }
+    let (sxy, sxx, syy) = (combine(&cxy), combine(&cxx), combine(&cyy));
     if sxx > 0.0 && syy > 0.0 {
         // Clamped: rounding can carry |ρ| an ulp past 1.
         put(
@@ -923,6 +996,15 @@ fn put_corr(out: &mut [f32; N_FEATURES], rings: &Rings, slot: usize) {
             (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0),
         );
     }
+}
+
+/// `dow_sin` and `dow_cos` of a day: `2π · weekday / 5`.
+fn day_of_week(day: &DayContext) -> [f32; 2] {
+    let angle = std::f64::consts::TAU * f64::from(day.weekday) / TRADING_WEEK;
+    let mut out = [0.0; N_FEATURES];
+    put(&mut out, DOW_SIN, angle.sin());
+    put(&mut out, DOW_COS, angle.cos());
+    [out[DOW_SIN], out[DOW_COS]]
 }
 
 /// Writes `value` as f32, or the neutral value when it is not finite after the cast (a
@@ -999,7 +1081,12 @@ impl From<FeatureState> for StateCheckpoint {
             rings: RING_NAMES
                 .iter()
                 .zip(s.rings.all())
-                .map(|(name, ring)| (name.to_string(), ring.iter().map(|x| x.to_bits()).collect()))
+                .map(|(name, ring)| {
+                    (
+                        name.to_string(),
+                        ring.values().iter().map(|x| x.to_bits()).collect(),
+                    )
+                })
                 .collect(),
             bars_seen: s.bars_seen,
             ema12: s.ema12.to_bits(),
@@ -1056,8 +1143,8 @@ impl TryFrom<StateCheckpoint> for FeatureState {
                     bits.len()
                 ));
             }
-            for (o, &b) in ring.iter_mut().zip(bits) {
-                *o = f64::from_bits(b);
+            for (slot, &b) in bits.iter().enumerate() {
+                ring.set(slot, f64::from_bits(b));
             }
         }
         Ok(FeatureState {
@@ -1070,6 +1157,7 @@ impl TryFrom<StateCheckpoint> for FeatureState {
             avg_loss: f64::from_bits(c.avg_loss),
             atr: f64::from_bits(c.atr),
             day: c.day,
+            dow: day_of_week(&c.day),
             bars_today: c.bars_today,
             cum_pv: f64::from_bits(c.cum_pv),
             cum_v: f64::from_bits(c.cum_v),
