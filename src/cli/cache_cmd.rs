@@ -90,11 +90,15 @@ fn build(a: BuildArgs, resolved: &Resolved, progress: bool) -> Result<i32> {
         s.elapsed_s,
         s.bars_per_s
     );
-    if let Some(b) = &s.benchmark {
-        println!(
-            "benchmark {b} (features.benchmark): {} symbol-days of it built with the others, for their cross-sectional features",
-            s.benchmark_days
-        );
+    match (&s.benchmark, s.benchmark_days) {
+        (Some(b), 0) => println!(
+            "benchmark {b} (features.benchmark) is not in the source: rel_ret_* and bench_corr_60 stay neutral \
+             (set features.benchmark to a symbol it has, or to \"\")"
+        ),
+        (Some(b), n) => println!(
+            "benchmark {b} (features.benchmark): {n} symbol-days of it built with the others, for their cross-sectional features"
+        ),
+        (None, _) => {}
     }
     if s.warmup_days_read > 0 {
         println!(

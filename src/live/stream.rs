@@ -981,30 +981,25 @@ pub fn replay_vendor(
     resolved: &crate::config::Resolved,
 ) -> Result<super::engine::LiveSummary> {
     let (mut engine, mut stream) = open(&req)?;
+    // The benchmark is read with the symbols traded, for their cross-sectional features.
+    let read: Vec<String> = req
+        .symbols
+        .iter()
+        .cloned()
+        .chain(stream.benchmark.clone())
+        .collect();
     let build = crate::build::BuildRequest {
         source: vendor.kind,
         input: Some(vendor.input.clone()),
         cache_dir: std::path::PathBuf::new(),
-        symbols: Some(
-            req.symbols
-                .iter()
-                .cloned()
-                .chain(stream.benchmark.clone())
-                .collect(),
-        ),
+        symbols: Some(read.clone()),
         from: vendor.from,
         to: vendor.to,
         bar: req.bar,
         adjust: crate::adjust::AdjustMode::None,
     };
     let selection = crate::ingest::Selection {
-        symbols: Some(
-            req.symbols
-                .iter()
-                .cloned()
-                .chain(stream.benchmark.clone())
-                .collect(),
-        ),
+        symbols: Some(read.into_iter().collect()),
         from: vendor.from,
         to: vendor.to,
         bar: req.bar,
