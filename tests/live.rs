@@ -11,7 +11,11 @@ fn open_cfg() -> RiskConfig {
     // Everything loose, so each test tightens only the rule it exercises.
     RiskConfig {
         max_position_usd: 1e12,
+        max_position_frac: 1e6,
+        max_open_positions: 1_000,
         max_gross_usd: 1e12,
+        max_gross_frac: 1e6,
+        max_short_share: 1.0,
         max_net_usd: 1e12,
         stop_frac: 0.02,
         max_trade_risk_frac: 0.99,
@@ -73,6 +77,77 @@ fn position_and_exposure_limits_cut_only_new_risk() {
     assert_eq!(t, 500);
     assert!(why.contains("max net exposure"), "{why}");
     assert_eq!(allowed(&mut rm, &ask("A", 1, 0, -1_000, 100.0)).0, -1_000);
+}
+
+#[test]
+fn limits_in_percent_of_equity_follow_the_marked_equity() {
+    // Half of 100 k $ of equity per position: 500 shares at 100 $.
+    let mut cfg = open_cfg();
+    cfg.max_position_frac = 0.5;
+    let mut rm = RiskManager::new(cfg, 100_000.0);
+    let (t, why) = allowed(&mut rm, &ask("A", 0, 0, 2_000, 100.0));
+    assert_eq!(t, 500);
+    assert!(why.contains("max position 0.5 of equity"), "{why}");
+    // After equity is marked down to 80 k $, 400 shares; a larger position is only kept.
+    rm.mark(80_000.0);
+    assert_eq!(allowed(&mut rm, &ask("A", 1, 0, 2_000, 100.0)).0, 400);
+    assert_eq!(allowed(&mut rm, &ask("A", 2, 450, 900, 100.0)).0, 450);
+
+    // Gross at 2 × 100 k $: 150 k $ held in B leaves 50 k $, 500 shares of A.
+    let mut cfg = open_cfg();
+    cfg.max_gross_frac = 2.0;
+    let mut rm = RiskManager::new(cfg, 100_000.0);
+    rm.on_fill("B", -1_500, 100.0);
+    let (t, why) = allowed(&mut rm, &ask("A", 0, 0, 5_000, 100.0));
+    assert_eq!(t, 500);
+    assert!(why.contains("max gross exposure 2 of equity"), "{why}");
+}
+
+#[test]
+fn open_positions_are_capped_and_counted_when_decided() {
+    let mut cfg = open_cfg();
+    cfg.max_open_positions = 2;
+    let mut rm = RiskManager::new(cfg, 1e9);
+    rm.on_fill("A", 100, 10.0);
+    // B decided, not yet filled: it counts.
+    assert_eq!(allowed(&mut rm, &ask("B", 0, 0, -100, 10.0)).0, -100);
+    let (t, why) = allowed(&mut rm, &ask("C", 0, 0, 100, 10.0));
+    assert_eq!(t, 0);
+    assert!(why.contains("max_open_positions = 2"), "{why}");
+    // A held position may grow or flip: it stays one position.
+    assert_eq!(allowed(&mut rm, &ask("A", 1, 100, 300, 10.0)).0, 300);
+    assert_eq!(allowed(&mut rm, &ask("A", 2, 300, -300, 10.0)).0, -300);
+    // B flattened: room for C.
+    rm.on_fill("B", -100, 10.0);
+    assert_eq!(allowed(&mut rm, &ask("B", 3, -100, 0, 10.0)).0, 0);
+    rm.on_fill("B", 0, 10.0);
+    assert_eq!(allowed(&mut rm, &ask("C", 4, 0, 100, 10.0)).0, 100);
+}
+
+#[test]
+fn the_short_share_of_gross_exposure_is_capped() {
+    // 300 k $ long in B; shorts at most a quarter of gross: (x) / (300 k + x) ≤ 0.25
+    // gives x ≤ 100 k $, 1,000 shares of A at 100 $.
+    let mut cfg = open_cfg();
+    cfg.max_short_share = 0.25;
+    let mut rm = RiskManager::new(cfg, 1e9);
+    rm.on_fill("B", 3_000, 100.0);
+    let (t, why) = allowed(&mut rm, &ask("A", 0, 0, -5_000, 100.0));
+    assert_eq!(t, -1_000);
+    assert!(why.contains("max short share 0.25"), "{why}");
+    // Longs are not limited by it, and a short may always be reduced.
+    assert_eq!(allowed(&mut rm, &ask("C", 0, 0, 5_000, 100.0)).0, 5_000);
+    assert_eq!(
+        allowed(&mut rm, &ask("A", 1, -3_000, -2_000, 100.0)).0,
+        -2_000
+    );
+
+    // 0: no shorts at all, and a long may still flip only to flat.
+    let mut cfg = open_cfg();
+    cfg.max_short_share = 0.0;
+    let mut rm = RiskManager::new(cfg, 1e9);
+    assert_eq!(allowed(&mut rm, &ask("A", 0, 0, -10, 100.0)).0, 0);
+    assert_eq!(allowed(&mut rm, &ask("A", 1, 50, -10, 100.0)).0, 0);
 }
 
 #[test]
@@ -274,6 +349,20 @@ fn bad_risk_settings_name_their_key() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("live.risk.max_gross_usd"), "{err}");
+    for (set, key) in [
+        ("live.risk.max_short_share=1.5", "live.risk.max_short_share"),
+        (
+            "live.risk.max_position_frac=0",
+            "live.risk.max_position_frac",
+        ),
+        ("live.risk.max_gross_frac=-2", "live.risk.max_gross_frac"),
+        ("live.risk.max_open_positions=0", "max_open_positions"),
+    ] {
+        let err = sim_train::config::load(None, &[set.into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{set}: {err}");
+    }
 }
 
 fn events() -> Vec<Event> {

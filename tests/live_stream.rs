@@ -610,7 +610,9 @@ fn orders_the_broker_rejects_are_journaled_and_never_fill() {
     let journal = tmp.path().join("j.jsonl");
     let risk = sim_train::live::risk::RiskConfig {
         max_position_usd: 1e12,
+        max_position_frac: 1e6,
         max_gross_usd: 1e12,
+        max_gross_frac: 1e6,
         max_net_usd: 1e12,
         max_trade_risk_frac: 0.99,
         max_daily_drawdown: 0.99,

@@ -15,15 +15,23 @@
 //!    new risk is refused for `loss_pause_secs` (positions may still be reduced).
 //! 5. **Max trades per day**: once `max_trades_per_day` orders that add risk were
 //!    allowed today, only reducing orders pass.
-//! 6. **Max position per symbol**: `|target| · price ≤ max_position_usd`.
-//! 7. **Gross and net exposure** across symbols (each other symbol at its intended
+//! 6. **Open positions**: a position may not be opened from flat while
+//!    `max_open_positions` other symbols hold one or are about to (a target allowed and
+//!    not yet filled).
+//! 7. **Max position per symbol**: `|target| · price ≤ max_position_usd` and
+//!    `≤ max_position_frac · equity`.
+//! 8. **Gross and net exposure** across symbols (each other symbol at its intended
 //!    position: the target allowed and not yet filled, else its position, at its last
-//!    price): `Σ|value| ≤ max_gross_usd`, `|Σ value| ≤ max_net_usd`.
-//! 8. **Per-trade risk**: the added shares times price times `stop_frac` (the adverse move
-//!    a trade is sized for) at most `max_trade_risk_frac` of equity.
+//!    price): `Σ|value| ≤ max_gross_usd` and `≤ max_gross_frac · equity`,
+//!    `|Σ value| ≤ max_net_usd`.
+//! 9. **Short share**: after an order that adds to a short position, the short positions'
+//!    value is at most `max_short_share` of the gross exposure (0: no shorts at all).
+//! 10. **Per-trade risk**: the added shares times price times `stop_frac` (the adverse move
+//!     a trade is sized for) at most `max_trade_risk_frac` of equity.
 //!
-//! Rules 6–8 only cut the part of an order that adds risk (shares are rounded toward
-//! flat); reducing a position is never blocked. A price that is not a positive number
+//! Rules 6–10 only cut the part of an order that adds risk (shares are rounded toward
+//! flat); reducing a position is never blocked. Equity is the last marked
+//! ([`RiskManager::mark`]). A price that is not a positive number
 //! allows no new risk. Besides orders, the day's
 //! **drawdown** from its high-water mark of equity ([`RiskManager::mark`]) beyond
 //! `max_daily_drawdown` halts trading for the rest of the day, and the **kill switch**
@@ -38,7 +46,11 @@ use std::collections::{BTreeMap, VecDeque};
 #[serde(default, deny_unknown_fields)]
 pub struct RiskConfig {
     pub max_position_usd: f64,
+    pub max_position_frac: f64,
+    pub max_open_positions: u32,
     pub max_gross_usd: f64,
+    pub max_gross_frac: f64,
+    pub max_short_share: f64,
     pub max_net_usd: f64,
     pub stop_frac: f64,
     pub max_trade_risk_frac: f64,
@@ -54,7 +66,11 @@ impl Default for RiskConfig {
     fn default() -> Self {
         RiskConfig {
             max_position_usd: 100_000.0,
+            max_position_frac: 1.0,
+            max_open_positions: 20,
             max_gross_usd: 1_000_000.0,
+            max_gross_frac: 4.0,
+            max_short_share: 1.0,
             max_net_usd: 500_000.0,
             stop_frac: 0.02,
             max_trade_risk_frac: 0.02,
@@ -73,7 +89,9 @@ impl RiskConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (key, v) in [
             ("max_position_usd", self.max_position_usd),
+            ("max_position_frac", self.max_position_frac),
             ("max_gross_usd", self.max_gross_usd),
+            ("max_gross_frac", self.max_gross_frac),
             ("max_net_usd", self.max_net_usd),
             ("stop_frac", self.stop_frac),
             ("max_trade_risk_frac", self.max_trade_risk_frac),
@@ -89,11 +107,18 @@ impl RiskConfig {
                 self.max_daily_drawdown, self.stop_frac
             ));
         }
+        if !(0.0..=1.0).contains(&self.max_short_share) {
+            return Err(format!(
+                "live.risk.max_short_share = {}: a share of gross exposure, from 0 (no shorts) to 1 (no limit)",
+                self.max_short_share
+            ));
+        }
         if self.max_consecutive_losses == 0
             || self.max_trades_per_day == 0
             || self.max_orders_per_minute == 0
+            || self.max_open_positions == 0
         {
-            return Err("live.risk.max_consecutive_losses, max_trades_per_day and max_orders_per_minute must be at least 1".into());
+            return Err("live.risk.max_consecutive_losses, max_trades_per_day, max_orders_per_minute and max_open_positions must be at least 1".into());
         }
         Ok(())
     }
@@ -385,6 +410,22 @@ impl RiskManager {
                 ),
             );
         }
+        if p.current == 0 && target != 0 {
+            let open = self
+                .intended()
+                .filter(|(s, shares, _)| *s != p.symbol && *shares != 0)
+                .count();
+            if open >= self.cfg.max_open_positions as usize {
+                cut(
+                    &mut target,
+                    0,
+                    format!(
+                        "{open} positions open or about to open (max_open_positions = {}): no new position",
+                        self.cfg.max_open_positions
+                    ),
+                );
+            }
+        }
         if adds_risk(target) {
             target = self.cap_new_risk(p, target, &mut reasons);
         }
@@ -400,7 +441,23 @@ impl RiskManager {
         Verdict { target, reasons }
     }
 
-    /// Rules 6–8 on a target that adds risk: the largest position in the target's
+    /// Every symbol held or decided with its intended position (shares) and price: the
+    /// target allowed and not yet filled, else the position.
+    fn intended(&self) -> impl Iterator<Item = (&str, i64, f64)> {
+        let symbols: std::collections::BTreeSet<&String> =
+            self.positions.keys().chain(self.pending.keys()).collect();
+        symbols.into_iter().map(|s| {
+            let (shares, last) = self
+                .pending
+                .get(s)
+                .or_else(|| self.positions.get(s))
+                .copied()
+                .expect("listed");
+            (s.as_str(), shares, last)
+        })
+    }
+
+    /// Rules 7–10 on a target that adds risk: the largest position in the target's
     /// direction (shares rounded toward flat) that every limit allows, never below the
     /// part of the current position kept.
     fn cap_new_risk(&self, p: &Proposal, target: i64, reasons: &mut Vec<String>) -> i64 {
@@ -427,20 +484,22 @@ impl RiskManager {
                 self.cfg.max_position_usd
             ),
         );
-        // Other symbols at their intended positions: a pending target where one was
-        // allowed and not yet filled, else the position.
-        let (mut gross, mut net) = (0.0, 0.0);
-        let symbols: std::collections::BTreeSet<&String> =
-            self.positions.keys().chain(self.pending.keys()).collect();
-        for s in symbols.into_iter().filter(|s| *s != p.symbol) {
-            let (shares, last) = self
-                .pending
-                .get(s)
-                .or_else(|| self.positions.get(s))
-                .copied()
-                .expect("listed");
-            gross += (shares as f64 * last).abs();
-            net += shares as f64 * last;
+        let equity = self.equity.max(0.0);
+        limit(
+            self.cfg.max_position_frac * equity / price,
+            format!(
+                "max position {} of equity ({:.0} $) at {price:.2}",
+                self.cfg.max_position_frac,
+                self.cfg.max_position_frac * equity
+            ),
+        );
+        // Other symbols at their intended positions.
+        let (mut gross, mut net, mut short) = (0.0, 0.0, 0.0);
+        for (_, shares, last) in self.intended().filter(|(s, _, _)| *s != p.symbol) {
+            let value = shares as f64 * last;
+            gross += value.abs();
+            net += value;
+            short += (-value).max(0.0);
         }
         limit(
             (self.cfg.max_gross_usd - gross) / price,
@@ -449,6 +508,24 @@ impl RiskManager {
                 self.cfg.max_gross_usd
             ),
         );
+        limit(
+            (self.cfg.max_gross_frac * equity - gross) / price,
+            format!(
+                "max gross exposure {} of equity ({:.0} $; {gross:.0} $ in other symbols)",
+                self.cfg.max_gross_frac,
+                self.cfg.max_gross_frac * equity
+            ),
+        );
+        // (short + x·p) / (gross + x·p) ≤ s  ⇔  x·p·(1 − s) ≤ s·gross − short.
+        let s = self.cfg.max_short_share;
+        if sign < 0 && s < 1.0 {
+            limit(
+                (s * gross - short).max(0.0) / (price * (1.0 - s)),
+                format!(
+                    "max short share {s} of gross exposure ({short:.0} $ short of {gross:.0} $ in other symbols)"
+                ),
+            );
+        }
         // |net + sign · shares · price| ≤ max_net.
         let room = self.cfg.max_net_usd - sign as f64 * net;
         limit(
