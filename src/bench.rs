@@ -856,6 +856,7 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
                 journal,
                 fsync: req.fsync,
                 risk,
+                watchdog: resolved.config.live.watchdog.clone(),
                 controls: None,
                 warmup: None,
             },
@@ -869,6 +870,7 @@ pub fn bench_live(resolved: &Resolved, req: &LiveBenchRequest) -> Result<LiveBen
             journal,
             fsync: req.fsync,
             risk,
+            watchdog: resolved.config.live.watchdog.clone(),
             pace: None,
             controls: None,
         })?

@@ -339,6 +339,7 @@ impl Config {
         crate::scan::config::check(&self.scan, &self.sampler, &self.preload)?;
         self.walkforward.validate()?;
         self.live.risk.validate()?;
+        self.live.watchdog.validate()?;
         let b = &self.bench;
         if b.symbols == 0 || b.days == 0 || b.lookups == 0 || b.scan_repeats == 0 {
             return Err("bench.symbols, bench.days, bench.lookups and bench.scan_repeats must be at least 1".into());

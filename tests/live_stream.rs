@@ -631,6 +631,8 @@ fn orders_the_broker_rejects_are_journaled_and_never_fill() {
         EngineOptions {
             fsync: false,
             risk,
+            // This test provokes broker errors on purpose: no watchdog to halt on them.
+            watchdog: sim_train::live::watchdog::WatchdogConfig::off(),
             controls: None,
         },
         Box::new(Flaky {
@@ -885,4 +887,212 @@ fn a_stream_warmed_up_on_its_cache_trades_as_the_replay_from_the_same_day() {
     let cold = tmp.path().join("cold.jsonl");
     stream_run(&bundle, &cold, &lines, &[]);
     assert_ne!(derived(&records(&cold)), want, "warm-up made no difference");
+}
+
+/// An engine over the synthetic bundle on `broker`, with `watchdog` and loose risk limits,
+/// journaling to `journal`.
+fn watched_engine(
+    bundle_dir: &Path,
+    journal: &Path,
+    watchdog: sim_train::live::watchdog::WatchdogConfig,
+    flaky: bool,
+) -> (
+    sim_train::live::engine::Engine,
+    sim_train::live::stream::Stream,
+) {
+    use sim_train::live::engine::{Engine, EngineOptions};
+    let bundle = sim_train::bundle::Bundle::open(bundle_dir).unwrap();
+    let policy = sim_train::bundle::native::NativePolicy::from_bundle(&bundle).unwrap();
+    let (resolved, params) = bundle.stream_environment().unwrap();
+    let symbols: Vec<String> = SYMBOLS.split(',').map(String::from).collect();
+    let paper = sim_train::live::broker::PaperBroker::new(params.clone(), symbols.len());
+    let broker: Box<dyn sim_train::live::broker::Broker> = if flaky {
+        Box::new(Flaky {
+            inner: paper,
+            orders: 0,
+        })
+    } else {
+        Box::new(paper)
+    };
+    let engine = Engine::new(
+        policy,
+        params,
+        sim_train::backtest::start_sec(&resolved.config).unwrap(),
+        &symbols,
+        Journal::open(journal, false).unwrap(),
+        EngineOptions {
+            fsync: false,
+            risk: sim_train::live::risk::RiskConfig {
+                max_orders_per_minute: 1_000_000,
+                max_trades_per_day: 1_000_000,
+                ..Default::default()
+            },
+            watchdog,
+            controls: None,
+        },
+        broker,
+    );
+    let stream = sim_train::live::stream::Stream::new(
+        &symbols,
+        sim_train::calendar::Calendar::us_equity(),
+        sim_train::bars::BarSize::M1,
+        engine.params(),
+        None,
+    );
+    (engine, stream)
+}
+
+/// The watchdog's trips in a journal: (command, source) of each command it sent, and the
+/// trading states it moved to.
+fn trips(recs: &[Record]) -> (Vec<(Command, String)>, Vec<TradingState>) {
+    let commands = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Command { command, source } if source.starts_with("watchdog: ") => {
+                Some((*command, source.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let states = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::State { to, reason, .. } if reason.contains("watchdog: ") => Some(*to),
+            _ => None,
+        })
+        .collect();
+    (commands, states)
+}
+
+/// Each automatic kill trigger, provoked: a feed that goes silent in a session, broker
+/// errors above their rate, a loop slower than its bound and a journal disk below its
+/// free-space floor each send their command, journaled, and move the trading state; a
+/// restart on the journal applies the trip where it was applied and agrees record for
+/// record.
+#[test]
+fn each_watchdog_trigger_trips_when_provoked_and_a_restart_replays_it() {
+    use sim_train::live::watchdog::{WatchdogAction, WatchdogConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, lines) = one_day(tmp.path());
+    let off = WatchdogConfig::off();
+    let now = sim_train::live::engine::now_ns;
+
+    // Feed silence: 40 bars of the session, then nothing for longer than 0.3 s.
+    let journal = tmp.path().join("silence.jsonl");
+    let cfg = WatchdogConfig {
+        max_feed_silence_secs: 0.3,
+        action: WatchdogAction::Reduce,
+        ..off.clone()
+    };
+    let (mut engine, mut stream) = watched_engine(&bundle, &journal, cfg.clone(), false);
+    for l in &lines[..40] {
+        stream.on_line(&mut engine, l, now()).unwrap();
+    }
+    engine.idle().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(450));
+    engine.idle().unwrap();
+    engine.idle().unwrap();
+    for l in &lines[40..] {
+        stream.on_line(&mut engine, l, now()).unwrap();
+    }
+    engine.finish().unwrap();
+    let recs = records(&journal);
+    let (commands, states) = trips(&recs);
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].0, Command::Reduce);
+    assert!(commands[0].1.contains("no bar for 0."), "{commands:?}");
+    assert_eq!(states, vec![TradingState::Reducing]);
+    // A restart on the whole feed, without the pause, gives the same journal: the trip is
+    // taken from it where it was applied.
+    let (mut engine, mut stream) = watched_engine(&bundle, &journal, cfg, false);
+    for (line, received) in engine.journaled_inputs() {
+        stream.on_line(&mut engine, &line, received).unwrap();
+    }
+    engine.check_caught_up().unwrap();
+    engine.finish().unwrap();
+    assert_eq!(derived(&records(&journal)), derived(&recs));
+
+    // Broker errors: the flaky broker rejects every third order; the third trips it.
+    let journal = tmp.path().join("broker.jsonl");
+    let cfg = WatchdogConfig {
+        max_broker_errors_per_minute: 3,
+        ..off.clone()
+    };
+    let (mut engine, mut stream) = watched_engine(&bundle, &journal, cfg, true);
+    for l in &lines {
+        stream.on_line(&mut engine, l, now()).unwrap();
+    }
+    engine.finish().unwrap();
+    let recs = records(&journal);
+    let (commands, states) = trips(&recs);
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].0, Command::Kill);
+    assert!(
+        commands[0].1.contains("3 broker errors in the last minute"),
+        "{commands:?}"
+    );
+    assert_eq!(states, vec![TradingState::Halted]);
+    let rejects = count(&recs, |e| matches!(e, Event::OrderRejected { .. }));
+    assert!(rejects >= 3, "{rejects}");
+    // Halted: after the trip every decision the risk manager lets through is flat.
+    let trip_at = recs
+        .iter()
+        .position(
+            |r| matches!(&r.event, Event::Command { source, .. } if source.starts_with("watchdog")),
+        )
+        .unwrap();
+    let mut cut = 0;
+    for (i, r) in recs.iter().enumerate().skip(trip_at) {
+        if let Event::Decision { target, .. } = &r.event
+            && *target != 0
+        {
+            assert!(
+                matches!(&recs[i + 1].event, Event::Rejection { allowed: 0, .. }),
+                "a decision after the halt went through: {r:?} then {:?}",
+                recs[i + 1]
+            );
+            cut += 1;
+        }
+    }
+    assert!(cut > 0, "no decision after the halt to cut");
+
+    // Loop latency above a bound no bar time can meet, and a free-space floor no disk has.
+    for (name, cfg, why) in [
+        (
+            "latency",
+            WatchdogConfig {
+                max_loop_latency_ms: 1e-6,
+                ..off.clone()
+            },
+            "a bar time's work took",
+        ),
+        (
+            "disk",
+            WatchdogConfig {
+                min_free_disk_mb: 1e15,
+                ..off.clone()
+            },
+            "MB free for the journal",
+        ),
+    ] {
+        let journal = tmp.path().join(format!("{name}.jsonl"));
+        let (mut engine, mut stream) = watched_engine(&bundle, &journal, cfg, false);
+        for l in &lines {
+            stream.on_line(&mut engine, l, now()).unwrap();
+        }
+        engine.finish().unwrap();
+        let (commands, states) = trips(&records(&journal));
+        assert_eq!(commands.len(), 1, "{name}: {commands:?}");
+        assert!(commands[0].1.contains(why), "{name}: {commands:?}");
+        assert_eq!(states, vec![TradingState::Halted], "{name}");
+    }
+
+    // With every trigger off, none trips on the same day.
+    let journal = tmp.path().join("off.jsonl");
+    let (mut engine, mut stream) = watched_engine(&bundle, &journal, off, true);
+    for l in &lines {
+        stream.on_line(&mut engine, l, now()).unwrap();
+    }
+    engine.finish().unwrap();
+    assert_eq!(trips(&records(&journal)).0.len(), 0);
 }

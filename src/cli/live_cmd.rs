@@ -110,6 +110,7 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
             journal: a.journal.clone(),
             fsync: !a.no_fsync,
             risk: risk.clone(),
+            watchdog: resolved.config.live.watchdog.clone(),
             controls: Some(controls.clone()),
             warmup: a.warmup.clone(),
         })
@@ -156,6 +157,7 @@ pub fn live(a: &LiveArgs, resolved: &Resolved) -> Result<i32> {
                 journal: a.journal.clone(),
                 fsync: !a.no_fsync,
                 risk: risk.clone(),
+                watchdog: resolved.config.live.watchdog.clone(),
                 pace: a.pace,
                 controls: Some(controls.clone()),
             })?,

@@ -46,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::util::stats::Percentiles;
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -202,6 +203,8 @@ pub struct DayHeader<'a> {
 pub struct EngineOptions {
     pub fsync: bool,
     pub risk: RiskConfig,
+    /// Automatic kill triggers.
+    pub watchdog: super::watchdog::WatchdogConfig,
     /// Where commands come from (signals, kill file, endpoint); `None` = none.
     pub controls: Option<Arc<Controls>>,
 }
@@ -224,6 +227,7 @@ pub struct Engine {
     raw: Vec<f32>,
     log_probs: Vec<f32>,
     controls: Option<Arc<Controls>>,
+    watchdog: super::watchdog::Watchdog,
     metrics: LiveMetrics,
 }
 
@@ -281,6 +285,7 @@ impl Engine {
             raw: vec![0f32; obs_dim],
             log_probs: vec![0f32; n_actions],
             controls: opts.controls,
+            watchdog: super::watchdog::Watchdog::new(opts.watchdog),
         }
     }
 
@@ -429,6 +434,10 @@ impl Engine {
             }
         }
         let us = arrived.elapsed().saturating_sub(tail).as_secs_f64() * 1e6;
+        if !self.rec.verifying() {
+            let open = self.accounts.iter().any(|a| !a.over);
+            self.watchdog.bar(now_ns(), open);
+        }
         let decided = self.rec.summary.decisions > decisions;
         if decided {
             self.decision_us.push(us);
@@ -625,6 +634,9 @@ impl Engine {
                 Err(reject) => {
                     tracing::warn!(symbol = %symbol, id, reason = %reject.reason, "live: the broker rejected an order");
                     self.metrics.broker_rejects += 1;
+                    if !self.rec.verifying() {
+                        self.watchdog.broker_error(now_ns());
+                    }
                     self.risk.order_failed(&symbol);
                     self.rec.emit(
                         ts,
@@ -665,7 +677,11 @@ impl Engine {
             let clock = Instant::now();
             self.commit()?;
             if decided {
-                self.bar_us.push(work + clock.elapsed().as_secs_f64() * 1e6);
+                let us = work + clock.elapsed().as_secs_f64() * 1e6;
+                self.bar_us.push(us);
+                if !self.rec.verifying() {
+                    self.watchdog.latency(us / 1e3);
+                }
             }
         }
         Ok(())
@@ -705,6 +721,16 @@ impl Engine {
         self.journaled_commands()?;
         if self.rec.verifying() {
             return Ok(());
+        }
+        let dir = self
+            .rec
+            .journal
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for (command, source) in self.watchdog.check(now_ns(), &dir) {
+            self.apply(command, source, now_ns())?;
         }
         let Some(controls) = self.controls.clone() else {
             return Ok(());

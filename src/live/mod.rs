@@ -3,7 +3,7 @@
 //! simulator's execution model), fed by a replay of cached days ([`replay`]) or by a line-delimited JSON
 //! stream on stdin or loopback TCP ([`stream`]); the risk manager ([`risk`]); the journal
 //! ([`journal`]); commands, signals and the monitoring endpoint ([`control`],
-//! [`metrics`]). The policy is an exported bundle run by the pure-Rust forward
+//! [`metrics`]); automatic kill triggers ([`watchdog`]). The policy is an exported bundle run by the pure-Rust forward
 //! ([`crate::bundle`]).
 
 pub mod broker;
@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod replay;
 pub mod risk;
 pub mod stream;
+pub mod watchdog;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,4 +23,5 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
     pub risk: risk::RiskConfig,
+    pub watchdog: watchdog::WatchdogConfig,
 }

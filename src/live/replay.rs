@@ -31,6 +31,7 @@ pub struct ReplayRequest {
     /// flush to the OS only).
     pub fsync: bool,
     pub risk: RiskConfig,
+    pub watchdog: super::watchdog::WatchdogConfig,
     /// Replay at this many times real time within a day (`None`: as fast as possible).
     pub pace: Option<f64>,
     pub controls: Option<Arc<Controls>>,
@@ -68,6 +69,7 @@ pub fn replay(req: &ReplayRequest) -> Result<LiveSummary> {
         EngineOptions {
             fsync: req.fsync,
             risk: req.risk.clone(),
+            watchdog: req.watchdog.clone(),
             controls: req.controls.clone(),
         },
     );

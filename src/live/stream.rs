@@ -795,6 +795,7 @@ pub struct StreamRequest {
     /// fsync the journal at each group commit (else flush to the OS only).
     pub fsync: bool,
     pub risk: super::risk::RiskConfig,
+    pub watchdog: super::watchdog::WatchdogConfig,
     pub controls: Option<std::sync::Arc<super::control::Controls>>,
     /// A cache to warm the features up from ([`Stream::warm_up_from`]).
     pub warmup: Option<std::path::PathBuf>,
@@ -829,6 +830,7 @@ fn open(req: &StreamRequest) -> Result<(Engine, Stream)> {
         EngineOptions {
             fsync: req.fsync,
             risk: req.risk.clone(),
+            watchdog: req.watchdog.clone(),
             controls: req.controls.clone(),
         },
     );
