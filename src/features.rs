@@ -1001,10 +1001,7 @@ fn put_corr(out: &mut [f32; N_FEATURES], rings: &Rings, slot: usize) {
 /// `dow_sin` and `dow_cos` of a day: `2π · weekday / 5`.
 fn day_of_week(day: &DayContext) -> [f32; 2] {
     let angle = std::f64::consts::TAU * f64::from(day.weekday) / TRADING_WEEK;
-    let mut out = [0.0; N_FEATURES];
-    put(&mut out, DOW_SIN, angle.sin());
-    put(&mut out, DOW_COS, angle.cos());
-    [out[DOW_SIN], out[DOW_COS]]
+    [angle.sin() as f32, angle.cos() as f32]
 }
 
 /// Writes `value` as f32, or the neutral value when it is not finite after the cast (a

@@ -256,6 +256,12 @@ impl Engine {
             })
             .collect();
         let total = params.initial_equity * symbols.len() as f64;
+        let journal_dir = opened
+            .journal
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let (obs_dim, n_actions) = (policy.obs_dim, policy.n_actions);
         Engine {
             risk: RiskManager::new(opts.risk, total),
@@ -285,7 +291,7 @@ impl Engine {
             raw: vec![0f32; obs_dim],
             log_probs: vec![0f32; n_actions],
             controls: opts.controls,
-            watchdog: super::watchdog::Watchdog::new(opts.watchdog),
+            watchdog: super::watchdog::Watchdog::new(opts.watchdog, journal_dir),
         }
     }
 
@@ -722,14 +728,7 @@ impl Engine {
         if self.rec.verifying() {
             return Ok(());
         }
-        let dir = self
-            .rec
-            .journal
-            .path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        for (command, source) in self.watchdog.check(now_ns(), &dir) {
+        for (command, source) in self.watchdog.check(now_ns()) {
             self.apply(command, source, now_ns())?;
         }
         let Some(controls) = self.controls.clone() else {

@@ -19,7 +19,7 @@
 use super::control::Command;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a trip does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ impl WatchdogConfig {
 
 const NS: i64 = 1_000_000_000;
 
-/// The triggers, in the order they are checked.
+/// The triggers, in the order they are checked (their index in `fired`).
 #[derive(Clone, Copy)]
 enum Trigger {
     Silence = 0,
@@ -120,10 +120,13 @@ pub struct Watchdog {
     free_mb: Option<f64>,
     /// Triggers fired and not yet cleared.
     fired: [bool; 4],
+    /// Where the journal lives (its file system's free space).
+    journal_dir: PathBuf,
 }
 
 impl Watchdog {
-    pub fn new(cfg: WatchdogConfig) -> Watchdog {
+    /// A watchdog for a run whose journal lives in `journal_dir`.
+    pub fn new(cfg: WatchdogConfig, journal_dir: PathBuf) -> Watchdog {
         Watchdog {
             cfg,
             last_bar_ns: None,
@@ -133,6 +136,7 @@ impl Watchdog {
             disk_checked_ns: None,
             free_mb: None,
             fired: [false; 4],
+            journal_dir,
         }
     }
 
@@ -153,27 +157,23 @@ impl Watchdog {
         self.last_latency_ms = ms;
     }
 
-    /// The commands the triggers send at `now_ns` (each with its reason), the journal
-    /// living in `journal_dir`.
-    pub fn check(&mut self, now_ns: i64, journal_dir: &Path) -> Vec<(Command, String)> {
+    /// The commands the triggers send at `now_ns`, each with its reason.
+    pub fn check(&mut self, now_ns: i64) -> Vec<(Command, String)> {
         let cfg = &self.cfg;
-        let mut trips: Vec<(Trigger, Option<String>)> = Vec::with_capacity(4);
+        let mut reasons: [Option<String>; 4] = Default::default();
 
         let silence = self
             .last_bar_ns
             .filter(|_| self.session_open)
             .map(|t| (now_ns - t) as f64 / NS as f64);
-        trips.push((
-            Trigger::Silence,
-            silence
-                .filter(|&s| cfg.max_feed_silence_secs > 0.0 && s > cfg.max_feed_silence_secs)
-                .map(|s| {
-                    format!(
-                        "no bar for {s:.1} s with a session under way (max_feed_silence_secs = {})",
-                        cfg.max_feed_silence_secs
-                    )
-                }),
-        ));
+        reasons[Trigger::Silence as usize] = silence
+            .filter(|&s| cfg.max_feed_silence_secs > 0.0 && s > cfg.max_feed_silence_secs)
+            .map(|s| {
+                format!(
+                    "no bar for {s:.1} s with a session under way (max_feed_silence_secs = {})",
+                    cfg.max_feed_silence_secs
+                )
+            });
 
         while self
             .broker_errors
@@ -184,47 +184,39 @@ impl Watchdog {
         }
         let errors = self.broker_errors.len();
         let max_errors = cfg.max_broker_errors_per_minute as usize;
-        trips.push((
-            Trigger::Broker,
-            (max_errors > 0 && errors >= max_errors).then(|| {
-                format!(
-                    "{errors} broker errors in the last minute (max_broker_errors_per_minute = {max_errors})"
-                )
-            }),
-        ));
+        reasons[Trigger::Broker as usize] = (max_errors > 0 && errors >= max_errors).then(|| {
+            format!(
+                "{errors} broker errors in the last minute (max_broker_errors_per_minute = {max_errors})"
+            )
+        });
 
         let ms = self.last_latency_ms;
-        trips.push((
-            Trigger::Latency,
+        reasons[Trigger::Latency as usize] =
             (cfg.max_loop_latency_ms > 0.0 && ms > cfg.max_loop_latency_ms).then(|| {
                 format!(
                     "a bar time's work took {ms:.3} ms (max_loop_latency_ms = {})",
                     cfg.max_loop_latency_ms
                 )
-            }),
-        ));
+            });
 
         if cfg.min_free_disk_mb > 0.0 && self.disk_checked_ns.is_none_or(|t| now_ns - t >= NS) {
             self.disk_checked_ns = Some(now_ns);
-            self.free_mb = free_mb(journal_dir);
+            self.free_mb = free_mb(&self.journal_dir);
         }
-        trips.push((
-            Trigger::Disk,
-            self.free_mb
-                .filter(|&f| cfg.min_free_disk_mb > 0.0 && f < cfg.min_free_disk_mb)
-                .map(|f| {
-                    format!(
-                        "{f:.0} MB free for the journal in {} (min_free_disk_mb = {})",
-                        journal_dir.display(),
-                        cfg.min_free_disk_mb
-                    )
-                }),
-        ));
+        reasons[Trigger::Disk as usize] = self
+            .free_mb
+            .filter(|&f| cfg.min_free_disk_mb > 0.0 && f < cfg.min_free_disk_mb)
+            .map(|f| {
+                format!(
+                    "{f:.0} MB free for the journal in {} (min_free_disk_mb = {})",
+                    self.journal_dir.display(),
+                    cfg.min_free_disk_mb
+                )
+            });
 
         let action = cfg.action.command();
         let mut out = Vec::new();
-        for (trigger, reason) in trips {
-            let fired = &mut self.fired[trigger as usize];
+        for (fired, reason) in self.fired.iter_mut().zip(reasons) {
             match reason {
                 Some(why) if !*fired => {
                     *fired = true;
@@ -262,42 +254,36 @@ mod tests {
     fn only(cfg: impl FnOnce(&mut WatchdogConfig)) -> Watchdog {
         let mut c = WatchdogConfig::off();
         cfg(&mut c);
-        Watchdog::new(c)
+        Watchdog::new(c, PathBuf::from("."))
     }
 
     #[test]
     fn silence_fires_once_in_a_session_and_clears_with_a_bar() {
-        let dir = Path::new(".");
         let mut w = only(|c| c.max_feed_silence_secs = 2.0);
-        assert!(w.check(100 * NS, dir).is_empty(), "no bar yet");
+        assert!(w.check(100 * NS).is_empty(), "no bar yet");
         w.bar(100 * NS, true);
         assert!(
-            w.check(102 * NS, dir).is_empty(),
+            w.check(102 * NS).is_empty(),
             "2 s is the limit, not past it"
         );
-        let trips = w.check(102 * NS + 1, dir);
+        let trips = w.check(102 * NS + 1);
         assert_eq!(trips.len(), 1);
         assert_eq!(trips[0].0, Command::Kill);
         assert!(
             trips[0].1.starts_with("watchdog: no bar for 2.0 s"),
             "{trips:?}"
         );
-        assert!(w.check(110 * NS, dir).is_empty(), "fired once");
+        assert!(w.check(110 * NS).is_empty(), "fired once");
         w.bar(111 * NS, true);
-        assert!(w.check(112 * NS, dir).is_empty());
-        assert_eq!(
-            w.check(114 * NS, dir).len(),
-            1,
-            "fires again after clearing"
-        );
+        assert!(w.check(112 * NS).is_empty());
+        assert_eq!(w.check(114 * NS).len(), 1, "fires again after clearing");
         // No session under way (the last bars of the day are in): silence is expected.
         w.bar(120 * NS, false);
-        assert!(w.check(1000 * NS, dir).is_empty());
+        assert!(w.check(1000 * NS).is_empty());
     }
 
     #[test]
     fn broker_errors_count_over_a_sliding_minute() {
-        let dir = Path::new(".");
         let mut w = only(|c| {
             c.max_broker_errors_per_minute = 3;
             c.action = WatchdogAction::Reduce;
@@ -306,9 +292,9 @@ mod tests {
             w.broker_error(t * NS);
         }
         // At 65 s the error at 0 s has left the window: 2 in the minute.
-        assert!(w.check(65 * NS, dir).is_empty());
+        assert!(w.check(65 * NS).is_empty());
         w.broker_error(66 * NS);
-        let trips = w.check(66 * NS, dir);
+        let trips = w.check(66 * NS);
         assert_eq!(trips.len(), 1);
         assert_eq!(trips[0].0, Command::Reduce);
         assert!(
@@ -319,21 +305,20 @@ mod tests {
 
     #[test]
     fn latency_and_disk_trip_past_their_bounds() {
-        let dir = Path::new(".");
         let mut w = only(|c| c.max_loop_latency_ms = 5.0);
         w.latency(5.0);
-        assert!(w.check(0, dir).is_empty());
+        assert!(w.check(0).is_empty());
         w.latency(5.5);
-        assert!(w.check(0, dir)[0].1.contains("took 5.500 ms"));
+        assert!(w.check(0)[0].1.contains("took 5.500 ms"));
 
-        let free = free_mb(dir).expect("statvfs of the working directory");
+        let free = free_mb(Path::new(".")).expect("statvfs of the working directory");
         assert!(free > 0.0);
         let mut w = only(|c| c.min_free_disk_mb = free * 10.0 + 1e6);
-        let trips = w.check(0, dir);
+        let trips = w.check(0);
         assert_eq!(trips.len(), 1);
         assert!(trips[0].1.contains("MB free for the journal"), "{trips:?}");
         let mut w = only(|c| c.min_free_disk_mb = 1e-9);
-        assert!(w.check(0, dir).is_empty());
+        assert!(w.check(0).is_empty());
     }
 
     #[test]
